@@ -1,0 +1,99 @@
+"""Datasets as loaded samples (LoadGen's QSL): inputs ready in the model's dtype, plus labels.
+
+``synthetic`` fits any model: it draws inputs from the model's own input specs (several inputs,
+integer inputs, dynamic dimensions resolved with ``--shape``). ``fashion-mnist`` is real data
+for the zoo's classifier. Samples are converted (and quantised) here, once, before any timing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.datasets import fashion_mnist
+from agent.errors import DatasetError
+from agent.runtimes.base import TensorSpec
+from agent.runtimes.quant import to_model_input
+from agent.runtimes.shapes import concrete_shape
+
+SYNTHETIC_SAMPLES = 64
+DATASETS = ("synthetic", "fashion-mnist", "fashion-mnist:subset", "fashion-mnist:full")
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Per-sample feeds (each with a leading batch dimension of 1) and labels when known."""
+
+    name: str
+    source: str
+    feeds: list[dict[str, np.ndarray]]
+    labels: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.feeds)
+
+
+Shapes = dict[str, tuple[int, ...]]
+
+
+def synthetic(inputs: Sequence[TensorSpec], shapes: Shapes, count: int = SYNTHETIC_SAMPLES, seed: int = 0) -> Samples:
+    """Random inputs shaped and typed as the model declares them.
+
+    Floats are uniform in [0, 1) (quantised with the input's own parameters when it is int8);
+    unquantised int8/uint8 span their range; wider integers (ids, indices) are drawn from
+    [0, 100) so they stay valid as embedding indices; bools are fair coins.
+    """
+    rng = np.random.default_rng(seed)
+    feeds: list[dict[str, np.ndarray]] = [{} for _ in range(count)]
+    for spec in inputs:
+        shape = concrete_shape(spec, shapes)
+        dtype = np.dtype(spec.dtype)
+        for feed in feeds:
+            if spec.quantised or np.issubdtype(dtype, np.floating):
+                value = to_model_input(rng.random(shape, dtype=np.float32), spec)
+            elif dtype == np.bool_:
+                value = rng.random(shape) < 0.5
+            elif dtype in (np.int8, np.uint8):
+                info = np.iinfo(dtype)
+                value = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dtype)
+            elif np.issubdtype(dtype, np.integer):
+                value = rng.integers(0, 100, size=shape).astype(dtype)
+            else:
+                raise DatasetError(f"input {spec.name!r} has dtype {spec.dtype}, which synthetic data cannot fill")
+            feed[spec.name] = value
+    return Samples("synthetic", f"synthetic(seed={seed})", feeds, None)
+
+
+def _fit_images(images: np.ndarray, inputs: Sequence[TensorSpec], shapes: Shapes, name: str) -> list[dict[str, np.ndarray]]:
+    """Reshape 28x28 grayscale images to the model's single image input, or say why they do not fit."""
+    if len(inputs) != 1:
+        raise DatasetError(
+            f"dataset {name} gives one image per sample, but the model has {len(inputs)} inputs "
+            f"({', '.join(s.name for s in inputs)}); use --dataset synthetic"
+        )
+    spec = inputs[0]
+    shape = concrete_shape(spec, shapes)
+    per_sample = int(np.prod(shape[1:])) if shape else 0
+    dtype = np.dtype(spec.dtype)
+    pixels = images.shape[1] * images.shape[2]
+    if shape[0] != 1 or per_sample != pixels or not (spec.quantised or np.issubdtype(dtype, np.floating)):
+        want = "x".join(map(str, shape))
+        raise DatasetError(
+            f"dataset {name} gives {images.shape[1]}x{images.shape[2]} grayscale images ({pixels} values per sample), "
+            f"but input {spec.name!r} takes {want} {spec.dtype}; use --dataset synthetic or a model for this data"
+        )
+    real = images.astype(np.float32) / 255.0
+    return [{spec.name: to_model_input(img.reshape(shape), spec)} for img in real]
+
+
+def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0) -> Samples:
+    """Load dataset ``name`` for a model with ``inputs``; unknown names list the known ones."""
+    if name == "synthetic":
+        return synthetic(inputs, shapes, seed=seed)
+    if name.startswith("fashion-mnist") and name in DATASETS:
+        split = name.partition(":")[2] or "auto"
+        data = fashion_mnist.test_set(split)
+        return Samples(name, data.source, _fit_images(data.images, inputs, shapes, name), data.labels)
+    raise DatasetError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}")

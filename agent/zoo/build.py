@@ -13,7 +13,6 @@ It writes the four model files, the committed 1,000-image test subset and ``mani
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import shutil
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.datasets.fashion_mnist import CLASSES, SUBSET_FILE, debian_split
+from agent.model_file import sha256_of, size_of
 from agent.zoo import zoo_root
 
 MODEL = "fashion-mnist-cnn"
@@ -157,20 +157,6 @@ def tflite_top1(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     return hits / len(x)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        if path.is_dir():
-            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
-
-
-def size_of(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-
-
 def main() -> None:
     train_set, test = debian_split("train"), debian_split("t10k")
     if train_set is None or test is None:
@@ -220,7 +206,8 @@ def main() -> None:
             "runtime": runtime, "how": how, "accuracy": accuracy,
         }
 
-    versions = {p: importlib.metadata.version(p) for p in ("torch", "litert-torch", "onnxruntime", "onnx", "coremltools", "ai-edge-litert", "numpy")}
+    tools = ("torch", "litert-torch", "onnxruntime", "onnx", "coremltools", "ai-edge-litert", "numpy")
+    versions = {p: importlib.metadata.version(p) for p in tools}
     manifest = {
         "schema": "edgeperf.zoo/1",
         "data": {

@@ -1,0 +1,40 @@
+"""Classification accuracy of a run: top-1 with a Wilson interval, macro P/R/F1, confusion matrix.
+
+Macro averages are over the classes that occur in the labels or the predictions (as
+scikit-learn's ``average="macro"`` does), with 0 where a class has no predictions or no support.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agent.stats import wilson_interval
+
+
+def classification_metrics(predicted: np.ndarray, labels: np.ndarray, n_classes: int) -> dict[str, Any]:
+    """Scores ``predicted`` class ids against ``labels`` (both int arrays of the same length)."""
+    predicted, labels = np.asarray(predicted, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    n = int(labels.size)
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    true_pos = np.diag(confusion).astype(np.float64)
+    predicted_count, support = confusion.sum(axis=0), confusion.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted_count > 0, true_pos / predicted_count, 0.0)
+        recall = np.where(support > 0, true_pos / support, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = (predicted_count > 0) | (support > 0)
+    correct = int(true_pos.sum())
+    lo, hi = wilson_interval(correct, n)
+    return {
+        "top1": correct / n if n else 0.0,
+        "ci95": [lo, hi],
+        "correct": correct,
+        "n": n,
+        "precision_macro": float(precision[present].mean()),
+        "recall_macro": float(recall[present].mean()),
+        "f1_macro": float(f1[present].mean()),
+        "confusion_matrix": confusion.tolist(),
+    }

@@ -1,0 +1,150 @@
+"""One benchmark run end to end: model → session → samples → scenario → KPIs → result document.
+
+This is the code both the device agent and the controller's datacenter baseline call, so edge
+and datacenter numbers come from the same measurement. Failures the user can fix surface as
+``EdgeperfError`` before anything is timed: the model, runtime, engine and dataset are all
+resolved and checked first.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent import __version__, datasets, kpi, model_file, result, runtimes, scenarios
+from agent.errors import DatasetError
+from agent.resources import CpuWindow, peak_rss_mb, rss_mb
+from agent.runtimes.base import RuntimeOptions, SessionInfo
+from agent.scenarios.settings import Mode, RunSettings, Scenario
+from agent.scenarios.sut import ModelSut
+from devices import probe
+
+SERVER_LOAD_FRACTION = 0.5  # default Server target: half the measured single-sample capacity
+
+
+@dataclass(frozen=True)
+class BenchRequest:
+    """What to run; everything a CLI flag or a fleet job can set."""
+
+    model: str
+    settings: RunSettings = field(default_factory=RunSettings)
+    runtime: str | None = None
+    options: RuntimeOptions = field(default_factory=RuntimeOptions)
+    dataset: str = "synthetic"
+    engine: str = "auto"
+    warmup_runs: int = 20
+    device_id: str | None = None
+    log_dir: Path | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def default_log_root() -> Path:
+    """Where LoadGen logs are kept: $XDG_DATA_HOME/edgeperf/runs (~/.local/share/edgeperf/runs)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "edgeperf" / "runs"
+
+
+def _calibrate(sut: ModelSut, settings: RunSettings, warmup_runs: int) -> tuple[RunSettings, dict[str, Any]]:
+    """Warm up and size the run from what the model does here, as LoadGen's expected latency / QPS.
+
+    LoadGen pre-generates queries from the expected latency (SingleStream/MultiStream) or QPS
+    (Offline); too optimistic a guess ends the run early, so the guesses are measured, not asked.
+    """
+    group = sut.batch_size if settings.scenario == Scenario.OFFLINE else 1
+    timings = []
+    for i in range(max(warmup_runs, 1)):
+        chunk = [(i * group + k) % sut.sample_count for k in range(group)]
+        t0 = time.perf_counter_ns()
+        sut.process(chunk)
+        timings.append((time.perf_counter_ns() - t0) / group)
+    # Offline sizes its one query from the expected rate; err towards more samples, not fewer.
+    median_ns = max(int(np.median(timings)), 1)
+    fast_ns = max(int(np.percentile(timings, 25)), 1)
+    derived: dict[str, Any] = {"warmup_runs": len(timings), "warmup_median_latency_ms": median_ns / 1e6}
+    out = replace(settings, expected_latency_ns=median_ns)
+    if settings.scenario == Scenario.OFFLINE and not settings.offline_expected_qps:
+        out = replace(out, offline_expected_qps=1e9 / fast_ns)
+    if settings.scenario == Scenario.SERVER and not settings.server_target_qps:
+        out = replace(out, server_target_qps=round(SERVER_LOAD_FRACTION * 1e9 / median_ns, 1))
+        derived["server_target_qps"] = f"derived: {SERVER_LOAD_FRACTION:.0%} of 1/warm-up median latency"
+    return out, derived
+
+
+def _model_block(model: model_file.ModelFile, info: SessionInfo) -> dict[str, Any]:
+    return {
+        "name": model.name, "path": str(model.path), "sha256": model.sha256, "size_bytes": model.size_bytes,
+        "format": model.format, "precision": info.precision, "parameters": info.parameters,
+        "inputs": [s.to_dict() for s in info.inputs], "outputs": [s.to_dict() for s in info.outputs],
+    }
+
+
+def run(req: BenchRequest) -> dict[str, Any]:
+    """Run ``req`` and return its result document."""
+    model = model_file.resolve(req.model)
+    runtime = runtimes.runtime_for(model, req.runtime)
+    engine = scenarios.choose_engine(req.engine)
+    settings = req.settings
+    facts = probe.collect()
+
+    rss_before = rss_mb()
+    t0 = time.perf_counter_ns()
+    session = runtimes.open_session(model, runtime, req.options)
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    model_rss = rss_mb() - rss_before
+
+    samples = datasets.load(req.dataset, session.info.inputs, req.options.shapes)
+    if settings.mode == Mode.ACCURACY and samples.labels is None:
+        raise DatasetError(f"accuracy mode needs a labelled dataset and {req.dataset} has no labels; use --dataset fashion-mnist")
+    sut = ModelSut(session, samples, settings.batch_size)
+
+    t0 = time.perf_counter_ns()
+    sut.process([0])
+    first_ms = (time.perf_counter_ns() - t0) / 1e6
+    effective, derived = _calibrate(sut, settings, req.warmup_runs)
+
+    log_dir = (req.log_dir or default_log_root()) / req.run_id
+    cpu = CpuWindow()
+    cpu.start()
+    outcome = scenarios.run(engine, sut, effective, log_dir)
+    cpu.stop()
+
+    accuracy = kpi.accuracy_of(outcome, samples.labels, session.info.outputs)
+    kpis = kpi.kpis_of(outcome, accuracy, {
+        "memory": {"peak_rss_mb": peak_rss_mb(), "model_rss_mb": model_rss},
+        "model_size_mb": model.size_bytes / (1 << 20),
+        "model_parameters": session.info.parameters,
+        "load_time_ms": load_ms,
+        "first_inference_ms": first_ms,
+        "cpu": {"process_pct": cpu.process_pct, "system_pct": cpu.system_pct},
+    })
+    info = session.info
+    return {
+        "schema": result.SCHEMA,
+        "run_id": req.run_id,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "agent_version": __version__,
+        "device": {"id": req.device_id or facts.get("hostname", "unknown"), "facts": facts},
+        "model": _model_block(model, info),
+        "runtime": {"name": info.runtime, "version": info.version, "threads": info.threads,
+                    "accelerator": info.accelerator, "details": info.details},
+        "scenario": effective.scenario.value,
+        "mode": effective.mode.value,
+        "engine": engine,
+        "profile": effective.profile,
+        "dataset": {"name": samples.name, "source": samples.source, "samples": len(samples)},
+        "settings": {"requested": settings.to_dict(), "effective": effective.to_dict(), "derived": derived},
+        "valid": outcome.valid,
+        "invalid_reasons": outcome.invalid_reasons,
+        "checks": [c.to_dict() for c in outcome.checks],
+        "ended_by": outcome.ended_by,
+        "window": {"begin_unix_ns": outcome.window_unix_ns[0], "end_unix_ns": outcome.window_unix_ns[1]},
+        "kpis": kpis,
+        "logs": {"engine": engine} | outcome.logs,
+    }

@@ -1,0 +1,161 @@
+"""``edgeperf-agent``: benchmark a model on this device, show its facts, list the zoo.
+
+argparse rather than typer/rich: the agent must stay light on a Pi. A user mistake prints one
+``edgeperf-agent: error: ...`` line naming the problem and the fix and exits 2; an INVALID run
+exits 4 only with ``--strict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent import __version__, capabilities, report, result, zoo
+from agent.errors import EXIT_INVALID_RUN, EdgeperfError, SettingsError
+from agent.runtimes.base import RuntimeOptions
+from agent.runtimes.shapes import parse_shape_overrides
+from agent.scenarios import ENGINES
+from agent.scenarios.settings import PROFILES, for_profile, parse_mode, parse_scenario, with_overrides
+
+PROG = "edgeperf-agent"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake in one line, like every other input error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _provider(text: str) -> tuple[str, dict[str, str]]:
+    """``CUDAExecutionProvider:device_id=0,arena_extend_strategy=kSameAsRequested``."""
+    name, _, opts = text.partition(":")
+    options = {}
+    for item in filter(None, opts.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SettingsError(f"bad provider option {item!r} in --provider {text!r}; write KEY=VALUE")
+        options[key] = value
+    return name, options
+
+
+def _seconds_ms(value: float | None) -> int | None:
+    return None if value is None else int(value * 1000)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Benchmark models on this device under MLPerf LoadGen rules.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    bench = sub.add_parser("bench", help="benchmark one model file or zoo:<model>/<file>")
+    bench.add_argument("model", help="path to a .tflite/.onnx/.mlpackage file, or zoo:<model>/<file>")
+    run = bench.add_argument_group("run")
+    run.add_argument("--scenario", default="SingleStream", help="SingleStream | MultiStream | Server | Offline")
+    run.add_argument("--mode", default="performance", help="performance | accuracy")
+    run.add_argument("--profile", default="quick", help=" | ".join(PROFILES))
+    run.add_argument("--engine", default="auto", help=" | ".join(ENGINES) + " (auto: loadgen if installed)")
+    run.add_argument("--dataset", default=None, help="synthetic | fashion-mnist[:subset|:full] (default: synthetic; "
+                                                      "fashion-mnist in accuracy mode)")
+    run.add_argument("--min-duration", type=float, metavar="S", help="override the profile's minimum duration")
+    run.add_argument("--max-duration", type=float, metavar="S", help="end the run after S seconds (native engine: exactly)")
+    run.add_argument("--min-queries", type=int, metavar="N", help="override the profile's minimum query count")
+    run.add_argument("--max-queries", type=int, metavar="N", help="stop after N queries")
+    run.add_argument("--target-qps", type=float, help="Server arrival rate (default: half the measured capacity)")
+    run.add_argument("--target-latency-ms", type=float, help="Server latency bound (default 10 ms)")
+    run.add_argument("--batch-size", type=int, help="samples per runtime call for Offline/MultiStream (free batch dim)")
+    run.add_argument("--warmup", type=int, default=20, metavar="N", help="untimed runs before measuring (default 20)")
+    rt = bench.add_argument_group("runtime")
+    rt.add_argument("--runtime", help="litert | onnxruntime | coreml (default: from the file type)")
+    rt.add_argument("--threads", type=int, help="runtime threads (LiteRT num_threads, ORT intra-op)")
+    rt.add_argument("--provider", action="append", default=[], metavar="EP[:K=V,...]",
+                    help="ORT execution provider, repeat in priority order")
+    rt.add_argument("--optimization", default="all", help="ORT graph optimisation: disable | basic | extended | all")
+    rt.add_argument("--no-xnnpack", action="store_true", help="LiteRT: run without the default XNNPACK delegate")
+    rt.add_argument("--delegate", action="append", default=[], metavar="LIB", help="LiteRT external delegate library")
+    rt.add_argument("--compute-units", default="all", help="Core ML: all | cpu_only | cpu_and_gpu | cpu_and_ne")
+    rt.add_argument("--shape", action="append", default=[], metavar="NAME=D1xD2..", help="size dynamic input dimensions")
+    out = bench.add_argument_group("output")
+    out.add_argument("--json", type=Path, metavar="PATH", help="write the result document here")
+    out.add_argument("--log-dir", type=Path, metavar="DIR", help="keep LoadGen logs under DIR/<run id>")
+    out.add_argument("--device-id", help="device id in the result (default: hostname)")
+    out.add_argument("--strict", action="store_true", help="exit 4 when the run is INVALID")
+
+    info = sub.add_parser("info", help="the device facts and runtimes a result will carry")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_parser("zoo", help="list the reference models")
+    return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from agent import bench
+
+    scenario, mode = parse_scenario(args.scenario), parse_mode(args.mode)
+    settings = with_overrides(
+        for_profile(args.profile, scenario, mode),
+        min_duration_ms=_seconds_ms(args.min_duration), max_duration_ms=_seconds_ms(args.max_duration),
+        min_query_count=args.min_queries, max_query_count=args.max_queries, server_target_qps=args.target_qps,
+        server_target_latency_ms=args.target_latency_ms, batch_size=args.batch_size,
+    )
+    providers = [_provider(p) for p in args.provider]
+    options = RuntimeOptions(
+        threads=args.threads, providers=tuple(name for name, _ in providers),
+        provider_options={name: opts for name, opts in providers if opts}, optimization_level=args.optimization,
+        xnnpack=not args.no_xnnpack, delegates=tuple(args.delegate), compute_units=args.compute_units,
+        shapes=parse_shape_overrides(args.shape),
+    )
+    dataset = args.dataset or ("fashion-mnist" if mode.value == "accuracy" else "synthetic")
+    request = bench.BenchRequest(
+        model=args.model, settings=settings, runtime=args.runtime, options=options, dataset=dataset,
+        engine=args.engine, warmup_runs=args.warmup, device_id=args.device_id, log_dir=args.log_dir,
+    )
+    doc = bench.run(request)
+    if args.json:
+        try:
+            result.write(doc, args.json)
+        except OSError as exc:
+            raise SettingsError(f"cannot write --json {args.json}: {exc.strerror}") from None
+    print(report.render(doc), end="")
+    return EXIT_INVALID_RUN if args.strict and not doc["valid"] else 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from devices import probe
+
+    facts = probe.collect()
+    installed = capabilities.installed()
+    if args.json:
+        print(json.dumps({"facts": facts, "installed": installed}, indent=2))
+        return 0
+    rows = list(facts.items()) + [(f"{name} (installed)", version or "no") for name, version in installed.items()]
+    print(report.table(rows), end="")
+    return 0
+
+
+def _zoo(_: argparse.Namespace) -> int:
+    rows = []
+    for entry in zoo.entries():
+        acc = entry.facts["accuracy"].get("subset_top1")
+        rows.append((zoo.PREFIX + entry.name, f"{entry.facts['precision']:<6} {entry.facts['size_bytes'] / 1024:7.1f} KiB  "
+                                              f"top-1 {f'{acc:.3f}' if acc is not None else 'n/a (macOS only)'}"))
+    print(report.table(rows), end="")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"bench": _bench, "info": _info, "zoo": _zoo}[args.command](args)
+    except EdgeperfError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""The KPI dictionary (name, unit, direction, definition) and the ``kpis`` block of a result.
+
+Reports and scorecards take their labels and "better" directions from ``KPIS``; docs/kpis.md is
+generated from it (``python -m agent.kpi``) and a test keeps the two in step. Latency numbers
+are the engine's verdict numbers: LoadGen's own for the loadgen engine, LoadGen's arithmetic on
+raw latencies for the native engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from agent.accuracy import classification_metrics
+from agent.runtimes.base import TensorSpec
+from agent.runtimes.quant import to_real_output
+from agent.scenarios import early_stopping
+from agent.scenarios.outcome import Outcome
+from agent.scenarios.settings import Mode, Scenario
+from agent.stats import LatencyHistogram, latency_summary_ns
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """One KPI: where it sits in ``kpis``, how it reads, and which way is better."""
+
+    key: str  # dotted path inside the result's ``kpis`` block
+    label: str
+    unit: str
+    better: str  # "lower" | "higher" | "" (descriptive)
+    definition: str
+
+
+def _latency(name: str, what: str) -> Kpi:
+    return Kpi(f"latency_ms.{name}", f"latency {name}", "ms", "lower", what)
+
+
+KPIS: tuple[Kpi, ...] = (
+    _latency("min", "Fastest query."),
+    _latency("mean", "Arithmetic mean over all queries."),
+    _latency("p50", "Median, LoadGen nearest rank: sorted[floor(n*0.50)]."),
+    _latency("p90", "sorted[floor(n*0.90)]; SingleStream's MLPerf metric before early stopping."),
+    _latency("p95", "sorted[floor(n*0.95)]."),
+    _latency("p97", "sorted[floor(n*0.97)]."),
+    _latency("p99", "sorted[floor(n*0.99)]; MultiStream's and Server's percentile."),
+    _latency("p999", "sorted[floor(n*0.999)]."),
+    _latency("max", "Slowest query."),
+    Kpi("early_stopping_latency_ms", "early-stopping latency", "ms", "lower",
+        "LoadGen's early-stopping estimate of the scenario percentile (p90 SingleStream, p99 MultiStream): "
+        "sorted[n-t] with t = max{i : n >= h(i)+i}; the number MLPerf submissions report."),
+    Kpi("early_stopping_p99_latency_ms", "early-stopping p99", "ms", "lower",
+        "SingleStream only: the same estimate for p99 (used to infer MultiStream), once n >= 662."),
+    Kpi("latency_histogram", "latency histogram", "ns", "",
+        "Counts per latency bucket of 3 significant digits; merged across runs and devices by adding "
+        "counts, so fleet percentiles are read from merged histograms, never averaged."),
+    Kpi("throughput_sps", "throughput", "samples/s", "higher",
+        "SingleStream/MultiStream: (samples - samples per query) / time of the last issue; Server: "
+        "(samples - 1) / time the last sample completed; Offline: samples / time the last sample completed."),
+    Kpi("query_count", "queries", "count", "", "Queries issued (Offline: 1)."),
+    Kpi("sample_count", "samples", "count", "", "Samples answered."),
+    Kpi("duration_s", "duration", "s", "", "From the first issue to the last completion."),
+    Kpi("accuracy.top1", "top-1", "fraction", "higher", "Share of samples whose arg-max output equals the label."),
+    Kpi("accuracy.ci95", "top-1 95% CI", "fraction", "", "Wilson score interval of top-1 at 95 % (z = 1.96)."),
+    Kpi("accuracy.precision_macro", "precision (macro)", "fraction", "higher",
+        "Mean per-class precision over classes seen in labels or predictions (0 where never predicted)."),
+    Kpi("accuracy.recall_macro", "recall (macro)", "fraction", "higher", "Mean per-class recall over the same classes."),
+    Kpi("accuracy.f1_macro", "F1 (macro)", "fraction", "higher", "Mean per-class F1 over the same classes."),
+    Kpi("accuracy.confusion_matrix", "confusion matrix", "count", "", "rows: true class, columns: predicted class."),
+    Kpi("accuracy.n", "scored samples", "count", "", "Samples scored (the whole dataset, each once)."),
+    Kpi("energy.avg_power_w", "average power", "W", "lower",
+        "Mean power over the measured window (null when no power source was attached)."),
+    Kpi("energy.energy_per_inference_mj", "energy / inference", "mJ", "lower",
+        "Energy integrated over the measured window divided by samples (null without a power source)."),
+    Kpi("energy.inferences_per_joule", "inferences / J", "1/J", "higher", "Samples per joule over the window."),
+    Kpi("memory.peak_rss_mb", "peak RSS", "MB", "lower",
+        "Peak resident set of the benchmark process (runtime, model, data and Python), 1 MB = 2^20 bytes."),
+    Kpi("memory.model_rss_mb", "model RSS", "MB", "lower", "Resident set added by loading the model session."),
+    Kpi("model_size_mb", "model size", "MB", "lower", "Bytes of the model file (or package) on disk / 2^20."),
+    Kpi("model_parameters", "parameters", "count", "", "Weight and bias elements read from the model file."),
+    Kpi("load_time_ms", "load time", "ms", "lower", "Creating the runtime session: parse, allocate, delegate/EP setup."),
+    Kpi("first_inference_ms", "first inference", "ms", "lower", "The first run after loading, before any warm-up."),
+    Kpi("cpu.process_pct", "CPU (process)", "% of one core", "lower",
+        "CPU time of the benchmark process over the measured window / wall time (200 = two cores busy)."),
+    Kpi("cpu.system_pct", "CPU (system)", "% of all cores", "lower", "Whole-machine CPU use over the window."),
+)
+BY_KEY = {k.key: k for k in KPIS}
+
+
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
+def _metric_latencies(o: Outcome) -> np.ndarray:
+    """Per-query latencies for MultiStream (its metric), per-sample latencies otherwise."""
+    return o.query_latencies_ns if o.settings.scenario == Scenario.MULTI_STREAM else o.sample_latencies_ns
+
+
+def _throughput(o: Outcome) -> float | None:
+    if o.reported.get("throughput_sps"):
+        return float(o.reported["throughput_sps"])
+    s = o.settings
+    if s.mode == Mode.ACCURACY or s.scenario == Scenario.OFFLINE:
+        return o.sample_count / (o.last_done_ns / 1e9) if o.last_done_ns else None
+    if s.scenario == Scenario.SERVER:
+        return (o.sample_count - 1) / (o.last_done_ns / 1e9) if o.last_done_ns else None
+    return (o.sample_count - s.samples_per_query) / (o.final_issue_ns / 1e9) if o.final_issue_ns else None
+
+
+def _early_stopping_ns(o: Outcome, latencies: np.ndarray) -> tuple[float | None, float | None]:
+    if o.reported:
+        return o.reported.get("early_stopping_ns"), o.reported.get("early_stopping_p99_ns")
+    if o.settings.mode == Mode.ACCURACY or o.settings.scenario not in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
+        return None, None
+    ordered = np.sort(latencies)
+    p99 = early_stopping.estimate(ordered, 0.99) if o.settings.scenario == Scenario.SINGLE_STREAM else None
+    return early_stopping.estimate(ordered, o.settings.target_latency_percentile), p99
+
+
+def accuracy_of(o: Outcome, labels: np.ndarray | None, outputs: Sequence[TensorSpec]) -> dict[str, Any] | None:
+    """Top-1 and friends from the kept outputs (first output, dequantised, arg-max on its last axis)."""
+    if o.outputs is None or labels is None:
+        return None
+    order = sorted(o.outputs)
+    scores = np.stack([to_real_output(o.outputs[i][0], outputs[0]).reshape(-1) for i in order])
+    return classification_metrics(scores.argmax(axis=1), labels[order], scores.shape[1])
+
+
+def kpis_of(o: Outcome, accuracy: dict[str, Any] | None, extra: dict[str, Any]) -> dict[str, Any]:
+    """The result's ``kpis`` block for an outcome, its accuracy and the session/resource figures."""
+    latencies = _metric_latencies(o)
+    summary = o.reported.get("latency_ns") or latency_summary_ns(latencies)
+    es, es99 = _early_stopping_ns(o, latencies)
+    return {
+        "latency_ms": {k: _ms(v) for k, v in summary.items()},
+        "latency_basis": "query" if o.settings.scenario == Scenario.MULTI_STREAM else "sample",
+        "early_stopping_latency_ms": _ms(es),
+        "early_stopping_p99_latency_ms": _ms(es99),
+        "latency_histogram": LatencyHistogram.of(latencies).to_dict(),
+        "throughput_sps": _throughput(o),
+        "query_count": o.query_count,
+        "sample_count": o.sample_count,
+        "duration_s": o.last_done_ns / 1e9,
+        "accuracy": accuracy,
+        "energy": None,
+    } | extra
+
+
+def markdown() -> str:
+    """docs/kpis.md, generated from ``KPIS``."""
+    lines = [
+        "# KPI dictionary",
+        "",
+        "Generated from `agent/kpi.py` (`python -m agent.kpi > docs/kpis.md`); every result's `kpis`",
+        "block uses these keys. Percentiles are LoadGen's nearest rank, `sorted[floor(n*p)]`, over",
+        "per-sample latencies (per-query for MultiStream, see `latency_basis`). Confidence intervals",
+        "across repeats (bootstrap) are computed by the controller's scorecards.",
+        "",
+        "| key | label | unit | better | definition |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| `{k.key}` | {k.label} | {k.unit} | {k.better or '–'} | {k.definition} |" for k in KPIS]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -1,0 +1,59 @@
+"""A result document as a readable plain-text table for the agent's terminal.
+
+Plain text on purpose: the agent stays free of terminal-UI libraries (the controller renders
+with rich). The verdict is printed with its reasons next to the numbers, never apart from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "–" if value is None else format(value, fmt)
+
+
+def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    k, m, r, s = doc["kpis"], doc["model"], doc["runtime"], doc["settings"]["effective"]
+    lat = k["latency_ms"]
+    rows = [
+        ("model", f"{m['name']}  [{m['format']}, {m['precision']}, {k['model_size_mb'] * 1024:.0f} KiB, "
+                  f"{m.get('parameters') or '?'} params, sha256 {m['sha256'][:12]}]"),
+        ("runtime", f"{r['name']} {r['version']}, {r['accelerator']}, threads {r['threads'] or 'default'}"),
+        ("run", f"{doc['scenario']} {doc['mode']}, profile {doc['profile']}, engine {doc['engine']}, "
+                f"dataset {doc['dataset']['name']} ({doc['dataset']['samples']} samples)"),
+        ("verdict", "VALID" if doc["valid"] else "INVALID"),
+    ]
+    rows += [("  because", reason) for reason in doc["invalid_reasons"]]
+    if lat:
+        basis = "per query" if k.get("latency_basis") == "query" else "per sample"
+        rows.append(("latency ms", f"min {_num(lat['min'])}  mean {_num(lat['mean'])}  p50 {_num(lat['p50'])}  "
+                                   f"p90 {_num(lat['p90'])}  p99 {_num(lat['p99'])}  max {_num(lat['max'])}  ({basis})"))
+    if k.get("early_stopping_latency_ms") is not None:
+        pct = f"p{s['target_latency_percentile'] * 100:g}"
+        rows.append(("early stop", f"{pct} estimate {_num(k['early_stopping_latency_ms'])} ms"))
+    rows.append(("throughput", f"{_num(k['throughput_sps'], ',.1f')} samples/s  ({k['query_count']} queries, "
+                               f"{k['sample_count']} samples, {k['duration_s']:.2f} s)"))
+    if (acc := k.get("accuracy")) is not None:
+        lo, hi = acc["ci95"]
+        rows.append(("accuracy", f"top-1 {acc['top1']:.4f} (95% CI {lo:.4f}–{hi:.4f}), macro F1 {acc['f1_macro']:.4f}, "
+                                 f"n={acc['n']}"))
+    rows.append(("resources", f"load {k['load_time_ms']:.1f} ms, first inference {k['first_inference_ms']:.2f} ms, "
+                              f"peak RSS {k['memory']['peak_rss_mb']:.1f} MB, CPU {k['cpu']['process_pct']:.0f}% of a core"))
+    if doc["logs"].get("dir"):
+        rows.append(("logs", doc["logs"]["dir"]))
+    facts = doc["device"]["facts"]
+    device = ", ".join(str(facts[key]) for key in ("board", "cpu_model", "os_release", "kernel") if key in facts)
+    rows.append(("device", f"{doc['device']['id']}: {device}"))
+    return rows
+
+
+def table(rows: list[tuple[str, Any]]) -> str:
+    """Aligned ``label  value`` lines."""
+    width = max((len(label) for label, _ in rows), default=0)
+    return "".join(f"{label:<{width}}  {value}\n" for label, value in rows)
+
+
+def render(doc: dict[str, Any]) -> str:
+    """The table for one result."""
+    return table(_rows(doc))

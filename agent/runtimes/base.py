@@ -1,0 +1,81 @@
+"""What every runtime session offers the engine, and the facts it reports about itself.
+
+A session takes inputs already in the model's own dtype (int8 models get quantised data, see
+``quant.py``) and returns raw outputs. Converting data is done once when samples are loaded,
+never inside the timed call, so the numbers measure the runtime and not numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+Dim = int | str | None  # a fixed size, a symbolic name, or unknown
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output as the runtime sees it."""
+
+    name: str
+    shape: tuple[Dim, ...]
+    dtype: str  # numpy dtype name: float32, int8, uint8, int64, ...
+    scale: float | None = None  # affine quantisation: real = scale * (q - zero_point)
+    zero_point: int | None = None
+
+    @property
+    def quantised(self) -> bool:
+        return self.scale is not None and self.dtype in ("int8", "uint8", "int16")
+
+    @property
+    def dynamic(self) -> bool:
+        return any(not isinstance(d, int) or d < 0 for d in self.shape)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"shape": [d if isinstance(d, int) else str(d) for d in self.shape]}
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Runtime knobs a job may set; each runtime reads the ones that apply to it."""
+
+    threads: int | None = None  # None: the runtime's own default
+    providers: tuple[str, ...] = ()  # ORT execution providers in priority order
+    provider_options: dict[str, dict[str, str]] = field(default_factory=dict)
+    optimization_level: str = "all"  # ORT: disable | basic | extended | all
+    xnnpack: bool = True  # LiteRT: default XNNPACK delegate on/off
+    delegates: tuple[str, ...] = ()  # LiteRT external delegate libraries
+    compute_units: str = "all"  # Core ML: all | cpu_only | cpu_and_gpu | cpu_and_ne
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # dynamic-dimension overrides
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """The session facts every result carries (SPEC §2)."""
+
+    runtime: str
+    version: str
+    accelerator: str  # the EP / delegate actually in use, not the one asked for
+    threads: int | None
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    precision: str  # fp32 | fp16 | int8 | mixed
+    parameters: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Session(Protocol):
+    """A loaded model ready to run."""
+
+    info: SessionInfo
+
+    @property
+    def batchable(self) -> bool:
+        """True when the leading input dimension is free, so samples can be stacked."""
+        ...
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One inference on prepared inputs; outputs in the model's own dtype, in output order."""
+        ...

@@ -1,0 +1,125 @@
+"""ONNX Runtime sessions: execution providers in priority order, threads, optimisation level.
+
+A provider the user asks for but ORT does not have is an error, never a silent fall-back to
+CPU: the point of the run is usually that provider. The provider reported is the one ORT
+actually registered first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.errors import ModelError, RuntimeMissing, SettingsError
+from agent.runtimes import precision
+from agent.runtimes.base import RuntimeOptions, SessionInfo, TensorSpec
+from agent.runtimes.shapes import unknown_overrides
+
+_ORT_TYPES = {
+    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
+    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+    "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool",
+}
+OPT_LEVELS = {
+    "disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL",
+}
+# ONNX TensorProto data types of weights.
+_ONNX_WEIGHT_TYPES = {1: "float32", 10: "float16", 3: "int8", 2: "uint8", 22: "int4", 21: "uint4"}
+_QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise RuntimeMissing("ONNX Runtime is not installed: pip install 'edgeperf[onnx]'") from None
+    return onnxruntime
+
+
+def _spec(arg: Any) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) else (d or None) for d in arg.shape)
+    return TensorSpec(name=arg.name, shape=shape, dtype=_ORT_TYPES.get(arg.type, arg.type))
+
+
+def _graph_census(path: Path) -> tuple[str, int | None]:
+    """Precision and parameter count read from the graph (needs the ``onnx`` package).
+
+    Scales and zero points of QuantizeLinear/DequantizeLinear are bookkeeping, not parameters.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return "unknown", None
+    graph = onnx.load(str(path), load_external_data=False).graph
+    inits = {i.name: i for i in graph.initializer}
+    qdq_params = {name for n in graph.node if n.op_type in _QDQ_OPS for name in n.input[1:]}
+    quantised_activations = any(
+        (n.op_type == "QuantizeLinear" and n.input[0] not in inits) or n.op_type.startswith("QLinear")
+        for n in graph.node
+    )
+    weights, params = [], 0
+    for name, init in inits.items():
+        if name in qdq_params:
+            continue
+        size = int(np.prod(init.dims)) if init.dims else 1
+        if init.data_type in _ONNX_WEIGHT_TYPES and size > 1:
+            weights.append(_ONNX_WEIGHT_TYPES[init.data_type])
+        if init.data_type in _ONNX_WEIGHT_TYPES or init.data_type == 6:  # 6: int32 (quantised bias)
+            params += size
+    return precision.classify(weights, quantised_activations), params
+
+
+class OnnxSession:
+    """One ``InferenceSession`` with the providers, threads and optimisation level asked for."""
+
+    def __init__(self, path: Path, options: RuntimeOptions) -> None:
+        ort = _ort()
+        available = ort.get_available_providers()
+        providers = list(options.providers) or ["CPUExecutionProvider"]
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise SettingsError(
+                f"ONNX Runtime here has no {', '.join(missing)}; available: {', '.join(available)} "
+                "(GPU providers need onnxruntime-gpu: pip install 'edgeperf[onnx-gpu]')"
+            )
+        if options.optimization_level not in OPT_LEVELS:
+            raise SettingsError(f"unknown --optimization {options.optimization_level!r}; use {', '.join(OPT_LEVELS)}")
+        so = ort.SessionOptions()
+        if options.threads is not None:
+            so.intra_op_num_threads = options.threads
+            so.inter_op_num_threads = 1
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[options.optimization_level])
+        so.log_severity_level = 3
+        provider_args = [(p, options.provider_options.get(p, {})) for p in providers]
+        try:
+            self._sess = ort.InferenceSession(str(path), so, providers=provider_args)
+        except Exception as exc:  # ORT raises its own pybind classes (InvalidProtobuf, Fail, ...)
+            first = str(exc).strip().splitlines()[0]
+            raise ModelError(f"{path} is not a loadable ONNX model ({first}); re-export or re-copy it") from None
+
+        declared = tuple(_spec(a) for a in self._sess.get_inputs())
+        unknown_overrides(declared, options.shapes)
+        self._out_names = [o.name for o in self._sess.get_outputs()]
+        model_precision, params = _graph_census(path)
+        used = self._sess.get_providers()
+        self.info = SessionInfo(
+            runtime="onnxruntime",
+            version=ort.__version__,
+            accelerator=used[0],
+            threads=options.threads,
+            inputs=declared,
+            outputs=tuple(_spec(a) for a in self._sess.get_outputs()),
+            precision=model_precision,
+            parameters=params,
+            details={"providers": used, "optimization_level": options.optimization_level},
+        )
+        self._batchable = all(s.shape and not isinstance(s.shape[0], int) for s in declared)
+
+    @property
+    def batchable(self) -> bool:
+        return self._batchable
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self._sess.run(self._out_names, feeds)
