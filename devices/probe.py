@@ -55,20 +55,25 @@ def _run(*cmd: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def _host_darwin(root: Path) -> bool:
+    """macOS fallbacks (sysctl, mac_ver) describe this machine, so only a probe of "/" may use them."""
+    return root == Path("/") and platform.system() == "Darwin"
+
+
 def collect_board(facts: Facts, root: Path) -> None:
     if model := read_first_line(root / "proc/device-tree/model"):
         facts["board"] = model
     elif product := read_first_line(root / "sys/class/dmi/id/product_name"):
         vendor = read_first_line(root / "sys/class/dmi/id/sys_vendor")
         facts["board"] = f"{vendor} {product}".strip()
-    elif platform.system() == "Darwin" and (model := _run("sysctl", "-n", "hw.model")):
+    elif _host_darwin(root) and (model := _run("sysctl", "-n", "hw.model")):
         facts["board"] = model
 
 
 def collect_cpu(facts: Facts, root: Path) -> None:
     info = _cpuinfo(root)
     name = info.get("model name") or info.get("Model") or info.get("Hardware") or info.get("Processor")
-    if not name and platform.system() == "Darwin":
+    if not name and _host_darwin(root):
         name = _run("sysctl", "-n", "machdep.cpu.brand_string")
     if name:
         facts["cpu_model"] = name
@@ -114,7 +119,7 @@ def collect_memory(facts: Facts, root: Path) -> None:
         text = ""
     if match := re.search(r"^MemTotal:\s+(\d+) kB", text, re.M):
         facts["memory_total_mb"] = int(match.group(1)) // 1024
-    elif platform.system() == "Darwin" and (size := _run("sysctl", "-n", "hw.memsize")).isdigit():
+    elif _host_darwin(root) and (size := _run("sysctl", "-n", "hw.memsize")).isdigit():
         facts["memory_total_mb"] = int(size) >> 20
 
 
@@ -127,7 +132,7 @@ def collect_os(facts: Facts, root: Path) -> None:
         release = ""
     if match := re.search(r'^PRETTY_NAME="?([^"\n]+)"?', release, re.M):
         facts["os_release"] = match.group(1)
-    elif platform.system() == "Darwin":
+    elif _host_darwin(root):
         facts["os_release"] = f"macOS {platform.mac_ver()[0]}"
     facts["python"] = f"{platform.python_implementation()} {platform.python_version()}"
     facts["hostname"] = socket.gethostname()

@@ -64,7 +64,7 @@ def committed_subset() -> LabelledImages:
         return LabelledImages(npz["images"], npz["labels"].astype(np.int64), f"zoo:{SUBSET_FILE}")
 
 
-def test_set(prefer: str = "auto") -> LabelledImages:
+def test_set(prefer: str = "auto", root: Path = DEBIAN_DIR) -> LabelledImages:
     """The test set to score with: Debian's full 10k when installed (``auto``), else the subset.
 
     ``prefer`` is ``auto``, ``full`` (Debian's set, or an error saying how to install it) or
@@ -73,7 +73,7 @@ def test_set(prefer: str = "auto") -> LabelledImages:
     if prefer not in ("auto", "full", "subset"):
         raise DatasetError(f"unknown Fashion-MNIST split {prefer!r}; use auto, full or subset")
     if prefer != "subset":
-        full = debian_split("t10k")
+        full = debian_split("t10k", root)
         if full is not None:
             return full
         if prefer == "full":

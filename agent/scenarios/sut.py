@@ -41,7 +41,9 @@ class ModelSut:
     def __init__(self, session: Session, samples: Samples, batch_size: int = 1) -> None:
         self._run = session.run
         self._feeds = samples.feeds
-        self._batch = batch_size if session.batchable else 1
+        # Stack only where every sample is one row of a free batch dimension.
+        single_rows = all(v.shape[:1] == (1,) for feed in samples.feeds[:1] for v in feed.values())
+        self._batch = batch_size if session.batchable and single_rows else 1
         self._names = list(samples.feeds[0]) if samples.feeds else []
 
     @property

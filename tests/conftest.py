@@ -1,0 +1,66 @@
+"""Shared fixtures: the zoo's real model files and small real ONNX models built for a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ZOO = Path(__file__).resolve().parent.parent / "agent" / "zoo" / "fashion-mnist-cnn"
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path_factory, monkeypatch):
+    """Keep LoadGen logs of test runs out of the user's data directory."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg")))
+
+
+@pytest.fixture(scope="session")
+def zoo_dir() -> Path:
+    return ZOO
+
+
+def multi_input_onnx(path: Path) -> Path:
+    """A real ONNX graph with two inputs (float features, int64 ids), free batch and sequence dims.
+
+    out[b] = sum(features[b]) + sum(ids[b]): cheap, exact, and it fails loudly if either input is
+    fed with the wrong dtype or shape.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", "seq", 4])
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq"])
+    out = helper.make_tensor_value_info("total", TensorProto.FLOAT, ["batch"])
+    axes_fs = helper.make_tensor("axes_fs", TensorProto.INT64, [2], [1, 2])
+    axes_ids = helper.make_tensor("axes_ids", TensorProto.INT64, [1], [1])
+    nodes = [
+        helper.make_node("ReduceSum", ["features", "axes_fs"], ["fsum"], keepdims=0),
+        helper.make_node("Cast", ["ids"], ["ids_f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["ids_f", "axes_ids"], ["isum"], keepdims=0),
+        helper.make_node("Add", ["fsum", "isum"], ["total"]),
+    ]
+    graph = helper.make_graph(nodes, "two_inputs", [features, ids], [out], initializer=[axes_fs, axes_ids])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def two_input_model(tmp_path: Path) -> Path:
+    return multi_input_onnx(tmp_path / "two_inputs.onnx")
+
+
+@pytest.fixture(scope="session")
+def fmnist_subset():
+    from agent.datasets.fashion_mnist import committed_subset
+
+    return committed_subset()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

@@ -1,0 +1,80 @@
+"""A full run per scenario: the result document carries each scenario's KPIs, verdict and facts."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from agent import bench, result
+from agent.runtimes.base import RuntimeOptions
+from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
+
+
+def run(model: str, scenario: Scenario, mode: Mode = Mode.PERFORMANCE, engine: str = "native", dataset: str = "synthetic",
+        threads: int = 1, **overrides) -> dict:
+    settings = with_overrides(for_profile("smoke", scenario, mode), **overrides)
+    doc = bench.run(bench.BenchRequest(model=f"zoo:fashion-mnist-cnn/{model}", settings=settings, engine=engine,
+                                       options=RuntimeOptions(threads=threads), dataset=dataset, warmup_runs=5))
+    assert result.check(doc) == []
+    json.loads(result.dumps(doc))  # serialisable, no NaN
+    return doc
+
+
+def test_multistream_reports_per_query_latency_of_eight_samples():
+    doc = run("fp32.onnx", Scenario.MULTI_STREAM, batch_size=8)
+    k = doc["kpis"]
+    assert doc["valid"], doc["invalid_reasons"]
+    assert k["latency_basis"] == "query"
+    assert k["sample_count"] == 8 * k["query_count"] and k["query_count"] >= 662
+    assert k["latency_histogram"]["n"] == k["query_count"]
+    assert k["early_stopping_latency_ms"] >= k["latency_ms"]["p99"]
+    assert doc["settings"]["effective"]["samples_per_query"] == 8
+
+
+def test_server_at_a_given_rate_completes_about_that_rate():
+    doc = run("int8.tflite", Scenario.SERVER, server_target_qps=2000.0)
+    k = doc["kpis"]
+    assert doc["valid"], doc["invalid_reasons"]
+    assert k["throughput_sps"] == pytest.approx(2000, rel=0.15)
+    assert {c["name"] for c in doc["checks"]} == {"min_duration", "min_queries", "latency_bound", "early_stopping"}
+
+
+def test_server_without_a_rate_derives_one_and_says_so():
+    doc = run("int8.tflite", Scenario.SERVER, engine="native")
+    derived = doc["settings"]["derived"]
+    assert "derived" in derived["server_target_qps"]
+    assert doc["settings"]["requested"]["server_target_qps"] == 0
+    assert doc["settings"]["effective"]["server_target_qps"] > 0
+
+
+@pytest.mark.parametrize("engine", ["native", "loadgen"])
+def test_offline_batches_and_runs_past_the_minimum(engine):
+    doc = run("fp32.onnx", Scenario.OFFLINE, engine=engine, batch_size=32)
+    k = doc["kpis"]
+    assert doc["valid"], doc["invalid_reasons"]
+    assert k["query_count"] == 1 and k["sample_count"] >= 512
+    assert k["duration_s"] >= 1.0
+    assert k["early_stopping_latency_ms"] is None
+
+
+def test_accuracy_in_multistream_uses_every_image_once():
+    doc = run("int8.tflite", Scenario.MULTI_STREAM, Mode.ACCURACY, dataset="fashion-mnist:subset")
+    acc = doc["kpis"]["accuracy"]
+    assert doc["valid"] and acc["n"] == 1000 and sum(map(sum, acc["confusion_matrix"])) == 1000
+    assert acc["ci95"][0] < acc["top1"] < acc["ci95"][1]
+    assert doc["dataset"] == {"name": "fashion-mnist:subset", "source": "zoo:data/fashion-mnist-t10k-first1000.npz", "samples": 1000}
+
+
+def test_check_names_missing_contract_fields():
+    doc = run("int8.onnx", Scenario.SINGLE_STREAM)
+    del doc["kpis"]["latency_ms"]["p99"], doc["model"]["sha256"]
+    assert set(result.check(doc)) == {"kpis.latency_ms.p99", "model.sha256"}
+    assert result.check({"schema": "edgeperf.result/0"}) == ["schema is 'edgeperf.result/0', not 'edgeperf.result/1'"]
+
+
+def test_non_finite_numbers_are_written_as_null(tmp_path):
+    path = tmp_path / "r.json"
+    result.write({"schema": result.SCHEMA, "x": math.nan, "y": [math.inf, 1.0]}, path)
+    assert json.loads(path.read_text()) == {"schema": result.SCHEMA, "x": None, "y": [None, 1.0]}
