@@ -126,16 +126,16 @@ def collect_memory(facts: Facts, root: Path) -> None:
 def collect_os(facts: Facts, root: Path) -> None:
     facts["os"] = platform.system()
     facts["kernel"] = platform.release()
+    facts["python"] = f"{platform.python_implementation()} {platform.python_version()}"
+    facts["hostname"] = socket.gethostname()
     try:
-        release = (root / "etc/os-release").read_text()
+        release = (root / "etc/os-release").read_text(errors="replace")
     except OSError:
         release = ""
     if match := re.search(r'^PRETTY_NAME="?([^"\n]+)"?', release, re.M):
         facts["os_release"] = match.group(1)
     elif _host_darwin(root):
         facts["os_release"] = f"macOS {platform.mac_ver()[0]}"
-    facts["python"] = f"{platform.python_implementation()} {platform.python_version()}"
-    facts["hostname"] = socket.gethostname()
 
 
 def collect_jetson(facts: Facts, root: Path) -> None:
