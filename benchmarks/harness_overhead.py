@@ -90,7 +90,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per model")
     args = parser.parse_args()
     print(f"SingleStream p50 in µs, 1 thread, median of {args.rounds} interleaved rounds of {args.seconds:g} s each")
-    print(f"{'model':<22} {'raw loop':>9} {'native':>9} {'loadgen':>9} {'native +':>9} {'loadgen +':>10} {'native/LG overhead':>19}")
+    header = ("model", "raw loop", "native", "loadgen", "native +", "loadgen +", "native/LG overhead")
+    print(f"{header[0]:<22} {header[1]:>9} {header[2]:>9} {header[3]:>9} {header[4]:>9} {header[5]:>10} {header[6]:>19}")
     for ref in MODELS:
         p50 = {k: statistics.median(v) / 1e3 for k, v in measure(ref, args.seconds, args.rounds).items()}
         over_native, over_lg = p50["native"] - p50["raw"], p50["loadgen"] - p50["raw"]

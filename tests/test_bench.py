@@ -64,7 +64,8 @@ def test_accuracy_in_multistream_uses_every_image_once():
     acc = doc["kpis"]["accuracy"]
     assert doc["valid"] and acc["n"] == 1000 and sum(map(sum, acc["confusion_matrix"])) == 1000
     assert acc["ci95"][0] < acc["top1"] < acc["ci95"][1]
-    assert doc["dataset"] == {"name": "fashion-mnist:subset", "source": "zoo:data/fashion-mnist-t10k-first1000.npz", "samples": 1000}
+    source = "zoo:data/fashion-mnist-t10k-first1000.npz"
+    assert doc["dataset"] == {"name": "fashion-mnist:subset", "source": source, "samples": 1000}
 
 
 def test_check_names_missing_contract_fields():

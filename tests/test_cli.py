@@ -105,7 +105,8 @@ def test_bad_settings(flags, fragment):
 
 
 def test_dataset_that_does_not_fit_the_model(two_input_model):
-    proc = agent("bench", str(two_input_model), "--dataset", "fashion-mnist:subset", "--shape", "features=1x8x4", "--shape", "ids=1x8")
+    shapes = ("--shape", "features=1x8x4", "--shape", "ids=1x8")
+    proc = agent("bench", str(two_input_model), "--dataset", "fashion-mnist:subset", *shapes)
     assert_one_line_error(proc, "model has 2 inputs", "--dataset synthetic")
 
 

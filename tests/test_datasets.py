@@ -23,7 +23,7 @@ def test_synthetic_fills_several_inputs_with_their_own_dtypes(two_input_model):
     feed = samples.feeds[0]
     assert feed["features"].shape == (1, 16, 4) and feed["features"].dtype == np.float32
     assert feed["ids"].shape == (1, 16) and feed["ids"].dtype == np.int64
-    assert 0 <= feed["ids"].min() and feed["ids"].max() < 100
+    assert feed["ids"].min() >= 0 and feed["ids"].max() < 100
     total = session.run(feed)[0]  # the model sums both inputs: real data went through
     assert total[0] == pytest.approx(feed["features"].sum() + feed["ids"].sum(), rel=1e-5)
 

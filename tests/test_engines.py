@@ -123,7 +123,8 @@ def test_loadgen_logs_are_kept_and_server_latencies_come_from_its_trace(tmp_path
 
 
 def test_server_schedule_is_poisson_at_the_target_rate():
-    settings = replace(for_profile("smoke", Scenario.SERVER), min_duration_ms=20_000, min_query_count=100, server_target_qps=1000.0)
+    settings = replace(for_profile("smoke", Scenario.SERVER), min_duration_ms=20_000, min_query_count=100,
+                       server_target_qps=1000.0)
     times = native.server_schedule(settings)
     assert times[-1] >= 20_000 * 1_000_000 and times[-2] < 20_000 * 1_000_000  # one past the minimum, as LoadGen
     gaps = (times[1:] - times[:-1]) / 1e9

@@ -66,7 +66,7 @@ def test_onnx_batches_where_the_batch_dimension_is_free():
 
 
 def test_missing_provider_is_an_error_not_a_silent_cpu_run():
-    with pytest.raises(SettingsError, match="no CUDAExecutionProvider; available: .*CPUExecutionProvider"):
+    with pytest.raises(SettingsError, match=r"no CUDAExecutionProvider; available: .*CPUExecutionProvider"):
         open_zoo("fp32.onnx", providers=("CUDAExecutionProvider",))
 
 

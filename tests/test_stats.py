@@ -28,7 +28,9 @@ def test_summary_reports_every_contract_percentile(rng):
     assert summary["mean"] == pytest.approx(latencies.mean())
 
 
-@pytest.mark.parametrize(("value", "bucket"), [(0, 0), (7, 7), (987, 987), (55_321, 55_300), (55_360, 55_400), (1_234_567, 1_230_000)])
+@pytest.mark.parametrize(
+    ("value", "bucket"), [(0, 0), (7, 7), (987, 987), (55_321, 55_300), (55_360, 55_400), (1_234_567, 1_230_000)]
+)
 def test_buckets_keep_three_significant_digits(value, bucket):
     assert bucket_ns(value) == bucket
 
