@@ -102,11 +102,14 @@ def _throughput(o: Outcome) -> float | None:
     if o.reported.get("throughput_sps"):
         return float(o.reported["throughput_sps"])
     s = o.settings
-    if s.mode == Mode.ACCURACY or s.scenario == Scenario.OFFLINE:
-        return o.sample_count / (o.last_done_ns / 1e9) if o.last_done_ns else None
-    if s.scenario == Scenario.SERVER:
-        return (o.sample_count - 1) / (o.last_done_ns / 1e9) if o.last_done_ns else None
-    return (o.sample_count - s.samples_per_query) / (o.final_issue_ns / 1e9) if o.final_issue_ns else None
+    streamed = s.scenario in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM) and s.mode == Mode.PERFORMANCE
+    if streamed and o.final_issue_ns:
+        return (o.sample_count - s.samples_per_query) / (o.final_issue_ns / 1e9)
+    if not o.last_done_ns:
+        return None
+    if s.scenario == Scenario.SERVER and s.mode == Mode.PERFORMANCE:
+        return (o.sample_count - 1) / (o.last_done_ns / 1e9)
+    return o.sample_count / (o.last_done_ns / 1e9)
 
 
 def _early_stopping_ns(o: Outcome, latencies: np.ndarray) -> tuple[float | None, float | None]:

@@ -22,8 +22,9 @@ def run(model: str, scenario: Scenario, mode: Mode = Mode.PERFORMANCE, engine: s
     return doc
 
 
-def test_multistream_reports_per_query_latency_of_eight_samples():
-    doc = run("fp32.onnx", Scenario.MULTI_STREAM, batch_size=8)
+@pytest.mark.parametrize("engine", ["native", "loadgen"])
+def test_multistream_reports_per_query_latency_of_eight_samples(engine):
+    doc = run("fp32.onnx", Scenario.MULTI_STREAM, engine=engine, batch_size=8)
     k = doc["kpis"]
     assert doc["valid"], doc["invalid_reasons"]
     assert k["latency_basis"] == "query"
@@ -31,6 +32,7 @@ def test_multistream_reports_per_query_latency_of_eight_samples():
     assert k["latency_histogram"]["n"] == k["query_count"]
     assert k["early_stopping_latency_ms"] >= k["latency_ms"]["p99"]
     assert doc["settings"]["effective"]["samples_per_query"] == 8
+    assert k["throughput_sps"] == pytest.approx(k["sample_count"] / k["duration_s"], rel=0.1)
 
 
 def test_server_at_a_given_rate_completes_about_that_rate():
