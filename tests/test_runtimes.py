@@ -52,7 +52,8 @@ def test_dynamic_range_quantised_model_is_mixed_not_int8(tmp_path, zoo_dir):
 
 def test_xnnpack_off_gives_the_same_answers():
     on, off = open_zoo("int8.tflite", threads=1), open_zoo("int8.tflite", threads=1, xnnpack=False)
-    assert off.info.accelerator == "cpu/builtin"
+    assert off.info.accelerator == "cpu/builtin" and off.info.details["delegate_nodes"] == 0
+    assert on.info.details["delegate_nodes"] >= 1  # XNNPACK really took part of the graph
     x = {on.info.inputs[0].name: np.random.default_rng(0).integers(-128, 127, (1, 1, 28, 28), dtype=np.int8)}
     assert np.array_equal(on.run(x)[0], off.run(x)[0])
 

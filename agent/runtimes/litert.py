@@ -136,8 +136,9 @@ class LiteRTSession:
             kinds = {np.dtype(d["dtype"]).name for d in self._interp.get_tensor_details()}
             weights = list(kinds & {"float32", "float16", "int8", "uint8"})
             integer_acts, params = bool(kinds & {"int8", "uint8"}), None
-        accelerator = "cpu/xnnpack" if options.xnnpack else "cpu/builtin"
-        if options.delegates:
+        delegated = self._delegate_nodes()
+        accelerator = "cpu/xnnpack" if options.xnnpack and delegated else "cpu/builtin"
+        if options.delegates and delegated:
             accelerator = "+".join(Path(d).name for d in options.delegates) + "," + accelerator
         self.info = SessionInfo(
             runtime="litert",
@@ -148,8 +149,17 @@ class LiteRTSession:
             outputs=outputs,
             precision=precision.classify(weights, integer_acts),
             parameters=params,
-            details={"package": package, "xnnpack": options.xnnpack, "delegates": list(options.delegates)},
+            details={"package": package, "xnnpack_requested": options.xnnpack, "delegates": list(options.delegates),
+                     "delegate_nodes": delegated},
         )
+
+    def _delegate_nodes(self) -> int | None:
+        """Nodes a delegate took over. XNNPACK being on is no proof it runs anything: tflite-runtime
+        2.14 builds, for one, leave int8 graphs to the builtin kernels. None if LiteRT hides it."""
+        try:
+            return sum(op["op_name"] == "DELEGATE" for op in self._interp._get_ops_details())
+        except (AttributeError, KeyError):
+            return None
 
     @property
     def batchable(self) -> bool:
