@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,11 @@ from agent.scenarios.sut import ModelSut
 from devices import probe
 
 SERVER_LOAD_FRACTION = 0.5  # default Server target: half the measured single-sample capacity
+Progress = Callable[[str, dict[str, Any]], None]  # (phase, details), e.g. ("running", {"expected_s": 10})
+
+
+def _silent(phase: str, details: dict[str, Any]) -> None:
+    """Default progress sink."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class BenchRequest:
 
     model: str
     settings: RunSettings = field(default_factory=RunSettings)
+    model_name: str | None = None  # name in the result when ``model`` is a cached artifact path
     runtime: str | None = None
     options: RuntimeOptions = field(default_factory=RuntimeOptions)
     dataset: str = "synthetic"
@@ -85,20 +92,24 @@ def _model_block(model: model_file.ModelFile, info: SessionInfo) -> dict[str, An
     }
 
 
-def run(req: BenchRequest) -> dict[str, Any]:
-    """Run ``req`` and return its result document."""
+def run(req: BenchRequest, progress: Progress = _silent) -> dict[str, Any]:
+    """Run ``req`` and return its result document; ``progress`` hears each phase as it starts."""
     model = model_file.resolve(req.model)
+    if req.model_name:
+        model = replace(model, name=req.model_name)
     runtime = runtimes.runtime_for(model, req.runtime)
     engine = scenarios.choose_engine(req.engine)
     settings = req.settings
     facts = probe.collect()
 
+    progress("loading", {"model": model.name, "runtime": runtime})
     rss_before = rss_mb()
     t0 = time.perf_counter_ns()
     session = runtimes.open_session(model, runtime, req.options)
     load_ms = (time.perf_counter_ns() - t0) / 1e6
     model_rss = rss_mb() - rss_before
 
+    progress("preparing", {"dataset": req.dataset})
     samples = datasets.load(req.dataset, session.info.inputs, req.options.shapes)
     if settings.mode == Mode.ACCURACY and samples.labels is None:
         raise DatasetError(f"accuracy mode needs a labelled dataset and {req.dataset} has no labels; use --dataset fashion-mnist")
@@ -110,11 +121,14 @@ def run(req: BenchRequest) -> dict[str, Any]:
     effective, derived = _calibrate(sut, settings, req.warmup_runs)
 
     log_dir = (req.log_dir or default_log_root()) / req.run_id
+    progress("running", {"engine": engine, "min_duration_s": effective.min_duration_ms / 1e3,
+                         "max_duration_s": effective.max_duration_ms / 1e3})
     cpu = CpuWindow()
     cpu.start()
     outcome = scenarios.run(engine, sut, effective, log_dir)
     cpu.stop()
 
+    progress("scoring", {"valid": outcome.valid})
     accuracy = kpi.accuracy_of(outcome, samples.labels, session.info.outputs)
     kpis = kpi.kpis_of(outcome, accuracy, {
         "memory": {"peak_rss_mb": peak_rss_mb(), "model_rss_mb": model_rss},

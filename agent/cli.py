@@ -84,6 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--device-id", help="device id in the result (default: hostname)")
     out.add_argument("--strict", action="store_true", help="exit 4 when the run is INVALID")
 
+    run_cmd = sub.add_parser("run", help="serve benchmark jobs from a controller over MQTT")
+    run_cmd.add_argument("--config", type=Path, metavar="TOML", help="agent.toml ([agent] table); flags and EDGEPERF_* win")
+    run_cmd.add_argument("--broker", help="mqtt[s]://[user@]host[:port] (password: EDGEPERF_PASSWORD or the TOML file)")
+    run_cmd.add_argument("--device-id", help="this device's id (default: hostname)")
+    run_cmd.add_argument("--tag", dest="tags", action="append", default=[], help="a tag campaigns can select by (repeat)")
+    run_cmd.add_argument("--data-dir", type=Path, help="outbox and artifact cache (one per agent on a shared host)")
+    run_cmd.add_argument("--username", help="broker user name")
+    run_cmd.add_argument("--ca-file", type=Path, help="CA bundle for mqtts://")
+    run_cmd.add_argument("--cert-file", type=Path, help="client certificate for mutual TLS")
+    run_cmd.add_argument("--key-file", type=Path, help="client key for mutual TLS")
+    run_cmd.add_argument("--mqtt-version", help="3.1.1 (default) or 5")
+    run_cmd.add_argument("--prefix", help="topic prefix (default edgeperf/v1)")
+    run_cmd.add_argument("--threads", type=int, help="runtime threads for jobs that do not set them")
+    run_cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
     info = sub.add_parser("info", help="the device facts and runtimes a result will carry")
     info.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("zoo", help="list the reference models")
@@ -122,6 +137,18 @@ def _bench(args: argparse.Namespace) -> int:
     return EXIT_INVALID_RUN if args.strict and not doc["valid"] else 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from agent import config, daemon
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    flags = {k: getattr(args, k) for k in ("broker", "device_id", "tags", "data_dir", "username", "ca_file", "cert_file",
+                                           "key_file", "mqtt_version", "prefix", "threads")}
+    return daemon.serve(config.load(flags, os.environ, args.config))
+
+
 def _info(args: argparse.Namespace) -> int:
     from devices import probe
 
@@ -148,7 +175,7 @@ def _zoo(_: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"bench": _bench, "info": _info, "zoo": _zoo}[args.command](args)
+        return {"bench": _bench, "run": _run, "info": _info, "zoo": _zoo}[args.command](args)
     except EdgeperfError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code

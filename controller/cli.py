@@ -1,44 +1,370 @@
-"""``edgeperf``: the controller CLI. Thin typer commands over the controller library."""
+"""``edgeperf``: the controller CLI. Thin typer commands over the controller library.
+
+Exit codes: 0 ok, 1 a bug, 2 a usage or input error (bad flag, bad YAML, unknown campaign),
+3 broker or device unreachable, 4 an INVALID run with ``--strict``, 130 interrupted. Errors are
+one line on stderr; every listing command takes ``--json`` for scripts.
+"""
 
 from __future__ import annotations
 
+import csv
+import functools
+import io
 import json
 import sys
+import time
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.live import Live
+from rich.table import Table
 
-from agent import result, zoo
+from agent import zoo
 from agent.errors import EdgeperfError
-from controller import demo as demo_lib
-from controller import tables
+from controller import campaign as campaign_file
+from controller import progress, session, tables
+from controller.store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark edge AI fleets under MLPerf LoadGen rules.")
+campaign_app = typer.Typer(no_args_is_help=True, help="Run, follow, resume and cancel campaigns.")
+app.add_typer(campaign_app, name="campaign")
 console = Console()
 err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+Broker = Annotated[str, typer.Option("--broker", envvar="EDGEPERF_BROKER", help="mqtt[s]://[user@]host[:port]")]
+Db = Annotated[
+    Path | None,
+    typer.Option("--db", envvar="EDGEPERF_DB", help="results database [default: ~/.local/share/edgeperf/controller.db]"),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+Username = Annotated[str | None, typer.Option(help="broker user (password: $EDGEPERF_PASSWORD)")]
+CaFile = Annotated[Path | None, typer.Option(help="CA bundle for mqtts://")]
+CertFile = Annotated[Path | None, typer.Option(help="client certificate for mutual TLS")]
+KeyFile = Annotated[Path | None, typer.Option(help="client key for mutual TLS")]
+MqttVersion = Annotated[str, typer.Option(help="3.1.1 or 5")]
+ArtifactHost = Annotated[str, typer.Option(help="address the artifact server binds")]
+ArtifactPort = Annotated[int, typer.Option(help="artifact server port (0: any free port)")]
+ArtifactUrlHost = Annotated[str | None, typer.Option("--artifact-advertise", help="host name agents use to reach it")]
+
+
+def cli_errors(fn: F) -> F:
+    """User errors become one red line and their exit code; Ctrl-C exits 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except EdgeperfError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _options(
+    broker: str,
+    db: Path | None,
+    username: str | None = None,
+    ca_file: Path | None = None,
+    cert_file: Path | None = None,
+    key_file: Path | None = None,
+    mqtt_version: str = "3.1.1",
+    **artifacts: Any,
+) -> session.FleetOptions:
+    return session.FleetOptions(
+        broker=broker,
+        db=db,
+        username=username,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
+        mqtt_version=mqtt_version,
+        **artifacts,
+    )
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
 
 
 @app.command()
+@cli_errors
+def broker(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="TCP port")] = 1883,
+) -> None:
+    """Run an embedded MQTT broker (amqtt) until Ctrl-C, for a lab without one."""
+    from controller.broker import EmbeddedBroker
+
+    with EmbeddedBroker(host, port) as running:
+        console.print(f"edgeperf broker listening on {running.url} (MQTT 3.1.1); Ctrl-C stops it")
+        while True:
+            time.sleep(3600)
+
+
+@app.command()
+@cli_errors
+def devices(
+    broker: Broker = "mqtt://localhost:1883",
+    db: Db = None,
+    as_json: AsJson = False,
+    wait: Annotated[float, typer.Option(help="seconds to listen for retained status")] = 2.0,
+    username: Username = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
+    mqtt_version: MqttVersion = "3.1.1",
+) -> None:
+    """Who is online, what they run, and their facts."""
+    with session.fleet(_options(broker, db, username, ca_file, cert_file, key_file, mqtt_version)) as fleet:
+        fleet.discover(wait)
+        rows = fleet.store.devices()
+    if as_json:
+        _print_json(rows)
+        return
+    console.print(tables.devices(rows))
+
+
+@campaign_app.command("run")
+@cli_errors
+def campaign_run(
+    file: Annotated[Path, typer.Argument(help="campaign YAML")],
+    broker: Broker = "mqtt://localhost:1883",
+    db: Db = None,
+    as_json: AsJson = False,
+    username: Username = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
+    mqtt_version: MqttVersion = "3.1.1",
+    artifact_host: ArtifactHost = "0.0.0.0",
+    artifact_port: ArtifactPort = 0,
+    artifact_advertise: ArtifactUrlHost = None,
+    discover: Annotated[float, typer.Option(help="seconds to hear devices before planning")] = 2.0,
+) -> None:
+    """Validate a campaign, run it across the fleet with live progress, and print its scorecard."""
+    spec = campaign_file.load(file)
+    options = _options(
+        broker,
+        db,
+        username,
+        ca_file,
+        cert_file,
+        key_file,
+        mqtt_version,
+        artifact_host=artifact_host,
+        artifact_port=artifact_port,
+        artifact_advertise=artifact_advertise,
+    )
+    with session.fleet(options, artifacts=True) as fleet:
+        fleet.discover(discover)
+        campaign_id = fleet.create_campaign(spec)
+        state = _follow(fleet, campaign_id, as_json)
+    _report(options, campaign_id, state, as_json)
+
+
+@campaign_app.command("resume")
+@cli_errors
+def campaign_resume(
+    ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")],
+    broker: Broker = "mqtt://localhost:1883",
+    db: Db = None,
+    as_json: AsJson = False,
+    username: Username = None,
+    ca_file: CaFile = None,
+    cert_file: CertFile = None,
+    key_file: KeyFile = None,
+    mqtt_version: MqttVersion = "3.1.1",
+    artifact_host: ArtifactHost = "0.0.0.0",
+    artifact_port: ArtifactPort = 0,
+    artifact_advertise: ArtifactUrlHost = None,
+) -> None:
+    """Finish a campaign after the controller stopped or crashed; nothing runs or is stored twice."""
+    options = _options(
+        broker,
+        db,
+        username,
+        ca_file,
+        cert_file,
+        key_file,
+        mqtt_version,
+        artifact_host=artifact_host,
+        artifact_port=artifact_port,
+        artifact_advertise=artifact_advertise,
+    )
+    with session.fleet(options, artifacts=True) as fleet:
+        campaign_id = fleet.store.campaign(ref)["id"]
+        fleet.discover(2.0)
+        fleet.resume(campaign_id)
+        state = _follow(fleet, campaign_id, as_json)
+    _report(options, campaign_id, state, as_json)
+
+
+def _follow(fleet: Any, campaign_id: str, quiet: bool) -> str:
+    if quiet or not console.is_terminal:
+        return fleet.run(campaign_id)
+    with Live(progress.view(fleet, campaign_id), console=console, refresh_per_second=4) as live:
+        return fleet.run(campaign_id, on_tick=lambda f, c: live.update(progress.view(f, c)))
+
+
+def _report(options: session.FleetOptions, campaign_id: str, state: str, as_json: bool) -> None:
+    store = Store(options.db_path)
+    try:
+        summary = _status(store, campaign_id)
+        if as_json:
+            _print_json(summary)
+        else:
+            console.print(tables.scorecard(store.results(campaign_id), title=f"campaign {campaign_id} ({state})"))
+            _print_failures(summary)
+    finally:
+        store.close()
+
+
+def _status(store: Store, ref: str) -> dict[str, Any]:
+    campaign = store.campaign(ref)
+    jobs = store.jobs(campaign["id"])
+    per_device: dict[str, Counter] = {}
+    for job in jobs:
+        per_device.setdefault(job.device_id, Counter())[job.state] += 1
+    return {
+        "id": campaign["id"],
+        "name": campaign["name"],
+        "state": campaign["state"],
+        "source": campaign["source"],
+        "created_at": campaign["created_at"],
+        "finished_at": campaign["finished_at"],
+        "jobs": dict(Counter(j.state for j in jobs)),
+        "devices": {d: dict(c) for d, c in per_device.items()},
+        "results": store.result_count(campaign["id"]),
+        "failed": [
+            {"key": j.key, "device": j.device_id, "attempts": j.attempts, "error": j.error} for j in jobs if j.state == "failed"
+        ],
+        "requeued": [{"key": j.key, "attempts": store.attempts(j.id)} for j in jobs if j.attempts > 1],
+    }
+
+
+def _print_failures(summary: dict[str, Any]) -> None:
+    for failure in summary["failed"]:
+        err_console.print(
+            f"[red]failed[/] {failure['key']} after {failure['attempts']} attempt(s): {failure['error']}", highlight=False
+        )
+
+
+@campaign_app.command("status")
+@cli_errors
+def campaign_status(
+    ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")] = "latest", db: Db = None, as_json: AsJson = False
+) -> None:
+    """Where a campaign stands: jobs by state and device, failures with their reasons."""
+    store = Store(session.FleetOptions(db=db).db_path)
+    try:
+        summary = _status(store, ref)
+    finally:
+        store.close()
+    if as_json:
+        _print_json(summary)
+        return
+    table = Table(title=f"campaign {summary['name']} ({summary['id']}): {summary['state']}")
+    for name in ("device", "pending", "sent", "running", "done", "failed", "cancelled"):
+        table.add_column(name, justify="left" if name == "device" else "right")
+    for device, counts in summary["devices"].items():
+        table.add_row(device, *(str(counts.get(s, 0)) for s in ("pending", "sent", "running", "done", "failed", "cancelled")))
+    console.print(table)
+    console.print(f"results stored: {summary['results']}")
+    _print_failures(summary)
+
+
+@campaign_app.command("cancel")
+@cli_errors
+def campaign_cancel(
+    ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")],
+    db: Db = None,
+    broker: Annotated[str | None, typer.Option(help="also tell devices directly (when no 'campaign run' is live)")] = None,
+) -> None:
+    """Cancel a campaign: pending jobs are dropped, running ones stopped on their devices."""
+    options = session.FleetOptions(db=db, broker=broker or "mqtt://localhost:1883")
+    store = Store(options.db_path)
+    try:
+        campaign_id = store.campaign(ref)["id"]
+        store.request_cancel(campaign_id)
+    finally:
+        store.close()
+    if broker:
+        with session.fleet(options) as fleet:
+            fleet.cancel(campaign_id)
+            fleet.pump(wait_s=0.5)
+    console.print(f"campaign {campaign_id}: cancel requested")
+
+
+@campaign_app.command("list")
+@cli_errors
+def campaign_list(db: Db = None, as_json: AsJson = False) -> None:
+    """Every campaign in the database, oldest first."""
+    store = Store(session.FleetOptions(db=db).db_path)
+    try:
+        rows = store.campaigns()
+    finally:
+        store.close()
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="campaigns")
+    for name in ("id", "name", "state", "created"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(row["id"], row["name"], row["state"], time.strftime("%Y-%m-%d %H:%M", time.localtime(row["created_at"])))
+    console.print(table)
+
+
+@app.command()
+@cli_errors
+def results(
+    ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")] = "latest",
+    db: Db = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
+) -> None:
+    """A campaign's results: one per job, as a table, JSON documents or CSV rows."""
+    if fmt not in ("table", "json", "csv"):
+        raise typer.BadParameter(f"unknown format {fmt!r}; use table, json or csv", param_hint="--format")
+    store = Store(session.FleetOptions(db=db).db_path)
+    try:
+        campaign = store.campaign(ref)
+        docs = store.results(campaign["id"])
+    finally:
+        store.close()
+    if fmt == "json":
+        _print_json(docs)
+    elif fmt == "csv":
+        out = io.StringIO()
+        rows = [tables.flat_row(doc) for doc in docs]
+        writer = csv.DictWriter(out, fieldnames=list(tables.FLAT_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+        sys.stdout.write(out.getvalue())
+    else:
+        console.print(tables.scorecard(docs, title=f"campaign {campaign['name']} ({campaign['id']})"))
+
+
+@app.command()
+@cli_errors
 def demo(
     json_out: Annotated[Path | None, typer.Option("--json", help="write every result document to this file")] = None,
-    threads: Annotated[int, typer.Option(help="runtime threads")] = 1,
-    engine: Annotated[str, typer.Option(help="auto | loadgen | native")] = "auto",
+    db: Db = None,
 ) -> None:
-    """Run the zoo's reference models on this machine, offline, and print the scorecard."""
-    try:
-        with console.status("running") as status:
-            def show(r: demo_lib.bench.BenchRequest) -> None:
-                status.update(f"{r.model} {r.settings.scenario.value} {r.settings.mode.value}")
+    """Offline, on this machine: a broker, an artifact server, two agents, a campaign, a scorecard."""
+    from controller import demo as demo_lib
 
-            results = demo_lib.run(threads, engine, show)
-    except EdgeperfError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        raise typer.Exit(exc.exit_code) from None
-    console.print(tables.scorecard(results, title="edgeperf demo: Fashion-MNIST CNN on this machine"))
+    docs = demo_lib.run(console, db)
     if json_out:
-        json_out.write_text(json.dumps([json.loads(result.dumps(r)) for r in results], indent=2) + "\n")
+        json_out.write_text(json.dumps(docs, indent=2) + "\n")
         console.print(f"results: {json_out}")
 
 
@@ -47,8 +373,10 @@ def zoo_list() -> None:
     """List the reference models and their measured accuracy."""
     for entry in zoo.entries():
         acc = entry.facts["accuracy"].get("subset_top1")
-        console.print(f"{zoo.PREFIX}{entry.name:<30} {entry.facts['precision']:<6} {entry.facts['size_bytes'] / 1024:7.1f} KiB  "
-                      f"top-1 {acc if acc is not None else 'n/a (predicts on macOS only)'}")
+        console.print(
+            f"{zoo.PREFIX}{entry.name:<30} {entry.facts['precision']:<6} {entry.facts['size_bytes'] / 1024:7.1f} KiB  "
+            f"top-1 {acc if acc is not None else 'n/a (predicts on macOS only)'}"
+        )
 
 
 def main() -> None:

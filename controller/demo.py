@@ -1,43 +1,114 @@
-"""The offline demo: the zoo's reference models through the agent's engine on this machine.
+"""``edgeperf demo``: the whole system on one machine, offline, in well under two minutes.
 
-It shows, in well under a minute on two cores, what a campaign produces: each model variant in
-SingleStream and Offline (performance) and in accuracy mode on real Fashion-MNIST images.
+It starts what a lab has — an MQTT broker (embedded), the controller's artifact server and two
+agents as separate processes (one running models on one thread, one on two) — runs the
+campaign in ``demo.yaml`` over the zoo's models and prints a scorecard per device.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
-from agent import bench
-from agent.runtimes.base import RuntimeOptions
-from agent.scenarios.settings import Mode, Scenario, for_profile
+from rich.console import Console
+from rich.live import Live
 
-MODELS = ("zoo:fashion-mnist-cnn/int8.tflite", "zoo:fashion-mnist-cnn/int8.onnx", "zoo:fashion-mnist-cnn/fp32.onnx")
-RUNS = (
-    (Scenario.SINGLE_STREAM, Mode.PERFORMANCE, "synthetic"),
-    (Scenario.OFFLINE, Mode.PERFORMANCE, "synthetic"),
-    (Scenario.SINGLE_STREAM, Mode.ACCURACY, "fashion-mnist"),
-)
+from agent.errors import EdgeperfError
+from controller import campaign as campaign_file
+from controller import progress, session, tables
+from controller.broker import EmbeddedBroker
 
-
-def requests(threads: int = 1, engine: str = "auto") -> Iterator[bench.BenchRequest]:
-    """The demo's job matrix: models × (scenario, mode, dataset), smoke-length runs."""
-    for model in MODELS:
-        for scenario, mode, dataset in RUNS:
-            yield bench.BenchRequest(
-                model=model, settings=for_profile("smoke", scenario, mode), options=RuntimeOptions(threads=threads),
-                dataset=dataset, engine=engine,
-            )
+CAMPAIGN = Path(__file__).resolve().parent / "demo.yaml"
+AGENTS = (("demo-1-thread", 1), ("demo-2-threads", 2))
+AGENT_START_S = 60.0
 
 
-def run(
-    threads: int = 1, engine: str = "auto", progress: Callable[[bench.BenchRequest], None] | None = None
-) -> list[dict[str, Any]]:
-    """Run the matrix and return every result document."""
-    results = []
-    for request in requests(threads, engine):
-        if progress:
-            progress(request)
-        results.append(bench.run(request))
-    return results
+class DemoError(EdgeperfError):
+    """A demo agent did not come up."""
+
+
+def start_agent(broker_url: str, device_id: str, threads: int, data_dir: Path) -> subprocess.Popen[bytes]:
+    """One agent process, logging to a file in its data directory."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = (data_dir / "agent.log").open("wb")
+    cmd = [
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "run",
+        "--broker",
+        broker_url,
+        "--device-id",
+        device_id,
+        "--tag",
+        "demo",
+        "--threads",
+        str(threads),
+        "--data-dir",
+        str(data_dir),
+        "--log-level",
+        "warning",
+    ]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_agents(agents: list[subprocess.Popen[bytes]]) -> None:
+    for agent in agents:
+        if agent.poll() is None:
+            agent.send_signal(signal.SIGTERM)
+    for agent in agents:
+        try:
+            agent.wait(30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+
+
+def wait_online(fleet: Any, device_ids: list[str], agents: list[subprocess.Popen[bytes]], data: Path) -> None:
+    deadline = time.monotonic() + AGENT_START_S
+    while time.monotonic() < deadline:
+        fleet.pump(wait_s=0.2)
+        if all(fleet.devices.get(d) and fleet.devices[d].state == "online" for d in device_ids):
+            return
+        for device_id, agent in zip(device_ids, agents, strict=True):
+            if agent.poll() is not None:
+                raise DemoError(f"demo agent {device_id} exited ({agent.returncode}); see {data / device_id / 'agent.log'}")
+    raise DemoError(f"demo agents did not come online within {AGENT_START_S:g} s")
+
+
+def run(console: Console, db: Path | None = None) -> list[dict[str, Any]]:
+    """Run the demo and return every result document."""
+    spec = campaign_file.load(CAMPAIGN)
+    with tempfile.TemporaryDirectory(prefix="edgeperf-demo-") as tmp, EmbeddedBroker() as broker:
+        data = Path(tmp)
+        options = session.FleetOptions(
+            broker=broker.url, db=db or data / "demo.db", artifact_host="127.0.0.1", artifact_advertise="127.0.0.1"
+        )
+        agents = [start_agent(broker.url, device_id, threads, data / device_id) for device_id, threads in AGENTS]
+        try:
+            with session.fleet(options, artifacts=True) as fleet:
+                console.print(
+                    f"broker {broker.url}, artifacts on {fleet.artifacts.url}, agents: "
+                    + ", ".join(f"{d} ({t} thread{'s' if t > 1 else ''})" for d, t in AGENTS)
+                )
+                wait_online(fleet, [d for d, _ in AGENTS], agents, data)
+                campaign_id = fleet.create_campaign(spec)
+                started = time.monotonic()
+                with Live(progress.view(fleet, campaign_id), console=console, refresh_per_second=4, transient=True) as live:
+                    state = fleet.run(campaign_id, on_tick=lambda f, c: live.update(progress.view(f, c)))
+                docs = fleet.store.results(campaign_id)
+        finally:
+            stop_agents(agents)
+    console.print(
+        f"campaign {campaign_id} {state} in {time.monotonic() - started:.0f} s: {len(docs)} results. Both agents "
+        f"share this machine's {os.cpu_count()} cores, so their numbers disturb each other: real measurements "
+        "run one agent per device."
+    )
+    for device_id, _ in AGENTS:
+        console.print(tables.scorecard([d for d in docs if d["device"]["id"] == device_id], title=f"scorecard: {device_id}"))
+    return docs

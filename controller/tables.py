@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,3 +43,81 @@ def scorecard(results: Sequence[dict[str, Any]], title: str = "edgeperf scorecar
             _verdict(doc),
         )
     return table
+
+
+def devices(rows: Sequence[dict[str, Any]]) -> Table:
+    """The fleet as the controller last heard it."""
+    table = Table(title="devices")
+    for name in ("device", "state", "agent", "tags", "board / cpu", "runtimes", "last seen"):
+        table.add_column(name)
+    for row in rows:
+        facts = row["info"].get("facts", {})
+        installed = row["info"].get("installed", {})
+        runtimes = ", ".join(name for name, version in installed.items() if version)
+        age = time.time() - (row["last_seen"] or 0)
+        table.add_row(
+            row["id"],
+            row["state"] or "?",
+            row["agent_version"] or "?",
+            ", ".join(row["tags"]),
+            facts.get("board") or facts.get("cpu_model", "?"),
+            runtimes,
+            f"{age:.0f} s ago",
+        )
+    return table
+
+
+FLAT_COLUMNS = (
+    "run_id",
+    "device",
+    "model",
+    "precision",
+    "runtime",
+    "accelerator",
+    "threads",
+    "scenario",
+    "mode",
+    "engine",
+    "valid",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "early_stopping_ms",
+    "throughput_sps",
+    "top1",
+    "top1_ci_lo",
+    "top1_ci_hi",
+    "peak_rss_mb",
+    "model_size_mb",
+    "load_time_ms",
+)
+
+
+def flat_row(doc: dict[str, Any]) -> dict[str, Any]:
+    """One result as a CSV row of its headline KPIs."""
+    k, acc = doc["kpis"], doc["kpis"].get("accuracy") or {}
+    lat = k["latency_ms"]
+    return {
+        "run_id": doc["run_id"],
+        "device": doc["device"]["id"],
+        "model": doc["model"]["name"],
+        "precision": doc["model"]["precision"],
+        "runtime": doc["runtime"]["name"],
+        "accelerator": doc["runtime"]["accelerator"],
+        "threads": doc["runtime"]["threads"],
+        "scenario": doc["scenario"],
+        "mode": doc["mode"],
+        "engine": doc["engine"],
+        "valid": doc["valid"],
+        "p50_ms": lat.get("p50"),
+        "p90_ms": lat.get("p90"),
+        "p99_ms": lat.get("p99"),
+        "early_stopping_ms": k.get("early_stopping_latency_ms"),
+        "throughput_sps": k.get("throughput_sps"),
+        "top1": acc.get("top1"),
+        "top1_ci_lo": (acc.get("ci95") or [None, None])[0],
+        "top1_ci_hi": (acc.get("ci95") or [None, None])[1],
+        "peak_rss_mb": k["memory"]["peak_rss_mb"],
+        "model_size_mb": k["model_size_mb"],
+        "load_time_ms": k["load_time_ms"],
+    }

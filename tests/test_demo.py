@@ -1,4 +1,4 @@
-"""``edgeperf demo``: the zoo's models, offline, on this machine, in one command."""
+"""``edgeperf demo``: broker, artifact server, two agent processes, a campaign, a scorecard — offline."""
 
 from __future__ import annotations
 
@@ -6,20 +6,23 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 
 from agent import result
 
 
-def test_demo_runs_the_matrix_and_writes_every_result(tmp_path):
+def test_demo_runs_a_two_agent_campaign_and_writes_every_result(tmp_path):
     out = tmp_path / "demo.json"
     proc = subprocess.run([sys.executable, "-c", "from controller.cli import main; main()", "demo", "--json", str(out)],
                           capture_output=True, text=True, timeout=300, env=os.environ | {"COLUMNS": "160"})
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stderr + proc.stdout
     docs = json.loads(out.read_text())
-    assert len(docs) == 9
+    assert Counter(d["device"]["id"] for d in docs) == {"demo-1-thread": 9, "demo-2-threads": 9}
     assert all(result.check(d) == [] and d["valid"] for d in docs), [d["invalid_reasons"] for d in docs]
-    runs = {(d["model"]["name"], d["scenario"], d["mode"]) for d in docs}
-    assert ("zoo:fashion-mnist-cnn/int8.tflite", "Offline", "performance") in runs
+    threads = {(d["device"]["id"], d["runtime"]["threads"]) for d in docs}
+    assert threads == {("demo-1-thread", 1), ("demo-2-threads", 2)}
+    runs = Counter((d["model"]["name"], d["scenario"], d["mode"]) for d in docs)
+    assert runs[("fashion-mnist-cnn/int8.tflite", "Offline", "performance")] == 2
     for doc in (d for d in docs if d["mode"] == "accuracy"):
         assert doc["kpis"]["accuracy"]["top1"] >= 0.86
-    assert "edgeperf demo" in proc.stdout and "VALID" in proc.stdout
+    assert "scorecard: demo-1-thread" in proc.stdout and "scorecard: demo-2-threads" in proc.stdout

@@ -1,0 +1,341 @@
+"""``edgeperf-agent run``: the device daemon that takes jobs over MQTT and delivers their results.
+
+One job at a time, each in a child process (``agent.worker``) so a crash or a hang costs one
+failed run. A job's terminal message — its result, or why it failed — goes into a durable
+SQLite outbox before it is published, and is re-published after reconnects and restarts until
+the controller acks it; a re-delivered job is answered from the outbox, never run twice. On
+SIGTERM the daemon stops the running job, records it as failed, publishes ``offline`` itself
+(a clean disconnect sends no last will) and exits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from agent import __version__, capabilities
+from agent.artifacts import ArtifactCache, ArtifactError
+from agent.config import AgentConfig
+from agent.outbox import Outbox
+from agent.protocol import MAX_PAYLOAD_BYTES, TOPICS, Envelope, ProtocolError, Topics, check_job, decode
+from agent.transport import BrokerUrl, Connection, Message, TlsFiles
+from devices import probe
+
+log = logging.getLogger("edgeperf.agent")
+HOUSEKEEPING_S = 2.0
+STDERR_TAIL = 2000
+
+
+class JobRun(threading.Thread):
+    """Fetch the artifact, run the worker, and hand the terminal message to the outbox."""
+
+    def __init__(self, daemon: AgentDaemon, job: dict[str, Any]) -> None:
+        super().__init__(name=f"job-{job['run_id']}", daemon=True)
+        self.agent, self.job, self.run_id = daemon, job, job["run_id"]
+        self.started_at = time.monotonic()
+        self._proc: subprocess.Popen[str] | None = None
+        self._stopped_because = ""
+
+    def stop(self, reason: str) -> None:
+        """Kill the worker (cancel, timeout or shutdown); ``run`` then reports ``reason``."""
+        self._stopped_because = reason
+        if self._proc and self._proc.poll() is None:
+            self._proc.kill()
+
+    def run(self) -> None:
+        try:
+            terminal = self._execute()
+        except Exception as exc:  # a bug here must fail the job, not leave the device busy forever
+            log.exception("job %s crashed the agent's job thread", self.run_id)
+            terminal = self.agent.failure(self.run_id, f"agent error: {type(exc).__name__}: {exc}")
+        self.agent.deliver(self.run_id, *terminal)
+
+    def _execute(self) -> tuple[str, Envelope, str]:
+        art = self.job["artifact"]
+        self.agent.event("progress", {"run_id": self.run_id, "phase": "fetching", "artifact": art["name"]})
+        try:
+            model = self.agent.cache.fetch(art["url"], art["sha256"], art["size"], art["name"], art.get("archive"))
+        except ArtifactError as exc:
+            return self.agent.failure(self.run_id, str(exc))
+        workdir = self.agent.config.storage / "jobs" / self.run_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "job.json").write_text(json.dumps(self.job))
+        out = workdir / "result.json"
+        cmd = [
+            sys.executable,
+            "-m",
+            "agent.worker",
+            "--job",
+            str(workdir / "job.json"),
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            "--log-dir",
+            str(self.agent.config.storage / "logs"),
+            "--device-id",
+            self.agent.device,
+        ]
+        if self.agent.config.threads is not None:
+            cmd += ["--threads", str(self.agent.config.threads)]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stderr: list[str] = []
+        reader = threading.Thread(target=lambda: stderr.append(self._proc.stderr.read()), daemon=True)
+        reader.start()
+        timeout = threading.Timer(float(self.job.get("timeout_s") or 3600), self.stop, args=("timed out on the device",))
+        timeout.start()
+        if self._stopped_because:  # stopped while the worker was starting
+            self._proc.kill()
+        try:
+            for line in self._proc.stdout:
+                try:
+                    self.agent.event("progress", {"run_id": self.run_id, **json.loads(line)})
+                except json.JSONDecodeError:
+                    log.debug("worker said: %s", line.rstrip())
+            code = self._proc.wait()
+        finally:
+            timeout.cancel()
+        reader.join(5)
+        text = "".join(stderr)
+        if self._stopped_because:
+            return self.agent.failure(self.run_id, self._stopped_because)
+        if code == 0:
+            return self.agent.result_message(json.loads(out.read_text()))
+        errors = [line[len("error: ") :] for line in text.splitlines() if line.startswith("error: ")]
+        if errors:  # the worker's one-line user error (exit 2): the same job fails the same way again
+            return self.agent.failure(self.run_id, errors[-1], retryable=False)
+        name = f" ({signal.Signals(-code).name})" if code < 0 and -code in signal.Signals._value2member_map_ else ""
+        return self.agent.failure(self.run_id, f"worker exited with code {code}{name}: {text[-STDERR_TAIL:].strip()}")
+
+
+def broker_url(config: AgentConfig) -> BrokerUrl:
+    """The broker URL with credentials from the config's own keys taking precedence over the URL's."""
+    url = BrokerUrl.parse(config.broker)
+    if config.username:
+        url = replace(url, username=config.username, password=config.password or url.password)
+    return url
+
+
+class AgentDaemon:
+    """The agent: a connection, an outbox, an artifact cache and at most one running job."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.topics = Topics(config.prefix)
+        self.device = config.device_id
+        storage = config.storage
+        storage.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(storage / "outbox.sqlite")
+        self.cache = ArtifactCache(storage / "artifacts")
+        self._seq = itertools.count(1)
+        self._job: JobRun | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        offline = self._envelope("status", self._status_data("offline")).encode()
+        self.conn = Connection(
+            f"edgeperf-agent-{self.device}",
+            broker_url(config),
+            subscriptions=[(self.topics.device(self.device, "jobs"), 1), (self.topics.device(self.device, "acks"), 1)],
+            will=(self.topics.device(self.device, "status"), offline, 1, True),
+            on_connected=self._connected.set,
+            tls=TlsFiles(config.ca_file, config.cert_file, config.key_file),
+            mqtt_version=config.mqtt_version,
+            keepalive_s=config.keepalive_s,
+            reconnect_s=(1, config.reconnect_max_s),
+        )
+
+    # ---- building and sending messages -------------------------------------------------------
+    def _envelope(self, kind: str, data: dict[str, Any]) -> Envelope:
+        return Envelope(kind, self.device, data, seq=next(self._seq))
+
+    def _status_data(self, state: str) -> dict[str, Any]:
+        job = self._job.run_id if self._job else None
+        return {"state": state, "agent_version": __version__, "job": job, "tags": list(self.config.tags)}
+
+    def _send(self, topic_kind: str, envelope: Envelope) -> None:
+        qos, retain, _ = TOPICS[topic_kind]
+        self.conn.publish(self.topics.device(self.device, topic_kind), envelope.encode(), qos=qos, retain=retain)
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        self._send("events", self._envelope(kind, data))
+
+    def failure(self, run_id: str, reason: str, retryable: bool = True) -> tuple[str, Envelope, str]:
+        """The terminal ``failed`` event; ``retryable`` False when running it again cannot help."""
+        log.warning("job %s failed: %s", run_id, reason)
+        return "events", self._envelope("failed", {"run_id": run_id, "reason": reason, "retryable": retryable}), "failed"
+
+    def result_message(self, doc: dict[str, Any]) -> tuple[str, Envelope, str]:
+        envelope = self._envelope("result", doc)
+        try:
+            envelope.encode()
+        except ProtocolError:
+            doc.setdefault("logs", {}).pop("summary", None)  # the file stays on the device
+            envelope = self._envelope("result", doc)
+            try:
+                envelope.encode()
+            except ProtocolError as exc:
+                return self.failure(doc["run_id"], f"result too large to send: {exc}")
+        return "results", envelope, "finished"
+
+    def deliver(self, run_id: str, topic_kind: str, envelope: Envelope, state: str) -> None:
+        """Make the terminal message durable, then publish it; the outbox re-sends until acked."""
+        topic = self.topics.device(self.device, topic_kind)
+        self.outbox.put(run_id, topic, envelope.encode())
+        self.outbox.set_job_state(run_id, state)
+        self.conn.publish(topic, envelope.encode(), qos=1)
+        self.outbox.mark_sent([run_id])
+
+    def _publish_presence(self) -> None:
+        state = "busy" if self._job else "online"
+        self._send("status", self._envelope("status", self._status_data(state)))
+        info = {
+            "agent_version": __version__,
+            "tags": list(self.config.tags),
+            "facts": probe.collect(),
+            "installed": capabilities.installed(),
+            "max_payload_bytes": MAX_PAYLOAD_BYTES,
+        }
+        self._send("info", self._envelope("info", info))
+
+    def _resend(self, older_than_s: float) -> None:
+        due = self.outbox.pending(older_than_s=older_than_s)
+        for entry in due:
+            self.conn.publish(entry.topic, entry.payload, qos=1)
+        if due:
+            self.outbox.mark_sent([e.run_id for e in due])
+            log.info("re-sent %d unacknowledged message(s)", len(due))
+
+    # ---- handling what arrives ---------------------------------------------------------------
+    def _handle(self, msg: Message) -> None:
+        try:
+            device, kind = self.topics.parse(msg.topic)
+            envelope = decode(kind, msg.payload)
+            if device != self.device or envelope.device != self.device:
+                raise ProtocolError(f"message for device {envelope.device!r} on {msg.topic}")
+        except ProtocolError as exc:
+            log.warning("dropped a message on %s: %s", msg.topic, exc)
+            return
+        if envelope.type == "ack":
+            run_ids = [r for r in envelope.data.get("run_ids", []) if isinstance(r, str)]
+            self.outbox.ack(run_ids)
+        elif envelope.type == "cancel":
+            if self._job and self._job.run_id == envelope.data.get("run_id"):
+                self._job.stop("cancelled by the controller")
+        else:
+            self._take(envelope.data)
+
+    def _take(self, job: dict[str, Any]) -> None:
+        run_id = job.get("run_id")
+        try:
+            check_job(job)
+        except ProtocolError as exc:
+            log.warning("rejected job %r: %s", run_id, exc)
+            if isinstance(run_id, str):
+                self.event("rejected", {"run_id": run_id, "reason": f"malformed job: {exc}"})
+            return
+        state = self.outbox.job_state(run_id)
+        if state is not None:  # a re-delivery: answer, never run twice
+            if self._job and self._job.run_id == run_id:
+                self.event("accepted", {"run_id": run_id, "duplicate": True})
+            elif any(e.run_id == run_id for e in self.outbox.pending()):
+                self._resend_one(run_id)
+            else:
+                self.event(
+                    "finished" if state == "finished" else "failed",
+                    {"run_id": run_id, "duplicate": True, "reason": f"already {state} and acknowledged"},
+                )
+            return
+        if self._job is not None:
+            self.event("rejected", {"run_id": run_id, "reason": f"busy with {self._job.run_id}"})
+            return
+        self.outbox.set_job_state(run_id, "accepted", job)
+        self._job = JobRun(self, job)
+        self.event("accepted", {"run_id": run_id})
+        self._send("status", self._envelope("status", self._status_data("busy")))
+        self._job.start()
+
+    def _resend_one(self, run_id: str) -> None:
+        for entry in self.outbox.pending():
+            if entry.run_id == run_id:
+                self.conn.publish(entry.topic, entry.payload, qos=1)
+                self.outbox.mark_sent([run_id])
+
+    def _telemetry(self) -> None:
+        temps: dict[str, Any] = {}
+        probe.collect_thermal(temps, Path("/"))
+        data = {"run_id": self._job.run_id if self._job else None, "cpu_pct": psutil.cpu_percent(interval=None)}
+        self._send("telemetry", self._envelope("telemetry", data | temps))
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def _recover(self) -> None:
+        """Jobs a previous run of this agent left half done (crash, power loss, SIGKILL)."""
+        for run_id in self.outbox.interrupted():
+            self.deliver(run_id, *self.failure(run_id, "the agent stopped while the job ran (crash, power loss or kill)"))
+
+    def request_stop(self, *_: Any) -> None:
+        self._stop.set()
+
+    def run(self, connect_wait_s: float | None = None) -> None:
+        """Serve jobs until ``request_stop`` (SIGTERM/SIGINT in the CLI)."""
+        self._recover()
+        self.conn.start(connect_wait_s)
+        log.info("agent %s serving %s (data in %s)", self.device, self.conn.broker, self.config.storage)
+        next_housekeeping = next_telemetry = time.monotonic()
+        while not self._stop.is_set():
+            if self._connected.is_set():
+                self._connected.clear()
+                self._publish_presence()
+                self._resend(older_than_s=0.0)
+            try:
+                message = self.conn.inbox.get(timeout=0.1)
+            except queue.Empty:
+                message = None
+            if message is not None:
+                try:
+                    self._handle(message)
+                except Exception:  # one bad message must not stop the agent
+                    log.exception("error while handling a message on %s; continuing", message.topic)
+            now = time.monotonic()
+            if self._job and not self._job.is_alive():
+                self._job = None
+                self._send("status", self._envelope("status", self._status_data("online")))
+            if self._job and now >= next_telemetry and self.config.telemetry_interval_s > 0:
+                next_telemetry = now + self.config.telemetry_interval_s
+                self._telemetry()
+            if now >= next_housekeeping:
+                next_housekeeping = now + HOUSEKEEPING_S
+                self._resend(older_than_s=self.config.resend_after_s)
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        job = self._job
+        if job and job.is_alive():
+            job.stop("the agent was stopped (SIGTERM) during the job")
+            job.join(30)
+        self._job = None
+        offline = self._envelope("status", self._status_data("offline")).encode()
+        self.conn.stop(final=[(self.topics.device(self.device, "status"), offline, 1, True)])
+        self.outbox.close()
+        log.info("agent %s stopped", self.device)
+
+
+def serve(config: AgentConfig) -> int:
+    """Run the daemon in the foreground with SIGTERM/SIGINT wired to a clean stop."""
+    daemon = AgentDaemon(config)
+    signal.signal(signal.SIGTERM, daemon.request_stop)
+    signal.signal(signal.SIGINT, daemon.request_stop)
+    daemon.run()
+    return 0

@@ -1,0 +1,191 @@
+"""MQTT transport for both sides: paho used the way its docs say, and nothing protocol-specific.
+
+The last will is set before ``connect``; subscriptions are renewed in ``on_connect`` so they
+survive reconnects; paho's network thread reconnects with doubling back-off; callbacks only
+hand messages to a queue, so a slow consumer never stalls the socket (mosquitto drops QoS 1
+messages for a subscriber whose queue fills). Sessions are clean: delivery guarantees come from
+the application (outbox, acks, job re-sends), not from broker queues.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as mqtt
+
+from agent.errors import EXIT_UNREACHABLE, EdgeperfError, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnreachable(EdgeperfError):
+    """No connection to the broker within the time asked for."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+@dataclass(frozen=True)
+class BrokerUrl:
+    """``mqtt[s]://[user[:password]@]host[:port]``; the password never appears in logs."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerUrl:
+        parts = urlsplit(url if "://" in url else f"mqtt://{url}")
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise SettingsError(f"bad broker URL {cls._redact(url)!r}; use mqtt[s]://[user:pass@]host[:port]")
+        try:
+            port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        except ValueError:
+            raise SettingsError(f"bad port in broker URL {cls._redact(url)!r}") from None
+        user = unquote(parts.username) if parts.username else None
+        password = unquote(parts.password) if parts.password else None
+        return cls(parts.scheme, parts.hostname, port, user, password)
+
+    @staticmethod
+    def _redact(url: str) -> str:
+        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+    @property
+    def tls(self) -> bool:
+        return self.scheme == "mqtts"
+
+    def __str__(self) -> str:
+        user = f"{self.username}:***@" if self.username else ""
+        return f"{self.scheme}://{user}{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """CA bundle and optional client certificate for ``mqtts://`` (mutual TLS)."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One received message, as the consumer thread sees it."""
+
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+Publish = tuple[str, bytes, int, bool]  # topic, payload, qos, retain
+
+
+class Connection:
+    """A paho client that keeps itself connected and queues what it receives."""
+
+    def __init__(
+        self,
+        client_id: str,
+        broker: BrokerUrl,
+        *,
+        subscriptions: Sequence[tuple[str, int]] = (),
+        will: Publish | None = None,
+        on_connected: Callable[[], None] | None = None,
+        tls: TlsFiles | None = None,
+        mqtt_version: str = "3.1.1",
+        keepalive_s: int = 30,
+        reconnect_s: tuple[int, int] = (1, 30),
+    ) -> None:
+        if mqtt_version not in ("3.1.1", "5"):
+            raise SettingsError(f"unknown MQTT version {mqtt_version!r}; use 3.1.1 or 5")
+        self.broker, self.inbox = broker, queue.Queue[Message]()
+        self.connected = threading.Event()
+        self._subscriptions, self._on_connected, self._keepalive = list(subscriptions), on_connected, keepalive_s
+        v5 = mqtt_version == "5"
+        self._client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        self._clean_start = True if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY
+        if broker.username:
+            self._client.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            files = tls or TlsFiles()
+            self._client.tls_set(
+                ca_certs=str(files.ca_file) if files.ca_file else None,
+                certfile=str(files.cert_file) if files.cert_file else None,
+                keyfile=str(files.key_file) if files.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        if will:
+            topic, payload, qos, retain = will
+            self._client.will_set(topic, payload, qos=qos, retain=retain)  # before connect, or it is never sent
+        self._client.reconnect_delay_set(*reconnect_s)
+        self._client.max_queued_messages_set(0)
+        self._client.on_connect = self._handle_connect
+        self._client.on_disconnect = self._handle_disconnect
+        self._client.on_message = self._handle_message
+
+    # paho's thread: enqueue and return
+    def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("broker %s refused the connection: %s (retrying)", self.broker, reason_code)
+            return
+        for topic, qos in self._subscriptions:
+            client.subscribe(topic, qos=qos)
+        self.connected.set()
+        log.info("connected to %s", self.broker)
+        if self._on_connected:
+            self._on_connected()
+
+    def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        if reason_code.is_failure:
+            log.warning("lost broker %s: %s (reconnecting)", self.broker, reason_code)
+
+    def _handle_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        self.inbox.put(Message(msg.topic, msg.payload, bool(msg.retain)))
+
+    def start(self, wait_s: float | None = None) -> None:
+        """Connect in the background; with ``wait_s``, fail if the first connection takes longer."""
+        try:
+            self._client.connect_async(
+                self.broker.host, self.broker.port, keepalive=self._keepalive, clean_start=self._clean_start
+            )
+        except (OSError, ValueError) as exc:
+            raise BrokerUnreachable(f"cannot reach broker {self.broker}: {exc}") from None
+        self._client.loop_start()
+        if wait_s is not None and not self.connected.wait(wait_s):
+            self._client.loop_stop()
+            raise BrokerUnreachable(
+                f"no connection to broker {self.broker} within {wait_s:g} s; is it running and reachable "
+                "(start one with 'edgeperf broker')?"
+            )
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        """Queue a message; QoS 1 messages published while disconnected go out after reconnecting."""
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def stop(self, final: Sequence[Publish] = (), timeout_s: float = 5.0) -> None:
+        """Publish ``final`` messages (waiting for their acks while connected), then disconnect cleanly."""
+        for topic, payload, qos, retain in final:
+            info = self._client.publish(topic, payload, qos=qos, retain=retain)
+            if self.connected.is_set():
+                try:
+                    info.wait_for_publish(timeout_s)
+                except (RuntimeError, ValueError):
+                    log.warning("could not deliver %s before disconnecting", topic)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()

@@ -1,0 +1,716 @@
+"""Campaign files: load a YAML campaign, validate it, and expand it into the job matrix.
+
+A campaign says which models (and variants of each) run on which devices, under which scenarios,
+modes and run-length profile. Every mistake is reported as ``file:line: key: problem`` so a user
+with a 200-line file goes straight to the line; that is why the file is composed into YAML nodes
+(which keep their line) and converted here, instead of being read with ``safe_load``.
+
+Format (all keys but ``name`` and ``models`` optional; defaults in brackets)::
+
+    name: fmnist                      # [A-Za-z0-9._-]+
+    profile: smoke                    # [quick] smoke | quick | standard | mlperf
+    engine: auto                      # [auto] auto | loadgen | native
+    scenarios: [SingleStream, Offline]  # [SingleStream]
+    modes: [performance, accuracy]    # [performance]
+    repeats: 2                        # [1] performance runs per (device, variant, scenario)
+    cooldown_s: 5                     # [0] seconds a device rests between jobs
+    timeout_s: 900                    # [1800] per job
+    retries: 1                        # [1] extra attempts after a failure
+    dataset: synthetic                # [synthetic] for performance runs
+    accuracy_dataset: fashion-mnist   # [fashion-mnist] for accuracy runs (must be labelled)
+    overrides:                        # run-length overrides for every job
+      min_duration_s: 0.5             # also max_duration_s, target_qps, target_latency_ms (> 0)
+      min_queries: 64                 # also max_queries (integers >= 1)
+    devices: all                      # [all] or {ids: [pi5-01]} / {tags: [rpi5]} / both (id OR tag)
+    models:
+      - name: fashion-mnist-cnn
+        dataset: fashion-mnist        # overrides ``dataset`` for this model's performance runs
+        variants:
+          - artifact: zoo:fashion-mnist-cnn/int8.tflite   # or a path, relative to this file
+            name: int8-tflite         # [the artifact's file name], unique within the model
+            runtime: litert           # litert | onnxruntime | coreml (aliases tflite, onnx, ort)
+            threads: 2
+            xnnpack: false            # LiteRT only
+            batch_size: 8
+            shape: {image: 1x1x28x28} # dynamic-dimension overrides
+            provider: [CUDAExecutionProvider, CPUExecutionProvider]   # ONNX Runtime only
+            provider_options: {CUDAExecutionProvider: {device_id: 0}} # ONNX Runtime only
+            optimization: all         # ONNX Runtime only: disable | basic | extended | all
+
+Accuracy does not depend on the scenario or the repeat, so it runs once per (device, variant).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from agent import zoo
+from agent.datasets import DATASETS
+from agent.errors import EXIT_USAGE, EdgeperfError, ModelError, SettingsError
+from agent.model_file import FORMATS
+from agent.protocol import check_device_id
+from agent.runtimes import ALIASES, RUNTIMES
+from agent.runtimes.shapes import parse_shape_overrides
+from agent.scenarios import ENGINES
+from agent.scenarios.settings import PROFILES, Mode, Scenario, for_profile, parse_mode, parse_scenario
+
+NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+OPTIMIZATIONS = ("disable", "basic", "extended", "all")
+UNLABELLED_DATASETS = ("synthetic",)
+# override key -> (type, minimum, minimum allowed): ints count queries, floats are seconds / rates
+OVERRIDES: dict[str, tuple[type, float, bool]] = {
+    "min_duration_s": (float, 0, False),
+    "max_duration_s": (float, 0, False),
+    "min_queries": (int, 1, True),
+    "max_queries": (int, 1, True),
+    "target_qps": (float, 0, False),
+    "target_latency_ms": (float, 0, False),
+}
+_TOP_KEYS = (
+    "name", "profile", "engine", "scenarios", "modes", "repeats", "cooldown_s", "timeout_s", "retries",
+    "dataset", "accuracy_dataset", "overrides", "devices", "models",
+)
+_MODEL_KEYS = ("name", "dataset", "variants")
+_VARIANT_KEYS = (
+    "artifact", "name", "runtime", "threads", "provider", "provider_options", "optimization", "xnnpack",
+    "batch_size", "shape",
+)
+# variant keys that only one runtime reads: setting them for another runtime is a mistake, not a no-op
+_RUNTIME_ONLY = {"provider": "onnxruntime", "provider_options": "onnxruntime", "optimization": "onnxruntime",
+                 "xnnpack": "litert"}
+
+
+class CampaignError(EdgeperfError):
+    """A campaign file that cannot be used; the message is ``file:line: key: problem``."""
+
+    exit_code = EXIT_USAGE
+
+
+# --- the campaign -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One artifact of a model with the runtime options to run it under.
+
+    ``artifact`` is kept as written for ``zoo:`` names (the agent resolves those itself) and as an
+    absolute path for files, so the campaign means the same thing whatever the working directory.
+    """
+
+    name: str
+    artifact: str
+    runtime: str | None = None
+    threads: int | None = None
+    providers: tuple[str, ...] = ()
+    provider_options: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
+    optimization: str | None = None
+    xnnpack: bool | None = None
+    batch_size: int | None = None
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "artifact": self.artifact, "runtime": self.runtime, "threads": self.threads,
+            "providers": list(self.providers),
+            "provider_options": {k: dict(v) for k, v in self.provider_options.items()},
+            "optimization": self.optimization, "xnnpack": self.xnnpack, "batch_size": self.batch_size,
+            "shapes": {k: list(v) for k, v in self.shapes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Variant:
+        return cls(
+            name=d["name"], artifact=d["artifact"], runtime=d.get("runtime"), threads=d.get("threads"),
+            providers=tuple(d.get("providers", ())),
+            provider_options={k: dict(v) for k, v in d.get("provider_options", {}).items()},
+            optimization=d.get("optimization"), xnnpack=d.get("xnnpack"), batch_size=d.get("batch_size"),
+            shapes={k: tuple(v) for k, v in d.get("shapes", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model and its variants; ``dataset`` overrides the campaign's for performance runs."""
+
+    name: str
+    variants: tuple[Variant, ...]
+    dataset: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "dataset": self.dataset, "variants": [v.to_dict() for v in self.variants]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        return cls(d["name"], tuple(Variant.from_dict(v) for v in d["variants"]), d.get("dataset"))
+
+
+@dataclass(frozen=True)
+class DeviceSelector:
+    """Which devices a campaign runs on: all of them, or those with a listed id OR a listed tag."""
+
+    all: bool = True
+    ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def matches(self, device_id: str, tags: Sequence[str]) -> bool:
+        return self.all or device_id in self.ids or any(t in self.tags for t in tags)
+
+    def describe(self) -> str:
+        if self.all:
+            return "all"
+        parts = ([f"ids {', '.join(self.ids)}"] if self.ids else []) + ([f"tags {', '.join(self.tags)}"] if self.tags else [])
+        return " or ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"all": self.all, "ids": list(self.ids), "tags": list(self.tags)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DeviceSelector:
+        return cls(bool(d["all"]), tuple(d.get("ids", ())), tuple(d.get("tags", ())))
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A validated campaign. ``source`` and ``devices_line`` let later errors point into the file."""
+
+    name: str
+    source: str
+    models: tuple[ModelSpec, ...]
+    scenarios: tuple[str, ...] = (Scenario.SINGLE_STREAM.value,)
+    modes: tuple[str, ...] = (Mode.PERFORMANCE.value,)
+    profile: str = "quick"
+    engine: str = "auto"
+    repeats: int = 1
+    devices: DeviceSelector = field(default_factory=DeviceSelector)
+    cooldown_s: float = 0.0
+    timeout_s: float = 1800.0
+    retries: int = 1
+    dataset: str = "synthetic"
+    accuracy_dataset: str = "fashion-mnist"
+    overrides: dict[str, float | int] = field(default_factory=dict, hash=False)
+    devices_line: int = 1  # the ``devices`` key's line, or the top mapping's when the key is absent
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "source": self.source, "models": [m.to_dict() for m in self.models],
+            "scenarios": list(self.scenarios), "modes": list(self.modes), "profile": self.profile,
+            "engine": self.engine, "repeats": self.repeats, "devices": self.devices.to_dict(),
+            "cooldown_s": self.cooldown_s, "timeout_s": self.timeout_s, "retries": self.retries,
+            "dataset": self.dataset, "accuracy_dataset": self.accuracy_dataset, "overrides": dict(self.overrides),
+            "devices_line": self.devices_line,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Campaign:
+        return cls(
+            name=d["name"], source=d["source"], models=tuple(ModelSpec.from_dict(m) for m in d["models"]),
+            scenarios=tuple(d["scenarios"]), modes=tuple(d["modes"]), profile=d["profile"], engine=d["engine"],
+            repeats=d["repeats"], devices=DeviceSelector.from_dict(d["devices"]), cooldown_s=d["cooldown_s"],
+            timeout_s=d["timeout_s"], retries=d["retries"], dataset=d["dataset"],
+            accuracy_dataset=d["accuracy_dataset"], overrides=dict(d["overrides"]), devices_line=d.get("devices_line", 1),
+        )
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One measurement on one device; ``key`` identifies it within its campaign across restarts."""
+
+    key: str
+    device_id: str
+    model: str
+    variant: Variant
+    scenario: str
+    mode: str
+    repeat: int
+    dataset: str
+    profile: str
+    engine: str
+    overrides: dict[str, float | int] = field(default_factory=dict, hash=False)
+    timeout_s: float = 1800.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key, "device_id": self.device_id, "model": self.model, "variant": self.variant.to_dict(),
+            "scenario": self.scenario, "mode": self.mode, "repeat": self.repeat, "dataset": self.dataset,
+            "profile": self.profile, "engine": self.engine, "overrides": dict(self.overrides), "timeout_s": self.timeout_s,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> JobSpec:
+        return cls(
+            key=d["key"], device_id=d["device_id"], model=d["model"], variant=Variant.from_dict(d["variant"]),
+            scenario=d["scenario"], mode=d["mode"], repeat=d["repeat"], dataset=d["dataset"], profile=d["profile"],
+            engine=d["engine"], overrides=dict(d["overrides"]), timeout_s=d["timeout_s"],
+        )
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def load(path: Path) -> Campaign:
+    """Read and validate the campaign file at ``path``; relative artifacts are relative to its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CampaignError(f"{path}: campaign file not found") from None
+    except IsADirectoryError:
+        raise CampaignError(f"{path}: is a directory, not a campaign file") from None
+    except UnicodeDecodeError as exc:
+        raise CampaignError(f"{path}: cannot read campaign file: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise CampaignError(f"{path}: cannot read campaign file: {exc.strerror or exc}") from None
+    return loads(text, str(path), path.parent)
+
+
+def loads(text: str, source: str, base_dir: Path) -> Campaign:
+    """Validate campaign YAML ``text``; ``source`` names it in errors, ``base_dir`` anchors relative paths."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        problem = exc.problem or exc.context
+        if exc.problem and exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
+            problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
+        raise CampaignError(f"{source}:{line}: YAML syntax error: {problem}") from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow; only the offset is known
+        line = text[: exc.position].count("\n") + 1
+        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise CampaignError(f"{source}:{line}: YAML syntax error: {exc.reason} ({char})") from None
+    except yaml.YAMLError as exc:
+        raise CampaignError(f"{source}:1: YAML syntax error: {exc}") from None
+    if root is None:
+        raise CampaignError(f"{source}:1: (top level): the file is empty; a campaign needs at least name and models")
+    return _Parser(source, Path(base_dir)).campaign(root)
+
+
+# --- expansion ----------------------------------------------------------------------------------
+
+
+def select_devices(campaign: Campaign, devices: Sequence[tuple[str, Sequence[str]]]) -> list[str]:
+    """Device ids the campaign runs on: known matches in the given order, then listed ids not yet seen.
+
+    Ids named explicitly are kept even when the controller has not heard from them, so it can wait
+    for them instead of silently running a smaller campaign.
+    """
+    chosen: list[str] = []
+    for device_id, tags in devices:
+        if device_id not in chosen and campaign.devices.matches(device_id, tags):
+            chosen.append(device_id)
+    chosen += [i for i in campaign.devices.ids if i not in chosen]
+    if not chosen:
+        known = ", ".join(d for d, _ in devices) or "none yet"
+        raise CampaignError(
+            f"{campaign.source}:{campaign.devices_line}: devices: no device matches "
+            f"({campaign.devices.describe()}); known devices: {known}"
+        )
+    return chosen
+
+
+def device_jobs(campaign: Campaign, device_id: str) -> list[JobSpec]:
+    """One device's jobs in order models → variants → scenarios → modes → repeats."""
+    jobs = []
+    for model in campaign.models:
+        for variant in model.variants:
+            for s_index, scenario in enumerate(campaign.scenarios):
+                for mode in campaign.modes:
+                    accuracy = mode == Mode.ACCURACY.value
+                    for repeat in range(campaign.repeats):
+                        if accuracy and (s_index or repeat):  # accuracy depends on neither
+                            continue
+                        jobs.append(JobSpec(
+                            key=f"{device_id}/{model.name}/{variant.name}/{scenario}/{mode}/r{repeat}",
+                            device_id=device_id, model=model.name, variant=variant, scenario=scenario, mode=mode,
+                            repeat=repeat,
+                            dataset=campaign.accuracy_dataset if accuracy else (model.dataset or campaign.dataset),
+                            profile=campaign.profile, engine=campaign.engine, overrides=dict(campaign.overrides),
+                            timeout_s=campaign.timeout_s,
+                        ))
+    return jobs
+
+
+def expand(campaign: Campaign, devices: Sequence[tuple[str, Sequence[str]]]) -> list[JobSpec]:
+    """The campaign's jobs for the selected devices, interleaved by position.
+
+    Job 0 of every device, then job 1 of every device, ...: a scheduler walking the list in order
+    starts every device early instead of finishing one device's whole matrix first.
+    """
+    per_device = [device_jobs(campaign, d) for d in select_devices(campaign, devices)]
+    return [job for position in zip(*per_device, strict=True) for job in position]
+
+
+# --- the parser ---------------------------------------------------------------------------------
+
+
+def _join(parent: str, child: str | int) -> str:
+    if isinstance(child, int):
+        return f"{parent}[{child}]"
+    return f"{parent}.{child}" if parent else child
+
+
+def _close(word: str, choices: Sequence[str]) -> str | None:
+    """The known word ``word`` was probably meant to be, if one is close enough."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _unknown(what: str, value: str, choices: Sequence[str]) -> str:
+    close = _close(value, choices)
+    hint = f"did you mean {close!r}? " if close else ""
+    return f"unknown {what} {value!r}; {hint}use one of: {', '.join(choices)}"
+
+
+_KINDS = {"null": "null", "bool": "a boolean", "int": "an integer", "float": "a number", "str": "a string",
+          "timestamp": "a date", "binary": "binary data"}
+
+
+def _got(node: Node) -> str:
+    """How a wrong value reads in an error: the text as written, and its YAML type."""
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    kind = _KINDS.get(node.tag.rsplit(":", 1)[-1], f"a {node.tag} value")
+    if kind == "null":
+        return "null (an empty value)"
+    shown = repr(node.value) if kind == "a string" else node.value
+    return f"{shown} ({kind})"
+
+
+class _Parser:
+    """Walks the composed node tree, converting and checking each value against its key path."""
+
+    def __init__(self, source: str, base_dir: Path) -> None:
+        self.source = source
+        self.base_dir = base_dir
+        self.loader = yaml.SafeLoader("")
+
+    # errors and node access
+
+    def fail(self, node: Node, key: str, problem: str) -> CampaignError:
+        return CampaignError(f"{self.source}:{node.start_mark.line + 1}: {key or '(top level)'}: {problem}")
+
+    def value(self, node: Node, key: str) -> Any:
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise self.fail(node, key, getattr(exc, "problem", None) or str(exc)) from None
+
+    def mapping(self, node: Node, key: str, allowed: Sequence[str], required: Sequence[str] = (),
+                what: str = "a mapping") -> dict[str, tuple[Node, Node]]:
+        """Keys of a mapping node → (key node, value node), refusing duplicates, unknowns and gaps."""
+        if not isinstance(node, MappingNode):
+            raise self.fail(node, key, f"expected {what}, got {_got(node)}")
+        out: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.fail(key_node, key, "merge keys (<<) are not supported; repeat the keys instead")
+            name = self.value(key_node, key) if isinstance(key_node, ScalarNode) else None
+            if not isinstance(name, str):
+                raise self.fail(key_node, key, f"keys must be strings, got {_got(key_node)}")
+            path = _join(key, name)
+            if name in out:
+                raise self.fail(key_node, path, f"duplicate key (first at line {out[name][0].start_mark.line + 1})")
+            if name not in allowed:
+                close = _close(name, allowed)
+                hint = f"did you mean {close!r}?" if close else f"expected one of: {', '.join(allowed)}"
+                raise self.fail(key_node, path, f"unknown key; {hint}")
+            out[name] = (key_node, value_node)
+        for name in required:
+            if name not in out:
+                raise self.fail(node, _join(key, name), "missing required key")
+        return out
+
+    def free_mapping(self, node: Node, key: str, what: str) -> dict[str, tuple[Node, Node]]:
+        """A mapping whose keys are the user's own names (shapes, provider options)."""
+        if not isinstance(node, MappingNode):
+            raise self.fail(node, key, f"expected {what}, got {_got(node)}")
+        out: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            name = self.value(key_node, key) if isinstance(key_node, ScalarNode) else None
+            if not isinstance(name, str) or not name:
+                raise self.fail(key_node, key, f"keys must be non-empty strings, got {_got(key_node)}")
+            if name in out:
+                first = out[name][0].start_mark.line + 1
+                raise self.fail(key_node, _join(key, name), f"duplicate key (first at line {first})")
+            out[name] = (key_node, value_node)
+        return out
+
+    def string(self, node: Node, key: str, what: str = "a string") -> str:
+        value = self.value(node, key) if isinstance(node, ScalarNode) else None
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(node, key, f"expected {what}, got {_got(node)}")
+        return value.strip()
+
+    def name(self, node: Node, key: str) -> str:
+        value = self.string(node, key, "a name")
+        if not NAME_RE.fullmatch(value):
+            raise self.fail(node, key, f"{value!r} is not a valid name; use letters, digits, '.', '_' and '-'")
+        return value
+
+    def choice(self, node: Node, key: str, choices: Sequence[str], what: str) -> str:
+        value = self.string(node, key, f"one of: {', '.join(choices)}")
+        if value not in choices:
+            raise self.fail(node, key, _unknown(what, value, choices))
+        return value
+
+    def integer(self, node: Node, key: str, minimum: int) -> int:
+        value = self.value(node, key) if isinstance(node, ScalarNode) else None
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise self.fail(node, key, f"expected an integer >= {minimum}, got {_got(node)}")
+        return value
+
+    def number(self, node: Node, key: str, minimum: float, inclusive: bool) -> float:
+        value = self.value(node, key) if isinstance(node, ScalarNode) else None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or (value < minimum if inclusive else value <= minimum):
+            bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+            raise self.fail(node, key, f"expected a number {bound}, got {_got(node)}")
+        return float(value)
+
+    def boolean(self, node: Node, key: str) -> bool:
+        value = self.value(node, key) if isinstance(node, ScalarNode) else None
+        if not isinstance(value, bool):
+            raise self.fail(node, key, f"expected true or false, got {_got(node)}")
+        return value
+
+    def string_list(self, node: Node, key: str, what: str, convert: Callable[[Node, str], str]) -> tuple[str, ...]:
+        """A non-empty list (or one bare item) of distinct strings, each checked by ``convert``."""
+        items = [(node, key)] if isinstance(node, ScalarNode) else None
+        if isinstance(node, SequenceNode):
+            items = [(item, _join(key, i)) for i, item in enumerate(node.value)]
+        if items is None:
+            raise self.fail(node, key, f"expected a list of {what}, got {_got(node)}")
+        if not items:
+            raise self.fail(node, key, f"must list at least one of {what}")
+        out: list[str] = []
+        for item, path in items:
+            value = convert(item, path)
+            if value in out:
+                raise self.fail(item, path, f"{value!r} is listed twice")
+            out.append(value)
+        return tuple(out)
+
+    def converted(self, parse: Callable[[str], Any]) -> Callable[[Node, str], str]:
+        """Wrap one of the agent's own parsers so its error lands on the right line."""
+        def convert(node: Node, key: str) -> str:
+            text = self.string(node, key)
+            try:
+                return parse(text).value
+            except SettingsError as exc:
+                raise self.fail(node, key, str(exc)) from None
+        return convert
+
+    # the schema
+
+    def campaign(self, root: Node) -> Campaign:
+        keys = self.mapping(root, "", _TOP_KEYS, ("name", "models"), "a mapping of campaign keys")
+        v = {k: value for k, (_, value) in keys.items()}
+        kw: dict[str, Any] = {"name": self.name(v["name"], "name")}
+        if "profile" in v:
+            kw["profile"] = self.choice(v["profile"], "profile", PROFILES, "profile")
+        if "engine" in v:
+            kw["engine"] = self.choice(v["engine"], "engine", ENGINES, "engine")
+        if "scenarios" in v:
+            kw["scenarios"] = self.string_list(v["scenarios"], "scenarios", "scenarios", self.converted(parse_scenario))
+        if "modes" in v:
+            kw["modes"] = self.string_list(v["modes"], "modes", "modes", self.converted(parse_mode))
+        if "repeats" in v:
+            kw["repeats"] = self.integer(v["repeats"], "repeats", 1)
+        if "cooldown_s" in v:
+            kw["cooldown_s"] = self.number(v["cooldown_s"], "cooldown_s", 0, inclusive=True)
+        if "timeout_s" in v:
+            kw["timeout_s"] = self.number(v["timeout_s"], "timeout_s", 0, inclusive=False)
+        if "retries" in v:
+            kw["retries"] = self.integer(v["retries"], "retries", 0)
+        for key in ("dataset", "accuracy_dataset"):
+            if key in v:
+                kw[key] = self.choice(v[key], key, DATASETS, "dataset")
+        unlabelled = kw.get("accuracy_dataset") in UNLABELLED_DATASETS
+        if unlabelled and Mode.ACCURACY.value in kw.get("modes", ()):
+            raise self.fail(v["accuracy_dataset"], "accuracy_dataset",
+                            f"{kw['accuracy_dataset']} has no labels, so accuracy cannot be scored; use fashion-mnist")
+        if "overrides" in v:
+            kw["overrides"] = self.overrides(v["overrides"], kw.get("profile", "quick"), kw.get("scenarios"))
+        if "devices" in keys:
+            kw["devices"] = self.devices(v["devices"])
+            kw["devices_line"] = keys["devices"][0].start_mark.line + 1
+        else:
+            kw["devices_line"] = root.start_mark.line + 1
+        kw["models"] = self.models(v["models"])
+        return Campaign(source=self.source, **kw)
+
+    def overrides(self, node: Node, profile: str, scenarios: tuple[str, ...] | None) -> dict[str, float | int]:
+        keys = self.mapping(node, "overrides", tuple(OVERRIDES), what="a mapping of run-length overrides")
+        out: dict[str, float | int] = {}
+        for name, (_, value) in keys.items():
+            kind, minimum, inclusive = OVERRIDES[name]
+            path = _join("overrides", name)
+            out[name] = self.integer(value, path, int(minimum)) if kind is int else self.number(value, path, minimum, inclusive)
+        # A maximum below the minimum would fail every job on the device; say so here, once.
+        if "max_queries" in out and out["max_queries"] < out.get("min_queries", 0):
+            raise self.fail(keys["max_queries"][1], "overrides.max_queries",
+                            f"{out['max_queries']} is below min_queries ({out['min_queries']})")
+        if "max_duration_s" in out:
+            for scenario in scenarios or (Scenario.SINGLE_STREAM.value,):
+                floor = out.get("min_duration_s", for_profile(profile, Scenario(scenario)).min_duration_ms / 1000)
+                if out["max_duration_s"] < floor:
+                    whose = "min_duration_s" if "min_duration_s" in out else f"the {profile} profile's minimum for {scenario}"
+                    raise self.fail(keys["max_duration_s"][1], "overrides.max_duration_s",
+                                    f"{out['max_duration_s']:g} s is below {whose} ({floor:g} s)")
+        return out
+
+    def devices(self, node: Node) -> DeviceSelector:
+        what = "'all' or a mapping with ids and/or tags"
+        if isinstance(node, ScalarNode):
+            if self.value(node, "devices") == "all":
+                return DeviceSelector(all=True)
+            raise self.fail(node, "devices", f"expected {what}, got {_got(node)}")
+        keys = self.mapping(node, "devices", ("ids", "tags"), what=what)
+        if not keys:
+            raise self.fail(node, "devices", "give ids, tags or both (or write devices: all)")
+        ids = self.string_list(keys["ids"][1], "devices.ids", "device ids", self.device_id) if "ids" in keys else ()
+        tags = self.string_list(keys["tags"][1], "devices.tags", "tags", self.string) if "tags" in keys else ()
+        return DeviceSelector(all=False, ids=ids, tags=tags)
+
+    def device_id(self, node: Node, key: str) -> str:
+        value = self.string(node, key, "a device id")
+        try:
+            return check_device_id(value)
+        except ValueError as exc:
+            raise self.fail(node, key, str(exc)) from None
+
+    def models(self, node: Node) -> tuple[ModelSpec, ...]:
+        if not isinstance(node, SequenceNode):
+            raise self.fail(node, "models", f"expected a list of models, got {_got(node)}")
+        if not node.value:
+            raise self.fail(node, "models", "must list at least one model")
+        out: list[ModelSpec] = []
+        lines: dict[str, int] = {}
+        for i, item in enumerate(node.value):
+            key = _join("models", i)
+            keys = self.mapping(item, key, _MODEL_KEYS, ("name", "variants"), "a model mapping with name and variants")
+            name_node = keys["name"][1]
+            name = self.name(name_node, _join(key, "name"))
+            if name in lines:
+                raise self.fail(name_node, _join(key, "name"), f"model {name!r} is listed twice (first at line {lines[name]})")
+            lines[name] = name_node.start_mark.line + 1
+            dataset = self.choice(keys["dataset"][1], _join(key, "dataset"), DATASETS, "dataset") if "dataset" in keys else None
+            out.append(ModelSpec(name, self.variants(keys["variants"][1], _join(key, "variants")), dataset))
+        return tuple(out)
+
+    def variants(self, node: Node, key: str) -> tuple[Variant, ...]:
+        if not isinstance(node, SequenceNode):
+            raise self.fail(node, key, f"expected a list of variants, got {_got(node)}")
+        if not node.value:
+            raise self.fail(node, key, "must list at least one variant")
+        out: list[Variant] = []
+        lines: dict[str, int] = {}
+        for i, item in enumerate(node.value):
+            variant, name_node, named = self.variant(item, _join(key, i))
+            path = _join(_join(key, i), "name" if named else "artifact")
+            if variant.name in lines:
+                hint = "" if named else "; give the variants distinct names with name:"
+                first = lines[variant.name]
+                raise self.fail(name_node, path, f"variant {variant.name!r} is listed twice (first at line {first}){hint}")
+            lines[variant.name] = name_node.start_mark.line + 1
+            out.append(variant)
+        return tuple(out)
+
+    def variant(self, node: Node, key: str) -> tuple[Variant, Node, bool]:
+        """The variant, the node its name came from, and whether that was an explicit ``name``."""
+        keys = self.mapping(node, key, _VARIANT_KEYS, ("artifact",), "a variant mapping with an artifact")
+        v = {k: value for k, (_, value) in keys.items()}
+        at = partial(_join, key)
+        artifact, fmt = self.artifact(v["artifact"], at("artifact"))
+        kw: dict[str, Any] = {"artifact": artifact}
+        if "name" in v:
+            kw["name"], name_node = self.name(v["name"], at("name")), v["name"]
+        else:
+            kw["name"], name_node = artifact.rstrip("/").rsplit("/", 1)[-1], v["artifact"]
+        runtime = next(n for n, (_, _, formats) in RUNTIMES.items() if fmt in formats)
+        if "runtime" in v:
+            asked = self.string(v["runtime"], at("runtime"))
+            name = ALIASES.get(asked.lower(), asked.lower())
+            if name != "auto":
+                if name not in RUNTIMES:
+                    raise self.fail(v["runtime"], at("runtime"), _unknown("runtime", asked, tuple(RUNTIMES)))
+                if fmt not in RUNTIMES[name][2]:
+                    raise self.fail(v["runtime"], at("runtime"),
+                                    f"runtime {name} cannot load a {fmt} model ({kw['name']}); use {runtime}")
+                kw["runtime"] = runtime = name
+        for option, owner in _RUNTIME_ONLY.items():
+            if option in v and runtime != owner:
+                raise self.fail(keys[option][0], at(option), f"applies to {owner} only, but this variant runs on {runtime}")
+        if "threads" in v:
+            kw["threads"] = self.integer(v["threads"], at("threads"), 1)
+        if "batch_size" in v:
+            kw["batch_size"] = self.integer(v["batch_size"], at("batch_size"), 1)
+        if "xnnpack" in v:
+            kw["xnnpack"] = self.boolean(v["xnnpack"], at("xnnpack"))
+        if "optimization" in v:
+            kw["optimization"] = self.choice(v["optimization"], at("optimization"), OPTIMIZATIONS, "optimization level")
+        if "provider" in v:
+            kw["providers"] = self.string_list(v["provider"], at("provider"), "execution providers", self.string)
+        if "provider_options" in v:
+            kw["provider_options"] = self.provider_options(v["provider_options"], at("provider_options"))
+        if "shape" in v:
+            kw["shapes"] = self.shapes(v["shape"], at("shape"))
+        return Variant(**kw), name_node, "name" in v
+
+    def artifact(self, node: Node, key: str) -> tuple[str, str]:
+        """The artifact as stored (zoo name, or absolute path) and its model format; it must exist."""
+        text = self.string(node, key, "a zoo:<model>/<file> name or a path")
+        if text.startswith(zoo.PREFIX):
+            try:
+                path = zoo.resolve(text).path
+            except ModelError as exc:
+                raise self.fail(node, key, str(exc)) from None
+            stored = text
+        else:
+            given = Path(text).expanduser()
+            path = (given if given.is_absolute() else self.base_dir / given).resolve()
+            if not path.exists():
+                raise self.fail(node, key, f"model file {text!r} not found (looked for {path})")
+            stored = str(path)
+        fmt = FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            suffix = path.suffix or "(no extension)"
+            raise self.fail(node, key, f"{path.name}: unknown model type {suffix!r}; use one of: {', '.join(FORMATS)}")
+        return stored, fmt
+
+    def provider_options(self, node: Node, key: str) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for provider, (_, options) in self.free_mapping(node, key, "a mapping of provider -> options").items():
+            path = _join(key, provider)
+            entries = self.free_mapping(options, path, "a mapping of option -> value")
+            out[provider] = {}
+            for option, (_, value) in entries.items():
+                if not isinstance(value, ScalarNode) or value.tag == "tag:yaml.org,2002:null":
+                    raise self.fail(value, _join(path, option), f"expected a single value, got {_got(value)}")
+                out[provider][option] = value.value  # as written: ORT takes option values as strings
+        return out
+
+    def shapes(self, node: Node, key: str) -> dict[str, tuple[int, ...]]:
+        out: dict[str, tuple[int, ...]] = {}
+        for name, (_, value) in self.free_mapping(node, key, "a mapping of input name -> D1xD2x...").items():
+            path = _join(key, name)
+            if not isinstance(value, ScalarNode) or value.tag == "tag:yaml.org,2002:null":
+                raise self.fail(value, path, f"expected a shape like 1x3x224x224, got {_got(value)}")
+            try:
+                out.update(parse_shape_overrides([f"{name}={value.value}"]))
+            except SettingsError:
+                problem = f"bad shape {value.value!r}; write D1xD2x... with sizes >= 1, e.g. 1x3x224x224"
+                raise self.fail(value, path, problem) from None
+        return out

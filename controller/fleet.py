@@ -1,0 +1,348 @@
+"""The controller's side of the fleet: hear devices, schedule jobs, store results, ack them.
+
+One thread owns the state. Paho's thread only queues messages; ``pump`` drains the queue and
+handles a batch inside one database transaction, and acks go out only after that transaction
+commits, so an ack always means "on disk". ``tick`` is the scheduler: one job at a time per
+device, devices in parallel, cooldowns, re-sends of jobs nobody accepted, timeouts, retries,
+and devices whose last will fired mid-job (after a grace period, because a restarted broker
+also makes everyone look offline for a moment).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent import result, zoo
+from agent.protocol import TOPICS, Envelope, ProtocolError, Topics, decode
+from agent.transport import Connection, Message
+from controller.campaign import Campaign, JobSpec, expand
+from controller.store import TERMINAL, Job, Store
+
+log = logging.getLogger("edgeperf.controller")
+CONTROLLER_ID = "controller"
+RUN_TIMEOUT_MARGIN_S = 30.0  # the agent enforces the job timeout; the controller waits a little longer
+
+
+@dataclass
+class DeviceView:
+    """What the controller knows of a device right now (the store has the durable part)."""
+
+    id: str
+    state: str = "offline"
+    tags: tuple[str, ...] = ()
+    agent_version: str = ""
+    agent_job: str | None = None  # the run id the agent says it is running
+    offline_since: float | None = None
+    cooldown_until: float = 0.0
+    phase: str = ""
+    phase_details: dict[str, Any] = field(default_factory=dict)
+    phase_since: float = 0.0
+    telemetry: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Counters:
+    """What went through; the ingest benchmark and the CLI report these."""
+
+    results_stored: int = 0
+    results_duplicate: int = 0
+    results_rejected: int = 0
+    telemetry: int = 0
+    dropped: int = 0
+    events: int = 0
+
+
+def artifact_path(reference: str) -> Path:
+    """A variant's artifact on the controller's disk: a zoo name or a path."""
+    return zoo.resolve(reference).path if reference.startswith(zoo.PREFIX) else Path(reference)
+
+
+def job_message(spec: JobSpec, run_id: str, attempt: int, campaign_id: str, artifact: dict[str, Any]) -> dict[str, Any]:
+    """The protocol's job payload for one attempt of ``spec``."""
+    v = spec.variant
+    options: dict[str, Any] = {
+        "threads": v.threads,
+        "providers": list(v.providers) or None,
+        "provider_options": v.provider_options or None,
+        "optimization": v.optimization,
+        "xnnpack": v.xnnpack,
+        "shapes": {k: list(s) for k, s in v.shapes.items()} or None,
+    }
+    overrides = dict(spec.overrides) | ({"batch_size": v.batch_size} if v.batch_size else {})
+    return {
+        "run_id": run_id,
+        "campaign": campaign_id,
+        "key": spec.key,
+        "attempt": attempt,
+        "model_name": f"{spec.model}/{v.name}",
+        "artifact": artifact,
+        "runtime": v.runtime,
+        "options": {k: val for k, val in options.items() if val is not None},
+        "scenario": spec.scenario,
+        "mode": spec.mode,
+        "profile": spec.profile,
+        "dataset": spec.dataset,
+        "engine": spec.engine,
+        "overrides": overrides,
+        "timeout_s": spec.timeout_s,
+    }
+
+
+class Fleet:
+    """Message handling and scheduling for the campaigns in one database."""
+
+    def __init__(
+        self,
+        store: Store,
+        conn: Connection,
+        topics: Topics,
+        artifacts: Any = None,  # controller.artifact_server.ArtifactServer; None when only listening
+        *,
+        offline_grace_s: float = 10.0,
+        accept_timeout_s: float = 10.0,
+        max_resends: int = 6,
+        device_wait_s: float = 120.0,
+    ) -> None:
+        self.store, self.conn, self.topics, self.artifacts = store, conn, topics, artifacts
+        self.offline_grace_s, self.accept_timeout_s = offline_grace_s, accept_timeout_s
+        self.max_resends, self.device_wait_s = max_resends, device_wait_s
+        self.devices: dict[str, DeviceView] = {}
+        self.counters = Counters()
+        self.notices: list[str] = []  # visible happenings for the live view (re-queues, failures)
+        self._acks: dict[str, list[str]] = defaultdict(list)
+        self._artifact_blocks: dict[str, dict[str, Any]] = {}
+        self._waiting_since: dict[str, float] = {}
+        self._next_cancel_check = 0.0
+
+    # ---- receiving ---------------------------------------------------------------------------
+    def pump(self, wait_s: float = 0.1, batch: int = 2000) -> int:
+        """Handle every queued message (up to ``batch``) in one transaction; then send acks."""
+        messages: list[Message] = []
+        try:
+            messages.append(self.conn.inbox.get(timeout=wait_s))
+            while len(messages) < batch:
+                messages.append(self.conn.inbox.get_nowait())
+        except queue.Empty:
+            pass
+        if messages:
+            with self.store.transaction():
+                for message in messages:
+                    try:
+                        self.handle(message)
+                    except ProtocolError as exc:
+                        self.counters.dropped += 1
+                        log.warning("dropped a message on %s: %s", message.topic, exc)
+            self._flush_acks()
+        return len(messages)
+
+    def handle(self, msg: Message) -> None:
+        device_id, kind = self.topics.parse(msg.topic)
+        if TOPICS[kind][2] != "agent":
+            return  # our own jobs/acks echoed by a wildcard subscription
+        if not msg.payload and kind in ("status", "info"):
+            return  # a cleared retained message
+        envelope = decode(kind, msg.payload)
+        if envelope.device != device_id:
+            raise ProtocolError(f"{kind} from {envelope.device!r} published on {device_id!r}'s topic")
+        view = self.devices.setdefault(device_id, DeviceView(device_id))
+        getattr(self, f"_on_{kind}")(view, envelope)
+
+    def _on_status(self, view: DeviceView, env: Envelope) -> None:
+        state = env.data.get("state")
+        if state not in ("online", "busy", "offline"):
+            raise ProtocolError(f"unknown device state {state!r}")
+        view.state, view.agent_job = state, env.data.get("job")
+        view.agent_version = str(env.data.get("agent_version", ""))
+        view.tags = tuple(str(t) for t in env.data.get("tags", ()))
+        if state == "offline":
+            view.offline_since = view.offline_since or time.time()
+        else:
+            view.offline_since = None
+        self.store.upsert_device(view.id, state=state, agent_version=view.agent_version, tags=list(view.tags), job=view.agent_job)
+
+    def _on_info(self, view: DeviceView, env: Envelope) -> None:
+        view.tags = tuple(str(t) for t in env.data.get("tags", view.tags))
+        self.store.upsert_device(view.id, info=env.data, tags=list(view.tags))
+
+    def _on_telemetry(self, view: DeviceView, env: Envelope) -> None:
+        view.telemetry = env.data
+        self.counters.telemetry += 1
+
+    def _on_results(self, view: DeviceView, env: Envelope) -> None:
+        doc = env.data
+        problems = result.check(doc)
+        if problems:
+            self.counters.results_rejected += 1
+            log.error("result from %s lacks %s; not stored", view.id, ", ".join(problems[:5]))
+            if isinstance(doc.get("run_id"), str):
+                self._acks[view.id].append(doc["run_id"])  # stop its re-sends: it can never be stored
+            return
+        if self.store.add_result(doc, view.id):
+            self.counters.results_stored += 1
+        else:
+            self.counters.results_duplicate += 1
+        self._acks[view.id].append(doc["run_id"])
+        view.phase = ""
+
+    def _on_events(self, view: DeviceView, env: Envelope) -> None:
+        self.counters.events += 1
+        run_id = env.data.get("run_id")
+        if not isinstance(run_id, str):
+            raise ProtocolError(f"{env.type} event without a run_id")
+        if env.type == "accepted":
+            self.store.mark_running(run_id)
+        elif env.type == "progress":
+            view.phase, view.phase_since = str(env.data.get("phase", "")), time.time()
+            view.phase_details = env.data
+        elif env.type in ("failed", "rejected"):
+            if env.type == "failed":
+                self._acks[view.id].append(run_id)  # failures are durable on the agent, like results
+            if not env.data.get("duplicate"):
+                retry = env.data.get("retryable", True) and not str(env.data.get("reason", "")).startswith("malformed")
+                self._end(run_id, "failed", f"{view.id}: {env.data.get('reason', env.type)}", retry)
+            view.phase = ""
+
+    # ---- deciding ----------------------------------------------------------------------------
+    def _end(self, run_id: str, state: str, reason: str, retryable: bool) -> None:
+        job = self.store.job_for_run(run_id)
+        if job is None or job.state in TERMINAL or job.run_id != run_id:
+            return
+        campaign = self.store.campaign(job.campaign_id)["spec"]
+        requeue = retryable and job.attempts < 1 + int(campaign["retries"])
+        self.store.end_attempt(run_id, state, reason, requeue)
+        view = self.devices.get(job.device_id)
+        if view:
+            view.cooldown_until = time.time() + float(campaign["cooldown_s"])
+        self.notices.append(f"{job.key}: attempt {job.attempts} {state} ({reason})" + ("; re-queued" if requeue else ""))
+        log.warning(self.notices[-1])
+
+    def _flush_acks(self) -> None:
+        for device_id, run_ids in self._acks.items():
+            if run_ids:
+                self._publish(device_id, "acks", "ack", {"run_ids": run_ids})
+        self._acks.clear()
+
+    def _publish(self, device_id: str, kind: str, msg_type: str, data: dict[str, Any]) -> None:
+        qos, retain, _ = TOPICS[kind]
+        self.conn.publish(
+            self.topics.device(device_id, kind), Envelope(msg_type, device_id, data).encode(), qos=qos, retain=retain
+        )
+
+    def _artifact(self, reference: str) -> dict[str, Any]:
+        if reference not in self._artifact_blocks:
+            self._artifact_blocks[reference] = self.artifacts.add(artifact_path(reference))
+        return self._artifact_blocks[reference]
+
+    def _send(self, job: Job, run_id: str, attempt: int) -> None:
+        spec = JobSpec.from_dict(job.spec)
+        message = job_message(spec, run_id, attempt, job.campaign_id, self._artifact(spec.variant.artifact))
+        self._publish(job.device_id, "jobs", "job", message)
+
+    def create_campaign(self, campaign: Campaign) -> str:
+        """Expand ``campaign`` over the devices heard so far and store it with its job matrix."""
+        known = [(d.id, d.tags) for d in self.devices.values() if d.state != "offline"]
+        jobs = expand(campaign, known)
+        return self.store.create_campaign(
+            campaign.name, campaign.source, campaign.to_dict(), [(j.key, j.device_id, j.to_dict()) for j in jobs]
+        )
+
+    def resume(self, campaign_id: str) -> None:
+        """After a controller restart: jobs it had sent are sent again under the same run id.
+
+        The agent answers from its own records — still running, or the result from its outbox —
+        so nothing runs twice and nothing is stored twice.
+        """
+        self.store.set_campaign_state(campaign_id, "running")
+        for job in self.store.jobs(campaign_id, ("sent", "running")):
+            self._send(job, job.run_id, job.attempts)
+            self.store.mark_resent(job)
+
+    def tick(self, campaign_id: str) -> str:
+        """One scheduling pass over a running campaign; returns its state afterwards."""
+        now = time.time()
+        if now >= self._next_cancel_check:
+            self._next_cancel_check = now + 1.0
+            if self.store.cancel_requested(campaign_id):
+                return self.cancel(campaign_id)
+        active = self.store.jobs(campaign_id, ("pending", "sent", "running"))
+        if not active:
+            self.store.set_campaign_state(campaign_id, "finished")
+            return "finished"
+        busy = {j.device_id for j in active if j.state in ("sent", "running")}
+        spec = self.store.campaign(campaign_id)["spec"]
+        for job in active:
+            view = self.devices.get(job.device_id)
+            if job.state == "pending":
+                self._maybe_dispatch(job, view, busy, now, float(spec["cooldown_s"]))
+            else:
+                self._watch(job, view, now)
+        self._flush_acks()
+        return "running"
+
+    def _maybe_dispatch(self, job: Job, view: DeviceView | None, busy: set[str], now: float, cooldown_s: float) -> None:
+        if job.device_id in busy:
+            return
+        if view is None or view.state != "online":
+            since = self._waiting_since.setdefault(job.device_id, now)
+            if now - since > self.device_wait_s:
+                reason = f"device {job.device_id} was not online for {self.device_wait_s:g} s"
+                self.store.fail_pending(job.id, reason)
+                self.notices.append(f"{job.key}: failed, {reason}")
+            return
+        self._waiting_since.pop(job.device_id, None)
+        if now < view.cooldown_until:
+            return
+        run_id = self.store.start_attempt(job)
+        self._send(job, run_id, job.attempts + 1)
+        busy.add(job.device_id)
+        view.phase, view.phase_since, view.phase_details = "sent", now, {"key": job.key}
+
+    def _watch(self, job: Job, view: DeviceView | None, now: float) -> None:
+        """A job out on a device: re-send if unanswered, give up on lost devices and overruns."""
+        if view is not None and view.offline_since and now - view.offline_since > self.offline_grace_s:
+            self._end(job.run_id, "lost", f"device {job.device_id} went offline mid-job", retryable=True)
+        elif job.state == "sent" and now - (job.sent_at or now) > self.accept_timeout_s:
+            if job.resends >= self.max_resends:
+                self._end(job.run_id, "failed", f"device {job.device_id} never accepted the job", retryable=True)
+            elif view is not None and view.state != "offline":
+                self._send(job, job.run_id, job.attempts)
+                self.store.mark_resent(job)
+        elif job.state == "running" and now - (job.accepted_at or now) > job.spec["timeout_s"] + RUN_TIMEOUT_MARGIN_S:
+            self._publish(job.device_id, "jobs", "cancel", {"run_id": job.run_id})
+            self._end(job.run_id, "failed", f"timed out after {job.spec['timeout_s']:g} s", retryable=True)
+
+    def cancel(self, campaign_id: str) -> str:
+        """Stop a campaign: pending jobs cancelled, running ones told to stop."""
+        self.store.cancel_pending(campaign_id, "campaign cancelled")
+        for job in self.store.jobs(campaign_id, ("sent", "running")):
+            self._publish(job.device_id, "jobs", "cancel", {"run_id": job.run_id})
+            self.store.end_attempt(job.run_id, "cancelled", "campaign cancelled", requeue=False)
+        self.store.set_campaign_state(campaign_id, "cancelled")
+        return "cancelled"
+
+    def run(self, campaign_id: str, on_tick: Callable[[Fleet, str], None] | None = None, tick_s: float = 0.2) -> str:
+        """Drive a campaign to its end: handle messages, schedule, repeat."""
+        state, next_tick = "running", 0.0
+        while state == "running":
+            self.pump(wait_s=0.05)
+            if time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + tick_s
+                with self.store.transaction():
+                    state = self.tick(campaign_id)
+                if on_tick:
+                    on_tick(self, campaign_id)
+        self.pump(wait_s=0.2)  # acks for anything that arrived with the last result
+        return state
+
+    def discover(self, seconds: float) -> None:
+        """Listen for ``seconds`` so retained status/info of every device arrive before planning."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.pump(wait_s=min(0.1, max(0.0, end - time.monotonic())))

@@ -1,0 +1,305 @@
+"""The controller's record: devices, campaigns, jobs, attempts and results in one SQLite file (WAL).
+
+Results are keyed by run id and inserted with ``INSERT OR IGNORE``, so a result delivered twice
+(QoS 1 redelivery, an agent's outbox re-send, a resumed campaign) is stored once. Every attempt
+of a job keeps its own run id and fate, so a re-queued job is visible, not silent. WAL lets
+``campaign status`` read while ``campaign run`` writes; ``synchronous=FULL`` keeps what was
+acked to an agent on disk before the ack leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agent.errors import EdgeperfError
+
+SCHEMA_VERSION = 1
+TERMINAL = ("done", "failed", "cancelled")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices(
+    id TEXT PRIMARY KEY, state TEXT, agent_version TEXT, tags TEXT, job TEXT, info TEXT, last_seen REAL);
+CREATE TABLE IF NOT EXISTS campaigns(
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, source TEXT, spec TEXT NOT NULL, state TEXT NOT NULL,
+    created_at REAL NOT NULL, finished_at REAL, cancel_requested INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS jobs(
+    id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, position INTEGER NOT NULL, key TEXT NOT NULL, device_id TEXT NOT NULL,
+    spec TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, run_id TEXT, result_run_id TEXT,
+    error TEXT, sent_at REAL, accepted_at REAL, finished_at REAL, resends INTEGER NOT NULL DEFAULT 0,
+    UNIQUE(campaign_id, key));
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs(campaign_id, state);
+CREATE TABLE IF NOT EXISTS attempts(
+    run_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, attempt INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT,
+    started_at REAL, ended_at REAL);
+CREATE TABLE IF NOT EXISTS results(
+    run_id TEXT PRIMARY KEY, job_id TEXT, campaign_id TEXT, device_id TEXT NOT NULL, model TEXT, scenario TEXT,
+    mode TEXT, valid INTEGER, doc TEXT NOT NULL, received_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS results_by_campaign ON results(campaign_id);
+"""
+
+
+class StoreError(EdgeperfError):
+    """The database cannot be opened or a campaign reference does not exist."""
+
+
+def default_db() -> Path:
+    """``$XDG_DATA_HOME/edgeperf/controller.db`` (~/.local/share/edgeperf/controller.db)."""
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "edgeperf" / "controller.db"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of ``jobs``: a device's share of a campaign, with its current attempt."""
+
+    id: str
+    campaign_id: str
+    position: int
+    key: str
+    device_id: str
+    spec: dict[str, Any]
+    state: str
+    attempts: int
+    run_id: str | None
+    error: str | None
+    sent_at: float | None
+    accepted_at: float | None
+    finished_at: float | None
+    resends: int
+
+
+class Store:
+    """All reads and writes of the controller database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{path} was written by a newer edgeperf (schema {version}); upgrade edgeperf")
+            self.db.executescript(_SCHEMA)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"cannot open the results database {path}: {exc}; pass another --db or move the file aside"
+            ) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (batched message handling commits once per batch)."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ---- devices -----------------------------------------------------------------------------
+    def upsert_device(self, device_id: str, **fields: Any) -> None:
+        """Record what a status or info message said; unspecified columns keep their value."""
+        columns = {k: json.dumps(v) if k in ("tags", "info") else v for k, v in fields.items()}
+        columns["last_seen"] = time.time()
+        names = ", ".join(columns)
+        updates = ", ".join(f"{k}=excluded.{k}" for k in columns)
+        self.db.execute(
+            f"INSERT INTO devices(id, {names}) VALUES (?{', ?' * len(columns)}) ON CONFLICT(id) DO UPDATE SET {updates}",
+            (device_id, *columns.values()),
+        )
+
+    def devices(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT * FROM devices ORDER BY id").fetchall()
+        return [dict(r) | {"tags": json.loads(r["tags"] or "[]"), "info": json.loads(r["info"] or "{}")} for r in rows]
+
+    # ---- campaigns ---------------------------------------------------------------------------
+    def create_campaign(
+        self, name: str, source: str, spec: dict[str, Any], jobs: Iterable[tuple[str, str, dict[str, Any]]]
+    ) -> str:
+        """A campaign and its job matrix (``(key, device_id, spec)`` in dispatch order), atomically."""
+        campaign_id = uuid.uuid4().hex[:12]
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO campaigns(id, name, source, spec, state, created_at) VALUES (?, ?, ?, ?, 'running', ?)",
+                (campaign_id, name, source, json.dumps(spec), now),
+            )
+            db.executemany(
+                "INSERT INTO jobs(id, campaign_id, position, key, device_id, spec, state) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                [(uuid.uuid4().hex, campaign_id, i, key, device, json.dumps(job)) for i, (key, device, job) in enumerate(jobs)],
+            )
+        return campaign_id
+
+    def campaign(self, ref: str) -> dict[str, Any]:
+        """A campaign by id (or unique id prefix), by name (the newest of that name), or ``latest``."""
+        if ref == "latest":
+            row = self.db.execute("SELECT * FROM campaigns ORDER BY created_at DESC LIMIT 1").fetchone()
+        else:
+            row = self.db.execute("SELECT * FROM campaigns WHERE id = ?", (ref,)).fetchone()
+            row = (
+                row
+                or self.db.execute("SELECT * FROM campaigns WHERE name = ? ORDER BY created_at DESC LIMIT 1", (ref,)).fetchone()
+            )
+            if row is None:
+                rows = self.db.execute("SELECT * FROM campaigns WHERE id LIKE ?", (ref + "%",)).fetchall()
+                row = rows[0] if len(rows) == 1 else None
+        if row is None:
+            known = [r[0] for r in self.db.execute("SELECT name FROM campaigns ORDER BY created_at DESC LIMIT 5")]
+            hint = f"; recent: {', '.join(known)}" if known else "; none stored yet in this database"
+            raise StoreError(f"no campaign {ref!r} in {self.path}{hint}")
+        return dict(row) | {"spec": json.loads(row["spec"])}
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        return [
+            dict(r) for r in self.db.execute("SELECT id, name, state, created_at, finished_at FROM campaigns ORDER BY created_at")
+        ]
+
+    def set_campaign_state(self, campaign_id: str, state: str) -> None:
+        finished = time.time() if state in ("finished", "cancelled") else None
+        self.db.execute("UPDATE campaigns SET state = ?, finished_at = ? WHERE id = ?", (state, finished, campaign_id))
+
+    def request_cancel(self, campaign_id: str) -> None:
+        self.db.execute("UPDATE campaigns SET cancel_requested = 1 WHERE id = ?", (campaign_id,))
+
+    def cancel_requested(self, campaign_id: str) -> bool:
+        row = self.db.execute("SELECT cancel_requested FROM campaigns WHERE id = ?", (campaign_id,)).fetchone()
+        return bool(row and row[0])
+
+    # ---- jobs and attempts -------------------------------------------------------------------
+    @staticmethod
+    def _job(row: sqlite3.Row) -> Job:
+        return Job(**{k: row[k] for k in row.keys() if k != "result_run_id"} | {"spec": json.loads(row["spec"])})  # noqa: SIM118
+
+    def jobs(self, campaign_id: str, states: Iterable[str] | None = None) -> list[Job]:
+        query, args = "SELECT * FROM jobs WHERE campaign_id = ?", [campaign_id]
+        if states is not None:
+            states = list(states)
+            query += f" AND state IN ({', '.join('?' * len(states))})"
+            args += states
+        return [self._job(r) for r in self.db.execute(query + " ORDER BY position", args)]
+
+    def job_for_run(self, run_id: str) -> Job | None:
+        row = self.db.execute(
+            "SELECT jobs.* FROM attempts JOIN jobs ON jobs.id = attempts.job_id WHERE attempts.run_id = ?", (run_id,)
+        ).fetchone()
+        return self._job(row) if row else None
+
+    def start_attempt(self, job: Job) -> str:
+        """A new attempt of ``job`` with a fresh run id; the job becomes ``sent``."""
+        run_id = uuid.uuid4().hex
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO attempts(run_id, job_id, attempt, state, started_at) VALUES (?, ?, ?, 'sent', ?)",
+            (run_id, job.id, job.attempts + 1, now),
+        )
+        self.db.execute(
+            "UPDATE jobs SET state = 'sent', attempts = attempts + 1, run_id = ?, sent_at = ?, accepted_at = NULL, "
+            "resends = 0, error = NULL WHERE id = ?",
+            (run_id, now, job.id),
+        )
+        return run_id
+
+    def mark_resent(self, job: Job) -> None:
+        self.db.execute("UPDATE jobs SET resends = resends + 1, sent_at = ? WHERE id = ?", (time.time(), job.id))
+
+    def mark_running(self, run_id: str) -> None:
+        self.db.execute("UPDATE attempts SET state = 'running' WHERE run_id = ? AND state = 'sent'", (run_id,))
+        self.db.execute(
+            "UPDATE jobs SET state = 'running', accepted_at = ? WHERE run_id = ? AND state = 'sent'", (time.time(), run_id)
+        )
+
+    def end_attempt(self, run_id: str, state: str, reason: str | None, requeue: bool) -> Job | None:
+        """Close an attempt; its job is re-queued (``pending``), or takes ``state`` as final."""
+        job = self.job_for_run(run_id)
+        self.db.execute(
+            "UPDATE attempts SET state = ?, reason = ?, ended_at = ? WHERE run_id = ? AND ended_at IS NULL",
+            (state, reason, time.time(), run_id),
+        )
+        if job is None or job.run_id != run_id or job.state in TERMINAL:
+            return job
+        job_state = "pending" if requeue else state
+        self.db.execute(
+            "UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?",
+            (job_state, reason, None if requeue else time.time(), job.id),
+        )
+        return job
+
+    def fail_pending(self, job_id: str, reason: str) -> None:
+        """A job that never got an attempt (its device never came online) fails as it is."""
+        self.db.execute(
+            "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ? AND state = 'pending'",
+            (reason, time.time(), job_id),
+        )
+
+    def cancel_pending(self, campaign_id: str, reason: str) -> int:
+        return self.db.execute(
+            "UPDATE jobs SET state = 'cancelled', error = ?, finished_at = ? WHERE campaign_id = ? AND state = 'pending'",
+            (reason, time.time(), campaign_id),
+        ).rowcount
+
+    def attempts(self, job_id: str) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,))]
+
+    # ---- results -----------------------------------------------------------------------------
+    def add_result(self, doc: dict[str, Any], device_id: str) -> bool:
+        """Store a result once per run id; the job it answers is done. False if already stored."""
+        run_id = doc["run_id"]
+        job = self.job_for_run(run_id)
+        inserted = (
+            self.db.execute(
+                "INSERT OR IGNORE INTO results(run_id, job_id, campaign_id, device_id, model, scenario, mode, valid, doc, "
+                "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    job.id if job else None,
+                    job.campaign_id if job else None,
+                    device_id,
+                    doc["model"]["name"],
+                    doc["scenario"],
+                    doc["mode"],
+                    int(bool(doc["valid"])),
+                    json.dumps(doc),
+                    time.time(),
+                ),
+            ).rowcount
+            == 1
+        )
+        if job is not None:
+            self.db.execute(
+                "UPDATE attempts SET state = 'finished', ended_at = ? WHERE run_id = ? AND ended_at IS NULL",
+                (time.time(), run_id),
+            )
+            self.db.execute(
+                "UPDATE jobs SET state = 'done', result_run_id = COALESCE(result_run_id, ?), error = NULL, "
+                "finished_at = COALESCE(finished_at, ?) WHERE id = ? AND state != 'done'",
+                (run_id, time.time(), job.id),
+            )
+        return inserted
+
+    def results(self, campaign_id: str) -> list[dict[str, Any]]:
+        """The result of each job of a campaign (the first that arrived), in matrix order."""
+        rows = self.db.execute(
+            "SELECT results.doc FROM jobs JOIN results ON results.run_id = jobs.result_run_id "
+            "WHERE jobs.campaign_id = ? ORDER BY jobs.position",
+            (campaign_id,),
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def result_count(self, campaign_id: str | None = None) -> int:
+        if campaign_id is None:
+            return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM results WHERE campaign_id = ?", (campaign_id,)).fetchone()[0]

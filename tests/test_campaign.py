@@ -1,0 +1,435 @@
+"""Campaign files: loading, the file:line:key errors, and expansion into the job matrix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from agent.errors import EXIT_USAGE, EdgeperfError
+from controller import campaign
+from controller.campaign import Campaign, CampaignError, DeviceSelector, JobSpec, ModelSpec, Variant
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "campaigns"
+ZOO = Path(__file__).resolve().parent.parent / "agent" / "zoo" / "fashion-mnist-cnn"
+ONNX = "zoo:fashion-mnist-cnn/int8.onnx"
+TFLITE = "zoo:fashion-mnist-cnn/int8.tflite"
+
+
+def loads(text: str, base_dir: Path = FIXTURES) -> Campaign:
+    return campaign.loads(text, "camp.yaml", base_dir)
+
+
+def error_of(text: str, base_dir: Path = FIXTURES) -> str:
+    with pytest.raises(CampaignError) as info:
+        loads(text, base_dir)
+    return str(info.value)
+
+
+def minimal(extra: str = "", variant_extra: str = "", artifact: str = ONNX) -> str:
+    """A valid campaign (lines 1-5) with ``extra`` top-level lines after it and keys added to its variant."""
+    return f"name: c\nmodels:\n  - name: cnn\n    variants:\n      - artifact: {artifact}\n{variant_extra}{extra}"
+
+
+# --- valid files ---------------------------------------------------------------------------------
+
+
+def test_a_full_file_gives_every_value_as_written():
+    c = campaign.load(FIXTURES / "full.yaml")
+    assert c.name == "fmnist-full"
+    assert c.source == str(FIXTURES / "full.yaml")
+    assert (c.profile, c.engine, c.repeats, c.retries) == ("smoke", "native", 2, 2)
+    assert c.scenarios == ("SingleStream", "Offline")  # "offline" stored canonical
+    assert c.modes == ("performance", "accuracy")
+    assert (c.cooldown_s, c.timeout_s) == (5.0, 900.0)
+    assert (c.dataset, c.accuracy_dataset) == ("synthetic", "fashion-mnist:subset")
+    assert c.overrides == {"min_duration_s": 0.5, "max_duration_s": 5.0, "min_queries": 64, "max_queries": 1000,
+                           "target_qps": 100.0, "target_latency_ms": 10.0}
+    assert isinstance(c.overrides["min_queries"], int) and isinstance(c.overrides["max_duration_s"], float)
+    assert c.devices == DeviceSelector(all=False, ids=("pi5-01",), tags=("rpi5", "lab-a"))
+    assert c.devices_line == 20
+    assert [m.name for m in c.models] == ["fashion-mnist-cnn", "fmnist-fp32"]
+    assert [m.dataset for m in c.models] == ["fashion-mnist", None]
+    tfl, ort = c.models[0].variants
+    assert tfl == Variant(name="int8-tflite", artifact=TFLITE, runtime="litert", threads=2, xnnpack=False, batch_size=8)
+    assert ort == Variant(
+        name="int8.onnx", artifact=ONNX, runtime="onnxruntime",
+        providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+        provider_options={"CUDAExecutionProvider": {"device_id": "0", "gpu_mem_limit": "2147483648"}},
+        optimization="extended", shapes={"image": (1, 1, 28, 28)},
+    )
+    (fp32,) = c.models[1].variants
+    assert fp32 == Variant(name="fp32.onnx", artifact="zoo:fashion-mnist-cnn/fp32.onnx", providers=("CPUExecutionProvider",))
+
+
+def test_a_campaign_and_its_jobs_round_trip_through_json():
+    c = campaign.load(FIXTURES / "full.yaml")
+    again = Campaign.from_dict(json.loads(json.dumps(c.to_dict())))
+    assert again == c
+    assert again.models[0].variants[1].shapes["image"] == (1, 1, 28, 28)  # tuples come back as tuples
+    assert isinstance(again.models[0].variants[1].providers, tuple)
+    jobs = campaign.expand(c, [("pi5-01", [])])
+    back = [JobSpec.from_dict(json.loads(json.dumps(j.to_dict()))) for j in jobs]
+    assert back == jobs
+    assert ModelSpec.from_dict(json.loads(json.dumps(c.models[0].to_dict()))) == c.models[0]
+
+
+def test_defaults_are_applied():
+    c = campaign.load(FIXTURES / "minimal.yaml")
+    assert (c.profile, c.engine, c.repeats, c.retries) == ("quick", "auto", 1, 1)
+    assert (c.scenarios, c.modes) == (("SingleStream",), ("performance",))
+    assert (c.cooldown_s, c.timeout_s) == (0.0, 1800.0)
+    assert (c.dataset, c.accuracy_dataset, c.overrides) == ("synthetic", "fashion-mnist", {})
+    assert c.devices == DeviceSelector(all=True) and c.devices_line == 1
+    (model,) = c.models
+    assert model.dataset is None
+    assert model.variants == (Variant(name="int8.onnx", artifact=ONNX),)
+    v = model.variants[0]
+    assert (v.runtime, v.threads, v.providers, v.provider_options, v.optimization, v.xnnpack, v.batch_size, v.shapes) == (
+        None, None, (), {}, None, None, None, {})
+
+
+def test_a_relative_artifact_is_relative_to_the_yaml_file_not_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "models").mkdir()
+    shutil.copy(ZOO / "int8.onnx", tmp_path / "models" / "int8.onnx")
+    shutil.copytree(ZOO / "int8.mlpackage", tmp_path / "models" / "int8.mlpackage")
+    (tmp_path / "campaigns").mkdir()
+    path = tmp_path / "campaigns" / "c.yaml"
+    path.write_text(
+        "name: local\nmodels:\n  - name: cnn\n    variants:\n"
+        "      - artifact: ../models/int8.onnx\n"
+        "      - artifact: ../models/int8.mlpackage\n        runtime: coreml\n"
+    )
+    monkeypatch.chdir(tmp_path / "models")  # a path relative to the cwd would not find ../models
+    onnx, mlpackage = campaign.load(path).models[0].variants
+    assert onnx.artifact == str(tmp_path.resolve() / "models" / "int8.onnx")
+    assert onnx.name == "int8.onnx"
+    assert mlpackage.artifact == str(tmp_path.resolve() / "models" / "int8.mlpackage")
+    assert (mlpackage.name, mlpackage.runtime) == ("int8.mlpackage", "coreml")
+
+
+def test_names_are_normalised_to_their_canonical_form():
+    c = loads(minimal("scenarios: [single-stream, SERVER, multi_stream]\nmodes: Accuracy\n", "        runtime: onnx\n"))
+    assert c.scenarios == ("SingleStream", "Server", "MultiStream")
+    assert c.modes == ("accuracy",)  # one bare item is a list of one
+    assert c.models[0].variants[0].runtime == "onnxruntime"
+
+
+def test_provider_options_keep_values_as_written_and_one_provider_may_be_a_string():
+    v = loads(minimal(variant_extra=(
+        "        provider: CUDAExecutionProvider\n"
+        "        provider_options:\n"
+        "          CUDAExecutionProvider: {device_id: 0, arena_extend_strategy: kSameAsRequested, enable: true, x: 1e3}\n"
+    ))).models[0].variants[0]
+    assert v.providers == ("CUDAExecutionProvider",)
+    assert v.provider_options == {"CUDAExecutionProvider": {
+        "device_id": "0", "arena_extend_strategy": "kSameAsRequested", "enable": "true", "x": "1e3"}}
+
+
+# --- errors: each names file, line and key ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("file", "line", "rest"), [
+    ("wrong_type.yaml", 3, "repeats: expected an integer >= 1, got 'two' (a string)"),
+    ("unknown_key.yaml", 7, "models[0].variants[1].thread: unknown key; did you mean 'threads'?"),
+    ("bad_scenario.yaml", 4,
+     "scenarios[1]: unknown scenario 'SingleStrem'; use one of: SingleStream, MultiStream, Server, Offline"),
+    ("bad_profile.yaml", 2, "profile: unknown profile 'smok'; did you mean 'smoke'? use one of: smoke, quick, standard, mlperf"),
+    ("missing_key.yaml", 6, "models[1].name: missing required key"),  # the line of the mapping that lacks it
+    ("missing_artifact.yaml", 5,
+     f"models[0].variants[0].artifact: model file 'models/nope.onnx' not found (looked for {FIXTURES / 'models' / 'nope.onnx'})"),
+    ("bad_shape.yaml", 7,
+     "models[0].variants[0].shape.image: bad shape '1x1x28xN'; write D1xD2x... with sizes >= 1, e.g. 1x3x224x224"),
+    ("duplicate_key.yaml", 7, "profile: duplicate key (first at line 2)"),
+    ("empty_models.yaml", 3, "models: must list at least one model"),
+    ("syntax_error.yaml", 3, "YAML syntax error: expected ',' or ']', but got ':' (while parsing a flow sequence at line 2)"),
+])
+def test_fixture_errors_name_file_line_and_key(file, line, rest):
+    path = FIXTURES / file
+    with pytest.raises(CampaignError) as info:
+        campaign.load(path)
+    assert str(info.value) == f"{path}:{line}: {rest}"
+    assert info.value.exit_code == EXIT_USAGE and isinstance(info.value, EdgeperfError)
+
+
+def test_an_unknown_zoo_name_lists_the_known_ones():
+    path = FIXTURES / "unknown_zoo.yaml"
+    with pytest.raises(CampaignError) as info:
+        campaign.load(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}:5: models[0].variants[0].artifact: "
+                          "no zoo model named 'zoo:fashion-mnist-cnn/int4.onnx'; known: ")
+    assert "zoo:fashion-mnist-cnn/int8.onnx" in msg and "zoo:fashion-mnist-cnn/int8.tflite" in msg
+
+
+def test_a_missing_file_is_one_clear_line(tmp_path):
+    with pytest.raises(CampaignError) as info:
+        campaign.load(tmp_path / "nope.yaml")
+    assert str(info.value) == f"{tmp_path / 'nope.yaml'}: campaign file not found"
+    with pytest.raises(CampaignError) as info:
+        campaign.load(tmp_path)
+    assert str(info.value) == f"{tmp_path}: is a directory, not a campaign file"
+    (tmp_path / "latin1.yaml").write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(CampaignError, match=r"latin1\.yaml: cannot read campaign file: not UTF-8 text"):
+        campaign.load(tmp_path / "latin1.yaml")
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("", "camp.yaml:1: (top level): the file is empty; a campaign needs at least name and models"),
+    ("- a\n- b\n", "camp.yaml:1: (top level): expected a mapping of campaign keys, got a list"),
+    # a missing top-level key points at the top mapping, which starts after the comment
+    ("# fleet run\n\nname: c\n", "camp.yaml:3: models: missing required key"),
+    ("name: c\nmodels: {a: 1}\n", "camp.yaml:2: models: expected a list of models, got a mapping"),
+    ("name: c\nmodels:\n", "camp.yaml:2: models: expected a list of models, got null (an empty value)"),
+    ("name: c d\nmodels: []\n", "camp.yaml:1: name: 'c d' is not a valid name; use letters, digits, '.', '_' and '-'"),
+    (minimal("colour: red\n"), "camp.yaml:6: colour: unknown key; expected one of: name, profile, engine, scenarios, modes, "
+     "repeats, cooldown_s, timeout_s, retries, dataset, accuracy_dataset, overrides, devices, models"),
+    (minimal("engine: lodgen\n"),
+     "camp.yaml:6: engine: unknown engine 'lodgen'; did you mean 'loadgen'? use one of: auto, loadgen, native"),
+    (minimal("modes: [performance, latency]\n"), "camp.yaml:6: modes[1]: unknown mode 'latency'; use performance or accuracy"),
+    (minimal("scenarios: [Offline, offline]\n"), "camp.yaml:6: scenarios[1]: 'Offline' is listed twice"),
+    (minimal("scenarios: []\n"), "camp.yaml:6: scenarios: must list at least one of scenarios"),
+    (minimal("repeats: 0\n"), "camp.yaml:6: repeats: expected an integer >= 1, got 0 (an integer)"),
+    (minimal("retries: -1\n"), "camp.yaml:6: retries: expected an integer >= 0, got -1 (an integer)"),
+    (minimal("timeout_s: 0\n"), "camp.yaml:6: timeout_s: expected a number > 0, got 0 (an integer)"),
+    (minimal("timeout_s: .inf\n"), "camp.yaml:6: timeout_s: expected a number > 0, got .inf (a number)"),
+    (minimal("cooldown_s: -0.5\n"), "camp.yaml:6: cooldown_s: expected a number >= 0, got -0.5 (a number)"),
+    (minimal("dataset: mnist\n"), "camp.yaml:6: dataset: unknown dataset 'mnist'; use one of: "
+     "synthetic, fashion-mnist, fashion-mnist:subset, fashion-mnist:full"),
+    (minimal("modes: [accuracy]\naccuracy_dataset: synthetic\n"),
+     "camp.yaml:7: accuracy_dataset: synthetic has no labels, so accuracy cannot be scored; use fashion-mnist"),
+    (minimal("overrides:\n  min_querys: 5\n"), "camp.yaml:7: overrides.min_querys: unknown key; did you mean 'min_queries'?"),
+    (minimal("overrides:\n  min_queries: 1.5\n"),
+     "camp.yaml:7: overrides.min_queries: expected an integer >= 1, got 1.5 (a number)"),
+    (minimal("overrides:\n  target_qps: fast\n"),
+     "camp.yaml:7: overrides.target_qps: expected a number > 0, got 'fast' (a string)"),
+    (minimal("overrides:\n  min_queries: 100\n  max_queries: 10\n"),
+     "camp.yaml:8: overrides.max_queries: 10 is below min_queries (100)"),
+    (minimal("overrides: {min_duration_s: 3, max_duration_s: 2}\n"),
+     "camp.yaml:6: overrides.max_duration_s: 2 s is below min_duration_s (3 s)"),
+    # the quick profile runs SingleStream for at least 10 s: a 5 s cap would fail every job
+    (minimal("overrides: {max_duration_s: 5}\n"),
+     "camp.yaml:6: overrides.max_duration_s: 5 s is below the quick profile's minimum for SingleStream (10 s)"),
+    (minimal("devices: some\n"), "camp.yaml:6: devices: expected 'all' or a mapping with ids and/or tags, got 'some' (a string)"),
+    (minimal("devices: {}\n"), "camp.yaml:6: devices: give ids, tags or both (or write devices: all)"),
+    (minimal("devices: {id: [a]}\n"), "camp.yaml:6: devices.id: unknown key; did you mean 'ids'?"),
+    (minimal("devices:\n  ids: [pi5-01, lab/pi]\n"),
+     "camp.yaml:7: devices.ids[1]: device id 'lab/pi' must be 1-64 printable characters without / + #"),
+    (minimal("devices:\n  tags: [rpi5, 7]\n"), "camp.yaml:7: devices.tags[1]: expected a string, got 7 (an integer)"),
+    (minimal(variant_extra="        threads: true\n"),
+     "camp.yaml:6: models[0].variants[0].threads: expected an integer >= 1, got true (a boolean)"),
+    (minimal(variant_extra="        batch_size: 0\n"),
+     "camp.yaml:6: models[0].variants[0].batch_size: expected an integer >= 1, got 0 (an integer)"),
+    (minimal(variant_extra="        runtime: tensorrt\n"),
+     "camp.yaml:6: models[0].variants[0].runtime: unknown runtime 'tensorrt'; use one of: litert, onnxruntime, coreml"),
+    (minimal(variant_extra="        runtime: litert\n"),
+     "camp.yaml:6: models[0].variants[0].runtime: runtime litert cannot load a onnx model (int8.onnx); use onnxruntime"),
+    (minimal(variant_extra="        xnnpack: false\n"),
+     "camp.yaml:6: models[0].variants[0].xnnpack: applies to litert only, but this variant runs on onnxruntime"),
+    (minimal(artifact=TFLITE, variant_extra="        provider: CPUExecutionProvider\n"),
+     "camp.yaml:6: models[0].variants[0].provider: applies to onnxruntime only, but this variant runs on litert"),
+    (minimal(artifact=TFLITE, variant_extra="        xnnpack: maybe\n"),
+     "camp.yaml:6: models[0].variants[0].xnnpack: expected true or false, got 'maybe' (a string)"),
+    (minimal(variant_extra="        optimization: max\n"),
+     "camp.yaml:6: models[0].variants[0].optimization: unknown optimization level 'max'; "
+     "use one of: disable, basic, extended, all"),
+    (minimal(variant_extra="        provider_options: {CUDAExecutionProvider: {device_id: [0]}}\n"),
+     "camp.yaml:6: models[0].variants[0].provider_options.CUDAExecutionProvider.device_id: expected a single value, got a list"),
+    (minimal(variant_extra="        shape: {image: 0x28}\n"),
+     "camp.yaml:6: models[0].variants[0].shape.image: bad shape '0x28'; write D1xD2x... with sizes >= 1, e.g. 1x3x224x224"),
+    (minimal(variant_extra="        shape: [1, 28]\n"),
+     "camp.yaml:6: models[0].variants[0].shape: expected a mapping of input name -> D1xD2x..., got a list"),
+    (minimal(variant_extra="        shape:\n          image: 1x28\n          image: 1x29\n"),
+     "camp.yaml:8: models[0].variants[0].shape.image: duplicate key (first at line 7)"),
+    ("name: c\nmodels:\n  - name: cnn\n    variants: []\n", "camp.yaml:4: models[0].variants: must list at least one variant"),
+    ("name: c\nmodels:\n  - name: cnn\n    variants:\n      - name: a\n",
+     "camp.yaml:5: models[0].variants[0].artifact: missing required key"),
+    ("name: c\nmodels:\n  - name: cnn\n    variants:\n      - artifact: ../campaigns/full.yaml\n",
+     "camp.yaml:5: models[0].variants[0].artifact: full.yaml: unknown model type '.yaml'; "
+     "use one of: .tflite, .onnx, .mlpackage, .mlmodel"),
+    ("name: c\nmodels:\n  - name: cnn\n    variants:\n      - artifact: " + ONNX + "\n      - artifact: " + ONNX + "\n",
+     "camp.yaml:6: models[0].variants[1].artifact: variant 'int8.onnx' is listed twice (first at line 5); "
+     "give the variants distinct names with name:"),
+    ("name: c\nmodels:\n  - name: cnn\n    variants:\n      - artifact: " + ONNX + "\n        name: a\n"
+     "      - artifact: " + TFLITE + "\n        name: a\n",
+     "camp.yaml:8: models[0].variants[1].name: variant 'a' is listed twice (first at line 6)"),
+    ("name: c\nmodels:\n  - name: cnn\n    variants: [{artifact: " + ONNX + "}]\n"
+     "  - name: cnn\n    variants: [{artifact: " + ONNX + "}]\n",
+     "camp.yaml:5: models[1].name: model 'cnn' is listed twice (first at line 3)"),
+    ("name: c\nmodells: []\n", "camp.yaml:2: modells: unknown key; did you mean 'models'?"),
+    ("name: c\n<<: {profile: smoke}\nmodels: []\n",
+     "camp.yaml:2: (top level): merge keys (<<) are not supported; repeat the keys instead"),
+    ("name: c\n1: x\n", "camp.yaml:2: (top level): keys must be strings, got 1 (an integer)"),
+    ("name: c\nmodels: [a\n", "camp.yaml:3: YAML syntax error: expected ',' or ']', but got '<stream end>' "
+     "(while parsing a flow sequence at line 2)"),
+    ("name: c\n\tmodels: []\n", "camp.yaml:2: YAML syntax error: found character '\\t' that cannot start any token"),
+    ("name: c\n---\nname: d\n", "camp.yaml:2: YAML syntax error: but found another document "
+     "(expected a single document in the stream at line 1)"),
+    ("name: c\nmodels: *nowhere\n", "camp.yaml:2: YAML syntax error: found undefined alias 'nowhere'"),
+])
+def test_inline_errors_name_file_line_and_key(text, expected):
+    assert error_of(text) == expected
+
+
+def test_a_shape_given_as_one_number_is_read_as_written():
+    # YAML 1.1 would read 1:28 as a base-60 integer (88); the shape must come from the text itself
+    v = loads(minimal(variant_extra="        shape: {ids: 128, image: 1x1x28x28}\n")).models[0].variants[0]
+    assert v.shapes == {"ids": (128,), "image": (1, 1, 28, 28)}
+    assert "bad shape '1:28'" in error_of(minimal(variant_extra="        shape: {ids: 1:28}\n"))
+
+
+def test_max_duration_is_checked_against_every_scenario_of_the_profile():
+    # quick Offline has no minimum duration, so 5 s passes for Offline alone but not with SingleStream
+    assert loads(minimal("scenarios: [Offline]\noverrides: {max_duration_s: 5}\n")).overrides == {"max_duration_s": 5.0}
+    both = minimal("scenarios: [Offline, SingleStream]\noverrides: {max_duration_s: 5}\n")
+    assert error_of(both) == (
+        "camp.yaml:7: overrides.max_duration_s: 5 s is below the quick profile's minimum for SingleStream (10 s)")
+
+
+def test_errors_are_campaign_errors_with_the_usage_exit_code():
+    assert issubclass(CampaignError, EdgeperfError)
+    assert CampaignError.exit_code == EXIT_USAGE == 2
+
+
+# --- expansion ----------------------------------------------------------------------------------
+
+MATRIX = """\
+name: matrix
+profile: smoke
+scenarios: [SingleStream, Offline]
+modes: [performance, accuracy]
+repeats: 2
+dataset: synthetic
+accuracy_dataset: fashion-mnist:subset
+devices:
+  tags: [lab-a]
+models:
+  - name: cnn
+    dataset: fashion-mnist
+    variants:
+      - artifact: zoo:fashion-mnist-cnn/int8.onnx
+      - artifact: zoo:fashion-mnist-cnn/int8.tflite
+  - name: fp32
+    variants:
+      - artifact: zoo:fashion-mnist-cnn/fp32.onnx
+"""
+FLEET = [("pi5-01", ["rpi5", "lab-a"]), ("jetson-01", ["jetson", "lab-a"]), ("pi4-01", ["rpi4", "lab-b"])]
+
+
+def matrix(**replace: str) -> Campaign:
+    text = MATRIX
+    for old, new in replace.items():
+        text = text.replace(old, new)
+    return loads(text)
+
+
+def test_the_matrix_has_the_expected_size():
+    # 2 devices x 1 model x 2 variants x 2 scenarios x 2 repeats of performance, + accuracy once per variant
+    c = matrix(**{"  - name: fp32\n    variants:\n      - artifact: zoo:fashion-mnist-cnn/fp32.onnx\n": ""})
+    jobs = campaign.expand(c, FLEET)
+    assert len(jobs) == 2 * 1 * 2 * (2 * 2 + 1) == 20
+    assert Counter(j.device_id for j in jobs) == {"pi5-01": 10, "jetson-01": 10}
+    assert Counter(j.mode for j in jobs) == {"performance": 16, "accuracy": 4}
+    assert len({j.key for j in jobs}) == len(jobs)
+
+
+def test_accuracy_runs_once_per_device_and_variant_on_the_first_scenario():
+    jobs = campaign.expand(matrix(), FLEET)
+    accuracy = [j for j in jobs if j.mode == "accuracy"]
+    variants = [("cnn", "int8.onnx"), ("cnn", "int8.tflite"), ("fp32", "fp32.onnx")]
+    assert Counter((j.device_id, j.model, j.variant.name) for j in accuracy) == {
+        (d, m, v): 1 for d in ("pi5-01", "jetson-01") for m, v in variants
+    }
+    assert {(j.scenario, j.repeat) for j in accuracy} == {("SingleStream", 0)}
+    later = campaign.expand(matrix(**{"[SingleStream, Offline]": "[Offline, SingleStream]"}), FLEET)
+    assert {j.scenario for j in later if j.mode == "accuracy"} == {"Offline"}
+
+
+def test_each_job_gets_the_right_dataset():
+    jobs = campaign.expand(matrix(), FLEET)
+    datasets = {(j.model, j.mode): j.dataset for j in jobs}
+    assert datasets == {
+        ("cnn", "performance"): "fashion-mnist",  # the model's own
+        ("fp32", "performance"): "synthetic",  # the campaign's
+        ("cnn", "accuracy"): "fashion-mnist:subset",  # accuracy_dataset, whatever the model says
+        ("fp32", "accuracy"): "fashion-mnist:subset",
+    }
+
+
+def test_jobs_carry_the_campaign_settings():
+    c = campaign.load(FIXTURES / "full.yaml")
+    job = campaign.expand(c, [("pi5-01", [])])[0]
+    assert job.key == "pi5-01/fashion-mnist-cnn/int8-tflite/SingleStream/performance/r0"
+    assert (job.profile, job.engine, job.timeout_s) == ("smoke", "native", 900.0)
+    assert job.overrides == c.overrides and job.overrides is not c.overrides
+    assert job.variant is c.models[0].variants[0]
+
+
+def test_jobs_interleave_devices_and_each_device_keeps_its_order():
+    c = matrix(**{"repeats: 2": "repeats: 1", "[SingleStream, Offline]": "[SingleStream]"})
+    keys = [j.key for j in campaign.expand(c, FLEET)]
+    per_device = [
+        "cnn/int8.onnx/SingleStream/performance/r0", "cnn/int8.onnx/SingleStream/accuracy/r0",
+        "cnn/int8.tflite/SingleStream/performance/r0", "cnn/int8.tflite/SingleStream/accuracy/r0",
+        "fp32/fp32.onnx/SingleStream/performance/r0", "fp32/fp32.onnx/SingleStream/accuracy/r0",
+    ]
+    assert keys == [f"{d}/{job}" for job in per_device for d in ("pi5-01", "jetson-01")]
+
+
+def test_one_devices_order_is_models_variants_scenarios_modes_repeats():
+    jobs = [j for j in campaign.expand(matrix(), FLEET) if j.device_id == "pi5-01"]
+    order = [(j.model, j.variant.name, j.scenario, j.mode, j.repeat) for j in jobs]
+    assert order[:6] == [
+        ("cnn", "int8.onnx", "SingleStream", "performance", 0),
+        ("cnn", "int8.onnx", "SingleStream", "performance", 1),
+        ("cnn", "int8.onnx", "SingleStream", "accuracy", 0),
+        ("cnn", "int8.onnx", "Offline", "performance", 0),
+        ("cnn", "int8.onnx", "Offline", "performance", 1),
+        ("cnn", "int8.tflite", "SingleStream", "performance", 0),
+    ]
+    assert order == sorted(order, key=lambda o: (
+        ["cnn", "fp32"].index(o[0]), ["int8.onnx", "int8.tflite", "fp32.onnx"].index(o[1]),
+        ["SingleStream", "Offline"].index(o[2]), ["performance", "accuracy"].index(o[3]), o[4]))
+
+
+@pytest.mark.parametrize(("devices", "chosen"), [
+    ("devices: all", ["pi5-01", "jetson-01", "pi4-01"]),
+    ("devices:\n  tags: [lab-a]", ["pi5-01", "jetson-01"]),
+    ("devices:\n  tags: [rpi4, jetson]", ["jetson-01", "pi4-01"]),  # any listed tag; the fleet's order
+    ("devices:\n  ids: [pi4-01]", ["pi4-01"]),
+    ("devices:\n  ids: [pi4-01]\n  tags: [rpi5]", ["pi5-01", "pi4-01"]),  # id OR tag
+    # an id the controller has not heard from yet is kept, after the known ones, so it can be waited for
+    ("devices:\n  ids: [pi9-99, pi5-01]", ["pi5-01", "pi9-99"]),
+])
+def test_devices_are_selected_by_all_ids_or_tags(devices, chosen):
+    c = matrix(**{"devices:\n  tags: [lab-a]": devices})
+    assert campaign.select_devices(c, FLEET) == chosen
+    jobs = campaign.expand(c, FLEET)
+    assert [j.device_id for j in jobs[: len(chosen)]] == chosen
+    assert len(jobs) == len(chosen) * len(campaign.device_jobs(c, chosen[0]))
+
+
+def test_the_selector_matches_by_id_or_any_tag():
+    sel = DeviceSelector(all=False, ids=("a",), tags=("x", "y"))
+    assert sel.matches("a", [])
+    assert sel.matches("b", ["z", "y"])
+    assert not sel.matches("b", ["z"])
+    assert DeviceSelector(all=True).matches("anything", [])
+    assert not DeviceSelector(all=False).matches("a", ["x"])
+
+
+def test_no_matching_device_is_an_error_at_the_devices_key():
+    c = matrix(**{"[lab-a]": "[lab-z]"})
+    with pytest.raises(CampaignError) as info:
+        campaign.expand(c, FLEET)
+    assert str(info.value) == "camp.yaml:8: devices: no device matches (tags lab-z); known devices: pi5-01, jetson-01, pi4-01"
+
+
+def test_no_device_at_all_is_an_error_even_without_a_devices_key():
+    c = loads("# no devices key: all devices\n" + minimal())
+    with pytest.raises(CampaignError) as info:
+        campaign.expand(c, [])
+    assert str(info.value) == "camp.yaml:2: devices: no device matches (all); known devices: none yet"
