@@ -259,6 +259,7 @@ class AgentDaemon:
                 )
             return
         if self._job is not None:
+            log.warning("rejected job %s: busy with %s", run_id, self._job.run_id)
             self.event("rejected", {"run_id": run_id, "reason": f"busy with {self._job.run_id}"})
             return
         self.outbox.set_job_state(run_id, "accepted", job)

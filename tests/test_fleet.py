@@ -1,0 +1,204 @@
+"""The fleet end to end: real brokers (mosquitto started here, and the embedded one), agent
+processes, the controller — and what happens when any of them dies mid-campaign."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from agent.outbox import Outbox
+from controller import campaign as campaign_file
+from controller import session
+from controller.broker import EmbeddedBroker
+from controller.fleet import Fleet
+from tests.fleet_harness import AgentProcess, Mosquitto, campaign_file as write_campaign, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def mosquitto(tmp_path) -> Iterator[Mosquitto]:
+    broker = Mosquitto(tmp_path).start()
+    yield broker
+    broker.stop()
+
+
+@contextmanager
+def controller(broker_url: str, db: Path, mqtt_version: str = "3.1.1", **kwargs) -> Iterator[Fleet]:
+    options = session.FleetOptions(broker=broker_url, db=db, artifact_host="127.0.0.1", artifact_advertise="127.0.0.1",
+                                   mqtt_version=mqtt_version, offline_grace_s=kwargs.pop("offline_grace_s", 3.0),
+                                   device_wait_s=60.0)
+    with session.fleet(options, artifacts=True) as fleet:
+        yield fleet
+
+
+def online(fleet: Fleet, *device_ids: str, timeout_s: float = 30) -> None:
+    wait_until(lambda: all(fleet.devices.get(d) and fleet.devices[d].state == "online" for d in device_ids),
+               timeout_s, f"{', '.join(device_ids)} online", step=lambda: fleet.pump(0.1))
+
+
+def start_agents(url: str, tmp_path: Path, *ids: str, extra: tuple[str, ...] = ()) -> list[AgentProcess]:
+    return [AgentProcess(url, d, tmp_path, *extra).start() for d in ids]
+
+
+def stop_all(agents: list[AgentProcess]) -> None:
+    for agent in agents:
+        if agent.alive():
+            assert agent.terminate() == 0, agent.log()[-3000:]
+
+
+def one_result_per_job(fleet: Fleet, campaign_id: str) -> None:
+    jobs = fleet.store.jobs(campaign_id)
+    assert {j.state for j in jobs} == {"done"}, [(j.key, j.state, j.error) for j in jobs if j.state != "done"]
+    per_job = fleet.store.db.execute(
+        "SELECT job_id, COUNT(*) FROM results WHERE campaign_id = ? GROUP BY job_id HAVING COUNT(*) > 1", (campaign_id,)).fetchall()
+    assert per_job == []
+    assert len(fleet.store.results(campaign_id)) == len(jobs)
+
+
+def outbox_drained(agent: AgentProcess) -> bool:
+    with Outbox(agent.data_dir / "outbox.sqlite") as outbox:
+        return len(outbox) == 0
+
+
+@pytest.mark.parametrize("broker_kind", ["mosquitto-3.1.1", "mosquitto-5", "embedded"])
+def test_two_agent_campaign_end_to_end(tmp_path, broker_kind):
+    with _broker(broker_kind, tmp_path) as url:
+        version = "5" if broker_kind.endswith("-5") else "3.1.1"
+        agents = start_agents(url, tmp_path, "pi-a", "pi-b", extra=("--mqtt-version", version, "--tag", "lab"))
+        try:
+            with controller(url, tmp_path / "c.db", mqtt_version=version) as fleet:
+                online(fleet, "pi-a", "pi-b")
+                spec = campaign_file.load(write_campaign(tmp_path / "e2e.yaml", variants=["int8.tflite", "int8.onnx"],
+                                                         scenarios=["SingleStream"], modes=["performance", "accuracy"],
+                                                         devices="{tags: [lab]}"))
+                campaign_id = fleet.create_campaign(spec)
+                assert fleet.run(campaign_id) == "finished"
+                one_result_per_job(fleet, campaign_id)
+                docs = fleet.store.results(campaign_id)
+                assert len(docs) == 8 and {d["device"]["id"] for d in docs} == {"pi-a", "pi-b"}
+                assert all(d["valid"] for d in docs), [d["invalid_reasons"] for d in docs]
+                accuracy = [d for d in docs if d["mode"] == "accuracy"]
+                assert len(accuracy) == 4 and all(d["kpis"]["accuracy"]["top1"] >= 0.86 for d in accuracy)
+                devices = {d["id"]: d for d in fleet.store.devices()}
+                assert devices["pi-a"]["info"]["facts"]["os"] and devices["pi-a"]["tags"] == ["lab"]
+            wait_until(lambda: all(outbox_drained(a) for a in agents), 10, "agents' outboxes emptied by acks")
+        finally:
+            stop_all(agents)
+
+
+@contextmanager
+def _broker(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "embedded":
+        with EmbeddedBroker() as broker:
+            yield broker.url
+    else:
+        broker = Mosquitto(tmp_path).start()
+        try:
+            yield broker.url
+        finally:
+            broker.stop()
+
+
+def test_broker_restart_mid_campaign_stores_every_result_once(tmp_path, mosquitto):
+    agents = start_agents(mosquitto.url, tmp_path, "pi-a", "pi-b")
+    try:
+        with controller(mosquitto.url, tmp_path / "c.db", offline_grace_s=20.0) as fleet:
+            online(fleet, "pi-a", "pi-b")
+            spec = campaign_file.load(write_campaign(tmp_path / "restart.yaml", variants=["int8.tflite", "int8.onnx", "fp32.onnx"],
+                                                     scenarios=["SingleStream", "Offline"], modes=["performance"]))
+            campaign_id = fleet.create_campaign(spec)
+            restarted = threading.Event()
+
+            def restart_after_first_result(f: Fleet, c: str) -> None:
+                if not restarted.is_set() and f.store.result_count(c) >= 1:
+                    restarted.set()
+                    mosquitto.stop()
+                    time.sleep(2.0)  # jobs keep running on the devices; results wait in their outboxes
+                    mosquitto.start()
+
+            assert fleet.run(campaign_id, on_tick=restart_after_first_result) == "finished"
+            assert restarted.is_set()
+            one_result_per_job(fleet, campaign_id)
+            assert fleet.store.result_count(campaign_id) == 12
+    finally:
+        stop_all(agents)
+
+
+def test_agent_killed_mid_job_is_noticed_and_the_job_runs_again(tmp_path, mosquitto):
+    agents = start_agents(mosquitto.url, tmp_path, "pi-a", "pi-b")
+    try:
+        with controller(mosquitto.url, tmp_path / "c.db", offline_grace_s=1.0) as fleet:
+            online(fleet, "pi-a", "pi-b")
+            spec = campaign_file.load(write_campaign(tmp_path / "kill.yaml", variants=["int8.tflite"],
+                                                     scenarios=["SingleStream", "Offline"], modes=["performance"],
+                                                     min_duration_s=3.0))
+            campaign_id = fleet.create_campaign(spec)
+            killed: dict[str, str] = {}
+
+            def kill_a_running_agent(f: Fleet, c: str) -> None:
+                running = [j for j in f.store.jobs(c, ("running",)) if j.device_id == "pi-a"]
+                if not killed and running and f.devices["pi-a"].phase == "running":
+                    killed["run_id"] = running[0].run_id
+                    agents[0].kill()  # SIGKILL: no clean offline, the broker fires the last will
+                elif killed and not agents[0].alive() and f.store.attempts(f.store.job_for_run(killed["run_id"]).id)[0]["ended_at"]:
+                    agents[0].start()  # after the will was noticed, the device comes back and takes the job again
+
+            assert fleet.run(campaign_id, on_tick=kill_a_running_agent) == "finished"
+            job = fleet.store.job_for_run(killed["run_id"])
+            attempts = fleet.store.attempts(job.id)
+            assert attempts[0]["state"] == "lost" and "offline" in attempts[0]["reason"]
+            assert attempts[-1]["state"] == "finished" and job.state == "done" and len(attempts) >= 2
+            assert any("re-queued" in n for n in fleet.notices)
+            one_result_per_job(fleet, campaign_id)
+    finally:
+        stop_all(agents)
+
+
+def edgeperf(*args: str, **kwargs) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", "from controller.cli import main; main()", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_controller_killed_then_resume_finishes_without_duplicates(tmp_path, mosquitto):
+    agents = start_agents(mosquitto.url, tmp_path, "pi-a", "pi-b")
+    db = tmp_path / "c.db"
+    spec = write_campaign(tmp_path / "resume.yaml", variants=["int8.tflite", "int8.onnx", "fp32.onnx"],
+                          scenarios=["SingleStream", "Offline"], modes=["performance"], min_duration_s=0.5)
+    common = ("--broker", mosquitto.url, "--db", str(db), "--artifact-host", "127.0.0.1", "--artifact-advertise", "127.0.0.1")
+    try:
+        first = edgeperf("campaign", "run", str(spec), *common, "--json")
+
+        def stored() -> int:
+            if not db.exists():
+                return 0
+            from controller.store import Store
+
+            store = Store(db)
+            try:
+                return store.result_count()
+            finally:
+                store.close()
+
+        wait_until(lambda: stored() >= 3, 120, "three results before killing the controller")
+        first.kill()
+        first.wait(10)
+        time.sleep(1.0)  # jobs that were out keep running; their results wait in the outboxes
+        resumed = edgeperf("campaign", "resume", "latest", *common, "--json")
+        out, err = resumed.communicate(timeout=240)
+        assert resumed.returncode == 0, err
+        summary = json.loads(out)
+        assert summary["state"] == "finished" and summary["jobs"] == {"done": 12} and summary["results"] == 12
+        assert summary["failed"] == []
+        status = edgeperf("campaign", "status", "latest", "--db", str(db), "--json")
+        assert json.loads(status.communicate(timeout=60)[0])["results"] == 12
+    finally:
+        stop_all(agents)

@@ -1,0 +1,148 @@
+"""Bad messages are logged and dropped on both sides, and a burst of results is stored exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import time
+import uuid
+
+import pytest
+
+from agent import bench, zoo
+from agent.protocol import MAX_PAYLOAD_BYTES, Envelope, Topics, decode
+from agent.runtimes.base import RuntimeOptions
+from agent.scenarios.settings import Scenario, for_profile, with_overrides
+from agent.transport import BrokerUrl, Connection
+from controller import session
+from controller.artifact_server import ArtifactServer
+from tests.fleet_harness import AgentProcess, Mosquitto, SimulatedAgent, wait_until
+
+pytestmark = pytest.mark.slow
+TOPICS = Topics()
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    broker = Mosquitto(tmp_path).start()
+    yield broker
+    broker.stop()
+
+
+def raw_client(url: str, *subscriptions: str) -> Connection:
+    conn = Connection(f"raw-{uuid.uuid4().hex[:6]}", BrokerUrl.parse(url), subscriptions=[(s, 1) for s in subscriptions])
+    conn.start(wait_s=10)
+    return conn
+
+
+def envelope(kind: str, device: str, data: dict, v: int = 1) -> bytes:
+    return json.dumps({"v": v, "type": kind, "device": device, "seq": 1, "ts": time.time(), "data": data}).encode()
+
+
+def test_controller_drops_bad_messages_and_keeps_serving(tmp_path, mosquitto):
+    options = session.FleetOptions(broker=mosquitto.url, db=tmp_path / "c.db")
+    with session.fleet(options) as fleet:
+        rogue = raw_client(mosquitto.url)
+        results_topic = TOPICS.device("rogue", "results")
+        bad = [
+            (results_topic, b"{not json"),
+            (results_topic, envelope("result", "rogue", {"run_id": "x"}, v=99)),  # wrong protocol version
+            (results_topic, b" " * (MAX_PAYLOAD_BYTES + 1)),  # oversized
+            (results_topic, envelope("result", "someone-else", {"run_id": "x"})),  # foreign device on rogue's topic
+            (TOPICS.device("rogue", "events"), envelope("explode", "rogue", {"run_id": "x"})),  # unknown type
+            (TOPICS.device("rogue", "status"), envelope("status", "rogue", {"state": "dancing"})),
+        ]
+        for topic, payload in bad:
+            rogue.publish(topic, payload)
+        incomplete = envelope("result", "rogue", {"schema": "edgeperf.result/1", "run_id": "r-incomplete"})
+        rogue.publish(results_topic, incomplete)  # parses, but lacks the contract's fields
+        wait_until(lambda: fleet.counters.dropped == len(bad) and fleet.counters.results_rejected == 1, 10,
+                   "every bad message counted", step=lambda: fleet.pump(0.1))
+        rogue.publish(TOPICS.device("rogue", "status"), envelope("status", "rogue", {"state": "online", "tags": ["x"]}))
+        wait_until(lambda: "rogue" in fleet.devices and fleet.devices["rogue"].state == "online", 10,
+                   "a good message after the bad ones", step=lambda: fleet.pump(0.1))
+        assert fleet.store.result_count() == 0
+        rogue.stop()
+
+
+def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
+    not_a_model = tmp_path / "model.xyz"
+    not_a_model.write_text("this is not a model\n")
+    agent = AgentProcess(mosquitto.url, "pi-a", tmp_path).start()
+    with ArtifactServer("127.0.0.1") as server:
+        listener = raw_client(mosquitto.url, TOPICS.device("pi-a", "events"), TOPICS.device("pi-a", "results"),
+                              TOPICS.device("pi-a", "status"))
+        try:
+            wait_until(lambda: "online" in agent.log() or "serving" in agent.log(), 30, "the agent to connect")
+            jobs_topic = TOPICS.device("pi-a", "jobs")
+            good_art = server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.tflite").path)
+            base = {"scenario": "SingleStream", "mode": "performance", "profile": "smoke", "dataset": "synthetic",
+                    "overrides": {"min_duration_s": 0.2}, "timeout_s": 60}
+            seen: dict[str, list[tuple[str, dict]]] = {}
+            state = {"now": "offline"}
+
+            def drain() -> None:
+                try:
+                    message = listener.inbox.get(timeout=0.1)
+                except queue.Empty:
+                    return
+                kind = TOPICS.parse(message.topic)[1]
+                env = decode(kind, message.payload)
+                if kind == "status":
+                    state["now"] = env.data["state"]
+                else:
+                    seen.setdefault(env.data.get("run_id", "-"), []).append((env.type, env.data))
+
+            def send_and_wait(run_id: str, payload: bytes, terminal: tuple[str, ...]) -> None:
+                wait_until(lambda: state["now"] == "online", 30, "the agent idle", step=drain)  # as the controller does
+                listener.publish(jobs_topic, payload)
+                wait_until(lambda: any(t in terminal for t, _ in seen.get(run_id, [])), 90, f"{run_id} answered", step=drain)
+
+            listener.publish(jobs_topic, b"\x00garbage")
+            listener.publish(jobs_topic, envelope("job", "pi-a", base | {"run_id": "v2"}, v=2))
+            listener.publish(jobs_topic, b"[" * (MAX_PAYLOAD_BYTES + 10))
+            send_and_wait("no-artifact", envelope("job", "pi-a", {"run_id": "no-artifact", "scenario": "SingleStream"}), ("rejected",))
+            unknown = base | {"run_id": "unknown-model", "artifact": server.add(not_a_model)}
+            send_and_wait("unknown-model", envelope("job", "pi-a", unknown), ("failed",))
+            wrong = good_art | {"sha256": hashlib.sha256(b"something else").hexdigest()}
+            send_and_wait("bad-hash", envelope("job", "pi-a", base | {"run_id": "bad-hash", "artifact": wrong}), ("failed",))
+            send_and_wait("good", envelope("job", "pi-a", base | {"run_id": "good", "artifact": good_art}), ("result",))
+            reasons = {run: [d.get("reason", "") for t, d in events if t in ("failed", "rejected")] for run, events in seen.items()}
+            assert any("malformed job" in r for r in reasons["no-artifact"])
+            assert any("unknown model type '.xyz'" in r for r in reasons["unknown-model"])
+            assert any("hash mismatch" in r for r in reasons["bad-hash"])
+            assert "v2" not in seen  # wrong protocol version: dropped without an answer
+            assert agent.alive()
+            log = agent.log()
+            assert log.count("dropped a message") >= 3 and "Traceback" not in log
+        finally:
+            listener.stop()
+            assert agent.terminate() == 0
+
+
+def test_burst_of_5000_results_from_50_agents_is_stored_exactly_once(tmp_path, mosquitto):
+    settings = with_overrides(for_profile("smoke", Scenario.SINGLE_STREAM), min_duration_ms=100)
+    template = bench.run(bench.BenchRequest(model="zoo:fashion-mnist-cnn/int8.tflite", settings=settings,
+                                            options=RuntimeOptions(threads=1), engine="native", warmup_runs=1))
+    options = session.FleetOptions(broker=mosquitto.url, db=tmp_path / "c.db")
+    agents = [SimulatedAgent(mosquitto.url, f"sim-{i:02d}", tmp_path).start() for i in range(50)]
+    try:
+        with session.fleet(options) as fleet:
+            sent = [run_id for agent in agents for run_id in agent.burst(template, 100)]
+            assert len(set(sent)) == 5000
+
+            def step() -> None:
+                fleet.pump(0.05)
+                for agent in agents:
+                    agent.serve(resend_after_s=5.0)
+
+            wait_until(lambda: fleet.store.result_count() == 5000 and all(len(a.outbox) == 0 for a in agents), 120,
+                       "5000 results stored and acked", step=step)
+            stored = {r[0] for r in fleet.store.db.execute("SELECT run_id FROM results")}
+            assert stored == set(sent)
+            assert fleet.counters.results_stored == 5000
+            assert sum(a.acked for a in agents) == 5000
+    finally:
+        for agent in agents:
+            agent.stop()
