@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,18 +119,10 @@ class JobRun(threading.Thread):
         return self.agent.failure(self.run_id, f"worker exited with code {code}{name}: {text[-STDERR_TAIL:].strip()}")
 
 
-def broker_url(config: AgentConfig) -> BrokerUrl:
-    """The broker URL with credentials from the config's own keys taking precedence over the URL's."""
-    url = BrokerUrl.parse(config.broker)
-    if config.username:
-        url = replace(url, username=config.username, password=config.password or url.password)
-    return url
-
-
 class AgentDaemon:
     """The agent: a connection, an outbox, an artifact cache and at most one running job."""
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, stop: threading.Event | None = None) -> None:
         self.config = config
         self.topics = Topics(config.prefix)
         self.device = config.device_id
@@ -142,12 +133,12 @@ class AgentDaemon:
         self._seq = itertools.count(1)
         self._job: JobRun | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._stop = stop or threading.Event()
         self._connected = threading.Event()
         offline = self._envelope("status", self._status_data("offline")).encode()
         self.conn = Connection(
             f"edgeperf-agent-{self.device}",
-            broker_url(config),
+            BrokerUrl.parse(config.broker).with_credentials(config.username, config.password),
             subscriptions=[(self.topics.device(self.device, "jobs"), 1), (self.topics.device(self.device, "acks"), 1)],
             will=(self.topics.device(self.device, "status"), offline, 1, True),
             on_connected=self._connected.set,
@@ -335,8 +326,8 @@ class AgentDaemon:
 
 def serve(config: AgentConfig) -> int:
     """Run the daemon in the foreground with SIGTERM/SIGINT wired to a clean stop."""
-    daemon = AgentDaemon(config)
-    signal.signal(signal.SIGTERM, daemon.request_stop)
-    signal.signal(signal.SIGINT, daemon.request_stop)
-    daemon.run()
+    stop = threading.Event()  # wired first: a SIGTERM during start-up still ends cleanly
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    AgentDaemon(config, stop).run()
     return 0

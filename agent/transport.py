@@ -15,7 +15,7 @@ import re
 import ssl
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -58,6 +58,10 @@ class BrokerUrl:
     @staticmethod
     def _redact(url: str) -> str:
         return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+    def with_credentials(self, username: str | None, password: str | None) -> BrokerUrl:
+        """Credentials given apart from the URL (flags, environment, config file) win over the URL's."""
+        return replace(self, username=username or self.username, password=password or self.password)
 
     @property
     def tls(self) -> bool:
@@ -135,6 +139,7 @@ class Connection:
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
+        self._client.on_connect_fail = lambda client, userdata: log.warning("cannot reach broker %s (retrying)", self.broker)
         self._client.on_message = self._handle_message
 
     # paho's thread: enqueue and return
@@ -159,12 +164,12 @@ class Connection:
 
     def start(self, wait_s: float | None = None) -> None:
         """Connect in the background; with ``wait_s``, fail if the first connection takes longer."""
-        try:
-            self._client.connect_async(
-                self.broker.host, self.broker.port, keepalive=self._keepalive, clean_start=self._clean_start
-            )
-        except (OSError, ValueError) as exc:
-            raise BrokerUnreachable(f"cannot reach broker {self.broker}: {exc}") from None
+        where = (self.broker.host, self.broker.port)
+        try:  # the first attempt in the foreground, so a refused certificate or a wrong port is said at once
+            self._client.connect(*where, keepalive=self._keepalive, clean_start=self._clean_start)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("cannot connect to broker %s: %s (retrying in the background)", self.broker, exc)
+            self._client.connect_async(*where, keepalive=self._keepalive, clean_start=self._clean_start)
         self._client.loop_start()
         if wait_s is not None and not self.connected.wait(wait_s):
             self._client.loop_stop()

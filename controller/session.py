@@ -11,7 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.protocol import TOPICS, Topics
@@ -46,11 +46,8 @@ class FleetOptions:
         return self.db or default_db()
 
     def broker_url(self) -> BrokerUrl:
-        url = BrokerUrl.parse(self.broker)
-        password = self.password or os.environ.get("EDGEPERF_PASSWORD") or url.password
-        if self.username or url.username:
-            url = replace(url, username=self.username or url.username, password=password)
-        return url
+        password = self.password or os.environ.get("EDGEPERF_PASSWORD")
+        return BrokerUrl.parse(self.broker).with_credentials(self.username, password)
 
 
 @contextmanager

@@ -50,8 +50,14 @@ class Mosquitto:
             pytest.fail("mosquitto is not installed: apt-get install mosquitto (.ci/run does)")
         self.binary, self.port, self.workdir = binary, free_port(), workdir
         self.conf = workdir / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        self.write_config("allow_anonymous true\n")
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def write_config(self, settings: str) -> None:
+        """The listener on our port plus ``settings``; as root, mosquitto must not drop to a user
+        that cannot read the test's certificate and password files."""
+        user = "user root\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\npersistence false\n{user}{settings}")
 
     @property
     def url(self) -> str:
@@ -77,8 +83,21 @@ class AgentProcess:
         self.device_id, self.data_dir = device_id, workdir / device_id
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / "agent.log"
-        self.cmd = [sys.executable, "-m", "agent.cli", "run", "--broker", broker_url, "--device-id", device_id,
-                    "--data-dir", str(self.data_dir), "--log-level", "info", *extra]
+        self.cmd = [
+            sys.executable,
+            "-m",
+            "agent.cli",
+            "run",
+            "--broker",
+            broker_url,
+            "--device-id",
+            device_id,
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "info",
+            *extra,
+        ]
         self.env = os.environ | {"EDGEPERF_RESEND_AFTER_S": "2"} | (env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -110,11 +129,22 @@ class AgentProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def campaign_file(path: Path, *, variants: list[str], scenarios: list[str], modes: list[str], devices: str = "all",
-                  min_duration_s: float = 0.2, retries: int = 1, repeats: int = 1, timeout_s: float = 120) -> Path:
+def campaign_file(
+    path: Path,
+    *,
+    variants: list[str],
+    scenarios: list[str],
+    modes: list[str],
+    devices: str = "all",
+    min_duration_s: float = 0.2,
+    retries: int = 1,
+    repeats: int = 1,
+    timeout_s: float = 120,
+) -> Path:
     """A small real campaign over zoo models; smoke profile with a short minimum duration."""
     variant_lines = "\n".join(f"      - artifact: zoo:fashion-mnist-cnn/{v}\n        threads: 1" for v in variants)
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         name: {path.stem}
         profile: smoke
         scenarios: [{", ".join(scenarios)}]
@@ -130,7 +160,10 @@ def campaign_file(path: Path, *, variants: list[str], scenarios: list[str], mode
         models:
           - name: fmnist
             variants:
-        """) + variant_lines + "\n")
+        """)
+        + variant_lines
+        + "\n"
+    )
     return path
 
 
@@ -148,8 +181,9 @@ class SimulatedAgent:
 
         self.device_id, self.topics = device_id, Topics()
         self.outbox = Outbox(workdir / device_id / "outbox.sqlite")
-        self.conn = Connection(f"sim-{device_id}", BrokerUrl.parse(broker_url),
-                               subscriptions=[(self.topics.device(device_id, "acks"), 1)])
+        self.conn = Connection(
+            f"sim-{device_id}", BrokerUrl.parse(broker_url), subscriptions=[(self.topics.device(device_id, "acks"), 1)]
+        )
         self.acked = 0
 
     def start(self) -> SimulatedAgent:

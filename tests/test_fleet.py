@@ -19,7 +19,8 @@ from controller import campaign as campaign_file
 from controller import session
 from controller.broker import EmbeddedBroker
 from controller.fleet import Fleet
-from tests.fleet_harness import AgentProcess, Mosquitto, campaign_file as write_campaign, wait_until
+from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
+from tests.fleet_harness import campaign_file as write_campaign
 
 pytestmark = pytest.mark.slow
 
@@ -33,16 +34,26 @@ def mosquitto(tmp_path) -> Iterator[Mosquitto]:
 
 @contextmanager
 def controller(broker_url: str, db: Path, mqtt_version: str = "3.1.1", **kwargs) -> Iterator[Fleet]:
-    options = session.FleetOptions(broker=broker_url, db=db, artifact_host="127.0.0.1", artifact_advertise="127.0.0.1",
-                                   mqtt_version=mqtt_version, offline_grace_s=kwargs.pop("offline_grace_s", 3.0),
-                                   device_wait_s=60.0)
+    options = session.FleetOptions(
+        broker=broker_url,
+        db=db,
+        artifact_host="127.0.0.1",
+        artifact_advertise="127.0.0.1",
+        mqtt_version=mqtt_version,
+        offline_grace_s=kwargs.pop("offline_grace_s", 3.0),
+        device_wait_s=60.0,
+    )
     with session.fleet(options, artifacts=True) as fleet:
         yield fleet
 
 
 def online(fleet: Fleet, *device_ids: str, timeout_s: float = 30) -> None:
-    wait_until(lambda: all(fleet.devices.get(d) and fleet.devices[d].state == "online" for d in device_ids),
-               timeout_s, f"{', '.join(device_ids)} online", step=lambda: fleet.pump(0.1))
+    wait_until(
+        lambda: all(fleet.devices.get(d) and fleet.devices[d].state == "online" for d in device_ids),
+        timeout_s,
+        f"{', '.join(device_ids)} online",
+        step=lambda: fleet.pump(0.1),
+    )
 
 
 def start_agents(url: str, tmp_path: Path, *ids: str, extra: tuple[str, ...] = ()) -> list[AgentProcess]:
@@ -59,7 +70,8 @@ def one_result_per_job(fleet: Fleet, campaign_id: str) -> None:
     jobs = fleet.store.jobs(campaign_id)
     assert {j.state for j in jobs} == {"done"}, [(j.key, j.state, j.error) for j in jobs if j.state != "done"]
     per_job = fleet.store.db.execute(
-        "SELECT job_id, COUNT(*) FROM results WHERE campaign_id = ? GROUP BY job_id HAVING COUNT(*) > 1", (campaign_id,)).fetchall()
+        "SELECT job_id, COUNT(*) FROM results WHERE campaign_id = ? GROUP BY job_id HAVING COUNT(*) > 1", (campaign_id,)
+    ).fetchall()
     assert per_job == []
     assert len(fleet.store.results(campaign_id)) == len(jobs)
 
@@ -77,9 +89,15 @@ def test_two_agent_campaign_end_to_end(tmp_path, broker_kind):
         try:
             with controller(url, tmp_path / "c.db", mqtt_version=version) as fleet:
                 online(fleet, "pi-a", "pi-b")
-                spec = campaign_file.load(write_campaign(tmp_path / "e2e.yaml", variants=["int8.tflite", "int8.onnx"],
-                                                         scenarios=["SingleStream"], modes=["performance", "accuracy"],
-                                                         devices="{tags: [lab]}"))
+                spec = campaign_file.load(
+                    write_campaign(
+                        tmp_path / "e2e.yaml",
+                        variants=["int8.tflite", "int8.onnx"],
+                        scenarios=["SingleStream"],
+                        modes=["performance", "accuracy"],
+                        devices="{tags: [lab]}",
+                    )
+                )
                 campaign_id = fleet.create_campaign(spec)
                 assert fleet.run(campaign_id) == "finished"
                 one_result_per_job(fleet, campaign_id)
@@ -113,8 +131,14 @@ def test_broker_restart_mid_campaign_stores_every_result_once(tmp_path, mosquitt
     try:
         with controller(mosquitto.url, tmp_path / "c.db", offline_grace_s=20.0) as fleet:
             online(fleet, "pi-a", "pi-b")
-            spec = campaign_file.load(write_campaign(tmp_path / "restart.yaml", variants=["int8.tflite", "int8.onnx", "fp32.onnx"],
-                                                     scenarios=["SingleStream", "Offline"], modes=["performance"]))
+            spec = campaign_file.load(
+                write_campaign(
+                    tmp_path / "restart.yaml",
+                    variants=["int8.tflite", "int8.onnx", "fp32.onnx"],
+                    scenarios=["SingleStream", "Offline"],
+                    modes=["performance"],
+                )
+            )
             campaign_id = fleet.create_campaign(spec)
             restarted = threading.Event()
 
@@ -138,9 +162,15 @@ def test_agent_killed_mid_job_is_noticed_and_the_job_runs_again(tmp_path, mosqui
     try:
         with controller(mosquitto.url, tmp_path / "c.db", offline_grace_s=1.0) as fleet:
             online(fleet, "pi-a", "pi-b")
-            spec = campaign_file.load(write_campaign(tmp_path / "kill.yaml", variants=["int8.tflite"],
-                                                     scenarios=["SingleStream", "Offline"], modes=["performance"],
-                                                     min_duration_s=3.0))
+            spec = campaign_file.load(
+                write_campaign(
+                    tmp_path / "kill.yaml",
+                    variants=["int8.tflite"],
+                    scenarios=["SingleStream", "Offline"],
+                    modes=["performance"],
+                    min_duration_s=3.0,
+                )
+            )
             campaign_id = fleet.create_campaign(spec)
             killed: dict[str, str] = {}
 
@@ -149,7 +179,9 @@ def test_agent_killed_mid_job_is_noticed_and_the_job_runs_again(tmp_path, mosqui
                 if not killed and running and f.devices["pi-a"].phase == "running":
                     killed["run_id"] = running[0].run_id
                     agents[0].kill()  # SIGKILL: no clean offline, the broker fires the last will
-                elif killed and not agents[0].alive() and f.store.attempts(f.store.job_for_run(killed["run_id"]).id)[0]["ended_at"]:
+                elif (
+                    killed and not agents[0].alive() and f.store.attempts(f.store.job_for_run(killed["run_id"]).id)[0]["ended_at"]
+                ):
                     agents[0].start()  # after the will was noticed, the device comes back and takes the job again
 
             assert fleet.run(campaign_id, on_tick=kill_a_running_agent) == "finished"
@@ -164,15 +196,25 @@ def test_agent_killed_mid_job_is_noticed_and_the_job_runs_again(tmp_path, mosqui
 
 
 def edgeperf(*args: str, **kwargs) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", "from controller.cli import main; main()", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from controller.cli import main; main()", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def test_controller_killed_then_resume_finishes_without_duplicates(tmp_path, mosquitto):
     agents = start_agents(mosquitto.url, tmp_path, "pi-a", "pi-b")
     db = tmp_path / "c.db"
-    spec = write_campaign(tmp_path / "resume.yaml", variants=["int8.tflite", "int8.onnx", "fp32.onnx"],
-                          scenarios=["SingleStream", "Offline"], modes=["performance"], min_duration_s=0.5)
+    spec = write_campaign(
+        tmp_path / "resume.yaml",
+        variants=["int8.tflite", "int8.onnx", "fp32.onnx"],
+        scenarios=["SingleStream", "Offline"],
+        modes=["performance"],
+        min_duration_s=0.5,
+    )
     common = ("--broker", mosquitto.url, "--db", str(db), "--artifact-host", "127.0.0.1", "--artifact-advertise", "127.0.0.1")
     try:
         first = edgeperf("campaign", "run", str(spec), *common, "--json")

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from agent import bench, zoo
-from agent.protocol import MAX_PAYLOAD_BYTES, Envelope, Topics, decode
+from agent.protocol import MAX_PAYLOAD_BYTES, Topics, decode
 from agent.runtimes.base import RuntimeOptions
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from agent.transport import BrokerUrl, Connection
@@ -57,11 +57,19 @@ def test_controller_drops_bad_messages_and_keeps_serving(tmp_path, mosquitto):
             rogue.publish(topic, payload)
         incomplete = envelope("result", "rogue", {"schema": "edgeperf.result/1", "run_id": "r-incomplete"})
         rogue.publish(results_topic, incomplete)  # parses, but lacks the contract's fields
-        wait_until(lambda: fleet.counters.dropped == len(bad) and fleet.counters.results_rejected == 1, 10,
-                   "every bad message counted", step=lambda: fleet.pump(0.1))
+        wait_until(
+            lambda: fleet.counters.dropped == len(bad) and fleet.counters.results_rejected == 1,
+            10,
+            "every bad message counted",
+            step=lambda: fleet.pump(0.1),
+        )
         rogue.publish(TOPICS.device("rogue", "status"), envelope("status", "rogue", {"state": "online", "tags": ["x"]}))
-        wait_until(lambda: "rogue" in fleet.devices and fleet.devices["rogue"].state == "online", 10,
-                   "a good message after the bad ones", step=lambda: fleet.pump(0.1))
+        wait_until(
+            lambda: "rogue" in fleet.devices and fleet.devices["rogue"].state == "online",
+            10,
+            "a good message after the bad ones",
+            step=lambda: fleet.pump(0.1),
+        )
         assert fleet.store.result_count() == 0
         rogue.stop()
 
@@ -71,14 +79,21 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
     not_a_model.write_text("this is not a model\n")
     agent = AgentProcess(mosquitto.url, "pi-a", tmp_path).start()
     with ArtifactServer("127.0.0.1") as server:
-        listener = raw_client(mosquitto.url, TOPICS.device("pi-a", "events"), TOPICS.device("pi-a", "results"),
-                              TOPICS.device("pi-a", "status"))
+        listener = raw_client(
+            mosquitto.url, TOPICS.device("pi-a", "events"), TOPICS.device("pi-a", "results"), TOPICS.device("pi-a", "status")
+        )
         try:
             wait_until(lambda: "online" in agent.log() or "serving" in agent.log(), 30, "the agent to connect")
             jobs_topic = TOPICS.device("pi-a", "jobs")
             good_art = server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.tflite").path)
-            base = {"scenario": "SingleStream", "mode": "performance", "profile": "smoke", "dataset": "synthetic",
-                    "overrides": {"min_duration_s": 0.2}, "timeout_s": 60}
+            base = {
+                "scenario": "SingleStream",
+                "mode": "performance",
+                "profile": "smoke",
+                "dataset": "synthetic",
+                "overrides": {"min_duration_s": 0.2},
+                "timeout_s": 60,
+            }
             seen: dict[str, list[tuple[str, dict]]] = {}
             state = {"now": "offline"}
 
@@ -102,13 +117,17 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
             listener.publish(jobs_topic, b"\x00garbage")
             listener.publish(jobs_topic, envelope("job", "pi-a", base | {"run_id": "v2"}, v=2))
             listener.publish(jobs_topic, b"[" * (MAX_PAYLOAD_BYTES + 10))
-            send_and_wait("no-artifact", envelope("job", "pi-a", {"run_id": "no-artifact", "scenario": "SingleStream"}), ("rejected",))
+            send_and_wait(
+                "no-artifact", envelope("job", "pi-a", {"run_id": "no-artifact", "scenario": "SingleStream"}), ("rejected",)
+            )
             unknown = base | {"run_id": "unknown-model", "artifact": server.add(not_a_model)}
             send_and_wait("unknown-model", envelope("job", "pi-a", unknown), ("failed",))
             wrong = good_art | {"sha256": hashlib.sha256(b"something else").hexdigest()}
             send_and_wait("bad-hash", envelope("job", "pi-a", base | {"run_id": "bad-hash", "artifact": wrong}), ("failed",))
             send_and_wait("good", envelope("job", "pi-a", base | {"run_id": "good", "artifact": good_art}), ("result",))
-            reasons = {run: [d.get("reason", "") for t, d in events if t in ("failed", "rejected")] for run, events in seen.items()}
+            reasons = {
+                run: [d.get("reason", "") for t, d in events if t in ("failed", "rejected")] for run, events in seen.items()
+            }
             assert any("malformed job" in r for r in reasons["no-artifact"])
             assert any("unknown model type '.xyz'" in r for r in reasons["unknown-model"])
             assert any("hash mismatch" in r for r in reasons["bad-hash"])
@@ -123,8 +142,15 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
 
 def test_burst_of_5000_results_from_50_agents_is_stored_exactly_once(tmp_path, mosquitto):
     settings = with_overrides(for_profile("smoke", Scenario.SINGLE_STREAM), min_duration_ms=100)
-    template = bench.run(bench.BenchRequest(model="zoo:fashion-mnist-cnn/int8.tflite", settings=settings,
-                                            options=RuntimeOptions(threads=1), engine="native", warmup_runs=1))
+    template = bench.run(
+        bench.BenchRequest(
+            model="zoo:fashion-mnist-cnn/int8.tflite",
+            settings=settings,
+            options=RuntimeOptions(threads=1),
+            engine="native",
+            warmup_runs=1,
+        )
+    )
     options = session.FleetOptions(broker=mosquitto.url, db=tmp_path / "c.db")
     agents = [SimulatedAgent(mosquitto.url, f"sim-{i:02d}", tmp_path).start() for i in range(50)]
     try:
@@ -137,8 +163,12 @@ def test_burst_of_5000_results_from_50_agents_is_stored_exactly_once(tmp_path, m
                 for agent in agents:
                     agent.serve(resend_after_s=5.0)
 
-            wait_until(lambda: fleet.store.result_count() == 5000 and all(len(a.outbox) == 0 for a in agents), 120,
-                       "5000 results stored and acked", step=step)
+            wait_until(
+                lambda: fleet.store.result_count() == 5000 and all(len(a.outbox) == 0 for a in agents),
+                120,
+                "5000 results stored and acked",
+                step=step,
+            )
             stored = {r[0] for r in fleet.store.db.execute("SELECT run_id FROM results")}
             assert stored == set(sent)
             assert fleet.counters.results_stored == 5000
