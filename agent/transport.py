@@ -113,6 +113,7 @@ class Connection:
             raise SettingsError(f"unknown MQTT version {mqtt_version!r}; use 3.1.1 or 5")
         self.broker, self.inbox = broker, queue.Queue[Message]()
         self.connected = threading.Event()
+        self._waiting = False
         self._subscriptions, self._on_connected, self._keepalive = list(subscriptions), on_connected, keepalive_s
         v5 = mqtt_version == "5"
         self._client = mqtt.Client(
@@ -139,7 +140,7 @@ class Connection:
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
-        self._client.on_connect_fail = lambda client, userdata: log.warning("cannot reach broker %s (retrying)", self.broker)
+        self._client.on_connect_fail = self._handle_connect_fail
         self._client.on_message = self._handle_message
 
     # paho's thread: enqueue and return
@@ -154,6 +155,10 @@ class Connection:
         if self._on_connected:
             self._on_connected()
 
+    def _handle_connect_fail(self, client, userdata) -> None:
+        # While a caller waits in ``start`` the failure is theirs to report, in one line.
+        log.log(logging.INFO if self._waiting else logging.WARNING, "cannot reach broker %s (retrying)", self.broker)
+
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
         if reason_code.is_failure:
@@ -164,19 +169,25 @@ class Connection:
 
     def start(self, wait_s: float | None = None) -> None:
         """Connect in the background; with ``wait_s``, fail if the first connection takes longer."""
-        where = (self.broker.host, self.broker.port)
+        where, first_error = (self.broker.host, self.broker.port), ""
+        self._waiting = wait_s is not None
         try:  # the first attempt in the foreground, so a refused certificate or a wrong port is said at once
             self._client.connect(*where, keepalive=self._keepalive, clean_start=self._clean_start)
         except (OSError, ssl.SSLError) as exc:
-            log.warning("cannot connect to broker %s: %s (retrying in the background)", self.broker, exc)
+            first_error = f" ({exc})"
+            log.log(logging.INFO if self._waiting else logging.WARNING,
+                    "cannot connect to broker %s: %s (retrying in the background)", self.broker, exc)
             self._client.connect_async(*where, keepalive=self._keepalive, clean_start=self._clean_start)
         self._client.loop_start()
-        if wait_s is not None and not self.connected.wait(wait_s):
-            self._client.loop_stop()
-            raise BrokerUnreachable(
-                f"no connection to broker {self.broker} within {wait_s:g} s; is it running and reachable "
-                "(start one with 'edgeperf broker')?"
-            )
+        try:
+            if self._waiting and not self.connected.wait(wait_s):
+                self._client.loop_stop()
+                raise BrokerUnreachable(
+                    f"no connection to broker {self.broker} within {wait_s:g} s{first_error}; is it running and "
+                    "reachable (start one with 'edgeperf broker')?"
+                )
+        finally:
+            self._waiting = False
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         """Queue a message; QoS 1 messages published while disconnected go out after reconnecting."""

@@ -1,0 +1,130 @@
+"""``edgeperf`` as an engineer uses it: campaign run/status/results/cancel/resume, devices, and its errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from controller.broker import EmbeddedBroker, free_port
+from controller.store import Store
+from tests.fleet_harness import AgentProcess, campaign_file, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def edgeperf(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from controller.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=timeout, env=os.environ | {"COLUMNS": "200"})
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
+    assert proc.returncode == code, proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """An embedded broker and one agent, shared by the tests of this module."""
+    tmp = tmp_path_factory.mktemp("lab")
+    with EmbeddedBroker() as broker:
+        agent = AgentProcess(broker.url, "bench-01", tmp, "--tag", "lab").start()
+        yield broker.url, tmp, agent
+        agent.terminate()
+
+
+def common(url: str, db) -> tuple[str, ...]:
+    return ("--broker", url, "--db", str(db), "--artifact-host", "127.0.0.1", "--artifact-advertise", "127.0.0.1")
+
+
+def test_run_then_status_results_and_devices(lab, tmp_path):
+    url, _, _ = lab
+    db = tmp_path / "c.db"
+    spec = campaign_file(tmp_path / "cli.yaml", variants=["int8.tflite"], scenarios=["SingleStream"],
+                         modes=["performance", "accuracy"], devices="{tags: [lab]}")
+    run = edgeperf("campaign", "run", str(spec), *common(url, db))
+    assert run.returncode == 0, run.stderr
+    assert "VALID" in run.stdout and "bench-01" in run.stdout
+    status = json.loads(edgeperf("campaign", "status", "latest", "--db", str(db), "--json").stdout)
+    assert status["state"] == "finished" and status["jobs"] == {"done": 2} and status["results"] == 2
+    by_name = json.loads(edgeperf("campaign", "status", "cli", "--db", str(db), "--json").stdout)
+    assert by_name["id"] == status["id"]
+    docs = json.loads(edgeperf("results", status["id"][:6], "--db", str(db), "--format", "json").stdout)
+    assert [d["mode"] for d in docs] == ["performance", "accuracy"]
+    rows = list(csv.DictReader(io.StringIO(edgeperf("results", "latest", "--db", str(db), "--format", "csv").stdout)))
+    assert len(rows) == 2 and rows[1]["top1"] and rows[0]["device"] == "bench-01" and rows[0]["valid"] == "True"
+    listed = json.loads(edgeperf("campaign", "list", "--db", str(db), "--json").stdout)
+    assert [c["name"] for c in listed] == ["cli"]
+    devices = json.loads(edgeperf("devices", "--broker", url, "--db", str(db), "--json", "--wait", "1").stdout)
+    (device,) = [d for d in devices if d["id"] == "bench-01"]
+    assert device["state"] == "online" and device["tags"] == ["lab"] and device["info"]["facts"]["cpu_count_logical"] >= 1
+
+
+def test_job_timeout_is_retried_then_failed_and_reported(lab, tmp_path):
+    url, _, _ = lab
+    db = tmp_path / "c.db"
+    spec = campaign_file(tmp_path / "slow.yaml", variants=["int8.onnx"], scenarios=["SingleStream"], modes=["performance"],
+                         devices="{ids: [bench-01]}", min_duration_s=30, timeout_s=3, retries=1)
+    run = edgeperf("campaign", "run", str(spec), *common(url, db), "--json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    (failure,) = summary["failed"]
+    assert failure["attempts"] == 2 and "timed out on the device" in failure["error"]
+    assert [a["state"] for a in summary["requeued"][0]["attempts"]] == ["failed", "failed"]
+
+
+def test_cancel_stops_a_running_campaign(lab, tmp_path):
+    url, _, agent = lab
+    db = tmp_path / "c.db"
+    spec = campaign_file(tmp_path / "long.yaml", variants=["int8.onnx", "fp32.onnx"], scenarios=["SingleStream"],
+                         modes=["performance"], devices="{ids: [bench-01]}", min_duration_s=60)
+    runner = subprocess.Popen([sys.executable, "-c", "from controller.cli import main; main()", "campaign", "run", str(spec),
+                               *common(url, db), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def running() -> bool:
+        if not db.exists():
+            return False
+        store = Store(db)
+        try:
+            return any(c["state"] == "running" for c in store.campaigns()) and bool(
+                store.jobs(store.campaign("latest")["id"], ("running",)))
+        finally:
+            store.close()
+
+    wait_until(running, 60, "a job running on the device")
+    cancel = edgeperf("campaign", "cancel", "latest", "--db", str(db))
+    assert cancel.returncode == 0 and "cancel requested" in cancel.stdout
+    out, err = runner.communicate(timeout=60)
+    assert runner.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["state"] == "cancelled" and set(summary["jobs"]) == {"cancelled"}
+    wait_until(lambda: "cancelled by the controller" in agent.log(), 30, "the agent stopping the job")
+    assert agent.alive()
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [("name: x\nprofile: fast\nmodels: []\n", ":2: profile:"), ("name: x\nmodels:\n  - name: m\n    variantz: []\n", "variantz")],
+)
+def test_bad_campaign_file_is_one_line_naming_file_line_and_key(tmp_path, text, fragment):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text)
+    one_error_line(edgeperf("campaign", "run", str(spec), "--db", str(tmp_path / "c.db")), 2, "bad.yaml", fragment)
+
+
+def test_unknown_campaign_and_unreachable_broker(tmp_path):
+    one_error_line(edgeperf("campaign", "status", "nope", "--db", str(tmp_path / "c.db")), 2, "no campaign 'nope'")
+    started = time.monotonic()
+    proc = edgeperf("devices", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--db", str(tmp_path / "c.db"))
+    one_error_line(proc, 3, "no connection to broker", "edgeperf broker")
+    assert time.monotonic() - started < 30
