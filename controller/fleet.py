@@ -184,6 +184,11 @@ class Fleet:
             if isinstance(doc.get("run_id"), str):
                 self._acks[view.id].append(doc["run_id"])  # stop its re-sends: it can never be stored
             return
+        job = self.store.job_for_run(doc["run_id"])
+        if job is not None and job.run_id != doc["run_id"] and job.state in ("sent", "running"):
+            # An earlier attempt (given up as lost) delivered after all: its re-run is not needed.
+            self._publish(job.device_id, "jobs", "cancel", {"run_id": job.run_id})
+            self.store.end_attempt(job.run_id, "cancelled", "superseded by an earlier attempt's result", requeue=False)
         if self.store.add_result(doc, view.id):
             self.counters.results_stored += 1
         else:

@@ -1,0 +1,138 @@
+"""The scheduler's decisions, driven by a scripted device speaking the protocol over a real broker."""
+
+from __future__ import annotations
+
+import queue
+import time
+import uuid
+
+import pytest
+
+from agent import bench
+from agent.protocol import Envelope, Topics, decode
+from agent.runtimes.base import RuntimeOptions
+from agent.scenarios.settings import Scenario, for_profile, with_overrides
+from agent.transport import BrokerUrl, Connection
+from controller import campaign as campaign_file
+from controller import session
+from controller.broker import EmbeddedBroker
+from tests.fleet_harness import campaign_file as write_campaign, wait_until
+
+TOPICS = Topics()
+
+
+@pytest.fixture(scope="module")
+def template():
+    settings = with_overrides(for_profile("smoke", Scenario.SINGLE_STREAM), min_duration_ms=50)
+    return bench.run(bench.BenchRequest(model="zoo:fashion-mnist-cnn/int8.tflite", settings=settings,
+                                        options=RuntimeOptions(threads=1), engine="native", warmup_runs=1))
+
+
+class ScriptedDevice:
+    """A device the test drives by hand: it only says what the test tells it to."""
+
+    def __init__(self, url: str, device_id: str) -> None:
+        self.id = device_id
+        self.conn = Connection(f"dev-{uuid.uuid4().hex[:6]}", BrokerUrl.parse(url),
+                               subscriptions=[(TOPICS.device(device_id, "jobs"), 1), (TOPICS.device(device_id, "acks"), 1)])
+        self.conn.start(wait_s=10)
+
+    def say(self, kind: str, msg_type: str, data: dict) -> None:
+        self.conn.publish(TOPICS.device(self.id, kind), Envelope(msg_type, self.id, data).encode(), retain=kind == "status")
+
+    def status(self, state: str) -> None:
+        self.say("status", "status", {"state": state, "tags": ["t"], "agent_version": "test"})
+
+    def next(self, fleet, campaign_id: str, msg_type: str, timeout_s: float = 10) -> dict:
+        """Pump the controller until this device receives a ``msg_type`` message."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            fleet.pump(0.02)
+            with fleet.store.transaction():
+                fleet.tick(campaign_id)
+            try:
+                message = self.conn.inbox.get(timeout=0.02)
+            except queue.Empty:
+                continue
+            env = decode(TOPICS.parse(message.topic)[1], message.payload)
+            if env.type == msg_type:
+                return env.data
+        pytest.fail(f"{self.id} got no {msg_type} within {timeout_s} s")
+
+
+@pytest.fixture
+def setup(tmp_path):
+    with EmbeddedBroker() as broker:
+        options = session.FleetOptions(broker=broker.url, db=tmp_path / "c.db", artifact_host="127.0.0.1",
+                                       artifact_advertise="127.0.0.1", offline_grace_s=0.5, device_wait_s=1.5)
+        with session.fleet(options, artifacts=True) as fleet:
+            fleet.accept_timeout_s = 0.5
+            device = ScriptedDevice(broker.url, "d1")
+            yield fleet, device, tmp_path
+            device.conn.stop()
+
+
+def start(fleet, tmp_path, **kwargs) -> str:
+    spec = campaign_file.load(write_campaign(tmp_path / "s.yaml", variants=["int8.tflite"], scenarios=["SingleStream"],
+                                             modes=["performance"], **kwargs))
+    wait_until(lambda: "d1" in fleet.devices, 10, "the device heard", step=lambda: fleet.pump(0.05))
+    return fleet.create_campaign(spec)
+
+
+def test_jobs_wait_for_online_and_unanswered_jobs_are_resent_under_the_same_run_id(setup):
+    fleet, device, tmp = setup
+    device.status("busy")
+    campaign_id = start(fleet, tmp, devices="{ids: [d1]}")
+    for _ in range(10):
+        fleet.pump(0.02)
+        fleet.tick(campaign_id)
+    assert fleet.store.jobs(campaign_id)[0].state == "pending"  # busy with something else: not sent
+    device.status("online")
+    first = device.next(fleet, campaign_id, "job")
+    again = device.next(fleet, campaign_id, "job")  # nobody said "accepted": the same job comes back
+    assert again["run_id"] == first["run_id"] and again["attempt"] == 1
+    assert fleet.store.jobs(campaign_id)[0].resends >= 1
+
+
+def test_a_late_result_of_a_lost_attempt_supersedes_the_rerun(setup, template):
+    fleet, device, tmp = setup
+    device.status("online")
+    campaign_id = start(fleet, tmp, devices="{ids: [d1]}", retries=2)
+    first = device.next(fleet, campaign_id, "job")
+    device.say("events", "accepted", {"run_id": first["run_id"]})
+    device.status("offline")  # the last will: mid-job
+    wait_until(lambda: fleet.store.jobs(campaign_id)[0].state == "pending", 10, "the attempt given up",
+               step=lambda: (fleet.pump(0.05), fleet.tick(campaign_id)))
+    device.status("online")
+    rerun = device.next(fleet, campaign_id, "job")
+    assert rerun["run_id"] != first["run_id"] and rerun["attempt"] == 2
+    device.say("results", "result", template | {"run_id": first["run_id"], "device": {"id": "d1", "facts": {}}})
+    cancel = device.next(fleet, campaign_id, "cancel")
+    assert cancel["run_id"] == rerun["run_id"]
+    ack = device.next(fleet, campaign_id, "ack")
+    assert ack["run_ids"] == [first["run_id"]]
+    (job,) = fleet.store.jobs(campaign_id)
+    assert job.state == "done" and [a["state"] for a in fleet.store.attempts(job.id)] == ["lost", "cancelled"]
+    assert fleet.tick(campaign_id) == "finished"
+
+
+def test_a_device_that_never_comes_online_fails_its_jobs(setup):
+    fleet, device, tmp = setup
+    device.status("offline")
+    campaign_id = start(fleet, tmp, devices="{ids: [d1, ghost]}")
+    wait_until(lambda: fleet.tick(campaign_id) == "finished", 10, "the campaign to give up", step=lambda: fleet.pump(0.1))
+    jobs = {j.device_id: j for j in fleet.store.jobs(campaign_id)}
+    assert jobs["ghost"].state == "failed" and "ghost was not online" in jobs["ghost"].error
+    assert jobs["d1"].state == "failed"
+
+
+def test_a_user_error_is_not_retried(setup):
+    fleet, device, tmp = setup
+    device.status("online")
+    campaign_id = start(fleet, tmp, devices="{ids: [d1]}", retries=3)
+    job = device.next(fleet, campaign_id, "job")
+    device.say("events", "failed", {"run_id": job["run_id"], "reason": "Core ML needs macOS", "retryable": False})
+    ack = device.next(fleet, campaign_id, "ack")
+    assert ack["run_ids"] == [job["run_id"]]
+    (stored,) = fleet.store.jobs(campaign_id)
+    assert stored.state == "failed" and stored.attempts == 1 and "Core ML needs macOS" in stored.error
