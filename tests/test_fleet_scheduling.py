@@ -16,7 +16,8 @@ from agent.transport import BrokerUrl, Connection
 from controller import campaign as campaign_file
 from controller import session
 from controller.broker import EmbeddedBroker
-from tests.fleet_harness import campaign_file as write_campaign, wait_until
+from tests.fleet_harness import campaign_file as write_campaign
+from tests.fleet_harness import wait_until
 
 TOPICS = Topics()
 
