@@ -15,10 +15,7 @@ from pathlib import Path
 
 from agent import __version__, capabilities, report, result, zoo
 from agent.errors import EXIT_INVALID_RUN, EdgeperfError, SettingsError
-from agent.runtimes.base import RuntimeOptions
-from agent.runtimes.shapes import parse_shape_overrides
-from agent.scenarios import ENGINES
-from agent.scenarios.settings import PROFILES, for_profile, parse_mode, parse_scenario, with_overrides
+from agent.scenarios import ENGINES, PROFILES
 
 PROG = "edgeperf-agent"
 
@@ -107,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _bench(args: argparse.Namespace) -> int:
     from agent import bench
+    from agent.runtimes.base import RuntimeOptions
+    from agent.runtimes.shapes import parse_shape_overrides
+    from agent.scenarios.settings import for_profile, parse_mode, parse_scenario, with_overrides
 
     scenario, mode = parse_scenario(args.scenario), parse_mode(args.mode)
     settings = with_overrides(

@@ -25,6 +25,12 @@ def test_importing_the_agent_loads_no_runtime_and_no_ui_library():
     assert not loaded & set(RUNTIMES), loaded & set(RUNTIMES)
 
 
+def test_the_idle_agent_daemon_loads_no_numpy():
+    """``edgeperf-agent run`` waits for jobs; numpy and runtimes load in the job's own process."""
+    loaded = imported_after("import agent.cli, agent.daemon")
+    assert not loaded & ({"numpy"} | set(HEAVY) | set(RUNTIMES)), loaded & ({"numpy"} | set(HEAVY) | set(RUNTIMES))
+
+
 def test_a_litert_job_does_not_load_onnx_runtime():
     loaded = imported_after(
         "from agent import model_file, runtimes; from agent.runtimes.base import RuntimeOptions; "

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from agent.errors import SettingsError
-from agent.scenarios import early_stopping
+from agent.scenarios import PROFILES, early_stopping
 
 
 class Scenario(str, Enum):
@@ -28,7 +28,7 @@ class Mode(str, Enum):
     ACCURACY = "accuracy"
 
 
-PROFILES = ("smoke", "quick", "standard", "mlperf")
+__all__ = ["PROFILES", "Mode", "RunSettings", "Scenario", "for_profile", "parse_mode", "parse_scenario", "with_overrides"]
 # LoadGen's mlperf.conf seeds (loadgen/mlperf.conf, 6.0.17)
 MLPERF_SCHEDULE_SEED = 16159082839903944936
 MLPERF_SAMPLE_INDEX_SEED = 2747215439041700203
