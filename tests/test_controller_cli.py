@@ -128,3 +128,57 @@ def test_unknown_campaign_and_unreachable_broker(tmp_path):
     proc = edgeperf("devices", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--db", str(tmp_path / "c.db"))
     one_error_line(proc, 3, "no connection to broker", "edgeperf broker")
     assert time.monotonic() - started < 30
+
+
+def test_edgeperf_broker_serves_until_interrupted(tmp_path):
+    import signal
+
+    from agent.transport import BrokerUrl, Connection
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-c", "from controller.cli import main; main()", "broker", "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        client = Connection("probe", BrokerUrl.parse(f"mqtt://127.0.0.1:{port}"))
+        wait_until(lambda: _connects(client), 20, "the broker to accept a client")
+        client.stop()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130 and "listening on mqtt://127.0.0.1" in out and "Traceback" not in err
+
+
+def _connects(client) -> bool:
+    from agent.transport import BrokerUnreachable
+
+    try:
+        client.start(wait_s=1)
+    except BrokerUnreachable:
+        return False
+    return True
+
+
+def test_live_view_shows_each_device_and_what_just_happened(lab, tmp_path):
+    from rich.console import Console
+
+    from controller import campaign as campaign_module
+    from controller import progress, session
+
+    url, _, _ = lab
+    options = session.FleetOptions(broker=url, db=tmp_path / "c.db", artifact_host="127.0.0.1", artifact_advertise="127.0.0.1")
+    with session.fleet(options, artifacts=True) as fleet:
+        fleet.discover(1.0)
+        spec = campaign_module.load(campaign_file(tmp_path / "v.yaml", variants=["int8.tflite"], scenarios=["SingleStream"],
+                                                  modes=["performance"], devices="{ids: [bench-01]}"))
+        campaign_id = fleet.create_campaign(spec)
+        frames = []
+
+        def render(f, c):
+            console = Console(file=io.StringIO(), width=140, color_system=None)
+            console.print(progress.view(f, c))
+            frames.append(console.file.getvalue())
+
+        assert fleet.run(campaign_id, on_tick=render) == "finished"
+    assert any("bench-01" in frame and "0/1" in frame for frame in frames)
+    assert "1/1" in frames[-1] and "results stored 1" in frames[-1]
+    assert any("running" in frame for frame in frames)  # the phase the device reported
