@@ -43,7 +43,6 @@ class JobRun(threading.Thread):
     def __init__(self, daemon: AgentDaemon, job: dict[str, Any]) -> None:
         super().__init__(name=f"job-{job['run_id']}", daemon=True)
         self.agent, self.job, self.run_id = daemon, job, job["run_id"]
-        self.started_at = time.monotonic()
         self._proc: subprocess.Popen[str] | None = None
         self._stopped_because = ""
 
@@ -115,7 +114,10 @@ class JobRun(threading.Thread):
         errors = [line[len("error: ") :] for line in text.splitlines() if line.startswith("error: ")]
         if errors:  # the worker's one-line user error (exit 2): the same job fails the same way again
             return self.agent.failure(self.run_id, errors[-1], retryable=False)
-        name = f" ({signal.Signals(-code).name})" if code < 0 and -code in signal.Signals._value2member_map_ else ""
+        try:
+            name = f" ({signal.Signals(-code).name})" if code < 0 else ""
+        except ValueError:
+            name = ""
         return self.agent.failure(self.run_id, f"worker exited with code {code}{name}: {text[-STDERR_TAIL:].strip()}")
 
 
@@ -132,7 +134,6 @@ class AgentDaemon:
         self.cache = ArtifactCache(storage / "artifacts")
         self._seq = itertools.count(1)
         self._job: JobRun | None = None
-        self._lock = threading.Lock()
         self._stop = stop or threading.Event()
         self._connected = threading.Event()
         offline = self._envelope("status", self._status_data("offline")).encode()
@@ -183,10 +184,10 @@ class AgentDaemon:
 
     def deliver(self, run_id: str, topic_kind: str, envelope: Envelope, state: str) -> None:
         """Make the terminal message durable, then publish it; the outbox re-sends until acked."""
-        topic = self.topics.device(self.device, topic_kind)
-        self.outbox.put(run_id, topic, envelope.encode())
+        topic, payload = self.topics.device(self.device, topic_kind), envelope.encode()
+        self.outbox.put(run_id, topic, payload)
         self.outbox.set_job_state(run_id, state)
-        self.conn.publish(topic, envelope.encode(), qos=1)
+        self.conn.publish(topic, payload, qos=1)
         self.outbox.mark_sent([run_id])
 
     def _publish_presence(self) -> None:
@@ -220,8 +221,9 @@ class AgentDaemon:
             log.warning("dropped a message on %s: %s", msg.topic, exc)
             return
         if envelope.type == "ack":
-            run_ids = [r for r in envelope.data.get("run_ids", []) if isinstance(r, str)]
-            self.outbox.ack(run_ids)
+            run_ids = envelope.data.get("run_ids")
+            if isinstance(run_ids, list):
+                self.outbox.ack(r for r in run_ids if isinstance(r, str))
         elif envelope.type == "cancel":
             if self._job and self._job.run_id == envelope.data.get("run_id"):
                 self._job.stop("cancelled by the controller")
@@ -241,9 +243,7 @@ class AgentDaemon:
         if state is not None:  # a re-delivery: answer, never run twice
             if self._job and self._job.run_id == run_id:
                 self.event("accepted", {"run_id": run_id, "duplicate": True})
-            elif any(e.run_id == run_id for e in self.outbox.pending()):
-                self._resend_one(run_id)
-            else:
+            elif not self._resend_one(run_id):
                 self.event(
                     "finished" if state == "finished" else "failed",
                     {"run_id": run_id, "duplicate": True, "reason": f"already {state} and acknowledged"},
@@ -259,11 +259,14 @@ class AgentDaemon:
         self._send("status", self._envelope("status", self._status_data("busy")))
         self._job.start()
 
-    def _resend_one(self, run_id: str) -> None:
+    def _resend_one(self, run_id: str) -> bool:
+        """Re-publish ``run_id``'s unacknowledged terminal message; False if there is none."""
         for entry in self.outbox.pending():
             if entry.run_id == run_id:
                 self.conn.publish(entry.topic, entry.payload, qos=1)
                 self.outbox.mark_sent([run_id])
+                return True
+        return False
 
     def _telemetry(self) -> None:
         temps: dict[str, Any] = {}

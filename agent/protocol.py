@@ -9,6 +9,7 @@ in MQTT 5 properties, so MQTT 3.1.1 brokers carry the same conversation.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ TYPES = {
     "telemetry": {"telemetry"},
 }
 STATES = ("online", "busy", "offline")
+RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 EVENT_KINDS = TYPES["events"]
 
 
@@ -131,6 +133,8 @@ def require(data: dict[str, Any], **fields: type | tuple[type, ...]) -> None:
 def check_job(data: dict[str, Any]) -> None:
     """A job: run id, artifact {url, sha256, size, name}, runtime options, scenario, mode, profile, dataset."""
     require(data, run_id=str, artifact=dict, scenario=str, mode=str, profile=str, dataset=str)
+    if not RUN_ID.fullmatch(data["run_id"]) or set(data["run_id"]) == {"."}:
+        raise ProtocolError(f"run_id {data['run_id'][:80]!r} must be 1-64 of [A-Za-z0-9._-]")  # it names files
     require(data["artifact"], url=str, sha256=str, size=int, name=str)
     if len(data["artifact"]["sha256"]) != 64:
         raise ProtocolError("artifact sha256 is not 64 hex digits")

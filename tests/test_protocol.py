@@ -92,5 +92,8 @@ def test_job_schema():
         check_job(job | {"artifact": job["artifact"] | {"sha256": "abc"}})
     with pytest.raises(ProtocolError, match="'profile'"):
         check_job({k: v for k, v in job.items() if k != "profile"})
+    for bad in ("../../etc/passwd", "..", "", "a" * 65, "run id"):
+        with pytest.raises(ProtocolError, match="run_id"):
+            check_job(job | {"run_id": bad})
     with pytest.raises(ProtocolError, match="options"):
         check_job(job | {"options": ["threads", 2]})
