@@ -51,7 +51,7 @@ class AgentConfig:
     mqtt_version: str = "3.1.1"
     keepalive_s: int = 30
     threads: int | None = None  # runtime threads for jobs that do not set them
-    resend_after_s: float = 30.0  # re-publish results not acked after this long
+    resend_after_s: float = 30.0  # re-publish results not acked after this long, doubling per attempt
     telemetry_interval_s: float = 1.0
     reconnect_max_s: int = 30
 

@@ -202,8 +202,9 @@ class AgentDaemon:
         }
         self._send("info", self._envelope("info", info))
 
-    def _resend(self, older_than_s: float) -> None:
-        due = self.outbox.pending(older_than_s=older_than_s)
+    def _resend(self, everything: bool = False) -> None:
+        """Re-publish unacknowledged messages: all of them after a (re)connect, else those due."""
+        due = self.outbox.pending() if everything else self.outbox.due(self.config.resend_after_s)
         for entry in due:
             self.conn.publish(entry.topic, entry.payload, qos=1)
         if due:
@@ -293,7 +294,7 @@ class AgentDaemon:
             if self._connected.is_set():
                 self._connected.clear()
                 self._publish_presence()
-                self._resend(older_than_s=0.0)
+                self._resend(everything=True)
             try:
                 message = self.conn.inbox.get(timeout=0.1)
             except queue.Empty:
@@ -312,7 +313,7 @@ class AgentDaemon:
                 self._telemetry()
             if now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING_S
-                self._resend(older_than_s=self.config.resend_after_s)
+                self._resend()
         self._shutdown()
 
     def _shutdown(self) -> None:

@@ -188,6 +188,26 @@ class Outbox:
             rows = self._db().execute(sql, params).fetchall()
         return [OutboxEntry(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
 
+    def due(self, resend_after_s: float, max_backoff: int = 32) -> list[OutboxEntry]:
+        """Entries to re-publish now, each backing off on its own: never sent, or last sent more than
+        ``resend_after_s × 2^(attempts-1)`` ago (capped at ``max_backoff`` × ``resend_after_s``).
+
+        A fixed re-send period turns one overflow into a storm: every agent re-sends everything at
+        once, the controller's broker queue overflows again, and so on. Doubling the wait per entry
+        spreads the retries out until the controller catches up. A clock that went back makes an
+        entry due at once, as in ``pending``.
+        """
+        cap = max(int(max_backoff).bit_length() - 1, 0)
+        now = self._clock()
+        sql = (
+            "SELECT run_id, topic, payload, created_at, last_sent_at, attempts FROM outbox "
+            "WHERE last_sent_at IS NULL OR last_sent_at > ? "
+            "OR last_sent_at <= ? - ? * (1 << min(max(attempts - 1, 0), ?)) ORDER BY seq"
+        )
+        with self._lock:
+            rows = self._db().execute(sql, (now, now, resend_after_s, cap)).fetchall()
+        return [OutboxEntry(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
+
     def mark_sent(self, run_ids: Iterable[str]) -> None:
         """Record a publish attempt (now, attempts + 1) so ``pending(older_than_s=...)`` waits before resending."""
         now = self._clock()

@@ -122,8 +122,12 @@ class Fleet:
         self._next_cancel_check = 0.0
 
     # ---- receiving ---------------------------------------------------------------------------
-    def pump(self, wait_s: float = 0.1, batch: int = 2000) -> int:
-        """Handle every queued message (up to ``batch``) in one transaction; then send acks."""
+    def pump(self, wait_s: float = 0.1, batch: int = 250) -> int:
+        """Handle queued messages (up to ``batch``) in one transaction; then send acks.
+
+        Batches stay small so paho's network thread gets the GIL back often: while it waits, it
+        acks nothing to the broker, and mosquitto starts dropping what it queued for us.
+        """
         messages: list[Message] = []
         try:
             messages.append(self.conn.inbox.get(timeout=wait_s))

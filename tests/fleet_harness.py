@@ -217,7 +217,7 @@ class SimulatedAgent:
             except queue.Empty:
                 break
             self.acked += self.outbox.ack(decode("acks", message.payload).data["run_ids"])
-        for entry in self.outbox.pending(older_than_s=resend_after_s):
+        for entry in self.outbox.due(resend_after_s):
             self.conn.publish(entry.topic, entry.payload, qos=1)
             self.outbox.mark_sent([entry.run_id])
 

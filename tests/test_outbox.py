@@ -219,3 +219,29 @@ def test_reopening_keeps_entries_and_a_closed_outbox_says_so(tmp_path):
     with Outbox(path) as again:
         (entry,) = again.pending()
         assert (entry.run_id, entry.attempts) == ("a", 1)
+
+
+def test_due_backs_off_per_entry(tmp_path):
+    """Re-sends double their wait per attempt, so one overflow does not become a re-send storm."""
+    now = [1000.0]
+    with Outbox(tmp_path / "o.sqlite", clock=lambda: now[0]) as outbox:
+        outbox.put("a", "t", b"1")
+        assert [e.run_id for e in outbox.due(10)] == ["a"]  # never sent
+        outbox.mark_sent(["a"])  # attempt 1 at t=1000
+        now[0] = 1009.0
+        assert outbox.due(10) == []
+        now[0] = 1010.0
+        assert [e.run_id for e in outbox.due(10)] == ["a"]
+        outbox.mark_sent(["a"])  # attempt 2 at t=1010: next after 20 s
+        now[0] = 1029.0
+        assert outbox.due(10) == []
+        now[0] = 1030.0
+        assert [e.run_id for e in outbox.due(10)] == ["a"]
+        for _ in range(10):  # many attempts: the wait stops growing at 32 x
+            outbox.mark_sent(["a"])
+        now[0] += 319.0
+        assert outbox.due(10) == []
+        now[0] += 1.0
+        assert [e.run_id for e in outbox.due(10)] == ["a"]
+        now[0] -= 3600.0  # the clock went back: due at once rather than hours late
+        assert [e.run_id for e in outbox.due(10)] == ["a"]
