@@ -142,14 +142,28 @@ class Connection:
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_connect_fail = self._handle_connect_fail
         self._client.on_message = self._handle_message
+        self._client.on_subscribe = self._handle_subscribe
+        self._subscribe_mid: int | None = None
 
     # paho's thread: enqueue and return
     def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             log.warning("broker %s refused the connection: %s (retrying)", self.broker, reason_code)
             return
-        for topic, qos in self._subscriptions:
-            client.subscribe(topic, qos=qos)
+        if self._subscriptions:  # "connected" once the broker has granted them: nothing is missed after
+            self._subscribe_mid = client.subscribe(self._subscriptions)[1]
+        else:
+            self._ready()
+
+    def _handle_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [code for code in reason_codes if code.is_failure]
+        if refused:
+            log.warning("broker %s refused a subscription: %s", self.broker, refused[0])
+        self._ready()
+
+    def _ready(self) -> None:
         self.connected.set()
         log.info("connected to %s", self.broker)
         if self._on_connected:
