@@ -19,13 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from agent import __version__, datasets, kpi, model_file, result, runtimes, scenarios
+from agent import __version__, capabilities, datasets, kpi, model_file, result, runtimes, scenarios
+from agent.energy import EnergyMeter, PowerPlan, open_meter
 from agent.errors import DatasetError
 from agent.resources import CpuWindow, peak_rss_mb, rss_mb
 from agent.runtimes.base import RuntimeOptions, SessionInfo
 from agent.scenarios.settings import Mode, RunSettings, Scenario
 from agent.scenarios.sut import ModelSut
-from devices import probe
+from devices import probe, thermal
 
 SERVER_LOAD_FRACTION = 0.5  # default Server target: half the measured single-sample capacity
 Progress = Callable[[str, dict[str, Any]], None]  # (phase, details), e.g. ("running", {"expected_s": 10})
@@ -49,6 +50,9 @@ class BenchRequest:
     warmup_runs: int = 20
     device_id: str | None = None
     log_dir: Path | None = None
+    power: PowerPlan | None = None  # None: no energy measurement
+    cooldown_below_c: float | None = None  # wait until the hottest zone is this cool before running
+    cooldown_timeout_s: float = 300.0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -99,9 +103,19 @@ def run(req: BenchRequest, progress: Progress = _silent) -> dict[str, Any]:
         model = replace(model, name=req.model_name)
     runtime = runtimes.runtime_for(model, req.runtime)
     engine = scenarios.choose_engine(req.engine)
-    settings = req.settings
-    facts = probe.collect()
+    facts = probe.collect() | {"installed": capabilities.installed()}
+    meter = open_meter(req.power, facts)  # before anything is loaded: a named meter that is absent fails fast
+    try:
+        return _measure(req, progress, model, runtime, engine, facts, meter)
+    except BaseException:
+        if meter:
+            meter.abort()
+        raise
 
+
+def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile, runtime: str, engine: str,
+             facts: dict[str, Any], meter: EnergyMeter | None) -> dict[str, Any]:
+    settings = req.settings
     progress("loading", {"model": model.name, "runtime": runtime})
     rss_before = rss_mb()
     t0 = time.perf_counter_ns()
@@ -121,12 +135,23 @@ def run(req: BenchRequest, progress: Progress = _silent) -> dict[str, Any]:
     effective, derived = _calibrate(sut, settings, req.warmup_runs)
 
     log_dir = (req.log_dir or default_log_root()) / req.run_id
+    cooled = None
+    if req.cooldown_below_c is not None:
+        progress("cooling", {"target_c": req.cooldown_below_c})
+        cooled = thermal.cooldown(req.cooldown_below_c, req.cooldown_timeout_s)
+    if meter:
+        progress("idle", {"source": meter.monitor.info.source, "seconds": req.power.idle_s})
+        meter.start()
+    heat = thermal.ThermalRecord()
+    heat.start()
     progress("running", {"engine": engine, "min_duration_s": effective.min_duration_ms / 1e3,
                          "max_duration_s": effective.max_duration_ms / 1e3})
     cpu = CpuWindow()
     cpu.start()
     outcome = scenarios.run(engine, sut, effective, log_dir)
     cpu.stop()
+    thermals = heat.finish(cooled)
+    energy = meter.finish(outcome) if meter else None
 
     progress("scoring", {"valid": outcome.valid})
     accuracy = kpi.accuracy_of(outcome, samples.labels, session.info.outputs)
@@ -137,6 +162,8 @@ def run(req: BenchRequest, progress: Progress = _silent) -> dict[str, Any]:
         "load_time_ms": load_ms,
         "first_inference_ms": first_ms,
         "cpu": {"process_pct": cpu.process_pct, "system_pct": cpu.system_pct},
+        "energy": energy,
+        "thermals": thermals,
     })
     info = session.info
     return {

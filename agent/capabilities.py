@@ -26,6 +26,13 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken or blocked package counts as absent
+        return False
+
+
 def installed() -> dict[str, str | None]:
     """``{runtime or engine: "package version" or None}``; Core ML is None off macOS."""
     out: dict[str, str | None] = {}
@@ -35,7 +42,7 @@ def installed() -> dict[str, str | None]:
             continue
         for module, distribution in candidates:
             version = _version(distribution)
-            if version and importlib.util.find_spec(module) is not None:
+            if version and _importable(module):
                 out[name] = f"{distribution} {version}"
                 break
     return out

@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--delegate", action="append", default=[], metavar="LIB", help="LiteRT external delegate library")
     rt.add_argument("--compute-units", default="all", help="Core ML: all | cpu_only | cpu_and_gpu | cpu_and_ne")
     rt.add_argument("--shape", action="append", default=[], metavar="NAME=D1xD2..", help="size dynamic input dimensions")
+    energy = bench.add_argument_group("energy and thermals")
+    energy.add_argument("--power", metavar="SOURCE", help="ina219[:bus=1,addr=0x40,shunt=0.1] | serial:/dev/ttyACM0 | jtop | "
+                                                           "nvml | rapl | battery | estimate | auto (see 'power list')")
+    energy.add_argument("--idle-seconds", type=float, default=2.0, metavar="S", help="idle baseline before the run (default 2)")
+    energy.add_argument("--grid-intensity", type=float, metavar="G", help="grid gCO2e per kWh (default 475, world average)")
+    energy.add_argument("--cooldown-below", type=float, metavar="C", help="first wait until the hottest sensor is below C °C")
+    energy.add_argument("--cooldown-timeout", type=float, default=300.0, metavar="S", help="longest cooldown wait (default 300)")
     out = bench.add_argument_group("output")
     out.add_argument("--json", type=Path, metavar="PATH", help="write the result document here")
     out.add_argument("--log-dir", type=Path, metavar="DIR", help="keep LoadGen logs under DIR/<run id>")
@@ -96,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--threads", type=int, help="runtime threads for jobs that do not set them")
     run_cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
+    power_cmd = sub.add_parser("power", help="power sources on this device")
+    power_sub = power_cmd.add_subparsers(dest="power_command", required=True, parser_class=_Parser)
+    listing = power_sub.add_parser("list", help="which sources this device has, and which 'auto' picks")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    sampling = power_sub.add_parser("sample", help="live readings from one source, then rate and statistics")
+    sampling.add_argument("--source", default="auto", help="a --power spec (default auto)")
+    sampling.add_argument("--seconds", type=float, default=5.0, help="how long to sample (default 5)")
+
     info = sub.add_parser("info", help="the device facts and runtimes a result will carry")
     info.add_argument("--json", action="store_true", help="print JSON")
     sub.add_parser("zoo", help="list the reference models")
@@ -104,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _bench(args: argparse.Namespace) -> int:
     from agent import bench
+    from agent.energy import DEFAULT_GRID_G_PER_KWH, PowerPlan
     from agent.runtimes.base import RuntimeOptions
     from agent.runtimes.shapes import parse_shape_overrides
     from agent.scenarios.settings import for_profile, parse_mode, parse_scenario, with_overrides
@@ -123,9 +139,13 @@ def _bench(args: argparse.Namespace) -> int:
         shapes=parse_shape_overrides(args.shape),
     )
     dataset = args.dataset or ("fashion-mnist" if mode.value == "accuracy" else "synthetic")
+    plan = None
+    if args.power:
+        plan = PowerPlan(args.power, max(args.idle_seconds, 0.0), args.grid_intensity or DEFAULT_GRID_G_PER_KWH)
     request = bench.BenchRequest(
         model=args.model, settings=settings, runtime=args.runtime, options=options, dataset=dataset,
-        engine=args.engine, warmup_runs=args.warmup, device_id=args.device_id, log_dir=args.log_dir,
+        engine=args.engine, warmup_runs=args.warmup, device_id=args.device_id, log_dir=args.log_dir, power=plan,
+        cooldown_below_c=args.cooldown_below, cooldown_timeout_s=args.cooldown_timeout,
     )
     doc = bench.run(request)
     if args.json:
@@ -147,6 +167,14 @@ def _run(args: argparse.Namespace) -> int:
     flags = {k: getattr(args, k) for k in ("broker", "device_id", "tags", "data_dir", "username", "ca_file", "cert_file",
                                            "key_file", "mqtt_version", "prefix", "threads")}
     return daemon.serve(config.load(flags, os.environ, args.config))
+
+
+def _power(args: argparse.Namespace) -> int:
+    from agent import power_cli
+
+    if args.power_command == "list":
+        return power_cli.list_sources(args.json)
+    return power_cli.sample(args.source, args.seconds)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -175,7 +203,7 @@ def _zoo(_: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"bench": _bench, "run": _run, "info": _info, "zoo": _zoo}[args.command](args)
+        return {"bench": _bench, "run": _run, "power": _power, "info": _info, "zoo": _zoo}[args.command](args)
     except EdgeperfError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -8,17 +8,9 @@ traceback.
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_INTERNAL = 1
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 3
-EXIT_INVALID_RUN = 4
+from devices.errors import EXIT_INTERNAL, EXIT_INVALID_RUN, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE, EdgeperfError
 
-
-class EdgeperfError(Exception):
-    """Base of all errors that are the user's to fix."""
-
-    exit_code = EXIT_USAGE
+__all__ = ["EXIT_INTERNAL", "EXIT_INVALID_RUN", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "EdgeperfError"]
 
 
 class ModelError(EdgeperfError):

@@ -147,7 +147,6 @@ def kpis_of(o: Outcome, accuracy: dict[str, Any] | None, extra: dict[str, Any]) 
         "sample_count": o.sample_count,
         "duration_s": o.last_done_ns / 1e9,
         "accuracy": accuracy,
-        "energy": None,
     } | extra
 
 

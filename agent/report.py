@@ -38,6 +38,8 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         lo, hi = acc["ci95"]
         rows.append(("accuracy", f"top-1 {acc['top1']:.4f} (95% CI {lo:.4f}–{hi:.4f}), macro F1 {acc['f1_macro']:.4f}, "
                                  f"n={acc['n']}"))
+    rows += _energy_rows(k.get("energy"))
+    rows += _thermal_rows(k.get("thermals"))
     rows.append(("resources", f"load {k['load_time_ms']:.1f} ms, first inference {k['first_inference_ms']:.2f} ms, "
                               f"peak RSS {k['memory']['peak_rss_mb']:.1f} MB, CPU {k['cpu']['process_pct']:.0f}% of a core"))
     if doc["logs"].get("dir"):
@@ -46,6 +48,36 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
     device = ", ".join(str(facts[key]) for key in ("board", "cpu_model", "os_release", "kernel") if key in facts)
     rows.append(("device", f"{doc['device']['id']}: {device}"))
     return rows
+
+
+def _energy_rows(e: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not e:
+        return []
+    how = f"{e['source']} {e['rail']}, {'measured' if e['measured'] else 'ESTIMATED'}"
+    if e.get("energy_j") is None:
+        rows = [("energy", f"not reported [{how}]")]
+    else:
+        idle = f", idle {e['idle_power_w']:.3f} W" if e.get("idle_power_w") is not None else ""
+        above = e.get("energy_per_inference_above_idle_mj")
+        mlperf = e["mlperf"]
+        unit = (f"{mlperf['mj_per_query']:.4g} mJ/query" if mlperf["metric"] == "mJ/query"
+                else f"{mlperf['avg_power_w']:.3f} W, {mlperf['samples_per_joule']:,.0f} samples/J")
+        rows = [("energy", f"{e['energy_per_inference_mj']:.4g} mJ/inference"
+                           + (f" ({above:.4g} above idle)" if above is not None else "")
+                           + f", {e['inferences_per_joule']:,.0f} inf/J, avg {e['avg_power_w']:.3f} W{idle}; MLPerf {unit}"),
+                ("  source", f"{how}, {e['window_samples']} samples at {e['sample_rate_hz']:.3g} Hz, "
+                             f"{e['gco2e_per_1000_inferences']:.3g} gCO2e per 1000 inferences")]
+    return rows + [("  warning", w) for w in e.get("warnings", [])]
+
+
+def _thermal_rows(t: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not t or t.get("max_before_c") is None:
+        return []
+    text = f"hottest sensor {t['max_before_c']:.1f} -> {t['max_after_c']:.1f} °C"
+    if t.get("cooldown"):
+        text += f", cooled down {t['cooldown']['waited_s']:.0f} s first"
+    rows = [("thermals", text + (", THROTTLED" if t["throttled"] else ", no throttling seen"))]
+    return rows + [("  throttle", reason) for reason in t["throttle_reasons"]]
 
 
 def table(rows: list[tuple[str, Any]]) -> str:

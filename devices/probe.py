@@ -44,7 +44,7 @@ def _cpuinfo(root: Path) -> dict[str, str]:
     return out
 
 
-def _run(*cmd: str) -> str:
+def run_tool(*cmd: str) -> str:
     """Output of a fixed diagnostic command, or '' when it is absent, fails or hangs."""
     if shutil.which(cmd[0]) is None:
         return ""
@@ -66,7 +66,7 @@ def collect_board(facts: Facts, root: Path) -> None:
     elif product := read_first_line(root / "sys/class/dmi/id/product_name"):
         vendor = read_first_line(root / "sys/class/dmi/id/sys_vendor")
         facts["board"] = f"{vendor} {product}".strip()
-    elif _host_darwin(root) and (model := _run("sysctl", "-n", "hw.model")):
+    elif _host_darwin(root) and (model := run_tool("sysctl", "-n", "hw.model")):
         facts["board"] = model
 
 
@@ -74,7 +74,7 @@ def collect_cpu(facts: Facts, root: Path) -> None:
     info = _cpuinfo(root)
     name = info.get("model name") or info.get("Model") or info.get("Hardware") or info.get("Processor")
     if not name and _host_darwin(root):
-        name = _run("sysctl", "-n", "machdep.cpu.brand_string")
+        name = run_tool("sysctl", "-n", "machdep.cpu.brand_string")
     if name:
         facts["cpu_model"] = name
     if revision := info.get("Revision"):
@@ -89,6 +89,38 @@ def collect_cpu(facts: Facts, root: Path) -> None:
             facts["cpu_count_physical"] = physical
     except ImportError:
         pass
+
+
+# (CPU implementer, CPU part) from /proc/cpuinfo -> core name (Arm's and NVIDIA's part numbers)
+ARM_CORES = {
+    ("0x41", "0xd03"): "Cortex-A53", ("0x41", "0xd04"): "Cortex-A35", ("0x41", "0xd05"): "Cortex-A55",
+    ("0x41", "0xd07"): "Cortex-A57", ("0x41", "0xd08"): "Cortex-A72", ("0x41", "0xd09"): "Cortex-A73",
+    ("0x41", "0xd0a"): "Cortex-A75", ("0x41", "0xd0b"): "Cortex-A76", ("0x41", "0xd0c"): "Neoverse-N1",
+    ("0x41", "0xd0d"): "Cortex-A77", ("0x41", "0xd40"): "Neoverse-V1", ("0x41", "0xd41"): "Cortex-A78",
+    ("0x41", "0xd42"): "Cortex-A78AE", ("0x41", "0xd44"): "Cortex-X1", ("0x41", "0xd46"): "Cortex-A510",
+    ("0x41", "0xd47"): "Cortex-A710", ("0x41", "0xd48"): "Cortex-X2", ("0x41", "0xd49"): "Neoverse-N2",
+    ("0x41", "0xd4f"): "Neoverse-V2", ("0x4e", "0x004"): "NVIDIA Carmel",
+}
+
+
+def collect_arm_cores(facts: Facts, root: Path) -> None:
+    """Core types of an Arm SoC ("4x Cortex-A76"), which cpuinfo names only by part number."""
+    try:
+        text = (root / "proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return
+    cores: dict[str, int] = {}
+    for block in text.split("\n\n"):
+        fields = dict(
+            (k.strip(), v.strip()) for k, sep, v in (line.partition(":") for line in block.splitlines()) if sep
+        )
+        key = (fields.get("CPU implementer", "").lower(), fields.get("CPU part", "").lower())
+        if key[0]:
+            name = ARM_CORES.get(key, f"Arm part {key[1]} (implementer {key[0]})")
+            cores[name] = cores.get(name, 0) + 1
+    if cores:
+        facts["cpu_cores"] = ", ".join(f"{n}x {name}" for name, n in cores.items())
+        facts.setdefault("cpu_model", facts["cpu_cores"])
 
 
 def collect_frequency(facts: Facts, root: Path) -> None:
@@ -119,7 +151,7 @@ def collect_memory(facts: Facts, root: Path) -> None:
         text = ""
     if match := re.search(r"^MemTotal:\s+(\d+) kB", text, re.M):
         facts["memory_total_mb"] = int(match.group(1)) // 1024
-    elif _host_darwin(root) and (size := _run("sysctl", "-n", "hw.memsize")).isdigit():
+    elif _host_darwin(root) and (size := run_tool("sysctl", "-n", "hw.memsize")).isdigit():
         facts["memory_total_mb"] = int(size) >> 20
 
 
@@ -145,7 +177,7 @@ def collect_jetson(facts: Facts, root: Path) -> None:
             facts["l4t"] = f"{match.group(1)}.{match.group(2)}"
         else:
             facts["l4t"] = line
-    mode = _run("nvpmodel", "-q") if root == Path("/") else ""
+    mode = run_tool("nvpmodel", "-q") if root == Path("/") else ""
     if match := re.search(r"NV Power Mode: (\S+)", mode):
         facts["power_mode"] = match.group(1)
 
@@ -163,7 +195,7 @@ def collect_thermal(facts: Facts, root: Path) -> None:
 
 
 COLLECTORS: tuple[Callable[[Facts, Path], None], ...] = (
-    collect_board, collect_cpu, collect_frequency, collect_memory, collect_os, collect_jetson, collect_thermal,
+    collect_board, collect_cpu, collect_arm_cores, collect_frequency, collect_memory, collect_os, collect_jetson, collect_thermal,
 )
 
 

@@ -101,12 +101,19 @@ def test_jetson_orin_nano():
     assert "probe_errors" not in facts
 
 
-def test_jetson_orin_nano_has_no_cpu_model_or_revision():
+def test_jetson_orin_nano_cpu_is_named_from_its_arm_part_numbers():
     """Orin's cpuinfo has no `model name`, `Model`, `Hardware`, `Processor` or `Revision` line,
-    only ARM ids (CPU part 0xd42, a Cortex-A78AE), so the probe records no CPU name."""
+    only Arm ids (implementer 0x41, part 0xd42): the probe names the cores from them."""
     facts = probe.collect(root=ORIN_NANO)
-    assert "cpu_model" not in facts
+    assert facts["cpu_cores"] == "6x Cortex-A78AE"
+    assert facts["cpu_model"] == "6x Cortex-A78AE"
     assert "board_revision" not in facts
+
+
+def test_raspberry_pi_5_cores_are_named_next_to_the_board():
+    facts = probe.collect(root=RPI5)
+    assert facts["cpu_cores"] == "4x Cortex-A76"
+    assert facts["cpu_model"] == "Raspberry Pi 5 Model B Rev 1.0"  # cpuinfo's own Model line wins
 
 
 def test_jetson_orin_nano_temperatures_skip_offline_zones():

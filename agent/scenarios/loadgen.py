@@ -213,8 +213,13 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
         raise failures[0]
 
     log = parse_detail(log_dir / "mlperf_log_detail.txt")
-    begin = _power_time_ns(log["power_begin"]) if "power_begin" in log else 0
-    end = _power_time_ns(log["power_end"]) if "power_end" in log else 0
+    wall_minus_mono = time.time_ns() - time.monotonic_ns()
+    if "power_begin" in log and "power_end" in log:  # LoadGen's own window, stamped in wall time (ms)
+        begin, end = _power_time_ns(log["power_begin"]), _power_time_ns(log["power_end"])
+    else:  # accuracy mode logs no power window: use our callback's first entry and last completion
+        perf_minus_mono = time.perf_counter_ns() - time.monotonic_ns()
+        begin = marks["first"] - perf_minus_mono + wall_minus_mono
+        end = marks["done"] - perf_minus_mono + wall_minus_mono
     samples = np.frombuffer(sample_lat, dtype=np.int64)
     trace = log_dir / "mlperf_log_trace.json"
     if use_trace:
@@ -224,7 +229,9 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
         ENGINE, settings, samples, np.frombuffer(query_lat, dtype=np.int64),
         int(log.get("result_query_count") or len(query_lat)), len(samples),
         final_issue_ns=marks["last_issue"] - marks["first"], last_done_ns=marks["done"] - marks["first"],
-        window_unix_ns=(begin, end), ended_by=log["_ending"] or "every generated query issued",
+        window_unix_ns=(begin, end),
+        window_monotonic_ns=(begin - wall_minus_mono, end - wall_minus_mono),
+        ended_by=log["_ending"] or "every generated query issued",
         outputs=outputs if accuracy else None,
         reported=_reported(settings, log),
         logs={"dir": str(log_dir), "loadgen_version": version(), "files": [f for f in LOG_FILES if (log_dir / f).exists()],

@@ -28,6 +28,11 @@ _BLOCK = 4096  # random sample indices drawn per refill
 _SPIN_NS = 200_000  # sleep until this close to a Server arrival, then spin
 
 
+def _window(wall0: int, mono0: int, elapsed_ns: int) -> dict[str, tuple[int, int]]:
+    """The measured interval on both clocks: wall for logs, monotonic for cutting power traces."""
+    return {"window_unix_ns": (wall0, wall0 + elapsed_ns), "window_monotonic_ns": (mono0, mono0 + elapsed_ns)}
+
+
 def _chunks(indices: Sequence[int], size: int) -> list[Sequence[int]]:
     return [indices[i : i + size] for i in range(0, len(indices), size)]
 
@@ -42,7 +47,7 @@ def _stream(sut: SystemUnderTest, s: RunSettings) -> Outcome:
     sample_lat, query_lat = array("q"), array("q")
     firsts: list[int] = []
     queries, issue, done, ended = 0, 0, 0, ENDED_MINIMUMS
-    wall0 = time.time_ns()
+    wall0, mono0 = time.time_ns(), time.monotonic_ns()
     start = clock()
     while True:
         if not firsts:
@@ -72,7 +77,7 @@ def _stream(sut: SystemUnderTest, s: RunSettings) -> Outcome:
     return Outcome(
         ENGINE, s, np.frombuffer(sample_lat, dtype=np.int64), np.frombuffer(query_lat, dtype=np.int64),
         queries, queries * spq, final_issue_ns=issue - start, last_done_ns=done - start,
-        window_unix_ns=(wall0, wall0 + done - start), ended_by=ended,
+        **_window(wall0, mono0, done - start), ended_by=ended,
     )
 
 
@@ -100,7 +105,7 @@ def _server(sut: SystemUnderTest, s: RunSettings) -> Outcome:
     max_ns = s.max_duration_ms * 1_000_000
     lat = array("q")
     done, ended = 0, ENDED_MINIMUMS
-    wall0 = time.time_ns()
+    wall0, mono0 = time.time_ns(), time.monotonic_ns()
     start = clock()
     for scheduled, index in zip(schedule, indices, strict=True):
         wait = scheduled - (clock() - start)
@@ -117,7 +122,7 @@ def _server(sut: SystemUnderTest, s: RunSettings) -> Outcome:
     latencies = np.frombuffer(lat, dtype=np.int64)
     return Outcome(
         ENGINE, s, latencies, latencies, len(lat), len(lat), final_scheduled_ns=schedule[len(lat) - 1],
-        last_done_ns=done, window_unix_ns=(wall0, wall0 + done), ended_by=ended,
+        last_done_ns=done, **_window(wall0, mono0, done), ended_by=ended,
     )
 
 
@@ -132,7 +137,7 @@ def _offline(sut: SystemUnderTest, s: RunSettings) -> Outcome:
     total = offline_sample_count(s)
     lat = array("q")
     done = 0
-    wall0 = time.time_ns()
+    wall0, mono0 = time.time_ns(), time.monotonic_ns()
     start = clock()
     for begin in range(0, total, batch):
         chunk = [i % loaded for i in range(begin, min(begin + batch, total))]
@@ -142,7 +147,7 @@ def _offline(sut: SystemUnderTest, s: RunSettings) -> Outcome:
     latencies = np.frombuffer(lat, dtype=np.int64)
     return Outcome(
         ENGINE, s, latencies, np.array([done], dtype=np.int64), 1, total, last_done_ns=done,
-        window_unix_ns=(wall0, wall0 + done), ended_by=ENDED_MINIMUMS,
+        **_window(wall0, mono0, done), ended_by=ENDED_MINIMUMS,
     )
 
 
@@ -152,7 +157,7 @@ def _accuracy(sut: SystemUnderTest, s: RunSettings) -> Outcome:
     group = {Scenario.MULTI_STREAM: s.samples_per_query, Scenario.OFFLINE: sut.batch_size}.get(s.scenario, 1)
     outputs: dict[int, list[np.ndarray]] = {}
     sample_lat, query_lat = array("q"), array("q")
-    wall0 = time.time_ns()
+    wall0, mono0 = time.time_ns(), time.monotonic_ns()
     start = clock()
     for chunk in _chunks(range(sut.sample_count), group):
         issue = clock()
@@ -164,7 +169,7 @@ def _accuracy(sut: SystemUnderTest, s: RunSettings) -> Outcome:
     end = clock() - start
     return Outcome(
         ENGINE, s, np.frombuffer(sample_lat, dtype=np.int64), np.frombuffer(query_lat, dtype=np.int64),
-        len(query_lat), sut.sample_count, last_done_ns=end, window_unix_ns=(wall0, wall0 + end),
+        len(query_lat), sut.sample_count, last_done_ns=end, **_window(wall0, mono0, end),
         ended_by="every sample answered", outputs=outputs,
     )
 

@@ -42,6 +42,7 @@ class Outcome:
     final_scheduled_ns: int = 0  # Server: scheduled time of the last query
     last_done_ns: int = 0  # completion of the last sample
     window_unix_ns: tuple[int, int] = (0, 0)  # wall-clock [begin, end] of the measured interval
+    window_monotonic_ns: tuple[int, int] = (0, 0)  # the same on time.monotonic_ns(), for power samples
     checks: list[Check] = field(default_factory=list)
     ended_by: str = ""  # why issuing stopped: minimums met, max duration, max queries, ...
     outputs: dict[int, list[np.ndarray]] | None = None  # accuracy mode: outputs by sample index
