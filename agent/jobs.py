@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.bench import BenchRequest
+from agent.energy import PowerPlan
 from agent.errors import SettingsError
 from agent.protocol import ProtocolError, check_job
 from agent.runtimes.base import RuntimeOptions
@@ -79,5 +80,6 @@ def request_from_job(
         engine=str(job.get("engine") or "auto"),
         log_dir=log_dir,
         device_id=device_id,
+        power=PowerPlan(str(job["power"])) if job.get("power") else None,
         run_id=job["run_id"],
     )

@@ -14,6 +14,7 @@ Format (all keys but ``name`` and ``models`` optional; defaults in brackets)::
     modes: [performance, accuracy]    # [performance]
     repeats: 2                        # [1] performance runs per (device, variant, scenario)
     cooldown_s: 5                     # [0] seconds a device rests between jobs
+    power: auto                       # [none] energy per inference: auto | ina219:... | jtop | nvml | rapl | ...
     timeout_s: 900                    # [1800] per job
     retries: 1                        # [1] extra attempts after a failure
     dataset: synthetic                # [synthetic] for performance runs
@@ -63,6 +64,7 @@ from agent.runtimes import ALIASES, RUNTIMES
 from agent.runtimes.shapes import parse_shape_overrides
 from agent.scenarios import ENGINES
 from agent.scenarios.settings import PROFILES, Mode, Scenario, for_profile, parse_mode, parse_scenario
+from devices.power import parse_spec
 
 NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 OPTIMIZATIONS = ("disable", "basic", "extended", "all")
@@ -77,7 +79,7 @@ OVERRIDES: dict[str, tuple[type, float, bool]] = {
     "target_latency_ms": (float, 0, False),
 }
 _TOP_KEYS = (
-    "name", "profile", "engine", "scenarios", "modes", "repeats", "cooldown_s", "timeout_s", "retries",
+    "name", "profile", "engine", "scenarios", "modes", "repeats", "cooldown_s", "power", "timeout_s", "retries",
     "dataset", "accuracy_dataset", "overrides", "devices", "models",
 )
 _MODEL_KEYS = ("name", "dataset", "variants")
@@ -193,6 +195,7 @@ class Campaign:
     repeats: int = 1
     devices: DeviceSelector = field(default_factory=DeviceSelector)
     cooldown_s: float = 0.0
+    power: str | None = None  # a --power spec every job measures energy with
     timeout_s: float = 1800.0
     retries: int = 1
     dataset: str = "synthetic"
@@ -205,7 +208,7 @@ class Campaign:
             "name": self.name, "source": self.source, "models": [m.to_dict() for m in self.models],
             "scenarios": list(self.scenarios), "modes": list(self.modes), "profile": self.profile,
             "engine": self.engine, "repeats": self.repeats, "devices": self.devices.to_dict(),
-            "cooldown_s": self.cooldown_s, "timeout_s": self.timeout_s, "retries": self.retries,
+            "cooldown_s": self.cooldown_s, "power": self.power, "timeout_s": self.timeout_s, "retries": self.retries,
             "dataset": self.dataset, "accuracy_dataset": self.accuracy_dataset, "overrides": dict(self.overrides),
             "devices_line": self.devices_line,
         }
@@ -216,6 +219,7 @@ class Campaign:
             name=d["name"], source=d["source"], models=tuple(ModelSpec.from_dict(m) for m in d["models"]),
             scenarios=tuple(d["scenarios"]), modes=tuple(d["modes"]), profile=d["profile"], engine=d["engine"],
             repeats=d["repeats"], devices=DeviceSelector.from_dict(d["devices"]), cooldown_s=d["cooldown_s"],
+            power=d.get("power"),
             timeout_s=d["timeout_s"], retries=d["retries"], dataset=d["dataset"],
             accuracy_dataset=d["accuracy_dataset"], overrides=dict(d["overrides"]), devices_line=d.get("devices_line", 1),
         )
@@ -237,9 +241,11 @@ class JobSpec:
     engine: str
     overrides: dict[str, float | int] = field(default_factory=dict, hash=False)
     timeout_s: float = 1800.0
+    power: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "power": self.power,
             "key": self.key, "device_id": self.device_id, "model": self.model, "variant": self.variant.to_dict(),
             "scenario": self.scenario, "mode": self.mode, "repeat": self.repeat, "dataset": self.dataset,
             "profile": self.profile, "engine": self.engine, "overrides": dict(self.overrides), "timeout_s": self.timeout_s,
@@ -250,7 +256,7 @@ class JobSpec:
         return cls(
             key=d["key"], device_id=d["device_id"], model=d["model"], variant=Variant.from_dict(d["variant"]),
             scenario=d["scenario"], mode=d["mode"], repeat=d["repeat"], dataset=d["dataset"], profile=d["profile"],
-            engine=d["engine"], overrides=dict(d["overrides"]), timeout_s=d["timeout_s"],
+            engine=d["engine"], overrides=dict(d["overrides"]), timeout_s=d["timeout_s"], power=d.get("power"),
         )
 
 
@@ -335,7 +341,7 @@ def device_jobs(campaign: Campaign, device_id: str) -> list[JobSpec]:
                             repeat=repeat,
                             dataset=campaign.accuracy_dataset if accuracy else (model.dataset or campaign.dataset),
                             profile=campaign.profile, engine=campaign.engine, overrides=dict(campaign.overrides),
-                            timeout_s=campaign.timeout_s,
+                            timeout_s=campaign.timeout_s, power=campaign.power,
                         ))
     return jobs
 
@@ -530,6 +536,12 @@ class _Parser:
             kw["repeats"] = self.integer(v["repeats"], "repeats", 1)
         if "cooldown_s" in v:
             kw["cooldown_s"] = self.number(v["cooldown_s"], "cooldown_s", 0, inclusive=True)
+        if "power" in v:
+            kw["power"] = self.string(v["power"], "power")
+            try:
+                parse_spec(kw["power"])
+            except EdgeperfError as exc:
+                raise self.fail(v["power"], "power", str(exc)) from None
         if "timeout_s" in v:
             kw["timeout_s"] = self.number(v["timeout_s"], "timeout_s", 0, inclusive=False)
         if "retries" in v:

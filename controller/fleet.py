@@ -92,6 +92,7 @@ def job_message(spec: JobSpec, run_id: str, attempt: int, campaign_id: str, arti
         "engine": spec.engine,
         "overrides": overrides,
         "timeout_s": spec.timeout_s,
+        "power": spec.power,
     }
 
 
