@@ -11,7 +11,7 @@ false`` and carries a warning.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agent.scenarios.outcome import Outcome
@@ -26,11 +26,16 @@ J_PER_KWH = 3.6e6
 
 @dataclass(frozen=True)
 class PowerPlan:
-    """What the user asked for: a source spec, how long to measure idle, the grid's carbon intensity."""
+    """What the user asked for: a source spec, how long to measure idle, the grid's carbon intensity.
+
+    ``monitor`` lets a script bring its own opened source (an INA219 on a custom bus, say)
+    instead of a spec string.
+    """
 
     spec: str = "auto"
     idle_s: float = 2.0
     grid_g_per_kwh: float = DEFAULT_GRID_G_PER_KWH
+    monitor: PowerMonitor | None = field(default=None, compare=False)
 
 
 def auto_order(facts: dict[str, Any]) -> tuple[str, ...]:
@@ -45,7 +50,7 @@ class EnergyMeter:
 
     def __init__(self, plan: PowerPlan, facts: dict[str, Any]) -> None:
         self.plan = plan
-        self.monitor: PowerMonitor = power.open_source(plan.spec, auto_order(facts))
+        self.monitor: PowerMonitor = plan.monitor or power.open_source(plan.spec, auto_order(facts))
         self.idle: WindowEnergy | None = None
         self._closed = False
 

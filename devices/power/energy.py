@@ -19,7 +19,9 @@ from itertools import pairwise
 from devices.power.base import PowerSample
 
 MIN_SAMPLES = 10  # fewer than this in the window and the energy is more guess than measurement
-GAP_FACTOR = 3.0  # a gap longer than this many nominal periods is reported
+GAP_FACTOR = 3.0  # a gap is reported when longer than this many nominal periods ...
+GAP_SHARE = 0.01  # ... and than this share of the window (a 5 ms hiccup in a 10 s run changes nothing)
+RATE_SHARE = 0.5  # an achieved rate below half the nominal one is reported
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,12 @@ def integrate(samples: Sequence[PowerSample], t0_ns: int, t1_ns: int, nominal_hz
         )
     if times[0] > t0_ns or times[-1] < t1_ns:
         warnings.append("the power samples do not cover the whole window; its edges were extrapolated")
-    expected_gap = GAP_FACTOR / nominal_hz if nominal_hz else None
-    if expected_gap and max_gap > expected_gap and len(inside) >= MIN_SAMPLES:
-        warnings.append(f"gaps of up to {max_gap * 1e3:.0f} ms between power samples (expected every {1e3 / nominal_hz:.1f} ms)")
+    allowed_gap = max(GAP_FACTOR / nominal_hz if nominal_hz else 0.0, GAP_SHARE * duration)
+    if max_gap > allowed_gap and len(inside) >= MIN_SAMPLES:
+        expected = f" (expected every {1e3 / nominal_hz:.1f} ms)" if nominal_hz else ""
+        warnings.append(f"gaps of up to {max_gap * 1e3:.0f} ms between power samples{expected}")
+    if nominal_hz and achieved < RATE_SHARE * nominal_hz and len(inside) >= MIN_SAMPLES:
+        warnings.append(f"sampled at {achieved:.3g} Hz of a nominal {nominal_hz:.3g} Hz: the sampler competed with the run for CPU")
     if flagged:
         warnings.append(f"{flagged} flagged power readings (e.g. overflow) were left out")
     return WindowEnergy(energy, energy / duration, duration, len(inside), achieved, max_gap, method, warnings)
