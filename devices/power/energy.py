@@ -98,7 +98,9 @@ def integrate(samples: Sequence[PowerSample], t0_ns: int, t1_ns: int, nominal_hz
         expected = f" (expected every {1e3 / nominal_hz:.1f} ms)" if nominal_hz else ""
         warnings.append(f"gaps of up to {max_gap * 1e3:.0f} ms between power samples{expected}")
     if nominal_hz and achieved < RATE_SHARE * nominal_hz and len(inside) >= MIN_SAMPLES:
-        warnings.append(f"sampled at {achieved:.3g} Hz of a nominal {nominal_hz:.3g} Hz: the sampler competed with the run for CPU")
+        warnings.append(
+            f"sampled at {achieved:.3g} Hz of a nominal {nominal_hz:.3g} Hz: the sampler competed with the run for CPU"
+        )
     if flagged:
         warnings.append(f"{flagged} flagged power readings (e.g. overflow) were left out")
     return WindowEnergy(energy, energy / duration, duration, len(inside), achieved, max_gap, method, warnings)
