@@ -8,6 +8,7 @@ a Jetson.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import re
@@ -194,8 +195,19 @@ def collect_thermal(facts: Facts, root: Path) -> None:
         facts["temperatures_c"] = temps
 
 
+def collect_gpus(facts: Facts, root: Path) -> None:
+    """NVIDIA GPUs through NVML: name, driver, CUDA, memory, clocks, power limit (host only)."""
+    if root != Path("/") or importlib.util.find_spec("pynvml") is None:
+        return
+    from devices.power import nvml
+
+    gpus = [nvml.gpu_facts(i) for i in range(nvml.gpu_count())]
+    if gpus:
+        facts["gpus"] = gpus
+
+
 COLLECTORS: tuple[Callable[[Facts, Path], None], ...] = (
-    collect_board, collect_cpu, collect_arm_cores, collect_frequency, collect_memory, collect_os, collect_jetson, collect_thermal,
+    collect_board, collect_cpu, collect_arm_cores, collect_frequency, collect_gpus, collect_memory, collect_os, collect_jetson, collect_thermal,
 )
 
 

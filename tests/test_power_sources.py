@@ -781,3 +781,21 @@ def test_jtop_service_not_running(jtop_service, monkeypatch):
         jtop_source.open({})
     assert str(raised.value) == ("jtop: The jtop.service is not active. Please run: sudo systemctl restart jtop.service "
                                  "— fix: sudo systemctl enable --now jtop.service")
+
+
+def test_probe_records_gpu_facts_and_the_profile_follows_the_gpu(install_nvml):
+    from devices import probe, profiles
+
+    install_nvml(FakeNvmlLib([FakeGpu(name="NVIDIA H200"), FakeGpu(name="NVIDIA H200")]))
+    facts = probe.collect()
+    assert [g["name"] for g in facts["gpus"]] == ["NVIDIA H200", "NVIDIA H200"]
+    assert facts["gpus"][0]["driver_version"] and facts["gpus"][1]["index"] == 1
+    assert profiles.match(facts).name == "h200"
+
+
+def test_probe_without_an_nvidia_driver_records_no_gpus_and_no_error(install_nvml):
+    from devices import probe
+
+    install_nvml(None)
+    facts = probe.collect()
+    assert "gpus" not in facts and "probe_errors" not in facts

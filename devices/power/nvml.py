@@ -96,6 +96,20 @@ def available() -> tuple[bool, str]:
     return True, f"{count} NVIDIA GPU{'s' if count > 1 else ''} through NVML"
 
 
+def gpu_count() -> int:
+    """NVIDIA GPUs NVML sees here; 0 without a driver or a GPU."""
+    try:
+        pynvml = _init()
+    except PowerSourceError:
+        return 0
+    try:
+        return int(pynvml.nvmlDeviceGetCount())
+    except pynvml.NVMLError:
+        return 0
+    finally:
+        _shutdown(pynvml)
+
+
 def _text(value: Any) -> Any:
     """Old nvidia-ml-py releases return names as bytes; current ones as str."""
     return value.decode(errors="replace") if isinstance(value, bytes) else value
