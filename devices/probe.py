@@ -207,7 +207,8 @@ def collect_gpus(facts: Facts, root: Path) -> None:
 
 
 COLLECTORS: tuple[Callable[[Facts, Path], None], ...] = (
-    collect_board, collect_cpu, collect_arm_cores, collect_frequency, collect_gpus, collect_memory, collect_os, collect_jetson, collect_thermal,
+    collect_board, collect_cpu, collect_arm_cores, collect_frequency, collect_gpus, collect_memory, collect_os,
+    collect_jetson, collect_thermal,
 )
 
 
