@@ -30,7 +30,7 @@ from agent.config import AgentConfig
 from agent.outbox import Outbox
 from agent.protocol import MAX_PAYLOAD_BYTES, TOPICS, Envelope, ProtocolError, Topics, check_job, decode
 from agent.transport import BrokerUrl, Connection, Message, TlsFiles
-from devices import probe
+from devices import power, probe
 
 log = logging.getLogger("edgeperf.agent")
 HOUSEKEEPING_S = 2.0
@@ -198,6 +198,7 @@ class AgentDaemon:
             "tags": list(self.config.tags),
             "facts": probe.collect(),
             "installed": capabilities.installed(),
+            "power_sources": [a.__dict__ for a in power.survey()],
             "max_payload_bytes": MAX_PAYLOAD_BYTES,
         }
         self._send("info", self._envelope("info", info))

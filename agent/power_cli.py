@@ -21,7 +21,7 @@ def list_sources(as_json: bool) -> int:
                    if r.available and r.name in order), None)
     profile = profiles.match(facts)
     if as_json:
-        print(json.dumps({"profile": profile.name if profile else None, "auto": chosen, "autoauto_order": list(order),
+        print(json.dumps({"profile": profile.name if profile else None, "auto": chosen, "auto_order": list(order),
                           "sources": [r.__dict__ for r in rows]}, indent=2))
         return 0
     lines = [(r.name + (" (auto)" if r.name == chosen else ""), ("yes  " if r.available else "no   ") + r.reason) for r in rows]
