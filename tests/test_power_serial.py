@@ -2,13 +2,14 @@
 
 The firmware (``firmware/power-monitor/monitor.py`` and ``ina219_mp.py``, imported by path, with
 ``frames`` and ``ina219_regs`` as top-level modules as they sit on the board) runs in a thread on
-the master side of a pseudo-terminal; its sensor is the register-level INA219 emulator, loaded
-with a known power profile. The host driver opens the slave's path with real pyserial. The
-device has a clock of its own: host monotonic time shifted by an offset and running 1000 ppm
-fast (a crystal is within ~50 ppm; this is exaggerated so that an unfitted drift would show as
-2 ms over the run), read by the emulator (``clock_ns``) and the firmware (``ticks_us``, wrapping
-at 2^30 like MicroPython's) alike. The firmware's 32-bit microsecond clock is started 1 s before
-its wrap, so the host has to unwrap it mid-stream.
+the master side of a pseudo-terminal (``devices.emulators.power_board``, shared with the
+benchmarks); its sensor is the register-level INA219 emulator, loaded with a known power
+profile. The host driver opens the slave's path with real pyserial. The device has a clock of
+its own: host monotonic time shifted by an offset and running 1000 ppm fast (a crystal is within
+~50 ppm; this is exaggerated so that an unfitted drift would show as 2 ms over the run), read by
+the emulator (``clock_ns``) and the firmware (``ticks_us``, wrapping at 2^30 like MicroPython's)
+alike. The firmware's 32-bit microsecond clock is started 1 s before its wrap, so the host has
+to unwrap it mid-stream.
 
 The profile is a current ramp, so a sample's current says when (on the device clock) the chip
 converted it: that is how the host timestamps are checked against the truth.
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import ast
 import binascii
-import importlib.util
 import itertools
 import json
 import os
@@ -26,7 +26,6 @@ import random
 import re
 import statistics
 import struct
-import sys
 import threading
 import time
 import tty
@@ -38,15 +37,14 @@ from serial.tools.list_ports_common import ListPortInfo
 
 from devices import power
 from devices.emulators import INA219Chip
-from devices.power import frames, ina219_regs
+from devices.emulators.power_board import TICKS_PERIOD, DeviceClock, EmulatedBoard, PtyPort, load_firmware
+from devices.power import frames
 from devices.power import serial_monitor as source
 from devices.power.base import PowerSourceError
 from devices.power.energy import integrate
 from devices.power.serial_monitor import ClockMap, SerialPowerMonitor, SyncPoint
 
 ROOT = Path(__file__).resolve().parent.parent
-FIRMWARE = ROOT / "firmware" / "power-monitor"
-TICKS_PERIOD = 1 << 30  # MicroPython's ticks_us wraps here on the RP2040 and ESP32 ports
 DRIFT_PPM = 1000
 RATE_HZ = 1000
 SHUNT_OHMS = 0.1
@@ -61,54 +59,11 @@ CONVERSION_S = 2 * 276e-6  # 11-bit shunt + bus conversions: the firmware's ADC 
 MAPPING_BOUND_S = 2e-3
 
 
-# --- the board: firmware core + emulated INA219 on a pty ----------------------------------------------
+# --- the board: firmware core + emulated INA219 on a pty (devices.emulators.power_board) --------------
 @pytest.fixture(scope="module")
 def fw():
     """The firmware modules, loaded from their files the way the board imports them."""
-    names = ("frames", "ina219_regs", "ina219_mp", "monitor")
-    saved = {name: sys.modules.get(name) for name in names}
-    sys.modules["frames"], sys.modules["ina219_regs"] = frames, ina219_regs
-    loaded = {}
-    try:
-        for name in ("ina219_mp", "monitor"):
-            spec = importlib.util.spec_from_file_location(name, FIRMWARE / f"{name}.py")
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-            loaded[name] = module
-        yield SimpleNamespace(**loaded)
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
-class DeviceClock:
-    """A board's crystal: host monotonic time shifted by ``offset_ns``, running ``drift_ppm`` fast."""
-
-    def __init__(self, offset_ns: int, drift_ppm: float) -> None:
-        self.host0 = time.monotonic_ns()
-        self.offset_ns = offset_ns
-        self.rate = 1 + drift_ppm / 1e6
-
-    def ns(self) -> int:
-        return self.offset_ns + round((time.monotonic_ns() - self.host0) * self.rate)
-
-    def host_ns(self, device_ns: float) -> float:
-        return self.host0 + (device_ns - self.offset_ns) / self.rate
-
-    def ticks_us(self) -> int:
-        return (self.ns() // 1000) % TICKS_PERIOD
-
-    @staticmethod
-    def ticks_diff(a: int, b: int) -> int:
-        return (a - b + TICKS_PERIOD // 2) % TICKS_PERIOD - TICKS_PERIOD // 2
-
-    @staticmethod
-    def sleep_us(us: int) -> None:
-        time.sleep(us / 1e6)
+    return load_firmware()
 
 
 class Ramp:
@@ -130,71 +85,13 @@ class Ramp:
         return self.t0_ns + (amps - self.I0_A) / self.SLOPE_A_PER_S * 1e9
 
 
-class PtyPort:
-    """The board's USB serial, played by a pty master. On the way out it can damage (flip one
-    payload byte) or lose SAMPLE frames by sequence number, and records what it did."""
-
-    def __init__(self, fd: int, corrupt_every: int = 0, drop_every: int = 0) -> None:
-        self.fd = fd
-        self.corrupt_every = corrupt_every
-        self.drop_every = drop_every
-        self.clean: list[int] = []  # sequence numbers sent intact
-        self.corrupted: list[int] = []
-        self.dropped: list[int] = []
-        self.device_times: list[int] = []  # the 32-bit device µs of every SAMPLE sent
-        os.set_blocking(fd, False)
-
-    def read(self, n: int) -> bytes:
-        try:
-            return os.read(self.fd, n)
-        except OSError:  # nothing waiting (EAGAIN), or the other side is gone (EIO)
-            return b""
-
-    def write(self, data: bytes) -> None:
-        if data[2] == frames.SAMPLE:
-            seq, t_us, *_, flags = frames.unpack_sample(data[4:-2])
-            self.device_times.append(t_us)
-            if flags == 0 and self.drop_every and seq % self.drop_every == self.drop_every - 1:
-                self.dropped.append(seq)
-                return
-            if flags == 0 and self.corrupt_every and seq % self.corrupt_every == self.corrupt_every - 1:
-                data = data[:9] + bytes([data[9] ^ 0xFF]) + data[10:]
-                self.corrupted.append(seq)
-            else:
-                self.clean.append(seq)
-        view, deadline = memoryview(data), time.monotonic() + 0.1
-        while view:
-            try:
-                view = view[os.write(self.fd, view):]
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.0005)
-
-
-class Board:
-    """The firmware core in a thread, its INA219 emulated, its serial port a pty."""
+class Board(EmulatedBoard):
+    """The shared emulated board, loaded with this file's ramp (``ramp``), so that every sample's
+    current says when it was converted."""
 
     def __init__(self, fw, clock: DeviceClock, address: int = 0x40, clock_us: int = -1, **faults: int) -> None:
-        self.clock = clock
         self.ramp = Ramp(clock)
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
-        self.chip = INA219Chip(address, shunt_ohms=SHUNT_OHMS, clock_ns=clock.ns, load=self.ramp)
-        self.sensor = fw.ina219_mp.INA219(self.chip, clock.ticks_us, clock.ticks_diff, clock.sleep_us,
-                                          shunt_ohms=SHUNT_OHMS, max_current_a=3.2)
-        self.port = PtyPort(self.master, **faults)
-        self.core = fw.monitor.Monitor(self.sensor, self.port, clock.ticks_us, clock.ticks_diff, clock.sleep_us,
-                                       board="pty", clock_us=clock_us)
-        self.thread = threading.Thread(target=self.core.run, name="firmware", daemon=True)
-        self.thread.start()
-
-    def unplug(self) -> None:
-        self.core.running = False
-        self.thread.join(5)
-        os.close(self.master)
-        os.close(self.slave)
+        super().__init__(fw, clock, self.ramp, address, clock_us, shunt_ohms=SHUNT_OHMS, max_current_a=3.2, **faults)
 
 
 def mapping_errors_s(samples, board: Board) -> list[float]:
