@@ -22,6 +22,7 @@ from devices.power.energy import WindowEnergy, integrate
 
 DEFAULT_GRID_G_PER_KWH = 475.0  # world-average grid carbon intensity; set your own with --grid-intensity
 J_PER_KWH = 3.6e6
+TRACE_POINTS = 600  # the power trace kept in the result for reports: enough for a plot, small on the wire
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,22 @@ class EnergyMeter:
             "source_detail": info.detail, "samples": len(samples), "grid_intensity_g_per_kwh": self.plan.grid_g_per_kwh,
             "idle_power_w": self.idle.avg_power_w if self.idle else None, "warnings": warnings,
         }
+        block["trace"] = trace(samples, t0, t1)
         if window is None or window.energy_j <= 0 or outcome.sample_count == 0:
             block["warnings"].append("no usable power samples in the measured window; energy not reported")
             return block | {"avg_power_w": None, "energy_j": None, "energy_per_inference_mj": None, "inferences_per_joule": None}
         return block | _figures(window, self.idle, outcome, self.plan.grid_g_per_kwh)
+
+
+def trace(samples: list, t0_ns: int, t1_ns: int, points: int = TRACE_POINTS) -> dict[str, Any]:
+    """Power over the window and a tenth of it either side, thinned to ``points`` readings, as
+    seconds from the window's start: what a report plots."""
+    margin = (t1_ns - t0_ns) // 10
+    shown = [s for s in samples if s.watts is not None and s.valid and t0_ns - margin <= s.t_ns <= t1_ns + margin]
+    step = max(1, -(-len(shown) // points))
+    kept = shown[::step]
+    return {"t_s": [round((s.t_ns - t0_ns) / 1e9, 6) for s in kept], "w": [round(s.watts, 6) for s in kept],
+            "window_s": (t1_ns - t0_ns) / 1e9}
 
 
 def _figures(window: WindowEnergy, idle: WindowEnergy | None, outcome: Outcome, grid: float) -> dict[str, Any]:

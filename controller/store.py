@@ -22,14 +22,17 @@ from typing import Any
 
 from agent.errors import EdgeperfError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# version -> statements that bring a database of the version before it up to it
+MIGRATIONS = {2: ["ALTER TABLE campaigns ADD COLUMN kind TEXT NOT NULL DEFAULT 'fleet'"]}
 TERMINAL = ("done", "failed", "cancelled")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices(
     id TEXT PRIMARY KEY, state TEXT, agent_version TEXT, tags TEXT, job TEXT, info TEXT, last_seen REAL);
 CREATE TABLE IF NOT EXISTS campaigns(
     id TEXT PRIMARY KEY, name TEXT NOT NULL, source TEXT, spec TEXT NOT NULL, state TEXT NOT NULL,
-    created_at REAL NOT NULL, finished_at REAL, cancel_requested INTEGER NOT NULL DEFAULT 0);
+    created_at REAL NOT NULL, finished_at REAL, cancel_requested INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT 'fleet');
 CREATE TABLE IF NOT EXISTS jobs(
     id TEXT PRIMARY KEY, campaign_id TEXT NOT NULL, position INTEGER NOT NULL, key TEXT NOT NULL, device_id TEXT NOT NULL,
     spec TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, run_id TEXT, result_run_id TEXT,
@@ -89,6 +92,11 @@ class Store:
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{path} was written by a newer edgeperf (schema {version}); upgrade edgeperf")
+            fresh = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'campaigns'").fetchone()
+            if not fresh:
+                for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[step]:
+                        self.db.execute(statement)
             self.db.executescript(_SCHEMA)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
@@ -128,15 +136,17 @@ class Store:
 
     # ---- campaigns ---------------------------------------------------------------------------
     def create_campaign(
-        self, name: str, source: str, spec: dict[str, Any], jobs: Iterable[tuple[str, str, dict[str, Any]]]
+        self, name: str, source: str, spec: dict[str, Any], jobs: Iterable[tuple[str, str, dict[str, Any]]], kind: str = "fleet"
     ) -> str:
-        """A campaign and its job matrix (``(key, device_id, spec)`` in dispatch order), atomically."""
+        """A campaign and its job matrix (``(key, device_id, spec)`` in dispatch order), atomically.
+
+        ``kind`` is ``fleet`` (devices over MQTT) or ``baseline`` (this host's GPUs, in process)."""
         campaign_id = uuid.uuid4().hex[:12]
         now = time.time()
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO campaigns(id, name, source, spec, state, created_at) VALUES (?, ?, ?, ?, 'running', ?)",
-                (campaign_id, name, source, json.dumps(spec), now),
+                "INSERT INTO campaigns(id, name, source, spec, state, created_at, kind) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                (campaign_id, name, source, json.dumps(spec), now, kind),
             )
             db.executemany(
                 "INSERT INTO jobs(id, campaign_id, position, key, device_id, spec, state) VALUES (?, ?, ?, ?, ?, ?, 'pending')",
@@ -165,7 +175,7 @@ class Store:
 
     def campaigns(self) -> list[dict[str, Any]]:
         return [
-            dict(r) for r in self.db.execute("SELECT id, name, state, created_at, finished_at FROM campaigns ORDER BY created_at")
+            dict(r) for r in self.db.execute("SELECT id, name, kind, state, created_at, finished_at FROM campaigns ORDER BY created_at")
         ]
 
     def set_campaign_state(self, campaign_id: str, state: str) -> None:

@@ -1,0 +1,40 @@
+"""The results database: schema migration keeps old data, results are stored once per run id."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from controller.store import SCHEMA_VERSION, Store
+
+V1_CAMPAIGNS = """CREATE TABLE campaigns(
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, source TEXT, spec TEXT NOT NULL, state TEXT NOT NULL,
+    created_at REAL NOT NULL, finished_at REAL, cancel_requested INTEGER NOT NULL DEFAULT 0)"""
+
+
+def test_a_version_1_database_is_migrated_without_losing_campaigns(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute(V1_CAMPAIGNS)
+    db.execute("INSERT INTO campaigns(id, name, source, spec, state, created_at) VALUES ('c1', 'old', 'x.yaml', '{}', 'finished', 1)")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    (campaign,) = store.campaigns()
+    assert campaign["name"] == "old" and campaign["kind"] == "fleet"
+    new = store.create_campaign("gpu", "x.yaml", {}, [], kind="baseline")
+    assert store.campaign(new)["kind"] == "baseline"
+    store.close()
+
+
+def test_results_are_stored_once_per_run_id(tmp_path):
+    store = Store(tmp_path / "c.db")
+    campaign = store.create_campaign("c", "c.yaml", {"retries": 1, "cooldown_s": 0}, [("d/m/x", "d", {})])
+    (job,) = store.jobs(campaign)
+    run_id = store.start_attempt(job)
+    doc = {"run_id": run_id, "model": {"name": "m"}, "scenario": "SingleStream", "mode": "performance", "valid": True}
+    assert store.add_result(doc, "d") is True
+    assert store.add_result(doc, "d") is False
+    assert store.result_count(campaign) == 1 and store.jobs(campaign)[0].state == "done"
+    store.close()
