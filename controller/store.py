@@ -175,7 +175,8 @@ class Store:
 
     def campaigns(self) -> list[dict[str, Any]]:
         return [
-            dict(r) for r in self.db.execute("SELECT id, name, kind, state, created_at, finished_at FROM campaigns ORDER BY created_at")
+            dict(r)
+            for r in self.db.execute("SELECT id, name, kind, state, created_at, finished_at FROM campaigns ORDER BY created_at")
         ]
 
     def set_campaign_state(self, campaign_id: str, state: str) -> None:

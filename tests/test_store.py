@@ -15,7 +15,8 @@ def test_a_version_1_database_is_migrated_without_losing_campaigns(tmp_path):
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.execute(V1_CAMPAIGNS)
-    db.execute("INSERT INTO campaigns(id, name, source, spec, state, created_at) VALUES ('c1', 'old', 'x.yaml', '{}', 'finished', 1)")
+    db.execute("INSERT INTO campaigns(id, name, source, spec, state, created_at) "
+               "VALUES ('c1', 'old', 'x.yaml', '{}', 'finished', 1)")
     db.execute("PRAGMA user_version=1")
     db.commit()
     db.close()
