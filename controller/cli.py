@@ -26,7 +26,7 @@ from rich.table import Table
 from agent import zoo
 from agent.errors import EdgeperfError
 from controller import campaign as campaign_file
-from controller import progress, session, tables
+from controller import progress, render, scorecard, session, tables, views
 from controller.store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark edge AI fleets under MLPerf LoadGen rules.")
@@ -222,7 +222,8 @@ def _report(options: session.FleetOptions, campaign_id: str, state: str, as_json
         if as_json:
             _print_json(summary)
         else:
-            console.print(tables.scorecard(store.results(campaign_id), title=f"campaign {campaign_id} ({state})"))
+            rows = scorecard.build(store.results(campaign_id))
+            console.print(render.rich_table(views.scorecard(rows, f"campaign {campaign_id} ({state})")))
             _print_failures(summary)
     finally:
         store.close()
@@ -350,7 +351,8 @@ def results(
         writer.writerows(rows)
         sys.stdout.write(out.getvalue())
     else:
-        console.print(tables.scorecard(docs, title=f"campaign {campaign['name']} ({campaign['id']})"))
+        rows = scorecard.build(docs)
+        console.print(render.rich_table(views.scorecard(rows, f"campaign {campaign['name']} ({campaign['id']})")))
 
 
 @app.command()

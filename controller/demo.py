@@ -21,7 +21,7 @@ from rich.live import Live
 
 from agent.errors import EdgeperfError
 from controller import campaign as campaign_file
-from controller import progress, session, tables
+from controller import progress, render, scorecard, session, views
 from controller.broker import EmbeddedBroker
 
 CAMPAIGN = Path(__file__).resolve().parent / "demo.yaml"
@@ -110,5 +110,6 @@ def run(console: Console, db: Path | None = None) -> list[dict[str, Any]]:
         "run one agent per device."
     )
     for device_id, _ in AGENTS:
-        console.print(tables.scorecard([d for d in docs if d["device"]["id"] == device_id], title=f"scorecard: {device_id}"))
+        rows = scorecard.build([d for d in docs if d["device"]["id"] == device_id])
+        console.print(render.rich_table(views.scorecard(rows, f"scorecard: {device_id}")))
     return docs

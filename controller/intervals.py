@@ -1,0 +1,47 @@
+"""Confidence intervals for scorecards: bootstrap over repeats, Wilson for proportions, Newcombe
+for a difference of proportions (an int8 model's accuracy against its fp32 reference).
+
+A single run's p90 says nothing about how much the next run's will differ; repeats do, and a
+percentile bootstrap over them makes no assumption about their distribution. With fewer than two
+repeats there is no interval, and the scorecard shows none rather than a fake one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from agent.stats import wilson_interval
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 20260101  # fixed: the same results always give the same interval
+
+
+def bootstrap_mean(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float | None, float | None]:
+    """Mean of ``values`` and its percentile-bootstrap interval (None, None with one value)."""
+    data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
+    if data.size == 0:
+        return (math.nan, None, None)
+    mean = float(data.mean())
+    if data.size < 2:
+        return (mean, None, None)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    means = data[rng.integers(0, data.size, size=(BOOTSTRAP_RESAMPLES, data.size))].mean(axis=1)
+    tail = (1 - confidence) / 2
+    return (mean, float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)))
+
+
+def proportion(successes: int, n: int) -> tuple[float, float, float]:
+    """A proportion with its 95 % Wilson interval."""
+    lo, hi = wilson_interval(successes, n)
+    return (successes / n if n else math.nan, lo, hi)
+
+
+def difference(a: tuple[int, int], b: tuple[int, int]) -> tuple[float, float, float]:
+    """p_a - p_b with Newcombe's hybrid score interval (1998, method 10), from (successes, n) pairs."""
+    pa, la, ua = proportion(*a)
+    pb, lb, ub = proportion(*b)
+    d = pa - pb
+    return (d, d - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2), d + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))

@@ -1,0 +1,52 @@
+"""A ``View`` as a rich table, Markdown, CSV or an HTML fragment (escaped, no scripts)."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+
+from rich.markup import escape
+from rich.table import Table
+
+from controller.views import View
+
+
+def rich_table(view: View) -> Table:
+    table = Table(title=escape(view.title), caption=escape("\n".join(view.notes)) or None, caption_justify="left")
+    for i, header in enumerate(view.headers):
+        table.add_column(escape(header), justify="right" if i in view.numeric else "left", overflow="fold")
+    for row in view.rows:
+        table.add_row(*(escape(c) for c in row))
+    return table
+
+
+def markdown(view: View) -> str:
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    lines = [f"### {esc(view.title)}", "", "| " + " | ".join(esc(h) for h in view.headers) + " |",
+             "|" + "|".join("---:" if i in view.numeric else "---" for i in range(len(view.headers))) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in view.rows]
+    lines += [""] + [f"_{esc(n)}_" for n in view.notes]
+    return "\n".join(lines) + "\n"
+
+
+def csv_text(view: View) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(view.headers)
+    writer.writerows(view.rows)
+    return out.getvalue()
+
+
+def html_table(view: View) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in view.headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td class="{"num" if i in view.numeric else "txt"}">{html.escape(c)}</td>'
+                         for i, c in enumerate(row)) + "</tr>"
+        for row in view.rows
+    )
+    notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in view.notes)
+    return (f'<section class="table"><h3>{html.escape(view.title)}</h3><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>{notes}</section>")

@@ -1,0 +1,126 @@
+"""Tables as plain grids of strings: one definition per table, rendered to terminal, Markdown, CSV
+and HTML by the caller. Keeping the columns in one place means the HTML report and the terminal
+never disagree about what a number is or how many digits it gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from controller.compare import RATIOS, Comparison
+from controller.scorecard import ACCURACY_KPI, DELTA_KPI, Cell, Row
+
+SHORT_SCENARIO = {"SingleStream": "SS", "MultiStream": "MS", "Server": "Server", "Offline": "Offline"}
+
+
+@dataclass(frozen=True)
+class View:
+    """A titled table: headers and rows of already formatted text; ``numeric`` columns align right."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    numeric: frozenset[int] = frozenset()
+    notes: tuple[str, ...] = ()
+
+
+def _digits(value: float) -> str:
+    magnitude = abs(value)
+    if magnitude >= 1000:
+        return f"{value:,.0f}"
+    if magnitude >= 100:
+        return f"{value:.1f}"
+    if magnitude >= 1:
+        return f"{value:.3g}" if magnitude < 10 else f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def cell(c: Cell | None, scale: float = 1.0) -> str:
+    """``12.3`` or ``12.3 [11.9, 12.8]`` (95 % interval), ``–`` when absent."""
+    if c is None or c.value is None or c.value != c.value:
+        return "–"
+    text = _digits(c.value * scale)
+    if c.lo is not None and c.hi is not None:
+        text += f" [{_digits(c.lo * scale)}, {_digits(c.hi * scale)}]"
+    return text
+
+
+def _run(row: Row) -> str:
+    return f"{SHORT_SCENARIO.get(row.scenario, row.scenario)} {'acc' if row.mode == 'accuracy' else 'perf'}"
+
+
+def _variant(row: Row) -> str:
+    return f"{row.model.removeprefix('zoo:')} ({row.precision})"
+
+
+def _runtime(row: Row) -> str:
+    accel = row.accelerator.removesuffix("ExecutionProvider").removeprefix("cpu/")
+    threads = f" ×{row.threads}" if row.threads else ""
+    return f"{row.runtime} {accel}{threads}"
+
+
+def _energy(row: Row) -> str:
+    text = cell(row.cells.get("energy.energy_per_inference_mj"))
+    if text != "–" and row.energy_measured is False:
+        text += " (est.)"
+    return text
+
+
+def scorecard(rows: Sequence[Row], title: str) -> View:
+    """The per-row KPI table. Offline rows show no latency (it is not their metric)."""
+    headers = ("device", "model", "runtime", "run", "n", "p50 ms", "p90 ms", "p99 ms", "ES ms", "samples/s",
+               "top-1", "Δ fp32 pp", "mJ/inf", "inf/J", "W", "RSS MB", "verdict")
+    out = []
+    for row in sorted(rows, key=lambda r: (r.device, r.family, r.model, r.scenario, r.mode)):
+        timed = row.mode == "performance" and row.scenario != "Offline"
+        latency = [cell(row.cells.get(k)) if timed else "–" for k in ("latency_ms.p50", "latency_ms.p90", "latency_ms.p99")]
+        out.append((
+            row.device, _variant(row), _runtime(row), _run(row), str(row.runs), *latency,
+            cell(row.cells.get("early_stopping_latency_ms")) if timed else "–",
+            cell(row.cells.get("throughput_sps")) if row.mode == "performance" else "–",
+            cell(row.cells.get(ACCURACY_KPI), 100) if ACCURACY_KPI in row.cells else "–",
+            cell(row.cells.get(DELTA_KPI)), _energy(row), cell(row.cells.get("energy.inferences_per_joule")),
+            cell(row.cells.get("energy.avg_power_w")), cell(row.cells.get("memory.peak_rss_mb")), row.verdict,
+        ))
+    notes = ("values are means over runs with 95 % bootstrap intervals [lo, hi] where there are repeats; top-1 (%) "
+             "pools every scored sample with a Wilson interval; Δ fp32 is against the fp32 variant on the same device "
+             "(Newcombe interval); (est.) marks estimated energy",)
+    return _without_empty_columns(View(title, headers, out, frozenset({4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}), notes))
+
+
+def _without_empty_columns(view: View) -> View:
+    """Drop columns with nothing in any row (no energy measured: no energy columns)."""
+    keep = [i for i in range(len(view.headers)) if any(row[i] != "–" for row in view.rows)] if view.rows else []
+    if not keep:
+        return view
+    return View(view.title, tuple(view.headers[i] for i in keep), [tuple(row[i] for i in keep) for row in view.rows],
+                frozenset(n for n, i in enumerate(keep) if i in view.numeric), view.notes)
+
+
+def ranking(ranked: Sequence[tuple[Row, float]], by: str) -> View:
+    headers = ("#", "device", "model", "runtime", "run", "score", "verdict")
+    rows = [(str(i), r.device, _variant(r), _runtime(r), _run(r), f"{score:.3f}", r.verdict)
+            for i, (r, score) in enumerate(ranked, 1)]
+    return View(f"ranking by {by}", headers, rows, frozenset({0, 5}))
+
+
+def _times(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3g}×"
+
+
+def comparison(comps: Sequence[Comparison], title: str) -> View:
+    """Edge rows against the baseline, as edge ÷ baseline ratios and an accuracy difference."""
+    headers = ("model", "run", "device", "p90 ms", "baseline p90 ms", *RATIOS, "Δ top-1 pp", "baseline")
+    rows = []
+    for c in comps:
+        base = c.baseline
+        rows.append((
+            _variant(c.edge), _run(c.edge), c.edge.device, cell(c.edge.cells.get("latency_ms.p90")),
+            cell(base.cells.get("latency_ms.p90")) if base else "–", *(_times(c.ratios[k]) for k in RATIOS),
+            "–" if c.accuracy_delta_pp is None else f"{c.accuracy_delta_pp:+.2f}",
+            f"{base.device} ({base.baseline})" if base else "no baseline run",
+        ))
+    notes = ("ratios are edge ÷ baseline: latency × 12 = twelve times slower than the baseline, inferences/J × 3 = three "
+             "times the work per joule; Δ top-1 = edge − baseline in percentage points",)
+    return View(title, headers, rows, frozenset(range(3, 10)), notes)
