@@ -355,6 +355,103 @@ def results(
         console.print(render.rich_table(views.scorecard(rows, f"campaign {campaign['name']} ({campaign['id']})")))
 
 
+def _campaign_docs(db: Path | None, ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    store = Store(session.FleetOptions(db=db).db_path)
+    try:
+        campaign = store.campaign(ref)
+        return campaign, store.results(campaign["id"])
+    finally:
+        store.close()
+
+
+@app.command("scorecard")
+@cli_errors
+def scorecard_cmd(
+    ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")] = "latest",
+    db: Db = None,
+    as_json: AsJson = False,
+    fleet: Annotated[bool, typer.Option("--fleet", help="rows per device class, percentiles from merged histograms")] = False,
+    rank: Annotated[str | None, typer.Option(help="rank rows by one KPI key, e.g. latency_ms.p90")] = None,
+    score: Annotated[Path | None, typer.Option(help="rank by a weighted score: YAML with a 'score:' map of KPI: weight")] = None,
+) -> None:
+    """Per-device KPI table with 95 % intervals; fleet rows per device class; rankings."""
+    campaign, docs = _campaign_docs(db, ref)
+    rows = scorecard.build(docs, fleet=fleet)
+    ranked = None
+    if rank or score:
+        weights = ranking_weights(score) if score else None
+        try:
+            ranked = scorecard.rank(rows, kpi=None if weights else rank, weights=weights)
+        except KeyError as exc:
+            raise typer.BadParameter(f"unknown KPI {exc.args[0]!r}; see docs/kpis.md", param_hint="--rank/--score") from None
+    if as_json:
+        _print_json({"campaign": campaign["id"], "rows": [r.to_dict() for r in rows],
+                     "ranking": [{"score": s, "row": r.to_dict()} for r, s in ranked] if ranked else None})
+        return
+    title = f"{'fleet ' if fleet else ''}scorecard: {campaign['name']} ({campaign['id']})"
+    console.print(render.rich_table(views.scorecard(rows, title)))
+    if ranked:
+        console.print(render.rich_table(views.ranking(ranked, rank or f"score in {score}")))
+
+
+def ranking_weights(path: Path) -> dict[str, float]:
+    """``score:`` weights from a YAML file, each KPI checked against the dictionary."""
+    import yaml
+
+    from agent.kpi import BY_KEY
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"{path}: {exc}", param_hint="--score") from None
+    weights = (data or {}).get("score") if isinstance(data, dict) else None
+    if not isinstance(weights, dict) or not weights:
+        raise typer.BadParameter(f"{path}: needs a 'score:' mapping of KPI: weight", param_hint="--score")
+    for key, weight in weights.items():
+        if key not in BY_KEY and key != scorecard.DELTA_KPI:
+            raise typer.BadParameter(f"{path}: score.{key}: unknown KPI; see docs/kpis.md", param_hint="--score")
+        if not isinstance(weight, (int, float)) or weight < 0:
+            raise typer.BadParameter(f"{path}: score.{key}: weight must be a number >= 0", param_hint="--score")
+    return {k: float(v) for k, v in weights.items()}
+
+
+@app.command("diff")
+@cli_errors
+def diff_cmd(
+    old: Annotated[str, typer.Argument(help="the reference campaign (id, name or 'latest')")],
+    new: Annotated[str, typer.Argument(help="the campaign to judge")],
+    fail_on: Annotated[str, typer.Option("--fail-on", help="e.g. 'p90:+5%,top1:-0.5pp,energy:+10%'")],
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Exit 1 only for a change beyond its threshold AND outside the noise (the intervals)."""
+    from controller import diff
+
+    rules = diff.parse_rules(fail_on)
+    old_campaign, old_docs = _campaign_docs(db, old)
+    new_campaign, new_docs = _campaign_docs(db, new)
+    findings, notes = diff.compare(scorecard.build(old_docs), scorecard.build(new_docs), rules)
+    regressions = [f for f in findings if f.regression]
+    if as_json:
+        _print_json({"old": old_campaign["id"], "new": new_campaign["id"], "findings": [f.to_dict() for f in findings],
+                     "notes": notes, "regressions": len(regressions)})
+    else:
+        names = f"{old_campaign['name']} ({old_campaign['id']}) -> {new_campaign['name']} ({new_campaign['id']})"
+        table = Table(title=f"diff {names}")
+        for name in ("row", "KPI", "old", "new", "change", "rule", "verdict"):
+            table.add_column(name, justify="right" if name in ("old", "new", "change") else "left")
+        for f in findings:
+            change = f"{(f.new - f.old) / f.old * 100:+.1f}%" if f.old else f"{f.new - f.old:+.4g}"
+            style = "bold red" if f.regression else None
+            table.add_row(f.row, f.kpi, f"{f.old:.4g}", f"{f.new:.4g}", change, f.rule.text, f.verdict, style=style)
+        console.print(table)
+        for note in notes:
+            console.print(note)
+        console.print(f"{len(regressions)} regression(s)" if regressions else "no regressions")
+    if regressions:
+        raise typer.Exit(1)
+
+
 @app.command()
 @cli_errors
 def demo(

@@ -45,3 +45,18 @@ def difference(a: tuple[int, int], b: tuple[int, int]) -> tuple[float, float, fl
     pb, lb, ub = proportion(*b)
     d = pa - pb
     return (d, d - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2), d + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))
+
+
+def histogram_percentile(hist, p: float, confidence: float = 0.95, resamples: int = 1000) -> tuple[float, float]:
+    """Interval of one run's p-th percentile: the run's latencies drawn again (a multinomial over
+    its histogram buckets) — how far the percentile moves by sampling alone."""
+    buckets = np.array(sorted(hist.counts), dtype=np.float64)
+    counts = np.array([hist.counts[int(b)] for b in buckets], dtype=np.int64)
+    n = int(counts.sum())
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    draws = rng.multinomial(n, counts / n, size=resamples)
+    rank = int(n * p)
+    positions = (np.cumsum(draws, axis=1) > rank).argmax(axis=1)
+    values = buckets[positions]
+    tail = (1 - confidence) / 2
+    return (float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail)))
