@@ -29,6 +29,7 @@ from agent.scenarios.sut import ModelSut
 from devices import probe, thermal
 
 SERVER_LOAD_FRACTION = 0.5  # default Server target: half the measured single-sample capacity
+OFFLINE_QPS_SLACK = 1.5  # Offline's one query is sized from this many times the warm-up's rate
 Progress = Callable[[str, dict[str, Any]], None]  # (phase, details), e.g. ("running", {"expected_s": 10})
 
 
@@ -81,7 +82,8 @@ def _calibrate(sut: ModelSut, settings: RunSettings, warmup_runs: int) -> tuple[
     derived: dict[str, Any] = {"warmup_runs": len(timings), "warmup_median_latency_ms": median_ns / 1e6}
     out = replace(settings, expected_latency_ns=median_ns)
     if settings.scenario == Scenario.OFFLINE and not settings.offline_expected_qps:
-        out = replace(out, offline_expected_qps=1e9 / fast_ns)
+        # Over-estimate by half: a steady state slower than the warm-up must still fill the minimum duration.
+        out = replace(out, offline_expected_qps=OFFLINE_QPS_SLACK * 1e9 / fast_ns)
     if settings.scenario == Scenario.SERVER and not settings.server_target_qps:
         out = replace(out, server_target_qps=round(SERVER_LOAD_FRACTION * 1e9 / median_ns, 1))
         derived["server_target_qps"] = f"derived: {SERVER_LOAD_FRACTION:.0%} of 1/warm-up median latency"

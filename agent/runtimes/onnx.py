@@ -95,9 +95,14 @@ class OnnxSession:
         provider_args = [(p, options.provider_options.get(p, {})) for p in providers]
         try:
             self._sess = ort.InferenceSession(str(path), so, providers=provider_args)
-        except Exception as exc:  # ORT raises its own pybind classes (InvalidProtobuf, Fail, ...)
+        except Exception as exc:  # ORT raises its own pybind classes (InvalidProtobuf, Fail, EPFail, ...)
             first = str(exc).strip().splitlines()[0]
-            raise ModelError(f"{path} is not a loadable ONNX model ({first}); re-export or re-copy it") from None
+            if type(exc).__name__ in ("InvalidProtobuf", "InvalidGraph", "NoModel", "InvalidArgument"):
+                raise ModelError(f"{path} is not a loadable ONNX model ({first}); re-export or re-copy it") from None
+            raise ModelError(
+                f"ONNX Runtime could not create a session for {path} with {', '.join(providers)} ({first}); "
+                "if the file is sound, try another execution provider"
+            ) from None
 
         declared = tuple(_spec(a) for a in self._sess.get_inputs())
         unknown_overrides(declared, options.shapes)

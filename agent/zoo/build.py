@@ -31,6 +31,9 @@ SEED = 0
 EPOCHS = 2
 CALIBRATION_SAMPLES = 512
 BUILD_COMMAND = "PYTHONPATH=. python -m agent.zoo.build"
+# file -> the ONNX file of the same trained model: what the datacenter baseline runs in its place,
+# because ONNX Runtime (the only runtime with CUDA/TensorRT providers here) cannot load TFLite or Core ML
+ONNX_SIBLINGS = {"int8.tflite": "int8.onnx", "int8.mlpackage": "int8.onnx"}
 
 
 def _cnn():
@@ -205,6 +208,8 @@ def main() -> None:
             "sha256": sha256_of(path), "size_bytes": size_of(path), "precision": kind,
             "runtime": runtime, "how": how, "accuracy": accuracy,
         }
+        if name in ONNX_SIBLINGS:
+            files[name]["onnx_sibling"] = ONNX_SIBLINGS[name]
 
     tools = ("torch", "litert-torch", "onnxruntime", "onnx", "coremltools", "ai-edge-litert", "numpy")
     versions = {p: importlib.metadata.version(p) for p in tools}
