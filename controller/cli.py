@@ -32,6 +32,10 @@ from controller.store import Store
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark edge AI fleets under MLPerf LoadGen rules.")
 campaign_app = typer.Typer(no_args_is_help=True, help="Run, follow, resume and cancel campaigns.")
 app.add_typer(campaign_app, name="campaign")
+baseline_app = typer.Typer(no_args_is_help=True, help="The datacenter baseline: a campaign's models on this host's GPUs.")
+app.add_typer(baseline_app, name="baseline")
+export_app = typer.Typer(no_args_is_help=True, help="Export a campaign to MLflow or an MLPerf-style folder.")
+app.add_typer(export_app, name="export")
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -200,6 +204,19 @@ def campaign_resume(
         artifact_port=artifact_port,
         artifact_advertise=artifact_advertise,
     )
+    store = Store(options.db_path)
+    try:
+        found = store.campaign(ref)
+        if found.get("kind") == "baseline":
+            from controller import baseline
+
+            campaign_id = baseline.resume_baseline(store, found["id"], progress=err_console.print)
+            state = store.campaign(campaign_id)["state"]
+    finally:
+        store.close()
+    if found.get("kind") == "baseline":
+        _report(options, campaign_id, state, as_json)
+        return
     with session.fleet(options, artifacts=True) as fleet:
         campaign_id = fleet.store.campaign(ref)["id"]
         fleet.discover(2.0)
@@ -413,6 +430,132 @@ def ranking_weights(path: Path) -> dict[str, float]:
         if not isinstance(weight, (int, float)) or weight < 0:
             raise typer.BadParameter(f"{path}: score.{key}: weight must be a number >= 0", param_hint="--score")
     return {k: float(v) for k, v in weights.items()}
+
+
+@baseline_app.command("run")
+@cli_errors
+def baseline_run(
+    file: Annotated[Path, typer.Argument(help="the campaign YAML the edge fleet ran")],
+    provider: Annotated[list[str] | None, typer.Option(help="ORT execution provider, repeat in priority order "
+                                                             "(default: TensorRT, CUDA where available, else CPU)")] = None,
+    power: Annotated[str, typer.Option(help="auto | none | a --power spec (auto: NVML on a GPU host)")] = "auto",
+    map_: Annotated[list[str] | None, typer.Option("--map", help="NAME=model.onnx: the ONNX file to run for a "
+                                                                 "TFLite/Core ML variant")] = None,
+    idle_seconds: Annotated[float, typer.Option(help="idle power baseline before each energy run")] = 2.0,
+    trt_cache: Annotated[Path | None, typer.Option(help="TensorRT engine cache directory")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what would run where, run nothing")] = False,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run a campaign's models in process on this host's GPUs (ORT TensorRT/CUDA) as the baseline."""
+    from controller import baseline
+
+    spec = campaign_file.load(file)
+    args = {"providers": provider or None, "power": None if power == "none" else power,
+            "mapping": baseline.parse_mapping(map_ or []), "idle_s": idle_seconds, "trt_cache_dir": trt_cache}
+    if dry_run:
+        plan = baseline.plan_baseline(spec, **args)
+        baseline.announce(plan, plan.name, len(plan.jobs), console.print)
+        return
+    options = session.FleetOptions(db=db)
+    store = Store(options.db_path)
+    try:
+        campaign_id = baseline.run_baseline(spec, store, progress=err_console.print, **args)
+        state = store.campaign(campaign_id)["state"]
+    finally:
+        store.close()
+    _report(options, campaign_id, state, as_json)
+
+
+@baseline_app.command("resume")
+@cli_errors
+def baseline_resume(ref: Annotated[str, typer.Argument(help="baseline campaign id or name")], db: Db = None,
+                    as_json: AsJson = False) -> None:
+    """Finish an interrupted baseline on the host it started on."""
+    from controller import baseline
+
+    options = session.FleetOptions(db=db)
+    store = Store(options.db_path)
+    try:
+        campaign_id = baseline.resume_baseline(store, ref, progress=err_console.print)
+        state = store.campaign(campaign_id)["state"]
+    finally:
+        store.close()
+    _report(options, campaign_id, state, as_json)
+
+
+@app.command("compare")
+@cli_errors
+def compare_cmd(
+    ref: Annotated[str, typer.Argument(help="the edge campaign (id, name or 'latest')")],
+    baseline_ref: Annotated[str, typer.Option("--baseline", help="the baseline campaign (id or name)")],
+    fmt: Annotated[str, typer.Option("--format", help="table | md | html | json")] = "table",
+    out: Annotated[Path | None, typer.Option("-o", "--output", help="write here instead of the terminal")] = None,
+    db: Db = None,
+) -> None:
+    """Edge devices next to the datacenter baseline: latency, throughput, energy and inferences/J as ratios."""
+    from controller import compare
+
+    if fmt not in ("table", "md", "html", "json"):
+        raise typer.BadParameter(f"unknown format {fmt!r}; use table, md, html or json", param_hint="--format")
+    campaign, docs = _campaign_docs(db, ref)
+    base_campaign, base_docs = _campaign_docs(db, baseline_ref)
+    comps = compare.compare(scorecard.build(docs), scorecard.build(base_docs))
+    view = views.comparison(comps, f"{campaign['name']} vs baseline {base_campaign['name']} ({base_campaign['id']})")
+    if fmt == "table" and out is None:
+        console.print(render.rich_table(view))
+        return
+    text = {"md": render.markdown, "table": render.markdown, "html": render.html_page,
+            "json": lambda v: json.dumps([c.to_dict() for c in comps], indent=2, default=str) + "\n"}[fmt](view)
+    if out:
+        out.write_text(text)
+        console.print(f"written: {out}")
+    else:
+        sys.stdout.write(text)
+
+
+@export_app.command("mlflow")
+@cli_errors
+def export_mlflow(
+    ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")],
+    tracking_uri: Annotated[str, typer.Option(envvar="MLFLOW_TRACKING_URI", help="e.g. file:./mlruns or http://mlflow:5000")],
+    experiment: Annotated[str | None, typer.Option(help="experiment name (default edgeperf/<campaign name>)")] = None,
+    db: Db = None,
+) -> None:
+    """One MLflow run per result: params = settings and facts, metrics = KPIs, artifacts = result and logs."""
+    from controller import exports
+    from controller.exports import mlflow
+
+    store = Store(session.FleetOptions(db=db).db_path)
+    try:
+        campaign, docs = exports.campaign_docs(store, ref)
+    finally:
+        store.close()
+    runs = mlflow.export_runs(docs, campaign, tracking_uri, experiment)
+    new = sum(r.created for r in runs)
+    name = experiment or mlflow.default_experiment(campaign)
+    console.print(f"{len(runs)} runs in experiment {name!r} at {tracking_uri} ({new} new, {len(runs) - new} already there)")
+
+
+@export_app.command("mlperf")
+@cli_errors
+def export_mlperf(
+    ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="the folder to write (must be empty)")],
+    overwrite: Annotated[bool, typer.Option(help="replace folders an earlier edgeperf export wrote")] = False,
+    db: Db = None,
+) -> None:
+    """An MLPerf-style folder: per system/model/scenario, LoadGen logs, accuracy, system description."""
+    from controller import exports
+    from controller.exports import mlperf
+
+    store = Store(session.FleetOptions(db=db).db_path)
+    try:
+        campaign, docs = exports.campaign_docs(store, ref)
+    finally:
+        store.close()
+    files = mlperf.export_campaign(docs, campaign, out, overwrite=overwrite)
+    console.print(f"{len(files)} files written under {out}")
 
 
 @app.command("diff")

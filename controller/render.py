@@ -50,3 +50,14 @@ def html_table(view: View) -> str:
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in view.notes)
     return (f'<section class="table"><h3>{html.escape(view.title)}</h3><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table>{notes}</section>")
+
+
+PAGE_STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;font-size:.85rem}
+th,td{border:1px solid #ccc;padding:.25rem .5rem}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+p.note{color:#555;font-size:.8rem;max-width:60rem}"""
+
+
+def html_page(view: View) -> str:
+    """One table as a complete, self-contained HTML page (inline style, nothing fetched)."""
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(view.title)}</title>'
+            f"<style>{PAGE_STYLE}</style></head><body>{html_table(view)}</body></html>\n")

@@ -1,0 +1,689 @@
+"""Campaign reports for sharing: one self-contained HTML page, Markdown, CSV and JSON.
+
+Every format is built from the same scorecard rows (``scorecard.build``), the same table views
+(``views``) and the same comparisons (``compare``), so a number reads the same in the terminal,
+the HTML page and the spreadsheet. The HTML page is one file that fetches nothing (inline CSS,
+inline SVG plots from ``plots``, no script at all, and a Content-Security-Policy that forbids
+scripts and network loads in case an escaping bug ever let one through): a report is mailed,
+archived and opened offline, and must look the same in five years.
+
+Every number is shown next to its verdict (VALID or why not): a fast result from an invalid run
+is not a result. Estimated energy is labelled wherever it appears.
+
+Public API (all take the same arguments, all return text):
+
+- ``build_html(campaign, docs, baseline_docs=None, *, title=None) -> str``
+- ``build_markdown(...)``, ``build_csv(...)``, ``build_json(...)``
+- ``build(fmt, campaign, docs, baseline_docs=None, *, title=None) -> str`` for ``fmt`` in ``FORMATS``
+
+``campaign`` is the store's campaign record (``id``, ``name``, ``state``, ``kind``,
+``created_at``, ``finished_at``, ``source``; missing keys are shown as "?"), ``docs`` its result
+documents, ``baseline_docs`` the datacenter baseline's results to compare against. Results in
+``docs`` that are themselves baseline results (a ``baseline`` block) are treated as baseline.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+import io
+import json
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import agent
+from agent.stats import LatencyHistogram
+from controller import plots, render, views
+from controller.compare import RATIOS, Comparison, compare
+from controller.scorecard import ACCURACY_KPI, DELTA_KPI, PERFORMANCE_KPIS, Row, by_baseline, device_class
+from controller.scorecard import build as scorecard_rows
+
+SCHEMA = "edgeperf.report/1"
+TIMED_SCENARIOS = ("SingleStream", "MultiStream", "Server")  # scenarios whose per-query latency is their metric
+CSV_KPIS = (*PERFORMANCE_KPIS, ACCURACY_KPI, DELTA_KPI)
+LATENCY_KPIS = ("latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "early_stopping_latency_ms")  # blank unless timed
+MAX_CURVES = 10  # more latency curves than this in one scenario: one chart per model family instead
+VOLATILE_FACTS = ("temperatures_c", "cpu_freq_mhz")  # change between runs without the device changing
+
+
+# ---- the data every format shares ------------------------------------------------------------------
+@dataclass
+class ReportData:
+    """Everything a report shows, computed once: rows, fleet rows, comparisons, metadata."""
+
+    campaign: dict[str, Any]
+    edge_docs: list[dict[str, Any]]
+    base_docs: list[dict[str, Any]]
+    rows: list[Row]
+    base_rows: list[Row]
+    fleet_rows: list[Row]
+    comparisons: list[Comparison]
+    title: str
+    generated_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+
+    @property
+    def devices(self) -> list[str]:
+        return sorted({d["device"]["id"] for d in self.edge_docs})
+
+    @property
+    def valid_count(self) -> int:
+        return sum(1 for d in self.edge_docs if d.get("valid"))
+
+    @property
+    def any_estimated(self) -> bool:
+        return any(r.energy_measured is False for r in self.rows + self.base_rows)
+
+
+def prepare(campaign: dict[str, Any], docs: Sequence[dict[str, Any]], baseline_docs: Sequence[dict[str, Any]] | None = None,
+            *, title: str | None = None) -> ReportData:
+    """Split edge and baseline results, build the scorecard, fleet and comparison rows.
+
+    Fleet rows are kept only for device classes with more than one device: a "fleet" of one is
+    the device's own row again."""
+    edge, mixed_base = by_baseline(docs)
+    base = [*mixed_base, *(baseline_docs or [])]
+    rows, base_rows = scorecard_rows(edge), scorecard_rows(base)
+    per_class: dict[str, set[str]] = defaultdict(set)
+    for doc in edge:
+        per_class[device_class(doc)].add(doc["device"]["id"])
+    fleet_rows = [r for r in scorecard_rows(edge, fleet=True) if len(per_class.get(r.device, ())) > 1]
+    comparisons = compare(rows, base_rows) if base_rows else []
+    name = str(campaign.get("name") or campaign.get("id") or "campaign")
+    return ReportData(dict(campaign), edge, base, rows, base_rows, fleet_rows, comparisons,
+                      title or f"edgeperf report: {name}")
+
+
+def _when(value: Any) -> str:
+    """A store timestamp (epoch seconds) or an ISO string, as UTC text; "?" when absent."""
+    if value is None or value == "":
+        return "?"
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return dt.datetime.fromtimestamp(value, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value)
+
+
+def header_facts(data: ReportData) -> list[tuple[str, str]]:
+    """The report's header as (term, text) pairs: campaign, times, versions, counts."""
+    c = data.campaign
+    agents = sorted({str(d.get("agent_version", "?")) for d in data.edge_docs + data.base_docs})
+    n = len(data.edge_docs)
+    pairs = [
+        ("campaign", f"{c.get('name', '?')} ({c.get('id', '?')})"),
+        ("kind", str(c.get("kind", "fleet"))),
+        ("state", str(c.get("state", "?"))),
+        ("created", _when(c.get("created_at"))),
+        ("finished", _when(c.get("finished_at"))),
+        ("edgeperf", f"{agent.__version__} (report); agents: {', '.join(agents) or '–'}"),
+        ("devices", f"{len(data.devices)}: {', '.join(data.devices) or '–'}"),
+        ("results", f"{n} ({data.valid_count} valid, {n - data.valid_count} not valid)"),
+    ]
+    if c.get("source"):
+        pairs.insert(5, ("campaign file", str(c["source"])))
+    if data.base_docs:
+        kinds = sorted({str((d.get("baseline") or {}).get("kind", "?")) for d in data.base_docs})
+        pairs.append(("baseline results", f"{len(data.base_docs)} ({', '.join(kinds)})"))
+    pairs.append(("generated", data.generated_at))
+    return pairs
+
+
+# ---- tables -----------------------------------------------------------------------------------------
+def comparison_view(comps: Sequence[Comparison], title: str) -> views.View:
+    """``views.comparison`` plus both rows' verdicts: a ratio is never shown without them."""
+    base = views.comparison(comps, title)
+    rows = [(*row, c.edge.verdict, c.baseline.verdict if c.baseline else "–") for row, c in zip(base.rows, comps, strict=True)]
+    return views.View(base.title, (*base.headers, "verdict", "baseline verdict"), rows, base.numeric, base.notes)
+
+
+def invalid_view(docs: Sequence[dict[str, Any]]) -> views.View | None:
+    """The runs that are not valid and why (None when every run is valid)."""
+    rows = [(d["run_id"][:12], d["device"]["id"], d["model"]["name"].removeprefix("zoo:"), d["scenario"], d["mode"],
+             "; ".join(d.get("invalid_reasons") or ["?"]))
+            for d in docs if not d.get("valid")]
+    if not rows:
+        return None
+    return views.View("runs that are not valid", ("run", "device", "model", "scenario", "mode", "reasons"), rows)
+
+
+def tables(data: ReportData) -> list[views.View]:
+    """Every table of the report, in order."""
+    out = [views.scorecard(data.rows, "scorecard")]
+    if data.fleet_rows:
+        out.append(views.scorecard(data.fleet_rows, "fleet rows: device classes with more than one device"))
+    if data.base_rows:
+        out.append(views.scorecard(data.base_rows, "datacenter baseline"))
+    if data.comparisons:
+        out.append(comparison_view(data.comparisons, "edge vs datacenter baseline"))
+    if invalid := invalid_view(data.edge_docs + data.base_docs):
+        out.append(invalid)
+    return out
+
+
+# ---- plots ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Figure:
+    """A plot and its caption, or (``svg`` None) the reason it was left out."""
+
+    name: str
+    svg: str | None
+    caption: str
+
+
+def latency_cdf(docs: Iterable[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """(latency ms, cumulative % of queries) over the merged latency histograms of ``docs``:
+    cumulative counts over the sorted buckets. Repeats merge by adding counts, never by
+    averaging percentiles."""
+    merged = LatencyHistogram()
+    for doc in docs:
+        hist = doc["kpis"].get("latency_histogram")
+        if hist and hist.get("counts"):
+            merged.merge(LatencyHistogram.from_dict(hist))
+    n = merged.n
+    if not n:
+        return [], []
+    xs, ys, seen = [], [], 0
+    for bucket in sorted(merged.counts):
+        seen += merged.counts[bucket]
+        xs.append(bucket / 1e6)
+        ys.append(seen / n * 100)
+    return xs, ys
+
+
+def _runtime_text(row: Row) -> str:
+    accel = row.accelerator.removesuffix("ExecutionProvider").removeprefix("cpu/")
+    return f"{row.runtime} {accel}{f' ×{row.threads}' if row.threads else ''}"
+
+
+def row_label(row: Row, scenario: bool = False) -> str:
+    """A row's name in a plot; ``[INVALID]`` when any of its runs is not valid, so a plotted number
+    always carries its verdict."""
+    who = f"{row.device} (baseline {row.baseline})" if row.baseline else row.device
+    text = f"{who} · {row.model.removeprefix('zoo:')} · {_runtime_text(row)}"
+    if scenario:
+        text += f" · {views.SHORT_SCENARIO.get(row.scenario, row.scenario)}"
+    return text if row.verdict == "VALID" else f"{text} [INVALID]"
+
+
+def _cdf_figures(rows: Sequence[Row]) -> list[Figure]:
+    timed = [r for r in rows if r.mode == "performance" and r.scenario in TIMED_SCENARIOS]
+    curves = [(r, latency_cdf(r.docs)) for r in timed]
+    curves = [(r, c) for r, c in curves if c[0]]
+    if not curves:
+        return [Figure("latency CDF", None, "latency CDF omitted: no SingleStream, MultiStream or Server performance run "
+                                            "carries a latency histogram")]
+    out = []
+    for scenario in TIMED_SCENARIOS:
+        mine = [(r, c) for r, c in curves if r.scenario == scenario]
+        if not mine:
+            continue
+        groups: dict[str, list[tuple[Row, tuple[list[float], list[float]]]]] = {"": mine}
+        if len(mine) > MAX_CURVES:
+            groups = defaultdict(list)
+            for r, c in mine:
+                groups[r.family].append((r, c))
+        for family, members in sorted(groups.items()):
+            series = {row_label(r): c for r, c in members}
+            xs = [x for _, (cx, _) in members for x in cx]
+            log = plots.spans_decades(xs)
+            basis = "query" if scenario == "MultiStream" else "sample"
+            title = f"latency CDF, {scenario}{f' — {family}' if family else ''}"
+            svg = plots.line_chart(series, "latency (ms)", f"share of {basis}s at or below (%)", title, x_log=log,
+                                   y_range=(0.0, 100.0))
+            runs = sum(r.runs for r, _ in members)
+            out.append(Figure(title, svg, f"{title}: one curve per device and model variant, from {runs} run(s)' latency "
+                                          "histograms (repeats merged by adding counts)"
+                                          f"{'; log latency axis (the range spans more than a decade)' if log else ''}."))
+    return out
+
+
+def _scatter_figure(rows: Sequence[Row]) -> Figure:
+    energy_rows = [r for r in rows if r.value("energy.energy_per_inference_mj") is not None]
+    both = [r for r in energy_rows if r.mode == "performance" and r.scenario in TIMED_SCENARIOS
+            and r.value("latency_ms.p90") is not None]
+    name = "energy per inference vs p90 latency"
+    if not energy_rows:
+        return Figure(name, None, f"{name} omitted: no run measured energy (runs without --power have none)")
+    if not both:
+        return Figure(name, None, f"{name} omitted: energy was measured only in runs without a per-query latency "
+                                  "(Offline or accuracy runs)")
+    points = [plots.Point(f"{r.model.removeprefix('zoo:')} · {views.SHORT_SCENARIO.get(r.scenario, r.scenario)}"
+                          f"{'' if r.verdict == 'VALID' else ' [INVALID]'}",
+                          r.value("latency_ms.p90"), r.value("energy.energy_per_inference_mj"),
+                          f"{r.device} (baseline {r.baseline})" if r.baseline else r.device, r.energy_measured is False)
+              for r in both]
+    xs, ys = [p.x for p in points], [p.y for p in points]
+    log_x, log_y = plots.spans_decades(xs), plots.spans_decades(ys)
+    svg = plots.scatter(points, "p90 latency (ms)", "energy per inference (mJ)", name, x_log=log_x, y_log=log_y,
+                        filled_label="filled: measured energy", hollow_label="hollow: estimated energy (a model, not measured)")
+    estimated = sum(p.hollow for p in points)
+    return Figure(name, svg, f"{name}: one point per row with both (mean over repeats), colour by device; lower-left is "
+                             f"better. {estimated} of {len(points)} point(s) use estimated energy (hollow markers)."
+                             f"{' Log axes where a range spans more than a decade.' if log_x or log_y else ''}")
+
+
+def _short_labels(rows: Sequence[Row]) -> list[str]:
+    """``device · model`` per row, with the runtime added only where that alone is ambiguous."""
+    base = [f"{f'{r.device} (baseline {r.baseline})' if r.baseline else r.device} · {r.model.removeprefix('zoo:')}" for r in rows]
+    out = [f"{b} · {_runtime_text(r)}" if base.count(b) > 1 else b for b, r in zip(base, rows, strict=True)]
+    return [text if r.verdict == "VALID" else f"{text} [INVALID]" for text, r in zip(out, rows, strict=True)]
+
+
+def _bars_figures(rows: Sequence[Row]) -> list[Figure]:
+    perf = [r for r in rows if r.mode == "performance" and r.value("throughput_sps") is not None]
+    if not perf:
+        return [Figure("throughput", None, "throughput per device omitted: no performance run reported throughput")]
+    out = []
+    scenarios = [s for s in (*TIMED_SCENARIOS, "Offline") if any(r.scenario == s for r in perf)]
+    scenarios += sorted({r.scenario for r in perf} - set(scenarios))
+    for scenario in scenarios:
+        mine = sorted((r for r in perf if r.scenario == scenario), key=lambda r: (r.device, r.family, r.model))
+        bars = [plots.Bar(label, r.cells["throughput_sps"].value, r.cells["throughput_sps"].lo, r.cells["throughput_sps"].hi,
+                          f"{r.device} (baseline {r.baseline})" if r.baseline else r.device)
+                for label, r in zip(_short_labels(mine), mine, strict=True)]
+        name = f"throughput per device, {scenario}"
+        svg = plots.bar_chart(bars, "throughput (samples/s)", name, interval_label="95 % bootstrap interval over repeats")
+        repeated = sum(1 for r in mine if r.runs > 1)
+        meaning = {"SingleStream": "one stream's rate (about 1 / mean latency)", "Offline": "the whole device's rate",
+                   "MultiStream": "samples of the 8-sample queries per second", "Server": "the rate the server sustained"}
+        out.append(Figure(name, svg, f"{name}: mean samples/s per row ({meaning.get(scenario, scenario)}); whiskers are 95 % "
+                                     f"intervals for the {repeated} row(s) with repeats."))
+    return out
+
+
+def trace_run(docs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """The run whose energy block has the most power-trace samples (the first such on a tie)."""
+    best, most = None, 0
+    for doc in docs:
+        trace = ((doc["kpis"].get("energy") or {}).get("trace")) or {}
+        n = len(trace.get("t_s") or [])
+        if n > most:
+            best, most = doc, n
+    return best
+
+
+def _trace_figure(docs: Sequence[dict[str, Any]]) -> Figure:
+    doc = trace_run(docs)
+    if doc is None:
+        return Figure("power trace", None, "power trace omitted: no run recorded one (runs without --power have none)")
+    energy = doc["kpis"]["energy"]
+    trace = energy["trace"]
+    measured = bool(energy.get("measured"))
+    what = f"{doc['device']['id']} · {doc['model']['name'].removeprefix('zoo:')} · {doc['scenario']} {doc['mode']}"
+    title = f"power trace: {what}"
+    svg = plots.trace_chart(trace["t_s"], trace["w"], trace.get("window_s"), title, idle_w=energy.get("idle_power_w"),
+                            line_label="power (measured)" if measured else "power (estimated, not measured)")
+    verdict = "VALID" if doc.get("valid") else "INVALID: " + "; ".join(doc.get("invalid_reasons") or [])
+    return Figure(title, svg, f"power trace of run {doc['run_id']} ({what}; {verdict}), the run with the most trace "
+                              f"samples ({len(trace['t_s'])}); source {energy.get('source', '?')} "
+                              f"({'measured' if measured else 'estimated'}), rail: {energy.get('rail', '?')}. "
+                              "The shaded band is the measured window; outside it the device idled or warmed up.")
+
+
+def figures(data: ReportData) -> list[Figure]:
+    """Every plot of the report in order, or the reason each was left out."""
+    rows = data.rows + data.base_rows
+    return [*_cdf_figures(rows), _scatter_figure(rows), *_bars_figures(rows), _trace_figure(data.edge_docs + data.base_docs)]
+
+
+# ---- environment ----------------------------------------------------------------------------------
+def _per_policy(value: Any, fmt: Callable[[Any], str]) -> str:
+    if isinstance(value, dict):
+        return "; ".join(f"CPUs {k}: {fmt(v)}" for k, v in value.items())
+    return fmt(value)
+
+
+def _freq(v: Any) -> str:
+    if isinstance(v, dict):
+        cur = f"{v['cur']} MHz" if "cur" in v else "?"
+        bounds = ", ".join(f"{k} {v[k]}" for k in ("min", "max") if k in v)
+        return f"{cur} ({bounds})" if bounds else cur
+    return str(v)
+
+
+def _gpus(gpus: Any) -> str:
+    if not isinstance(gpus, list):
+        return str(gpus)
+    out = []
+    for g in gpus:
+        if not isinstance(g, dict):
+            out.append(str(g))
+            continue
+        extra = [f"{g['memory_total_mib']:,} MiB" if g.get("memory_total_mib") else "",
+                 f"driver {g['driver_version']}" if g.get("driver_version") else "",
+                 f"CUDA {g['cuda_driver_version']}" if g.get("cuda_driver_version") else "",
+                 f"power limit {g['power_limit_w']} W" if g.get("power_limit_w") else ""]
+        extra = [e for e in extra if e]
+        details = f" ({', '.join(extra)})" if extra else ""
+        out.append(f"{g.get('name', '?')}{details}")
+    return "; ".join(out)
+
+
+def _installed(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    return ", ".join(str(v) if isinstance(v, str) else f"{k} {v}" for k, v in value.items() if v) or None
+
+
+def known_facts(f: dict[str, Any]) -> tuple[list[tuple[str, str]], set[str]]:
+    """The facts a reader compares devices by, as (term, text) pairs, and the keys they used."""
+    pairs: list[tuple[str, str]] = []
+
+    def add(term: str, text: Any) -> None:
+        if text:  # None, "", False from an absent fact: nothing to show
+            pairs.append((term, str(text)))
+
+    revision = f" (revision {f['board_revision']})" if f.get("board_revision") else ""
+    add("board", f.get("board") and f"{f['board']}{revision}")
+    arch = f" ({f['arch']})" if f.get("arch") else ""
+    add("CPU", f.get("cpu_model") and f"{f['cpu_model']}{arch}")
+    cores = (f.get("cpu_cores"), f.get("cpu_count_physical") and f"{f['cpu_count_physical']} physical",
+             f.get("cpu_count_logical") and f"{f['cpu_count_logical']} logical")
+    add("cores", ", ".join(str(c) for c in cores if c))
+    add("memory", f.get("memory_total_mb") and f"{f['memory_total_mb']:,} MB")
+    add("OS", f.get("os_release") or f.get("os"))
+    add("kernel", f.get("kernel"))
+    add("Python", f.get("python"))
+    add("governor", f.get("cpu_governor") and _per_policy(f["cpu_governor"], str))
+    add("CPU frequency", f.get("cpu_freq_mhz") and _per_policy(f["cpu_freq_mhz"], _freq))
+    temps = f.get("temperatures_c")
+    add("temperatures (probe)", isinstance(temps, dict) and ", ".join(f"{k} {v:.1f} °C" for k, v in temps.items()))
+    add("GPU", f.get("gpus") and _gpus(f["gpus"]))
+    add("L4T", f.get("l4t"))
+    add("power mode", f.get("power_mode"))
+    add("runtimes", _installed(f.get("installed")))
+    add("hostname", f.get("hostname"))
+    used = {"board", "board_revision", "cpu_model", "arch", "cpu_cores", "cpu_count_physical", "cpu_count_logical",
+            "memory_total_mb", "os_release", "os", "kernel", "python", "cpu_governor", "cpu_freq_mhz", "temperatures_c",
+            "gpus", "l4t", "power_mode", "installed", "hostname"}
+    return pairs, used
+
+
+def environment(docs: Sequence[dict[str, Any]]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Per device: (term, text) pairs of its facts (the newest run's), its runs' thermals, and a
+    warning when its facts changed between runs (a kernel or runtime upgrade mid-campaign)."""
+    by_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for doc in docs:
+        by_device[doc["device"]["id"]].append(doc)
+    out = []
+    for device in sorted(by_device):
+        mine = sorted(by_device[device], key=lambda d: str(d.get("created_at", "")))
+        facts = mine[-1]["device"].get("facts") or {}
+        pairs: list[tuple[str, str]] = [("device class", device_class(mine[-1]))]
+        shown, used = known_facts(facts)
+        pairs += shown
+        for key in sorted(set(facts) - used):
+            value = facts[key]
+            if value not in (None, "", [], {}):
+                pairs.append((key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)))
+        hottest = [t for d in mine if (t := ((d["kpis"].get("thermals") or {}).get("max_after_c"))) is not None]
+        throttled = sum(1 for d in mine if (d["kpis"].get("thermals") or {}).get("throttled"))
+        pairs.append(("thermals (runs)", f"{len(mine)} run(s), {throttled} throttled"
+                                         f"{f', hottest zone after a run {max(hottest):.1f} °C' if hottest else ''}"))
+        stable = {json.dumps({k: v for k, v in (d["device"].get("facts") or {}).items() if k not in VOLATILE_FACTS},
+                             sort_keys=True, default=str) for d in mine}
+        if len(stable) > 1:
+            pairs.append(("note", f"facts changed between this device's runs ({len(stable)} versions); shown: the newest run's"))
+        out.append((device, pairs))
+    return out
+
+
+def notes(data: ReportData) -> list[str]:
+    """What the numbers mean: intervals, ratios, estimated energy, how the plots were made."""
+    out = [
+        "Values are means over a row's runs; [lo, hi] is a 95 % percentile-bootstrap interval over the repeats, shown only "
+        "where a row has at least two runs (one run says nothing about the next). Top-1 pools every scored sample into a "
+        "Wilson interval; Δ fp32 is the difference to the fp32 variant on the same device, with Newcombe's interval.",
+        "Every row carries its verdict: VALID, or INVALID with the failed checks (LoadGen's minimum duration and query "
+        "count, early stopping, accuracy). Plots mark rows with an invalid run [INVALID].",
+        "Offline rows show no latency: in Offline, per-query latency is not the metric; throughput is.",
+        "Latency CDFs come from each run's latency histogram (buckets of 3 significant digits, within 0.5 % of the exact "
+        "latency), merged across repeats by adding counts.",
+    ]
+    if data.fleet_rows:
+        out.append("Fleet rows pool every run of a device class; their percentiles come from the merged histograms, never "
+                   "from averaging per-device percentiles.")
+    if data.comparisons:
+        out.append("Ratios read edge ÷ baseline: p90 latency × 12 means the device is twelve times slower than the baseline, "
+                   "inferences/J × 3 that it does three times the work per joule. Δ top-1 is edge − baseline in "
+                   "percentage points.")
+    if data.any_estimated:
+        out.append("Estimated energy — (est.) in the tables, hollow markers in the scatter, 'estimated' on the trace — comes "
+                   "from a model of the device (idle power + (max − idle) × CPU utilisation), not from a meter. It shows "
+                   "trends on one device; do not rank devices by it or set it against measured energy.")
+    return out
+
+
+# ---- HTML -------------------------------------------------------------------------------------------
+CSS = """
+:root{color-scheme:light}
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d1d1f;
+background:#fafafa;line-height:1.45}
+main{max-width:1560px;margin:0 auto;padding:24px 28px 48px}
+h1{font-size:1.6rem;margin:0 0 12px}
+h2{font-size:1.25rem;margin:32px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:1.02rem;margin:18px 0 6px}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;margin:0}
+dl.meta dt{font-weight:600;color:#555}
+dl.meta dd{margin:0}
+section.table{overflow-x:auto;background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:4px 12px 8px;margin:12px 0}
+table{border-collapse:collapse;font-size:.86rem;font-variant-numeric:tabular-nums}
+th,td{padding:4px 8px;border-bottom:1px solid #eee;vertical-align:top;white-space:nowrap}
+th{text-align:left;background:#f3f4f6;position:sticky;top:0;white-space:nowrap}
+td.num{text-align:right;white-space:nowrap}
+td.txt{text-align:left}
+td.ok{color:#0a6b2f;font-weight:600}
+td.bad{color:#b00020;font-weight:600}
+tbody tr:nth-child(even){background:#fbfbfc}
+p.note{font-size:.82rem;color:#555;margin:6px 0 0}
+.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,680px),1fr));gap:16px}
+figure{margin:0;background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:10px}
+figure svg{display:block;height:auto}
+figcaption{font-size:.82rem;color:#444;margin-top:6px}
+p.omitted{color:#8a5a00;background:#fff8e6;border-left:3px solid #e6a100;padding:4px 10px;margin:6px 0}
+.devices{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,380px),1fr));gap:12px}
+.device{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:8px 14px}
+.device dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;font-size:.86rem;margin:0}
+.device dt{color:#555}
+.device dd{margin:0;overflow-wrap:anywhere}
+ul.notes li{margin:4px 0;font-size:.9rem}
+.summary{font-weight:600}
+.summary.bad{color:#b00020}
+@media print{body{background:#fff}.figures{display:block}figure{break-inside:avoid;margin-bottom:12px}}
+"""
+# No script, no fetch: even an escaping bug cannot run code or call home from a report.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _table_html(view: views.View) -> str:
+    """``render.html_table`` with verdict cells coloured (the text stays the verdict)."""
+    text = render.html_table(view)
+    return text.replace('<td class="txt">VALID</td>', '<td class="txt ok">VALID</td>').replace(
+        '<td class="txt">INVALID', '<td class="txt bad">INVALID')
+
+
+def _dl(pairs: Sequence[tuple[str, str]], cls: str = "") -> str:
+    items = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in pairs)
+    return f'<dl class="{cls}">{items}</dl>' if cls else f"<dl>{items}</dl>"
+
+
+def build_html(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None, *,
+               title: str | None = None) -> str:
+    """One self-contained HTML page: header, validity summary, tables, plots, environment, notes."""
+    data = prepare(campaign, docs, baseline_docs, title=title)
+    body = [f"<h1>{_e(data.title)}</h1>", _dl(header_facts(data), "meta")]
+    n, valid = len(data.edge_docs), data.valid_count
+    summary = f"{valid} of {n} runs valid" if n else "no results in this campaign yet"
+    body.append(f'<p class="summary{"" if valid == n else " bad"}">{_e(summary)}</p>')
+    body.append("<h2>Tables</h2>")
+    body += [_table_html(v) for v in tables(data)]
+    if not data.base_rows:
+        body.append('<p class="omitted">edge vs datacenter comparison omitted: no baseline results were given</p>')
+    body.append("<h2>Plots</h2>")
+    figs = figures(data)
+    shown = "".join(f"<figure>{f.svg}<figcaption>{_e(f.caption)}</figcaption></figure>" for f in figs if f.svg)
+    body.append(f'<div class="figures">{shown}</div>')
+    body += [f'<p class="omitted">{_e(f.caption)}</p>' for f in figs if not f.svg]
+    body.append("<h2>Environment</h2>")
+    devices = "".join(f'<section class="device"><h3>{_e(name)}</h3>{_dl(pairs)}</section>'
+                      for name, pairs in environment(data.edge_docs + data.base_docs))
+    body.append(f'<div class="devices">{devices}</div>' if devices else '<p class="omitted">no results, so no device facts</p>')
+    body.append("<h2>Notes</h2>")
+    body.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes(data)) + "</ul>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<meta name="generator" content="edgeperf {_e(agent.__version__)}">'
+            f"<title>{_e(data.title)}</title><style>{CSS}</style></head>\n"
+            f"<body><main>{''.join(body)}</main></body></html>\n")
+
+
+# ---- Markdown ---------------------------------------------------------------------------------------
+def _md(text: Any) -> str:
+    """Markdown text that renders as written: HTML special characters as entities."""
+    return html.escape(str(text), quote=False)
+
+
+def _md_view(view: views.View) -> views.View:
+    """A view with HTML special characters escaped (``render.markdown`` escapes only pipes)."""
+    return views.View(_md(view.title), tuple(_md(h) for h in view.headers), [tuple(_md(c) for c in r) for r in view.rows],
+                      view.numeric, tuple(_md(n) for n in view.notes))
+
+
+def build_markdown(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None,
+                   *, title: str | None = None) -> str:
+    """The report as Markdown: the same tables, environment and notes; plots are in the HTML report."""
+    data = prepare(campaign, docs, baseline_docs, title=title)
+    out = [f"# {_md(data.title)}", ""]
+    out += [f"- **{_md(k)}**: {_md(v)}" for k, v in header_facts(data)]
+    n = len(data.edge_docs)
+    out += ["", f"**{data.valid_count} of {n} runs valid**" if n else "**no results in this campaign yet**", ""]
+    for view in tables(data):
+        out.append(render.markdown(_md_view(view)))
+    if not data.base_rows:
+        out += ["_edge vs datacenter comparison omitted: no baseline results were given_", ""]
+    out += ["## Plots", "", "Plots (latency CDFs, energy vs latency, throughput, power trace) are in the HTML report "
+            "(`--format html`)."]
+    out += [f"- {_md(f.caption)}" for f in figures(data) if not f.svg]
+    out += ["", "## Environment", ""]
+    for device, pairs in environment(data.edge_docs + data.base_docs):
+        out += [f"### {_md(device)}", ""] + [f"- **{_md(k)}**: {_md(v)}" for k, v in pairs] + [""]
+    out += ["## Notes", ""] + [f"- {_md(n)}" for n in notes(data)]
+    return "\n".join(out) + "\n"
+
+
+# ---- CSV --------------------------------------------------------------------------------------------
+def csv_columns() -> list[str]:
+    """The CSV header: row identity, verdict, each KPI with its interval, then the baseline ratios."""
+    cols = ["kind", "device", "device_class", "model", "precision", "runtime", "accelerator", "threads", "scenario", "mode",
+            "runs", "verdict", "energy_measured"]
+    for key in CSV_KPIS:
+        cols += [key, f"{key}.lo", f"{key}.hi"]
+    cols += ["baseline_device", "baseline_verdict", *(f"ratio.{kpi}" for kpi in RATIOS.values()), "baseline.top1_delta_pp",
+             "run_ids"]
+    return cols
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None or (isinstance(value, float) and not math.isfinite(value)) else repr(float(value))
+
+
+def _csv_row(kind: str, row: Row, comp: Comparison | None) -> dict[str, str]:
+    out = {"kind": kind, "device": row.device, "device_class": row.device_class, "model": row.model,
+           "precision": row.precision, "runtime": row.runtime, "accelerator": row.accelerator,
+           "threads": "" if row.threads is None else str(row.threads), "scenario": row.scenario, "mode": row.mode,
+           "runs": str(row.runs), "verdict": row.verdict,
+           "energy_measured": {None: "", True: "true", False: "false"}[row.energy_measured],
+           "run_ids": " ".join(d["run_id"] for d in row.docs)}
+    timed = row.mode == "performance" and row.scenario in TIMED_SCENARIOS
+    for key in CSV_KPIS:
+        c = row.cells.get(key) if timed or key not in LATENCY_KPIS else None
+        out[key], out[f"{key}.lo"], out[f"{key}.hi"] = (_num(c.value), _num(c.lo), _num(c.hi)) if c else ("", "", "")
+    if comp is not None and comp.baseline is not None:
+        out["baseline_device"], out["baseline_verdict"] = comp.baseline.device, comp.baseline.verdict
+        for label, kpi in RATIOS.items():
+            out[f"ratio.{kpi}"] = _num(comp.ratios.get(label)) if timed or kpi not in LATENCY_KPIS else ""
+        out["baseline.top1_delta_pp"] = _num(comp.accuracy_delta_pp)
+    return out
+
+
+def _order(rows: Iterable[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: (r.device, r.family, r.model, r.scenario, r.mode))
+
+
+def build_csv(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None, *,
+              title: str | None = None) -> str:
+    """One rectangular CSV for spreadsheets and scripts: a line per scorecard row (``kind`` =
+    device, fleet or baseline) with raw numbers (value, .lo, .hi per KPI; empty where absent,
+    and latency empty on Offline and accuracy rows, as in the tables, because it is not their
+    metric), its verdict, and on edge rows the baseline's device and the edge ÷ baseline ratios.
+
+    One table rather than the formatted views stacked in sections: sections with different
+    headers are not CSV any tool reads, and "12.3 [11.9, 12.8]" is text, not a number. The
+    formatted tables are in the Markdown and HTML reports. ``title`` is accepted for symmetry
+    and unused (CSV has no title line)."""
+    data = prepare(campaign, docs, baseline_docs, title=title)
+    by_edge = {id(c.edge): c for c in data.comparisons}
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=csv_columns(), lineterminator="\n")
+    writer.writeheader()
+    for row in _order(data.rows):
+        writer.writerow(_csv_row("device", row, by_edge.get(id(row))))
+    for row in _order(data.fleet_rows):
+        writer.writerow(_csv_row("fleet", row, None))
+    for row in _order(data.base_rows):
+        writer.writerow(_csv_row("baseline", row, None))
+    return out.getvalue()
+
+
+# ---- JSON -------------------------------------------------------------------------------------------
+def _clean(node: Any) -> Any:
+    """NaN and infinity as null: JSON has neither, and a report must parse everywhere."""
+    if isinstance(node, float):
+        return node if math.isfinite(node) else None
+    if isinstance(node, dict):
+        return {str(k): _clean(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return [_clean(v) for v in node]
+    return node
+
+
+def build_json(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None, *,
+               title: str | None = None) -> str:
+    """The report as JSON: campaign metadata, scorecard/fleet/baseline rows and comparisons as
+    their ``to_dict()``, per-device facts, and the notes."""
+    data = prepare(campaign, docs, baseline_docs, title=title)
+    c = data.campaign
+    doc = {
+        "schema": SCHEMA, "title": data.title, "generated_at": data.generated_at, "edgeperf_version": agent.__version__,
+        "campaign": {k: c.get(k) for k in ("id", "name", "kind", "state", "source", "created_at", "finished_at", "spec")
+                     if k in c},
+        "counts": {"devices": len(data.devices), "results": len(data.edge_docs), "valid": data.valid_count,
+                   "baseline_results": len(data.base_docs)},
+        "rows": [r.to_dict() for r in _order(data.rows)],
+        "fleet_rows": [r.to_dict() for r in _order(data.fleet_rows)],
+        "baseline_rows": [r.to_dict() for r in _order(data.base_rows)],
+        "comparisons": [comp.to_dict() for comp in data.comparisons],
+        "devices": {d: dict(pairs) for d, pairs in environment(data.edge_docs + data.base_docs)},
+        "notes": notes(data),
+    }
+    return json.dumps(_clean(doc), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+
+
+FORMATS: dict[str, Callable[..., str]] = {"html": build_html, "md": build_markdown, "csv": build_csv, "json": build_json}
+
+
+def build(fmt: str, campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None,
+          *, title: str | None = None) -> str:
+    """The report in ``fmt`` (one of ``FORMATS``: html, md, csv, json)."""
+    try:
+        builder = FORMATS[fmt]
+    except KeyError:
+        raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}") from None
+    return builder(campaign, docs, baseline_docs, title=title)

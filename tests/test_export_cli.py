@@ -1,0 +1,44 @@
+"""``edgeperf export mlflow|mlperf`` from the command line, on a stored campaign."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from agent import bench
+from agent.runtimes.base import RuntimeOptions
+from agent.scenarios.settings import Scenario, for_profile, with_overrides
+from controller.store import Store
+
+
+def edgeperf(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from controller.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=180, env=os.environ | {"COLUMNS": "200"})
+
+
+def test_export_commands(tmp_path):
+    db = tmp_path / "c.db"
+    settings = with_overrides(for_profile("smoke", Scenario.SINGLE_STREAM), min_duration_ms=200)
+    doc = bench.run(bench.BenchRequest(model="zoo:fashion-mnist-cnn/int8.onnx", settings=settings, engine="native",
+                                       options=RuntimeOptions(threads=1), device_id="pi-a", warmup_runs=2))
+    store = Store(db)
+    campaign = store.create_campaign("exp", "exp.yaml", {"retries": 0, "cooldown_s": 0}, [("pi-a/m", "pi-a", {})])
+    (job,) = store.jobs(campaign)
+    store.add_result(doc | {"run_id": store.start_attempt(job)}, "pi-a")
+    store.close()
+
+    uri = f"file:{tmp_path / 'mlruns'}"
+    first = edgeperf("export", "mlflow", "exp", "--tracking-uri", uri, "--db", str(db))
+    assert first.returncode == 0, first.stderr
+    assert "1 runs in experiment 'edgeperf/exp'" in first.stdout and "(1 new" in first.stdout
+    again = edgeperf("export", "mlflow", "exp", "--tracking-uri", uri, "--db", str(db))
+    assert "(0 new, 1 already there)" in again.stdout
+
+    out = tmp_path / "submission"
+    folder = edgeperf("export", "mlperf", "latest", "-o", str(out), "--db", str(db))
+    assert folder.returncode == 0, folder.stderr
+    summaries = list(out.rglob("mlperf_log_summary.txt"))
+    assert len(summaries) == 1 and "Result is : VALID" in summaries[0].read_text()
+    refused = edgeperf("export", "mlperf", "latest", "-o", str(out), "--db", str(db))
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
