@@ -558,6 +558,31 @@ def export_mlperf(
     console.print(f"{len(files)} files written under {out}")
 
 
+@app.command("report")
+@cli_errors
+def report_cmd(
+    ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")] = "latest",
+    fmt: Annotated[str, typer.Option("--format", help="html | md | csv | json")] = "html",
+    out: Annotated[Path | None, typer.Option("-o", "--output", help="write here (default: stdout)")] = None,
+    baseline_ref: Annotated[str | None, typer.Option("--baseline", help="a baseline campaign to compare with")] = None,
+    title: Annotated[str | None, typer.Option(help="report title")] = None,
+    db: Db = None,
+) -> None:
+    """A shareable report: tables, plots (latency CDFs, energy vs latency, throughput, power trace) and device facts."""
+    from controller import report
+
+    if fmt not in report.FORMATS:
+        raise typer.BadParameter(f"unknown format {fmt!r}; use {', '.join(report.FORMATS)}", param_hint="--format")
+    campaign, docs = _campaign_docs(db, ref)
+    base = _campaign_docs(db, baseline_ref)[1] if baseline_ref else None
+    text = report.build(fmt, campaign, docs, base, title=title)
+    if out:
+        out.write_text(text)
+        console.print(f"written: {out}")
+    else:
+        sys.stdout.write(text)
+
+
 @app.command("diff")
 @cli_errors
 def diff_cmd(

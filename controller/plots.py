@@ -144,16 +144,18 @@ class Axis:
 
 
 def linear_axis(values: Sequence[float], include_zero: bool = False, fixed: tuple[float, float] | None = None,
-                count: int = 5, tight: bool = False) -> Axis:
+                count: int = 5, tight: bool = False, pad: float = 0.0) -> Axis:
     """Nice linear range and ticks around ``values``; a constant series gets a band around it.
 
     The range is widened to whole tick steps unless ``tight`` (then it is the data's own range,
-    for a time axis where a widened range is only empty space)."""
+    for a time axis where a widened range is only empty space); ``pad`` first widens it by that
+    share of the span, so markers do not sit on the frame."""
     if fixed is not None:
         lo, hi = fixed
     else:
         finite = [v for v in values if _finite(v)] or [0.0]
         lo, hi = min(finite), max(finite)
+        lo, hi = lo - (hi - lo) * pad, hi + (hi - lo) * pad
         if include_zero:
             lo, hi = min(lo, 0.0), max(hi, 0.0)
     if hi <= lo:  # constant (or a single value): never a zero-width range
@@ -173,17 +175,22 @@ def linear_axis(values: Sequence[float], include_zero: bool = False, fixed: tupl
     return Axis(lo, hi, False, tuple(ticks), step)
 
 
-def log_axis(values: Sequence[float]) -> Axis:
-    """Whole decades around the positive ``values``; 2 and 5 between them when there are few."""
+def log_axis(values: Sequence[float], tight: bool = False) -> Axis:
+    """Log10 axis around the positive ``values``: whole decades, with 2 and 5 between them when
+    there are few; ``tight`` ends the axis just beyond the data instead, keeping the 1-2-5 ticks
+    inside it (when at least two fall there)."""
     positive = [v for v in values if _finite(v) and v > 0] or [1.0]
-    lo_e, hi_e = math.floor(math.log10(min(positive)) + 1e-12), math.ceil(math.log10(max(positive)) - 1e-12)
+    low, high = min(positive), max(positive)
+    lo_e, hi_e = math.floor(math.log10(low) + 1e-12), math.ceil(math.log10(high) - 1e-12)
     if hi_e <= lo_e:
         hi_e = lo_e + 1
-    ticks = []
-    for e in range(lo_e, hi_e + 1):
-        for m in (1, 2, 5) if hi_e - lo_e <= 2 else (1,):
-            if m * 10.0**e <= 10.0**hi_e * (1 + 1e-9):
-                ticks.append(m * 10.0**e)
+    mantissas = (1, 2, 5) if hi_e - lo_e <= 3 else (1,)
+    ticks = [m * 10.0**e for e in range(lo_e, hi_e + 1) for m in mantissas if m * 10.0**e <= 10.0**hi_e * (1 + 1e-9)]
+    if tight and high > low:
+        lo, hi = low / 1.08, high * 1.08
+        inside = [t for t in ticks if lo <= t <= hi]
+        if len(inside) >= 2:
+            return Axis(lo, hi, True, tuple(inside), None)
     return Axis(10.0**lo_e, 10.0**hi_e, True, tuple(ticks), None)
 
 
@@ -346,7 +353,7 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], x_
         return empty(title, "no data")
     all_x = [x for pts in clean.values() for x, _ in pts]
     all_y = [y for pts in clean.values() for _, y in pts]
-    x_axis = log_axis(all_x) if x_log and _log_ok(all_x) else linear_axis(all_x, tight=True)
+    x_axis = log_axis(all_x, tight=True) if x_log and _log_ok(all_x) else linear_axis(all_x, tight=True)
     y_axis = linear_axis(all_y, fixed=y_range) if y_range else linear_axis(all_y)
     entries = [_Entry(_line_swatch(i), label) for i, label in enumerate(clean)]
     _cols, rows = _legend_rows(entries)
@@ -374,21 +381,60 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], x_
     return "".join(parts)
 
 
+def _series_index(present: Sequence[str], order: Sequence[str]) -> dict[str, int]:
+    """Colour slots: ``order`` first (so one device keeps its colour in every plot of a report,
+    present or not), then series not named there, by appearance."""
+    names = list(dict.fromkeys([*order, *present]))
+    return {s: i for i, s in enumerate(names)}
+
+
+def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _place_labels(spots: Sequence[tuple[float, float, str]], box: tuple[float, float, float, float],
+                  size: float = 10.5) -> list[tuple[float, float, str] | None]:
+    """(x, y, text-anchor) for each point's label: the first of six spots around the marker that
+    stays inside the plot and clear of other labels and markers; None where none does (the
+    point keeps its tooltip)."""
+    left, top, right, bottom = box
+    markers = [(cx - 7, cy - 7, cx + 7, cy + 7) for cx, cy, _ in spots]
+    placed: list[tuple[float, float, float, float]] = []
+    out: list[tuple[float, float, str] | None] = []
+    for n, (cx, cy, text) in enumerate(spots):
+        width = len(text) * CHAR_W * size / 12
+        choice = None
+        for x, y, anchor in ((cx + 9, cy + 4, "start"), (cx - 9, cy + 4, "end"), (cx + 4, cy - 10, "start"),
+                             (cx - 4, cy - 10, "end"), (cx + 4, cy + 19, "start"), (cx - 4, cy + 19, "end")):
+            x0 = x if anchor == "start" else x - width
+            rect = (x0, y - size, x0 + width, y + 3)
+            if not (left <= rect[0] and rect[2] <= right and top <= rect[1] and rect[3] <= bottom):
+                continue
+            if any(_overlaps(rect, r) for r in placed) or any(_overlaps(rect, m) for k, m in enumerate(markers) if k != n):
+                continue
+            choice = (x, y, anchor)
+            placed.append(rect)
+            break
+        out.append(choice)
+    return out
+
+
 def scatter(points: Sequence[tuple], x_label: str, y_label: str, title: str, *, x_log: bool = False, y_log: bool = False,
             filled_label: str | None = None, hollow_label: str | None = None, annotate: bool | None = None,
-            desc: str = "") -> str:
+            order: Sequence[str] = (), desc: str = "") -> str:
     """Points ``(label, x, y, series[, hollow])``: colour and shape by series, a hollow marker for
     an estimate (``hollow_label`` explains it in the legend). ``annotate`` writes each point's
-    label beside it (default: when there are at most 12 points); every point has a tooltip."""
+    label beside it where it fits without overlap (default: when there are at most 12 points);
+    every point has a tooltip. ``order`` fixes series colours across plots."""
     pts = [p for p in (Point(*p) for p in points) if _finite(p.x, p.y)]
     if not pts:
         return empty(title, "no data")
     xs, ys = [p.x for p in pts], [p.y for p in pts]
-    x_axis = log_axis(xs) if x_log and _log_ok(xs) else linear_axis(xs)
-    y_axis = log_axis(ys) if y_log and _log_ok(ys) else linear_axis(ys)
-    series = list(dict.fromkeys(p.series for p in pts))
-    index = {s: i for i, s in enumerate(series)}
-    entries = [_Entry(_marker(i // len(PALETTE), 10, 0, color(i), color(i)), s) for i, s in enumerate(series)]
+    x_axis = log_axis(xs, tight=True) if x_log and _log_ok(xs) else linear_axis(xs, pad=0.05)
+    y_axis = log_axis(ys, tight=True) if y_log and _log_ok(ys) else linear_axis(ys, pad=0.05)
+    index = _series_index([p.series for p in pts], order)
+    present = sorted({p.series for p in pts}, key=index.__getitem__)
+    entries = [_Entry(_marker(index[s] // len(PALETTE), 10, 0, color(index[s]), color(index[s])), s) for s in present]
     if any(not p.hollow for p in pts) and any(p.hollow for p in pts) and filled_label:
         entries.append(_Entry(_marker(0, 10, 0, "#666", "#666"), filled_label))
     if any(p.hollow for p in pts):
@@ -401,17 +447,18 @@ def scatter(points: Sequence[tuple], x_label: str, y_label: str, title: str, *, 
     parts = _open(title, height, desc or f"{len(pts)} points; x: {x_label}; y: {y_label}")
     parts += _axes(x_axis, y_axis, (left, PLOT_TOP, right, bottom), x_label, y_label)
     label_them = len(pts) <= 12 if annotate is None else annotate
+    spots = [(x_axis.to_px(p.x, left, right), y_axis.to_px(p.y, bottom, PLOT_TOP), _fit(p.label, (right - left) / 2 - 20))
+             for p in pts]
+    places = _place_labels(spots, (left, PLOT_TOP, right, bottom)) if label_them else [None] * len(pts)
     parts.append('<g class="points">')
-    for p in pts:
+    for p, (cx, cy, text), place in zip(pts, spots, places, strict=True):
         i = index[p.series]
-        cx, cy = x_axis.to_px(p.x, left, right), y_axis.to_px(p.y, bottom, PLOT_TOP)
         tip = f"{p.label}: {value_text(p.x)}, {value_text(p.y)}{' (estimated)' if p.hollow else ''}"
         parts.append(f"<g><title>{esc(tip)}</title>"
                      f"{_marker(i // len(PALETTE), cx, cy, '#ffffff' if p.hollow else color(i), color(i), 5.5)}</g>")
-        if label_them:
-            anchor, dx = ("end", -9) if cx > (left + right) / 2 else ("start", 9)
-            parts.append(f'<text x="{_n(cx + dx)}" y="{_n(cy - 7)}" text-anchor="{anchor}" font-size="10.5" fill="#333">'
-                         f"{esc(_fit(p.label, (right - left) / 2 - 20))}</text>")
+        if place:
+            parts.append(f'<text x="{_n(place[0])}" y="{_n(place[1])}" text-anchor="{place[2]}" font-size="10.5" '
+                         f'fill="#333">{esc(text)}</text>')
     parts.append("</g>")
     parts += _legend(entries, bottom + AXIS_BELOW + 8)
     parts.append("</svg>")
@@ -419,18 +466,19 @@ def scatter(points: Sequence[tuple], x_label: str, y_label: str, title: str, *, 
 
 
 def bar_chart(bars: Sequence[tuple], value_label: str, title: str, *, interval_label: str = "95 % interval",
-              desc: str = "") -> str:
+              order: Sequence[str] = (), desc: str = "") -> str:
     """Horizontal bars ``(label, value, lo, hi[, series])`` from zero, with a whisker where an
     interval exists and the value printed at the bar's end. Horizontal, because a benchmark
-    row's label (device · model · scenario) is too long to stand under a vertical bar."""
+    row's label (device · model · scenario) is too long to stand under a vertical bar.
+    ``order`` fixes series colours across plots."""
     items = [b for b in (Bar(*b) for b in bars) if _finite(b.value)]
     if not items:
         return empty(title, "no data")
     values = [b.value for b in items] + [v for b in items for v in (b.lo, b.hi) if _finite(v)]
     axis = linear_axis(values, include_zero=True)
-    series = list(dict.fromkeys(b.series for b in items if b.series is not None))
-    index = {s: i for i, s in enumerate(series)}
-    entries = [_Entry(f'<rect x="0" y="-6" width="20" height="12" fill="{color(i)}"/>', s) for i, s in enumerate(series)]
+    index = _series_index([b.series for b in items if b.series is not None], order)
+    present = sorted({b.series for b in items if b.series is not None}, key=index.__getitem__)
+    entries = [_Entry(f'<rect x="0" y="-6" width="20" height="12" fill="{color(index[s])}"/>', s) for s in present]
     if any(_finite(b.lo, b.hi) for b in items):
         entries.append(_Entry('<path d="M2 -5 V5 M2 0 H18 M18 -5 V5" stroke="#222" stroke-width="1.5" fill="none"/>',
                               interval_label))

@@ -131,11 +131,35 @@ def header_facts(data: ReportData) -> list[tuple[str, str]]:
 
 
 # ---- tables -----------------------------------------------------------------------------------------
+def _timed(row: Row) -> bool:
+    return row.mode == "performance" and row.scenario in TIMED_SCENARIOS
+
+
 def comparison_view(comps: Sequence[Comparison], title: str) -> views.View:
-    """``views.comparison`` plus both rows' verdicts: a ratio is never shown without them."""
+    """``views.comparison`` plus both rows' verdicts (a ratio is never shown without them), and
+    without latency on Offline and accuracy rows, where it is not the metric (as in the scorecard)."""
     base = views.comparison(comps, title)
-    rows = [(*row, c.edge.verdict, c.baseline.verdict if c.baseline else "–") for row, c in zip(base.rows, comps, strict=True)]
+    latency = [i for i, h in enumerate(base.headers) if h in ("p90 ms", "baseline p90 ms", "p90 latency ×")]
+    rows = []
+    for row, c in zip(base.rows, comps, strict=True):
+        cells = [("–" if i in latency and not _timed(c.edge) else cell) for i, cell in enumerate(row)]
+        rows.append((*cells, c.edge.verdict, c.baseline.verdict if c.baseline else "–"))
     return views.View(base.title, (*base.headers, "verdict", "baseline verdict"), rows, base.numeric, base.notes)
+
+
+def verdict_first(view: views.View) -> views.View:
+    """The verdict columns moved next to the row's identity (after ``n``, else after ``device``):
+    a wide table scrolls sideways, and a number must never be on screen without its verdict."""
+    names = list(view.headers)
+    moving = [i for i, h in enumerate(names) if h in ("verdict", "baseline verdict")]
+    anchor = next((names.index(h) for h in ("n", "device") if h in names), None)
+    if not moving or anchor is None:
+        return view
+    keep = [i for i in range(len(names)) if i not in moving]
+    at = keep.index(anchor) + 1
+    order = keep[:at] + moving + keep[at:]
+    return views.View(view.title, tuple(names[i] for i in order), [tuple(row[i] for i in order) for row in view.rows],
+                      frozenset(new for new, old in enumerate(order) if old in view.numeric), view.notes)
 
 
 def invalid_view(docs: Sequence[dict[str, Any]]) -> views.View | None:
@@ -149,7 +173,7 @@ def invalid_view(docs: Sequence[dict[str, Any]]) -> views.View | None:
 
 
 def tables(data: ReportData) -> list[views.View]:
-    """Every table of the report, in order."""
+    """Every table of the report that has rows, in order, verdicts next to the row names."""
     out = [views.scorecard(data.rows, "scorecard")]
     if data.fleet_rows:
         out.append(views.scorecard(data.fleet_rows, "fleet rows: device classes with more than one device"))
@@ -159,7 +183,7 @@ def tables(data: ReportData) -> list[views.View]:
         out.append(comparison_view(data.comparisons, "edge vs datacenter baseline"))
     if invalid := invalid_view(data.edge_docs + data.base_docs):
         out.append(invalid)
-    return out
+    return [verdict_first(v) for v in out if v.rows]  # no results: no empty tables
 
 
 # ---- plots ------------------------------------------------------------------------------------------
@@ -251,22 +275,36 @@ def _scatter_figure(rows: Sequence[Row]) -> Figure:
                                   "(Offline or accuracy runs)")
     points = [plots.Point(f"{r.model.removeprefix('zoo:')} · {views.SHORT_SCENARIO.get(r.scenario, r.scenario)}"
                           f"{'' if r.verdict == 'VALID' else ' [INVALID]'}",
-                          r.value("latency_ms.p90"), r.value("energy.energy_per_inference_mj"),
-                          f"{r.device} (baseline {r.baseline})" if r.baseline else r.device, r.energy_measured is False)
+                          r.value("latency_ms.p90"), r.value("energy.energy_per_inference_mj"), series_name(r),
+                          r.energy_measured is False)
               for r in both]
     xs, ys = [p.x for p in points], [p.y for p in points]
     log_x, log_y = plots.spans_decades(xs), plots.spans_decades(ys)
     svg = plots.scatter(points, "p90 latency (ms)", "energy per inference (mJ)", name, x_log=log_x, y_log=log_y,
-                        filled_label="filled: measured energy", hollow_label="hollow: estimated energy (a model, not measured)")
+                        filled_label="filled: measured energy", hollow_label="hollow: estimated energy (a model, not measured)",
+                        order=series_order(rows))
     estimated = sum(p.hollow for p in points)
     return Figure(name, svg, f"{name}: one point per row with both (mean over repeats), colour by device; lower-left is "
                              f"better. {estimated} of {len(points)} point(s) use estimated energy (hollow markers)."
                              f"{' Log axes where a range spans more than a decade.' if log_x or log_y else ''}")
 
 
+def series_name(row: Row) -> str:
+    """A row's device as a plot series (its colour and legend entry)."""
+    return f"{row.device} (baseline {row.baseline})" if row.baseline else row.device
+
+
+def series_order(rows: Sequence[Row]) -> list[str]:
+    """Devices in colour order, edge devices first, baselines last: a device keeps its colour in every plot."""
+    return sorted({series_name(r) for r in rows}, key=lambda s: (" (baseline " in s, s))
+
+
 def _short_labels(rows: Sequence[Row]) -> list[str]:
-    """``device · model`` per row, with the runtime added only where that alone is ambiguous."""
-    base = [f"{f'{r.device} (baseline {r.baseline})' if r.baseline else r.device} · {r.model.removeprefix('zoo:')}" for r in rows]
+    """``device · model`` per row (only the variant when every row is one model family), with the
+    runtime added only where that alone is ambiguous."""
+    one_family = len({r.family for r in rows}) == 1
+    base = [f"{f'{r.device} (baseline)' if r.baseline else r.device} · "
+            f"{r.model.rsplit('/', 1)[-1] if one_family else r.model.removeprefix('zoo:')}" for r in rows]
     out = [f"{b} · {_runtime_text(r)}" if base.count(b) > 1 else b for b, r in zip(base, rows, strict=True)]
     return [text if r.verdict == "VALID" else f"{text} [INVALID]" for text, r in zip(out, rows, strict=True)]
 
@@ -279,17 +317,20 @@ def _bars_figures(rows: Sequence[Row]) -> list[Figure]:
     scenarios = [s for s in (*TIMED_SCENARIOS, "Offline") if any(r.scenario == s for r in perf)]
     scenarios += sorted({r.scenario for r in perf} - set(scenarios))
     for scenario in scenarios:
-        mine = sorted((r for r in perf if r.scenario == scenario), key=lambda r: (r.device, r.family, r.model))
+        mine = sorted((r for r in perf if r.scenario == scenario), key=lambda r: (bool(r.baseline), r.device, r.family, r.model))
         bars = [plots.Bar(label, r.cells["throughput_sps"].value, r.cells["throughput_sps"].lo, r.cells["throughput_sps"].hi,
-                          f"{r.device} (baseline {r.baseline})" if r.baseline else r.device)
+                          series_name(r))
                 for label, r in zip(_short_labels(mine), mine, strict=True)]
-        name = f"throughput per device, {scenario}"
-        svg = plots.bar_chart(bars, "throughput (samples/s)", name, interval_label="95 % bootstrap interval over repeats")
+        families = sorted({r.family for r in mine})
+        name = f"throughput per device, {scenario}{f' — {families[0]}' if len(families) == 1 else ''}"
+        svg = plots.bar_chart(bars, "throughput (samples/s)", name, interval_label="95 % bootstrap interval over repeats",
+                              order=series_order(rows))
         repeated = sum(1 for r in mine if r.runs > 1)
+        whiskers = (f"whiskers are 95 % intervals for the {repeated} row(s) with repeats" if repeated else
+                    "no row has repeats, so there are no intervals to draw")
         meaning = {"SingleStream": "one stream's rate (about 1 / mean latency)", "Offline": "the whole device's rate",
                    "MultiStream": "samples of the 8-sample queries per second", "Server": "the rate the server sustained"}
-        out.append(Figure(name, svg, f"{name}: mean samples/s per row ({meaning.get(scenario, scenario)}); whiskers are 95 % "
-                                     f"intervals for the {repeated} row(s) with repeats."))
+        out.append(Figure(name, svg, f"{name}: mean samples/s per row ({meaning.get(scenario, scenario)}); {whiskers}."))
     return out
 
 
@@ -408,7 +449,7 @@ def environment(docs: Sequence[dict[str, Any]]) -> list[tuple[str, list[tuple[st
     for doc in docs:
         by_device[doc["device"]["id"]].append(doc)
     out = []
-    for device in sorted(by_device):
+    for device in sorted(by_device, key=lambda d: (bool(by_device[d][0].get("baseline")), d)):  # baselines last
         mine = sorted(by_device[device], key=lambda d: str(d.get("created_at", "")))
         facts = mine[-1]["device"].get("facts") or {}
         pairs: list[tuple[str, str]] = [("device class", device_class(mine[-1]))]
@@ -478,7 +519,7 @@ td.ok{color:#0a6b2f;font-weight:600}
 td.bad{color:#b00020;font-weight:600}
 tbody tr:nth-child(even){background:#fbfbfc}
 p.note{font-size:.82rem;color:#555;margin:6px 0 0}
-.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,680px),1fr));gap:16px}
+.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,560px),1fr));gap:16px}
 figure{margin:0;background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:10px}
 figure svg{display:block;height:auto}
 figcaption{font-size:.82rem;color:#444;margin-top:6px}
@@ -601,7 +642,7 @@ def _csv_row(kind: str, row: Row, comp: Comparison | None) -> dict[str, str]:
            "runs": str(row.runs), "verdict": row.verdict,
            "energy_measured": {None: "", True: "true", False: "false"}[row.energy_measured],
            "run_ids": " ".join(d["run_id"] for d in row.docs)}
-    timed = row.mode == "performance" and row.scenario in TIMED_SCENARIOS
+    timed = _timed(row)
     for key in CSV_KPIS:
         c = row.cells.get(key) if timed or key not in LATENCY_KPIS else None
         out[key], out[f"{key}.lo"], out[f"{key}.hi"] = (_num(c.value), _num(c.lo), _num(c.hi)) if c else ("", "", "")

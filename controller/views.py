@@ -115,9 +115,11 @@ def comparison(comps: Sequence[Comparison], title: str) -> View:
     rows = []
     for c in comps:
         base = c.baseline
+        timed = c.edge.mode == "performance" and c.edge.scenario != "Offline"  # Offline has no latency metric
+        ratios = [_times(c.ratios[k]) if timed or "latency" not in k else "–" for k in RATIOS]
         rows.append((
-            _variant(c.edge), _run(c.edge), c.edge.device, cell(c.edge.cells.get("latency_ms.p90")),
-            cell(base.cells.get("latency_ms.p90")) if base else "–", *(_times(c.ratios[k]) for k in RATIOS),
+            _variant(c.edge), _run(c.edge), c.edge.device, cell(c.edge.cells.get("latency_ms.p90")) if timed else "–",
+            cell(base.cells.get("latency_ms.p90")) if base and timed else "–", *ratios,
             "–" if c.accuracy_delta_pp is None else f"{c.accuracy_delta_pp:+.2f}",
             f"{base.device} ({base.baseline})" if base else "no baseline run",
         ))

@@ -42,3 +42,24 @@ def test_export_commands(tmp_path):
     assert len(summaries) == 1 and "Result is : VALID" in summaries[0].read_text()
     refused = edgeperf("export", "mlperf", "latest", "-o", str(out), "--db", str(db))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
+
+
+def test_report_command_writes_each_format(tmp_path):
+    db = tmp_path / "c.db"
+    settings = with_overrides(for_profile("smoke", Scenario.SINGLE_STREAM), min_duration_ms=200)
+    doc = bench.run(bench.BenchRequest(model="zoo:fashion-mnist-cnn/int8.tflite", settings=settings, engine="native",
+                                       options=RuntimeOptions(threads=1), device_id="pi-r", warmup_runs=2))
+    store = Store(db)
+    campaign = store.create_campaign("rep", "rep.yaml", {"retries": 0, "cooldown_s": 0}, [("pi-r/m", "pi-r", {})])
+    (job,) = store.jobs(campaign)
+    store.add_result(doc | {"run_id": store.start_attempt(job)}, "pi-r")
+    store.close()
+    page = tmp_path / "r.html"
+    html = edgeperf("report", "rep", "--format", "html", "-o", str(page), "--db", str(db))
+    assert html.returncode == 0, html.stderr
+    text = page.read_text()
+    assert "pi-r" in text and "<svg" in text and "http://" not in text
+    md = edgeperf("report", "rep", "--format", "md", "--db", str(db))
+    assert md.returncode == 0 and "pi-r" in md.stdout and "|" in md.stdout
+    bad = edgeperf("report", "rep", "--format", "pdf", "--db", str(db))
+    assert bad.returncode == 2 and "unknown format 'pdf'" in bad.stderr

@@ -149,20 +149,27 @@ def test_html_has_the_scorecard_fleet_and_comparison_tables(docs, page):
     assert devices == {"edge-a", "edge-b", EVIL}
     models = {row[1][0] for row in scorecard_table[1:]}
     assert models == {"fashion-mnist-cnn/int8.tflite (int8)", "fashion-mnist-cnn/fp32.onnx (fp32)"}
-    assert all(row[-1][0] == "VALID" and row[-1][1] == "txt ok" for row in scorecard_table[1:])
+    header = [c for c, _ in scorecard_table[0]]
+    assert header[:6] == ["device", "model", "runtime", "run", "n", "verdict"]  # the verdict before any number
+    assert all(row[5] == ("VALID", "txt ok") for row in scorecard_table[1:])
     # the three repeats are one row with an interval
     repeated = [row for row in scorecard_table[1:] if row[0][0] == "edge-a" and row[1][0].startswith("fashion-mnist-cnn/int8")
                 and row[3][0] == "SS perf"]
-    assert len(repeated) == 1 and repeated[0][4][0] == "3" and "[" in repeated[0][6][0]
+    assert len(repeated) == 1 and repeated[0][4][0] == "3" and "[" in repeated[0][header.index("p90 ms")][0]
     # the comparison: the same ratios views.comparison formats, each next to both verdicts
     rows = scorecard_rows(docs["edge"] + [docs["evil"]])
-    expected = report.comparison_view(compare(rows, scorecard_rows(docs["baseline"])), "x")
+    expected = report.verdict_first(report.comparison_view(compare(rows, scorecard_rows(docs["baseline"])), "x"))
     comparison = parsed.tables[3]
     assert [c for c, _ in comparison[0]] == list(expected.headers)
     assert [tuple(c for c, _ in row) for row in comparison[1:]] == expected.rows
-    paired = [row for row in expected.rows if row[-3] != "no baseline run"]
-    assert paired and all(row[-2] == "VALID" and row[-1] == "VALID" for row in paired)
-    assert any(re.fullmatch(r"[\d.]+×", cell) for row in paired for cell in row[5:9])
+    assert expected.headers[:5] == ("model", "run", "device", "verdict", "baseline verdict")
+    paired = [row for row in expected.rows if row[-1] != "no baseline run"]
+    assert paired and all(row[3] == "VALID" and row[4] == "VALID" for row in paired)
+    assert any(re.fullmatch(r"[\d.]+×", cell) for row in paired for cell in row[7:11])
+    p90 = [expected.headers.index(h) for h in ("p90 ms", "baseline p90 ms", "p90 latency ×")]
+    for row in expected.rows:  # latency only where it is the metric, as in the scorecard
+        assert all((row[i] == "–") == (row[1] != "SS perf") for i in p90[:1]), row
+        assert row[1] == "SS perf" or all(row[i] == "–" for i in p90)
 
 
 def test_every_number_row_carries_its_verdict(page):
@@ -230,7 +237,7 @@ def test_an_invalid_run_is_marked_everywhere(docs):
     bad["invalid_reasons"] = ["min_duration: ran 0.2 s of the required 60 s"]
     page = report.build_html(CAMPAIGN, [*docs["edge"], bad])
     rows = [r for r in _parse(page).tables[0][1:] if r[0][0] == "edge-c"]
-    assert rows and rows[0][-1] == ("INVALID 1/1: min_duration", "txt bad")
+    assert rows and rows[0][5] == ("INVALID 1/1: min_duration", "txt bad")
     assert "runs that are not valid" in page and "ran 0.2 s of the required 60 s" in page
     assert "edge-c · fashion-mnist-cnn/fp32.onnx · onnxruntime CPU ×1 [INVALID]" in page  # the CDF legend
     assert "9 of 10 runs valid" in page
@@ -431,7 +438,7 @@ def test_json_csv_and_markdown_carry_the_same_numbers(docs):
         assert _floats_equal(comp["accuracy_delta_pp"], line["baseline.top1_delta_pp"])
     assert compared == 5  # both devices' SingleStream rows and edge-a's accuracy row have a baseline twin
     # Markdown shows the very cells of the HTML tables (the same views)
-    view = views.scorecard(scorecard_rows(docs["edge"]), "scorecard")
+    view = report.verdict_first(views.scorecard(scorecard_rows(docs["edge"]), "scorecard"))
     for row in view.rows:
         assert "| " + " | ".join(row) + " |" in markdown
     assert "### edge vs datacenter baseline" in markdown and "## Environment" in markdown
@@ -541,3 +548,34 @@ def test_plots_escape_text_and_draw_what_they_are_given():
 def test_a_standalone_svg_file_declares_its_namespace():
     text = plots.as_file(plots.bar_chart([("a", 1.0, None, None)], "v", "t"))
     assert text.startswith("<?xml") and ET.fromstring(text.split("\n", 1)[1]).tag == "{http://www.w3.org/2000/svg}svg"
+
+
+def test_a_device_keeps_its_colour_in_every_plot():
+    order = ("edge-a", "edge-b", "dc (baseline host-cpu)")
+    bars = _svg(plots.bar_chart([("b", 1.0, None, None, "edge-b")], "v", "t", order=order))
+    scatter = _svg(plots.scatter([("p", 1.0, 1.0, "dc (baseline host-cpu)"), ("q", 2.0, 2.0, "edge-b")], "x", "y", "s",
+                                 order=order))
+    assert {r.get("fill") for r in bars.iter("rect")} >= {plots.PALETTE[1]}
+    assert plots.PALETTE[0] not in {r.get("fill") for r in bars.iter("rect")}  # edge-a's colour stays edge-a's
+    fills = {c.get("fill") for c in scatter.iter("circle")}
+    assert {plots.PALETTE[1], plots.PALETTE[2]} <= fills and plots.PALETTE[0] not in fills
+
+
+def test_scatter_labels_do_not_overlap():
+    points = [(f"label number {i}", 1.0, 1.0, "s") for i in range(10)]  # all on one spot: six places around it
+    root = _svg(plots.scatter(points, "x", "y", "crowded", annotate=True))
+    labels = [t for t in root.iter("text") if t.get("font-size") == "10.5"]
+    assert len(labels) == 6  # the ones that fit; the rest keep their tooltips
+    boxes = []
+    for t in labels:
+        width, x, y = len(t.text) * plots.CHAR_W * 10.5 / 12, float(t.get("x")), float(t.get("y"))
+        x0 = x if t.get("text-anchor") == "start" else x - width
+        boxes.append((x0, y - 10.5, x0 + width, y + 3))
+    assert not any(plots._overlaps(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert len(root.findall(".//g[@class='points']/g/title")) == 10  # every point keeps its tooltip
+
+
+def test_log_axis_can_end_at_the_data():
+    tight = plots.log_axis([0.043, 1.6], tight=True)
+    assert tight.ticks == (0.05, 0.1, 0.2, 0.5, 1.0) and tight.lo < 0.043 and tight.hi > 1.6
+    assert plots.log_axis([5.0], tight=True).ticks == (1.0, 2.0, 5.0, 10.0)  # one value: its decade
