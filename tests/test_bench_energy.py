@@ -50,7 +50,10 @@ def test_energy_block_from_a_known_load_profile(engine):
     assert e["mlperf"]["mj_per_query"] == pytest.approx(e["avg_power_w"] * e["window_s"] * 1e3 / k["query_count"])
     assert e["gco2e_per_1000_inferences"] == pytest.approx(e["energy_j"] / n * 1000 / 3.6e6 * 400)
     assert e["window_s"] == pytest.approx(k["duration_s"], rel=0.01, abs=0.002)
-    assert e["sample_rate_hz"] > 100 and e["warnings"] == []  # the INA219 at 12 bit converts ~940 times a second
+    assert e["sample_rate_hz"] > 100  # the INA219 at 12 bit converts ~940 times a second
+    # A busy 2-core host may pause the sampler for tens of ms, which the result rightly reports;
+    # anything else (estimate, failure, uncovered edges, flagged readings) would be a fault here.
+    assert [w for w in e["warnings"] if not w.startswith(("gaps of up to", "sampled at"))] == []
     assert doc["kpis"]["thermals"]["throttled"] is False
 
 

@@ -424,3 +424,12 @@ def test_device_ids_that_sanitise_alike_get_their_own_folders(stored: Stored, tm
     systems = sorted({f.relative_to(tmp_path / "mlperf").parts[0] for f in files})
     assert len(systems) == 2 and all(s.startswith("pi_5-") for s in systems)
     assert safe_name("../..") == "unnamed" and safe_name("a/../b") == "a_.._b"
+
+
+def test_generated_summary_keeps_loadgen_own_warning_count(stored: Stored) -> None:
+    """LoadGen counts warnings the document does not keep; the generated summary repeats its count."""
+    doc = copy.deepcopy(stored.docs[LG_PERF])
+    doc["logs"]["summary"] = doc["logs"]["summary"].replace(
+        "No warnings encountered during test.", "1 warning encountered. See detailed log.")
+    assert mlperf.summary_log(doc).splitlines()[-3:] == ["1 warning encountered. See detailed log.", "",
+                                                        "No errors encountered during test."]
