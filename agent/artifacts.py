@@ -50,6 +50,8 @@ from typing import IO, Any
 from agent import __version__
 from agent.errors import EdgeperfError
 from agent.model_file import sha256_of
+from agent.origins import split_origin
+from agent.protocol import ARTIFACT_TOKEN
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,13 @@ SCHEMES = ("http", "https")
 CHUNK_BYTES = 1 << 20
 STALE_WORK_S = 24 * 3600.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+AUTH_HEADER = "Authorization"  # as urllib.request.Request stores it (str.capitalize)
 _WORK_PREFIXES = (".download-", ".extract-")
+_TOKEN_HINTS = {
+    401: "; the job carried no artifact token (a controller older than this agent?): update the controller",
+    403: "; the artifact server refused the job's token (expired, revoked when the job ended, or the controller "
+    "restarted): run the job again from the controller",
+}
 
 
 class ArtifactError(EdgeperfError):
@@ -67,12 +75,23 @@ class ArtifactError(EdgeperfError):
 
 
 class _NoSchemeChangeRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only to http(s): urllib would otherwise follow one to ftp://."""
+    """Follow redirects only to http(s) (urllib would follow one to ftp://), and keep the job's
+    artifact token only while the redirect stays on the same origin.
+
+    The token travels as an *unredirected* header, which urllib drops on every redirect; it is put
+    back only when the new URL has the same scheme, host and port, so a redirect elsewhere never
+    receives it.
+    """
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):  # urllib's own (untyped) signature
         if urllib.parse.urlsplit(newurl).scheme.lower() not in SCHEMES:
             raise urllib.error.HTTPError(newurl, code, f"redirect to a non-http URL {newurl!r} refused", headers, fp)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        auth = req.unredirected_hdrs.get(AUTH_HEADER)
+        here = split_origin(req.full_url)
+        if new is not None and auth and here is not None and split_origin(newurl) == here:
+            new.add_unredirected_header(AUTH_HEADER, auth)
+        return new
 
 
 class ArtifactCache:
@@ -86,13 +105,26 @@ class ArtifactCache:
         self._opener = urllib.request.build_opener(_NoSchemeChangeRedirects)
         self._sweep_stale_work()
 
-    def fetch(self, url: str, sha256: str, size: int, name: str, archive: str | None = None, timeout_s: float = 60.0) -> Path:
+    def fetch(
+        self,
+        url: str,
+        sha256: str,
+        size: int,
+        name: str,
+        archive: str | None = None,
+        timeout_s: float = 60.0,
+        token: str | None = None,
+    ) -> Path:
         """Return the verified local path of the artifact, downloading it only on a miss.
 
         ``sha256`` and ``size`` describe the bytes at ``url`` (for ``archive="tar"``: the tar); the
-        returned path is ``root/<sha256>/<name>``, a file or, for a tar, a directory.
+        returned path is ``root/<sha256>/<name>``, a file or, for a tar, a directory. ``token`` is
+        the job's artifact token, sent as ``Authorization: Bearer`` (the controller's server wants
+        one per job); it is never logged.
         """
         sha = self._checked(url, sha256, size, name, archive)
+        if token is not None and not (isinstance(token, str) and ARTIFACT_TOKEN.fullmatch(token)):
+            raise ArtifactError(f"artifact {name}: the job's token is not a bearer token; the controller sends the one it grants")
         dest = self.root / sha / name
         with self._lock:
             if self._verified_hit(dest, sha, archive):
@@ -102,7 +134,7 @@ class ArtifactCache:
                 log.warning("artifact %s: cached copy at %s failed verification; fetching it again", name, dest)
                 self._remove_entry(dest)
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self._download(url, sha, size, name, timeout_s)
+            tmp = self._download(url, sha, size, name, timeout_s, token)
             try:
                 if archive is None:
                     dest.parent.mkdir(exist_ok=True)
@@ -176,9 +208,11 @@ class ArtifactCache:
 
     # -- download --------------------------------------------------------------------------------
 
-    def _download(self, url: str, sha: str, size: int, name: str, timeout_s: float) -> Path:
+    def _download(self, url: str, sha: str, size: int, name: str, timeout_s: float, token: str | None) -> Path:
         """Stream ``url`` into a work file in ``root`` while hashing; return it only if size and hash match."""
         request = urllib.request.Request(url, headers={"User-Agent": f"edgeperf-agent/{__version__}"})
+        if token:
+            request.add_unredirected_header(AUTH_HEADER, f"Bearer {token}")
         fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".download-")
         tmp = Path(tmp_name)
         try:
@@ -213,7 +247,8 @@ class ArtifactCache:
                     digest.update(chunk)
                     out.write(chunk)
         except urllib.error.HTTPError as exc:
-            raise ArtifactError(f"cannot fetch artifact {name} from {url}: HTTP {exc.code} {exc.reason}") from None
+            hint = _TOKEN_HINTS.get(exc.code, "")
+            raise ArtifactError(f"cannot fetch artifact {name} from {url}: HTTP {exc.code} {exc.reason}{hint}") from None
         except urllib.error.URLError as exc:
             raise ArtifactError(f"cannot fetch artifact {name} from {url}: {_reason(exc.reason)}") from None
         except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, truncated bodies

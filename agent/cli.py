@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--mqtt-version", help="3.1.1 (default) or 5")
     run_cmd.add_argument("--prefix", help="topic prefix (default edgeperf/v1)")
     run_cmd.add_argument("--threads", type=int, help="runtime threads for jobs that do not set them")
+    run_cmd.add_argument("--artifact-origin", dest="artifact_origins", action="append", default=[], metavar="URL",
+                         help="scheme://host[:port] jobs may download models from (repeat; default: the broker's host)")
+    run_cmd.add_argument("--max-artifact-bytes", type=int, metavar="N", help="refuse models larger than N bytes (default 2 GiB)")
     run_cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     power_cmd = sub.add_parser("power", help="power sources on this device")
@@ -165,7 +168,8 @@ def _run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     flags = {k: getattr(args, k) for k in ("broker", "device_id", "tags", "data_dir", "username", "ca_file", "cert_file",
-                                           "key_file", "mqtt_version", "prefix", "threads")}
+                                           "key_file", "mqtt_version", "prefix", "threads", "artifact_origins",
+                                           "max_artifact_bytes")}
     return daemon.serve(config.load(flags, os.environ, args.config))
 
 

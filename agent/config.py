@@ -3,6 +3,9 @@
 A fleet is provisioned with ``/etc/edgeperf/agent.toml``; a lab bench overrides one value with a
 flag; containers and CI set ``EDGEPERF_*`` variables. Secrets (the broker password) are read
 from the environment or the file, never required on a command line, and never logged.
+
+``artifact_origins`` limits where jobs may send the agent for model downloads (``agent.origins``;
+empty: the broker's host, any port) and ``max_artifact_bytes`` caps one download.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from agent import origins
+from agent.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
 from agent.errors import SettingsError
 from agent.protocol import DEFAULT_PREFIX, check_device_id
 
@@ -44,7 +49,7 @@ class AgentConfig:
     data_dir: Path | None = None  # outbox and artifact cache; default <data root>/<device id>
     prefix: str = DEFAULT_PREFIX
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # a repr must never show it
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
@@ -54,6 +59,8 @@ class AgentConfig:
     resend_after_s: float = 30.0  # re-publish results not acked after this long, doubling per attempt
     telemetry_interval_s: float = 1.0
     reconnect_max_s: int = 30
+    artifact_origins: tuple[str, ...] = ()  # scheme://host[:port] jobs may download from; () = the broker's host
+    max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES  # refuse a job whose model is larger
 
     @property
     def storage(self) -> Path:
@@ -61,7 +68,8 @@ class AgentConfig:
 
 
 _PATHS = {"data_dir", "ca_file", "cert_file", "key_file"}
-_INTS = {"keepalive_s", "threads", "reconnect_max_s"}
+_INTS = {"keepalive_s", "threads", "reconnect_max_s", "max_artifact_bytes"}
+_LISTS = {"tags", "artifact_origins"}
 _FLOATS = {"resend_after_s", "telemetry_interval_s"}
 FIELDS = {f.name for f in fields(AgentConfig)}
 
@@ -74,7 +82,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             return int(value)
         if name in _FLOATS:
             return float(value)
-        if name == "tags":
+        if name in _LISTS:
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(t.strip() for t in items if str(t).strip())
     except (TypeError, ValueError):
@@ -83,7 +91,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
 
 
 def from_env(env: Mapping[str, str]) -> dict[str, Any]:
-    """``EDGEPERF_BROKER``, ``EDGEPERF_DEVICE_ID``, ``EDGEPERF_TAGS`` (comma-separated), ..."""
+    """``EDGEPERF_BROKER``, ``EDGEPERF_DEVICE_ID``, ``EDGEPERF_TAGS`` and ``EDGEPERF_ARTIFACT_ORIGINS`` (comma-separated), ..."""
     out = {}
     for name in FIELDS:
         key = f"EDGEPERF_{name.upper()}"
@@ -121,6 +129,10 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, toml: Pa
         raise SettingsError(str(exc)) from None
     if config.mqtt_version not in ("3.1.1", "5"):
         raise SettingsError(f"mqtt_version {config.mqtt_version!r}: use 3.1.1 or 5")
+    if config.max_artifact_bytes <= 0:
+        raise SettingsError(f"max_artifact_bytes {config.max_artifact_bytes} must be a positive byte count, e.g. 2147483648")
+    for origin in config.artifact_origins:
+        origins.parse_origin(origin)  # a typo is reported at start-up, not as every job failing
     for name in ("ca_file", "cert_file", "key_file"):
         path = getattr(config, name)
         if path is not None and not path.is_file():

@@ -24,7 +24,7 @@ from typing import Any
 
 import psutil
 
-from agent import __version__, capabilities
+from agent import __version__, capabilities, origins
 from agent.artifacts import ArtifactCache, ArtifactError
 from agent.config import AgentConfig
 from agent.outbox import Outbox
@@ -35,6 +35,12 @@ from devices import power, probe
 log = logging.getLogger("edgeperf.agent")
 HOUSEKEEPING_S = 2.0
 STDERR_TAIL = 2000
+
+
+def without_token(job: dict[str, Any]) -> dict[str, Any]:
+    """The job as it may be written to disk: the artifact token is a credential, used only for the download."""
+    artifact = {k: v for k, v in job["artifact"].items() if k != "token"}
+    return job | {"artifact": artifact}
 
 
 class JobRun(threading.Thread):
@@ -62,14 +68,20 @@ class JobRun(threading.Thread):
 
     def _execute(self) -> tuple[str, Envelope, str]:
         art = self.job["artifact"]
+        refused = origins.refusal(art["url"], self.agent.origins)  # before any request: no fetching for strangers
+        if refused:
+            return self.agent.failure(self.run_id, refused, retryable=False)
         self.agent.event("progress", {"run_id": self.run_id, "phase": "fetching", "artifact": art["name"]})
+        log.debug("job %s: artifact %s from %s", self.run_id, art["name"], art["url"])  # the token is in a header, not the URL
         try:
-            model = self.agent.cache.fetch(art["url"], art["sha256"], art["size"], art["name"], art.get("archive"))
+            model = self.agent.cache.fetch(
+                art["url"], art["sha256"], art["size"], art["name"], art.get("archive"), token=art.get("token")
+            )
         except ArtifactError as exc:
             return self.agent.failure(self.run_id, str(exc))
         workdir = self.agent.config.storage / "jobs" / self.run_id
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "job.json").write_text(json.dumps(self.job))
+        (workdir / "job.json").write_text(json.dumps(without_token(self.job)))  # the worker never needs it
         out = workdir / "result.json"
         cmd = [
             sys.executable,
@@ -131,15 +143,17 @@ class AgentDaemon:
         storage = config.storage
         storage.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(storage / "outbox.sqlite")
-        self.cache = ArtifactCache(storage / "artifacts")
+        self.cache = ArtifactCache(storage / "artifacts", config.max_artifact_bytes)
         self._seq = itertools.count(1)
         self._job: JobRun | None = None
         self._stop = stop or threading.Event()
         self._connected = threading.Event()
         offline = self._envelope("status", self._status_data("offline")).encode()
+        broker = BrokerUrl.parse(config.broker).with_credentials(config.username, config.password)
+        self.origins = origins.resolve(config.artifact_origins, broker.host)
         self.conn = Connection(
             f"edgeperf-agent-{self.device}",
-            BrokerUrl.parse(config.broker).with_credentials(config.username, config.password),
+            broker,
             subscriptions=[(self.topics.device(self.device, "jobs"), 1), (self.topics.device(self.device, "acks"), 1)],
             will=(self.topics.device(self.device, "status"), offline, 1, True),
             on_connected=self._connected.set,
@@ -222,6 +236,7 @@ class AgentDaemon:
         except ProtocolError as exc:
             log.warning("dropped a message on %s: %s", msg.topic, exc)
             return
+        log.debug("%s message on %s (%d bytes)", envelope.type, msg.topic, len(msg.payload))  # no payload: jobs hold tokens
         if envelope.type == "ack":
             run_ids = envelope.data.get("run_ids")
             if isinstance(run_ids, list):
@@ -255,7 +270,7 @@ class AgentDaemon:
             log.warning("rejected job %s: busy with %s", run_id, self._job.run_id)
             self.event("rejected", {"run_id": run_id, "reason": f"busy with {self._job.run_id}"})
             return
-        self.outbox.set_job_state(run_id, "accepted", job)
+        self.outbox.set_job_state(run_id, "accepted", without_token(job))
         self._job = JobRun(self, job)
         self.event("accepted", {"run_id": run_id})
         self._send("status", self._envelope("status", self._status_data("busy")))
@@ -289,7 +304,13 @@ class AgentDaemon:
         """Serve jobs until ``request_stop`` (SIGTERM/SIGINT in the CLI)."""
         self._recover()
         self.conn.start(connect_wait_s)
-        log.info("agent %s serving %s (data in %s)", self.device, self.conn.broker, self.config.storage)
+        log.info(
+            "agent %s serving %s (data in %s; artifacts from %s)",
+            self.device,
+            self.conn.broker,
+            self.config.storage,
+            origins.describe(self.origins),
+        )
         next_housekeeping = next_telemetry = time.monotonic()
         while not self._stop.is_set():
             if self._connected.is_set():

@@ -40,6 +40,8 @@ TYPES = {
 }
 STATES = ("online", "busy", "offline")
 RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# A per-job artifact token (RFC 6750 b64token): it goes into an HTTP header, so no spaces or line breaks.
+ARTIFACT_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]{16,256}={0,2}")
 EVENT_KINDS = TYPES["events"]
 
 
@@ -131,12 +133,15 @@ def require(data: dict[str, Any], **fields: type | tuple[type, ...]) -> None:
 
 
 def check_job(data: dict[str, Any]) -> None:
-    """A job: run id, artifact {url, sha256, size, name}, runtime options, scenario, mode, profile, dataset."""
+    """A job: run id, artifact {url, sha256, size, name[, token]}, runtime options, scenario, mode, profile, dataset."""
     require(data, run_id=str, artifact=dict, scenario=str, mode=str, profile=str, dataset=str)
     if not RUN_ID.fullmatch(data["run_id"]) or set(data["run_id"]) == {"."}:
         raise ProtocolError(f"run_id {data['run_id'][:80]!r} must be 1-64 of [A-Za-z0-9._-]")  # it names files
     require(data["artifact"], url=str, sha256=str, size=int, name=str)
     if len(data["artifact"]["sha256"]) != 64:
         raise ProtocolError("artifact sha256 is not 64 hex digits")
+    token = data["artifact"].get("token")
+    if token is not None and not (isinstance(token, str) and ARTIFACT_TOKEN.fullmatch(token)):
+        raise ProtocolError("artifact token must be 16-256 characters of [A-Za-z0-9._~+/-]")  # never echo a token
     if not isinstance(data.get("options", {}), dict) or not isinstance(data.get("overrides", {}), dict):
         raise ProtocolError("job options/overrides must be objects")

@@ -15,7 +15,7 @@ import re
 import ssl
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -40,7 +40,7 @@ class BrokerUrl:
     host: str
     port: int
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # nor in a repr
 
     @classmethod
     def parse(cls, url: str) -> BrokerUrl:

@@ -1,9 +1,15 @@
 """The controller's artifact server: ships model files and packages to agents over plain HTTP.
 
 Agents fetch ``GET /artifacts/<sha256>`` and verify the hash themselves (``agent.artifacts``), so
-the server needs no TLS or auth to keep results honest; it only has to serve exactly what was
-registered. Lookups are by hash in a dict of registered artifacts: a request path never reaches
-the file system, so no path traversal is possible, and an unregistered file is never served.
+results stay honest without TLS. Lookups are by hash in a dict of registered artifacts: a request
+path never reaches the file system, so no path traversal is possible, and an unregistered file is
+never served.
+
+Every request needs ``Authorization: Bearer <token>``: a model can be private, and the server
+listens on the lab network. ``grant`` gives each dispatched job its own random token, valid only
+for that job's artifact and only until its TTL (the fleet revokes it when the job ends); no
+header is a 401, a wrong, expired or other artifact's token a 403. Tokens are compared in
+constant time and never logged.
 
 Model files are streamed from disk (hashed once at ``add``; if the file changes afterwards the
 agent's hash check refuses it). A directory (a Core ML ``.mlpackage``) is served as the bytes of
@@ -14,14 +20,17 @@ whatever its files' mtimes, owners or listing order.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import logging
 import os
+import secrets
 import socket
 import socketserver
 import stat
 import tarfile
 import threading
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,8 +87,16 @@ class _Artifact:
     data: bytes | None  # packed directory; None: stream the file from ``source``
 
 
+@dataclass(frozen=True)
+class _Grant:
+    token: bytes
+    sha256: str
+    expires: float  # time.monotonic()
+
+
 class _Handler(BaseHTTPRequestHandler):
-    """GET/HEAD ``/artifacts/<sha256>``; 404 for anything unregistered, 405 for other methods."""
+    """GET/HEAD ``/artifacts/<sha256>`` with a bearer token; 401 without one, 403 with one that does
+    not open that hash (registered or not), 404 off the route, 405 for other methods."""
 
     server: _Server
     server_version = "edgeperf-artifacts"
@@ -103,7 +120,19 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         owner._count()
         path = urlsplit(self.path).path
-        artifact = owner._lookup(path[len(ROUTE) :]) if path.startswith(ROUTE) else None
+        if not path.startswith(ROUTE):
+            self.send_error(HTTPStatus.NOT_FOUND, "no such artifact")
+            return
+        sha = path[len(ROUTE) :]
+        auth = self.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():  # checked before lookup: no probing for hashes
+            self._deny(HTTPStatus.UNAUTHORIZED, "this artifact server wants the job's token (Authorization: Bearer)")
+            return
+        if not owner._authorized(token.strip(), sha):
+            self._deny(HTTPStatus.FORBIDDEN, "the token is not valid for this artifact (wrong, expired or revoked)")
+            return
+        artifact = owner._lookup(sha)
         if artifact is None:
             self.send_error(HTTPStatus.NOT_FOUND, "no such artifact")
             return
@@ -122,6 +151,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(HTTPStatus.GONE, "artifact file was removed from the controller")
         except (BrokenPipeError, ConnectionResetError):
             log.debug("artifact client %s went away mid-transfer", self.client_address[0])
+
+    def _deny(self, status: HTTPStatus, reason: str) -> None:
+        body = f"{reason}\n".encode()
+        self.send_response(status)
+        if status == HTTPStatus.UNAUTHORIZED:
+            self.send_header("WWW-Authenticate", 'Bearer realm="edgeperf-artifacts"')
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def _headers(self, length: int) -> None:
         self.send_response(HTTPStatus.OK)
@@ -160,6 +200,7 @@ class ArtifactServer:
             advertise_host = socket.gethostname() if host in WILDCARD_HOSTS else host
         self.advertise_host = advertise_host
         self._artifacts: dict[str, _Artifact] = {}
+        self._grants: list[_Grant] = []
         self._lock = threading.Lock()
         self._requests = 0
         self._thread: threading.Thread | None = None
@@ -185,6 +226,7 @@ class ArtifactServer:
 
         ``{"url", "sha256", "size", "name", "archive"}``: for a file the sha256 and size of its
         bytes and ``archive`` None; for a directory those of its ``pack_dir`` tar and ``"tar"``.
+        The block carries no token: ``grant`` gives each job its own.
         """
         path = Path(path).expanduser()
         if path.is_dir():
@@ -198,6 +240,34 @@ class ArtifactServer:
             self._artifacts[sha] = _Artifact(path, size, data)
         log.debug("artifact %s registered as %s (%d bytes)", path, sha, size)
         return {"url": f"{self.url}{ROUTE}{sha}", "sha256": sha, "size": size, "name": path.name, "archive": archive}
+
+    def grant(self, block: dict, ttl_s: float) -> dict:
+        """A copy of the artifact ``block`` (from ``add``) with a fresh ``token`` that opens only this
+        artifact, for ``ttl_s`` seconds or until ``revoke``: one per job, so a leaked job message
+        exposes one model for one job's lifetime."""
+        sha = block["sha256"]
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            if sha not in self._artifacts:
+                raise KeyError(f"artifact {sha} is not registered; add() it before granting access to it")
+            now = time.monotonic()
+            self._grants = [g for g in self._grants if g.expires > now]  # forget what has expired
+            self._grants.append(_Grant(token.encode(), sha, now + ttl_s))
+        return {**block, "token": token}
+
+    def revoke(self, token: str) -> None:
+        """End a token before its TTL (the job it was granted for has ended); unknown tokens are ignored."""
+        with self._lock:
+            self._grants = [g for g in self._grants if not hmac.compare_digest(g.token, token.encode())]
+
+    def _authorized(self, token: str, sha: str) -> bool:
+        """Whether ``token`` opens ``sha`` now; every live grant is compared, in constant time each."""
+        given = token.encode("latin-1", "replace")  # header values arrive as latin-1 text
+        now, ok = time.monotonic(), False
+        with self._lock:
+            for grant in self._grants:
+                ok |= hmac.compare_digest(grant.token, given) and grant.sha256 == sha and grant.expires > now
+        return ok
 
     def _lookup(self, sha: str) -> _Artifact | None:
         with self._lock:

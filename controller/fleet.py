@@ -28,6 +28,9 @@ from controller.store import TERMINAL, Job, Store
 log = logging.getLogger("edgeperf.controller")
 CONTROLLER_ID = "controller"
 RUN_TIMEOUT_MARGIN_S = 30.0  # the agent enforces the job timeout; the controller waits a little longer
+# An artifact token lives for the job's timeout plus this: time for re-sends of an unaccepted job
+# (accept_timeout_s x max_resends, 60 s by default) and for the download to start.
+ARTIFACT_FETCH_ALLOWANCE_S = 300.0
 
 
 @dataclass
@@ -119,6 +122,7 @@ class Fleet:
         self.notices: list[str] = []  # visible happenings for the live view (re-queues, failures)
         self._acks: dict[str, list[str]] = defaultdict(list)
         self._artifact_blocks: dict[str, dict[str, Any]] = {}
+        self._grants: dict[str, dict[str, Any]] = {}  # run id -> its artifact block with its own token
         self._waiting_since: dict[str, float] = {}
         self._next_cancel_check = 0.0
 
@@ -194,6 +198,8 @@ class Fleet:
             # An earlier attempt (given up as lost) delivered after all: its re-run is not needed.
             self._publish(job.device_id, "jobs", "cancel", {"run_id": job.run_id})
             self.store.end_attempt(job.run_id, "cancelled", "superseded by an earlier attempt's result", requeue=False)
+            self._revoke(job.run_id)
+        self._revoke(doc["run_id"])
         if self.store.add_result(doc, view.id):
             self.counters.results_stored += 1
         else:
@@ -221,6 +227,7 @@ class Fleet:
 
     # ---- deciding ----------------------------------------------------------------------------
     def _end(self, run_id: str, state: str, reason: str, retryable: bool) -> None:
+        self._revoke(run_id)
         job = self.store.job_for_run(run_id)
         if job is None or job.state in TERMINAL or job.run_id != run_id:
             return
@@ -250,9 +257,22 @@ class Fleet:
             self._artifact_blocks[reference] = self.artifacts.add(artifact_path(reference))
         return self._artifact_blocks[reference]
 
+    def _granted(self, run_id: str, spec: JobSpec) -> dict[str, Any]:
+        """The attempt's artifact block with its own token; re-sends of the same attempt reuse it."""
+        if run_id not in self._grants:
+            block = self._artifact(spec.variant.artifact)
+            self._grants[run_id] = self.artifacts.grant(block, float(spec.timeout_s) + ARTIFACT_FETCH_ALLOWANCE_S)
+        return self._grants[run_id]
+
+    def _revoke(self, run_id: str) -> None:
+        """The attempt has ended (done, failed, lost, timed out, cancelled): its token opens nothing any more."""
+        granted = self._grants.pop(run_id, None)
+        if granted is not None:
+            self.artifacts.revoke(granted["token"])
+
     def _send(self, job: Job, run_id: str, attempt: int) -> None:
         spec = JobSpec.from_dict(job.spec)
-        message = job_message(spec, run_id, attempt, job.campaign_id, self._artifact(spec.variant.artifact))
+        message = job_message(spec, run_id, attempt, job.campaign_id, self._granted(run_id, spec))
         self._publish(job.device_id, "jobs", "job", message)
 
     def create_campaign(self, campaign: Campaign) -> str:
@@ -334,6 +354,7 @@ class Fleet:
         for job in self.store.jobs(campaign_id, ("sent", "running")):
             self._publish(job.device_id, "jobs", "cancel", {"run_id": job.run_id})
             self.store.end_attempt(job.run_id, "cancelled", "campaign cancelled", requeue=False)
+            self._revoke(job.run_id)
         self.store.set_campaign_state(campaign_id, "cancelled")
         return "cancelled"
 

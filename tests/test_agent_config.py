@@ -44,6 +44,40 @@ def test_bad_values_are_refused(tmp_path):
         config.load({}, {}, bad)
 
 
+def test_artifact_origins_and_size_limit_from_file_env_and_flags(tmp_path):
+    from agent.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
+    from agent.cli import build_parser
+
+    toml = tmp_path / "agent.toml"
+    toml.write_text('[agent]\nartifact_origins = ["http://lab:8765", "https://[fd00::1]"]\nmax_artifact_bytes = 1000\n')
+    cfg = config.load({}, {}, toml)
+    assert cfg.artifact_origins == ("http://lab:8765", "https://[fd00::1]") and cfg.max_artifact_bytes == 1000
+    env = {"EDGEPERF_ARTIFACT_ORIGINS": "http://a, http://b:1", "EDGEPERF_MAX_ARTIFACT_BYTES": "2000"}
+    cfg = config.load({}, env, toml)
+    assert cfg.artifact_origins == ("http://a", "http://b:1") and cfg.max_artifact_bytes == 2000
+    args = build_parser().parse_args(["run", "--artifact-origin", "http://c", "--artifact-origin", "http://d:2",
+                                      "--max-artifact-bytes", "3000"])
+    cfg = config.load({"artifact_origins": args.artifact_origins, "max_artifact_bytes": args.max_artifact_bytes}, env, toml)
+    assert cfg.artifact_origins == ("http://c", "http://d:2") and cfg.max_artifact_bytes == 3000
+    default = config.load({}, {})
+    assert default.artifact_origins == () and default.max_artifact_bytes == DEFAULT_MAX_ARTIFACT_BYTES
+
+
+def test_bad_artifact_settings_are_one_line_naming_the_key(tmp_path):
+    with pytest.raises(SettingsError, match=r"artifact origin 'lab:8765' is not scheme://host\[:port\]; write e.g."):
+        config.load({}, {"EDGEPERF_ARTIFACT_ORIGINS": "lab:8765"})
+    with pytest.raises(SettingsError, match="EDGEPERF_MAX_ARTIFACT_BYTES: max_artifact_bytes = '2G' is not a valid"):
+        config.load({}, {"EDGEPERF_MAX_ARTIFACT_BYTES": "2G"})
+    with pytest.raises(SettingsError, match="max_artifact_bytes 0 must be a positive byte count"):
+        config.load({"max_artifact_bytes": 0}, {})
+
+
+def test_the_password_is_not_in_a_repr():
+    cfg = config.load({"broker": "mqtt://bob:hunter2@lab"}, {"EDGEPERF_PASSWORD": "s3cret"})
+    assert cfg.password == "s3cret" and "s3cret" not in repr(cfg)
+    assert "hunter2" not in repr(BrokerUrl.parse(cfg.broker)) and "hunter2" not in str(BrokerUrl.parse(cfg.broker))
+
+
 def test_broker_urls_and_redaction():
     url = BrokerUrl.parse("mqtts://bob:s%40cret@lab.example:8884")
     assert (url.scheme, url.host, url.port, url.username, url.password) == ("mqtts", "lab.example", 8884, "bob", "s@cret")
@@ -74,3 +108,13 @@ def test_jobs_are_checked_before_anything_runs(tmp_path):
         request_from_job(job | {"options": {"threads": "2; reboot"}}, Path("m.onnx"), tmp_path, "pi-a")
     with pytest.raises(SettingsError, match="unknown scenario"):
         request_from_job(job | {"scenario": "Batch"}, Path("m.onnx"), tmp_path, "pi-a")
+
+
+def test_no_agent_module_runs_a_shell():
+    """Job fields reach the worker only as JSON in a file and as argv items; nothing goes through a shell."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent / "agent"
+    shell = re.compile(r"shell\s*=\s*True|os\.system\(|os\.popen\(|subprocess\.getoutput")
+    offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if shell.search(p.read_text())]
+    assert offenders == []

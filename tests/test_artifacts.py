@@ -14,6 +14,7 @@ import shutil
 import socket
 import tarfile
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -46,19 +47,28 @@ def cache(cache_root: Path) -> ArtifactCache:
     return ArtifactCache(cache_root)
 
 
+def granted(server: ArtifactServer, path: Path, ttl_s: float = 60.0) -> dict:
+    """Register ``path`` and grant one job's token for it, as the fleet does per dispatched job."""
+    return server.grant(server.add(path), ttl_s)
+
+
 def files_under(root: Path) -> list[Path]:
     return sorted(root.rglob("*")) if root.exists() else []
 
 
 class Canned:
-    """A tiny real HTTP server that answers every GET with fixed bytes (or a redirect)."""
+    """A tiny real HTTP server that answers GETs with fixed bytes, or ``/artifact`` with a redirect.
+
+    It records each request's path and Authorization header, so tests see where a token went.
+    """
 
     def __init__(self, body: bytes = b"", content_length: bool = True, location: str | None = None) -> None:
         canned = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                if canned.location:
+                canned.requests.append((self.path, self.headers.get("Authorization")))
+                if canned.location and self.path == "/artifact":
                     self.send_response(302)
                     self.send_header("Location", canned.location)
                     self.end_headers()
@@ -73,12 +83,17 @@ class Canned:
                 pass
 
         self.body, self.content_length, self.location = body, content_length, location
+        self.requests: list[tuple[str, str | None]] = []
         self.httpd = HTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
     @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/artifact"
+        return f"{self.base}/artifact"
 
     def __enter__(self) -> Canned:
         self.thread.start()
@@ -93,7 +108,7 @@ class Canned:
 
 
 def test_a_model_file_arrives_intact_and_the_second_fetch_is_a_cache_hit(server, cache, cache_root):
-    block = server.add(TFLITE)
+    block = granted(server, TFLITE)
     assert block["sha256"] == sha256_of(TFLITE) == hashlib.sha256(TFLITE.read_bytes()).hexdigest()
     assert (block["size"], block["name"], block["archive"]) == (TFLITE.stat().st_size, "int8.tflite", None)
     assert block["url"] == f"{server.url}/artifacts/{block['sha256']}"
@@ -110,7 +125,7 @@ def test_a_model_file_arrives_intact_and_the_second_fetch_is_a_cache_hit(server,
 
 
 def test_a_package_directory_is_shipped_as_tar_and_extracted_to_the_same_tree(server, cache, cache_root):
-    block = server.add(PACKAGE)
+    block = granted(server, PACKAGE)
     assert block["archive"] == "tar" and block["name"] == "int8.mlpackage"
     assert block["sha256"] == hashlib.sha256(pack_dir(PACKAGE)).hexdigest()
 
@@ -124,7 +139,7 @@ def test_a_package_directory_is_shipped_as_tar_and_extracted_to_the_same_tree(se
 
 
 def test_a_tampered_cached_file_is_fetched_again(server, cache):
-    block = server.add(TFLITE)
+    block = granted(server, TFLITE)
     path = cache.fetch(**block)
     data = path.read_bytes()
     path.write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])
@@ -135,7 +150,7 @@ def test_a_tampered_cached_file_is_fetched_again(server, cache):
 
 @pytest.mark.parametrize("tamper", ["edit a file", "add a file", "remove a file", "lose the record"])
 def test_a_tampered_cached_package_is_fetched_again(server, cache, tamper):
-    block = server.add(PACKAGE)
+    block = granted(server, PACKAGE)
     path = cache.fetch(**block)
     weights = path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
     if tamper == "edit a file":
@@ -157,7 +172,7 @@ def test_a_tampered_cached_package_is_fetched_again(server, cache, tamper):
 
 @pytest.mark.parametrize("model", [TFLITE, PACKAGE], ids=["file", "package"])
 def test_a_wrong_hash_is_refused_and_leaves_nothing(server, cache, cache_root, model):
-    block = server.add(model)
+    block = granted(server, model)
     wrong = hashlib.sha256(b"some other model").hexdigest()
     with pytest.raises(ArtifactError) as info:
         cache.fetch(**{**block, "sha256": wrong})
@@ -171,7 +186,7 @@ def test_a_wrong_hash_is_refused_and_leaves_nothing(server, cache, cache_root, m
 def test_a_model_edited_on_the_controller_after_the_job_was_made_is_refused(server, cache, cache_root, tmp_path):
     model = tmp_path / "int8.tflite"
     shutil.copyfile(TFLITE, model)
-    block = server.add(model)
+    block = granted(server, model)
     data = model.read_bytes()
     model.write_bytes(data[:100] + bytes([data[100] ^ 0xFF]) + data[101:])  # same size, other bytes
     with pytest.raises(ArtifactError, match=r"artifact hash mismatch for int8\.tflite"):
@@ -181,7 +196,7 @@ def test_a_model_edited_on_the_controller_after_the_job_was_made_is_refused(serv
 
 @pytest.mark.parametrize("delta", [1, -1])
 def test_a_size_that_differs_from_the_job_is_refused(server, cache, cache_root, delta):
-    block = server.add(TFLITE)
+    block = granted(server, TFLITE)
     declared = block["size"] + delta
     with pytest.raises(ArtifactError, match=f"sends {block['size']} bytes but the job declares {declared}"):
         cache.fetch(**{**block, "size": declared})
@@ -197,7 +212,7 @@ def test_a_body_without_content_length_is_still_held_to_the_declared_size(cache,
 
 
 def test_an_artifact_over_the_limit_is_refused_before_any_request(server, cache_root):
-    block = server.add(TFLITE)
+    block = granted(server, TFLITE)
     small = ArtifactCache(cache_root, max_artifact_bytes=block["size"] - 1)
     with pytest.raises(ArtifactError, match="over this agent's limit"):
         small.fetch(**block)
@@ -205,11 +220,12 @@ def test_an_artifact_over_the_limit_is_refused_before_any_request(server, cache_
     assert files_under(cache_root) == []
 
 
-def test_an_unknown_artifact_is_a_404_naming_the_url(server, cache):
+def test_an_unknown_artifact_is_refused_naming_the_url(server, cache):
+    token = granted(server, TFLITE)["token"]  # a valid token, but for another hash: unknown hashes are not probed
     url = f"{server.url}/artifacts/{'0' * 64}"
     with pytest.raises(ArtifactError) as info:
-        cache.fetch(url, "0" * 64, 10, "m.tflite")
-    assert url in str(info.value) and "HTTP 404" in str(info.value)
+        cache.fetch(url, "0" * 64, 10, "m.tflite", token=token)
+    assert url in str(info.value) and "HTTP 403" in str(info.value)
 
 
 def test_a_closed_port_is_connection_refused(cache, cache_root):
@@ -253,7 +269,7 @@ def test_a_redirect_away_from_http_is_refused(cache, cache_root, target):
     [("name", "../m.tflite"), ("name", ".hidden"), ("name", "a/b.tflite"), ("name", ""), ("sha256", "abc"), ("archive", "zip")],
 )
 def test_job_fields_that_could_escape_the_cache_are_refused(server, cache, cache_root, field, value):
-    block = server.add(TFLITE)
+    block = granted(server, TFLITE)
     with pytest.raises(ArtifactError):
         cache.fetch(**{**block, field: value})
     assert server.request_count == 0
@@ -339,10 +355,10 @@ def test_pack_dir_refuses_a_symlink_instead_of_following_it(tmp_path):
         pack_dir(package)
 
 
-def request(server: ArtifactServer, method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+def request(server: ArtifactServer, method: str, path: str, token: str | None = None) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
     try:
-        conn.request(method, path)
+        conn.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else {})
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), response.read()
     finally:
@@ -350,19 +366,90 @@ def request(server: ArtifactServer, method: str, path: str) -> tuple[int, dict[s
 
 
 def test_the_server_serves_only_registered_hashes_and_logs_nothing_to_stderr(server, capfd):
-    sha = server.add(TFLITE)["sha256"]
-    status, headers, body = request(server, "HEAD", f"/artifacts/{sha}")
+    block = granted(server, TFLITE)
+    sha, token = block["sha256"], block["token"]
+    status, headers, body = request(server, "HEAD", f"/artifacts/{sha}", token)
     assert (status, headers["Content-Length"], body) == (200, str(TFLITE.stat().st_size), b"")
-    status, _, body = request(server, "GET", f"/artifacts/{sha}?x=1")
+    status, _, body = request(server, "GET", f"/artifacts/{sha}?x=1", token)
     assert (status, body) == (200, TFLITE.read_bytes())
 
-    for path in ("/artifacts/../../../../etc/passwd", "/etc/passwd", f"/artifacts/{sha256_of(PACKAGE)}", f"/{sha}", "/"):
-        assert request(server, "GET", path)[0] == 404, path
-    status, headers, _ = request(server, "POST", f"/artifacts/{sha}")
+    for path in ("/etc/passwd", f"/{sha}", "/"):
+        assert request(server, "GET", path, token)[0] == 404, path
+    for path in ("/artifacts/../../../../etc/passwd", f"/artifacts/{'0' * 64}", f"/artifacts/{sha.upper()}"):
+        assert request(server, "GET", path, token)[0] == 403, path  # the token opens one hash, nothing else
+    status, headers, _ = request(server, "POST", f"/artifacts/{sha}", token)
     assert (status, headers["Allow"]) == (405, "GET, HEAD")
     assert request(server, "DELETE", f"/artifacts/{sha}")[0] == 405
-    assert server.request_count == 9
+    assert server.request_count == 10
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_the_server_wants_this_jobs_token_for_this_artifact(server, method, caplog):
+    caplog.set_level("DEBUG")
+    block = granted(server, TFLITE)
+    other = granted(server, PACKAGE)
+    short = granted(server, TFLITE, ttl_s=0.2)
+    revoked = granted(server, TFLITE)
+    server.revoke(revoked["token"])
+    path = f"/artifacts/{block['sha256']}"
+
+    status, headers, _ = request(server, method, path)
+    assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request(method, path, headers={"Authorization": f"Basic {block['token']}"})
+    assert conn.getresponse().status == 401
+    conn.close()
+    assert request(server, method, path, "x" + block["token"][1:])[0] == 403  # wrong
+    assert request(server, method, path, other["token"])[0] == 403  # another artifact's
+    assert request(server, method, path, revoked["token"])[0] == 403  # revoked when its job ended
+    assert request(server, method, path, short["token"])[0] == 200
+    time.sleep(0.3)
+    assert request(server, method, path, short["token"])[0] == 403  # expired
+
+    status, headers, body = request(server, method, path, block["token"])
+    assert (status, headers["Content-Length"]) == (200, str(TFLITE.stat().st_size))
+    assert body == (TFLITE.read_bytes() if method == "GET" else b"")
+    assert request(server, method, f"/artifacts/{other['sha256']}", other["token"])[0] == 200
+    secrets_seen = [t for t in (block, other, short, revoked) if t["token"] in caplog.text]
+    assert secrets_seen == [] and "artifacts/" in caplog.text  # the requests were logged, the tokens not
+
+
+def test_a_token_is_granted_only_for_a_registered_artifact(server):
+    with pytest.raises(KeyError, match="not registered"):
+        server.grant({"sha256": "0" * 64, "url": "http://x/artifacts/0", "size": 1, "name": "m.tflite"}, 60)
+    first, second = granted(server, TFLITE), granted(server, TFLITE)
+    assert first["token"] != second["token"] and len(first["token"]) >= 32
+    assert "token" not in server.add(TFLITE)
+
+
+def test_the_cache_reports_a_missing_or_refused_token_in_one_line(server, cache, cache_root):
+    block = granted(server, TFLITE)
+    bare = {k: v for k, v in block.items() if k != "token"}
+    with pytest.raises(ArtifactError, match=r"HTTP 401 Unauthorized; the job carried no artifact token") as info:
+        cache.fetch(**bare)
+    assert "\n" not in str(info.value)
+    server.revoke(block["token"])
+    with pytest.raises(ArtifactError, match=r"HTTP 403 Forbidden; the artifact server refused the job's token") as info:
+        cache.fetch(**block)
+    assert block["token"] not in str(info.value)
+    assert files_under(cache_root) == []
+    with pytest.raises(ArtifactError, match="not a bearer token"):
+        cache.fetch(**{**block, "token": "line\r\nX-Injected: 1"})
+    assert server.request_count == 2
+
+
+def test_the_token_follows_a_redirect_only_within_the_same_origin(cache):
+    body = b"model bytes" * 100
+    sha, token = hashlib.sha256(body).hexdigest(), "t" * 43
+    with Canned(body) as same:
+        same.location = f"{same.base}/moved"
+        cache.fetch(same.url, sha, len(body), "a.tflite", token=token)
+        assert same.requests == [("/artifact", f"Bearer {token}"), ("/moved", f"Bearer {token}")]
+    with Canned(body) as elsewhere, Canned(location=elsewhere.url) as first:
+        cache.fetch(first.url, sha, len(body), "b.tflite", token=token)
+        assert first.requests == [("/artifact", f"Bearer {token}")]
+        assert elsewhere.requests == [("/artifact", None)]  # another port is another origin: no token
 
 
 def test_urls_advertise_the_host_agents_should_use():

@@ -85,7 +85,7 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
         try:
             wait_until(lambda: "online" in agent.log() or "serving" in agent.log(), 30, "the agent to connect")
             jobs_topic = TOPICS.device("pi-a", "jobs")
-            good_art = server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.tflite").path)
+            good_art = server.grant(server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.tflite").path), 300)
             base = {
                 "scenario": "SingleStream",
                 "mode": "performance",
@@ -117,10 +117,12 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
             listener.publish(jobs_topic, b"\x00garbage")
             listener.publish(jobs_topic, envelope("job", "pi-a", base | {"run_id": "v2"}, v=2))
             listener.publish(jobs_topic, b"[" * (MAX_PAYLOAD_BYTES + 10))
+            # on pi-a's topic but addressed to another device: dropped, never run
+            listener.publish(jobs_topic, envelope("job", "pi-z", base | {"run_id": "foreign", "artifact": good_art}))
             send_and_wait(
                 "no-artifact", envelope("job", "pi-a", {"run_id": "no-artifact", "scenario": "SingleStream"}), ("rejected",)
             )
-            unknown = base | {"run_id": "unknown-model", "artifact": server.add(not_a_model)}
+            unknown = base | {"run_id": "unknown-model", "artifact": server.grant(server.add(not_a_model), 300)}
             send_and_wait("unknown-model", envelope("job", "pi-a", unknown), ("failed",))
             wrong = good_art | {"sha256": hashlib.sha256(b"something else").hexdigest()}
             send_and_wait("bad-hash", envelope("job", "pi-a", base | {"run_id": "bad-hash", "artifact": wrong}), ("failed",))
@@ -131,10 +133,11 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
             assert any("malformed job" in r for r in reasons["no-artifact"])
             assert any("unknown model type '.xyz'" in r for r in reasons["unknown-model"])
             assert any("hash mismatch" in r for r in reasons["bad-hash"])
-            assert "v2" not in seen  # wrong protocol version: dropped without an answer
+            assert "v2" not in seen and "foreign" not in seen  # wrong version, foreign device: dropped without an answer
             assert agent.alive()
             log = agent.log()
-            assert log.count("dropped a message") >= 3 and "Traceback" not in log
+            assert log.count("dropped a message") >= 4 and "Traceback" not in log
+            assert "message for device 'pi-z'" in log
         finally:
             listener.stop()
             assert agent.terminate() == 0

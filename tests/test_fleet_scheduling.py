@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import queue
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -137,3 +139,44 @@ def test_a_user_error_is_not_retried(setup):
     assert ack["run_ids"] == [job["run_id"]]
     (stored,) = fleet.store.jobs(campaign_id)
     assert stored.state == "failed" and stored.attempts == 1 and "Core ML needs macOS" in stored.error
+
+
+def head(artifact: dict) -> int:
+    """HEAD the job's artifact URL with the job's token, as the agent's download does."""
+    url = urlsplit(artifact["url"])
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+    try:
+        conn.request("HEAD", url.path, headers={"Authorization": f"Bearer {artifact['token']}"})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_each_attempt_gets_its_own_artifact_token_and_loses_it_when_the_attempt_ends(setup, template):
+    fleet, device, tmp = setup
+    device.status("online")
+    campaign_id = start(fleet, tmp, devices="{ids: [d1]}", retries=2)
+    first = device.next(fleet, campaign_id, "job")
+    again = device.next(fleet, campaign_id, "job")  # not accepted yet: the same attempt, re-sent with the same token
+    assert again["run_id"] == first["run_id"] and again["artifact"]["token"] == first["artifact"]["token"]
+    assert head(first["artifact"]) == 200
+    device.say("events", "accepted", {"run_id": first["run_id"]})
+    device.say("events", "failed", {"run_id": first["run_id"], "reason": "worker exited with code -9", "retryable": True})
+    rerun = device.next(fleet, campaign_id, "job")
+    assert rerun["run_id"] != first["run_id"] and rerun["artifact"]["token"] != first["artifact"]["token"]
+    assert head(first["artifact"]) == 403  # revoked when its attempt failed
+    assert head(rerun["artifact"]) == 200
+    device.say("results", "result", template | {"run_id": rerun["run_id"], "device": {"id": "d1", "facts": {}}})
+    device.next(fleet, campaign_id, "ack")
+    assert head(rerun["artifact"]) == 403  # and this one when its result was stored
+    assert fleet.tick(campaign_id) == "finished"
+
+
+def test_cancelling_a_campaign_revokes_the_tokens_of_jobs_out_on_devices(setup):
+    fleet, device, tmp = setup
+    device.status("online")
+    campaign_id = start(fleet, tmp, devices="{ids: [d1]}")
+    job = device.next(fleet, campaign_id, "job")
+    assert head(job["artifact"]) == 200
+    assert fleet.cancel(campaign_id) == "cancelled"
+    assert head(job["artifact"]) == 403

@@ -97,3 +97,21 @@ def test_job_schema():
             check_job(job | {"run_id": bad})
     with pytest.raises(ProtocolError, match="options"):
         check_job(job | {"options": ["threads", 2]})
+
+
+def test_job_artifact_token_is_optional_and_bounded():
+    job = {
+        "run_id": "r1",
+        "scenario": "SingleStream",
+        "mode": "performance",
+        "profile": "smoke",
+        "dataset": "synthetic",
+        "artifact": {"url": "http://c/artifacts/x", "sha256": "a" * 64, "size": 10, "name": "m.tflite"},
+    }
+    check_job(job)
+    for good in ("A" * 43, "abc.DEF_ghi-jkl~mno+p/q==", "x" * 256):
+        check_job(job | {"artifact": job["artifact"] | {"token": good}})
+    for bad in ("short", "x" * 257, "a" * 20 + "\r\nX-Evil: 1", "a" * 20 + " b", 12345678901234567890, ["t"] * 20, ""):
+        with pytest.raises(ProtocolError, match="artifact token must be") as info:
+            check_job(job | {"artifact": job["artifact"] | {"token": bad}})
+        assert bad == "" or str(bad) not in str(info.value)  # a token is never echoed into a log line
