@@ -43,17 +43,13 @@ Accuracy does not depend on the scenario or the repeat, so it runs once per (dev
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from agent import zoo
 from agent.datasets import DATASETS
@@ -64,9 +60,9 @@ from agent.runtimes import ALIASES, RUNTIMES
 from agent.runtimes.shapes import parse_shape_overrides
 from agent.scenarios import ENGINES
 from agent.scenarios.settings import PROFILES, Mode, Scenario, for_profile, parse_mode, parse_scenario
+from controller.yaml_nodes import NodeReader, compose, got, join_key, read_text, unknown
 from devices.power import parse_spec
 
-NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 UNLABELLED_DATASETS = ("synthetic",)
 # override key -> (type, minimum, minimum allowed): ints count queries, floats are seconds / rates
@@ -266,36 +262,12 @@ class JobSpec:
 def load(path: Path) -> Campaign:
     """Read and validate the campaign file at ``path``; relative artifacts are relative to its folder."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CampaignError(f"{path}: campaign file not found") from None
-    except IsADirectoryError:
-        raise CampaignError(f"{path}: is a directory, not a campaign file") from None
-    except UnicodeDecodeError as exc:
-        raise CampaignError(f"{path}: cannot read campaign file: not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise CampaignError(f"{path}: cannot read campaign file: {exc.strerror or exc}") from None
-    return loads(text, str(path), path.parent)
+    return loads(read_text(path, "campaign file", CampaignError), str(path), path.parent)
 
 
 def loads(text: str, source: str, base_dir: Path) -> Campaign:
     """Validate campaign YAML ``text``; ``source`` names it in errors, ``base_dir`` anchors relative paths."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        problem = exc.problem or exc.context
-        if exc.problem and exc.context and exc.context_mark and exc.context_mark.line + 1 != line:
-            problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
-        raise CampaignError(f"{source}:{line}: YAML syntax error: {problem}") from None
-    except yaml.reader.ReaderError as exc:  # a character YAML does not allow; only the offset is known
-        line = text[: exc.position].count("\n") + 1
-        char = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
-        raise CampaignError(f"{source}:{line}: YAML syntax error: {exc.reason} ({char})") from None
-    except yaml.YAMLError as exc:
-        raise CampaignError(f"{source}:1: YAML syntax error: {exc}") from None
+    root = compose(text, source, CampaignError)
     if root is None:
         raise CampaignError(f"{source}:1: (top level): the file is empty; a campaign needs at least name and models")
     return _Parser(source, Path(base_dir)).campaign(root)
@@ -359,164 +331,10 @@ def expand(campaign: Campaign, devices: Sequence[tuple[str, Sequence[str]]]) -> 
 # --- the parser ---------------------------------------------------------------------------------
 
 
-def _join(parent: str, child: str | int) -> str:
-    if isinstance(child, int):
-        return f"{parent}[{child}]"
-    return f"{parent}.{child}" if parent else child
+class _Parser(NodeReader):
+    """The campaign schema over the generic node checks."""
 
-
-def _close(word: str, choices: Sequence[str]) -> str | None:
-    """The known word ``word`` was probably meant to be, if one is close enough."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
-def _unknown(what: str, value: str, choices: Sequence[str]) -> str:
-    close = _close(value, choices)
-    hint = f"did you mean {close!r}? " if close else ""
-    return f"unknown {what} {value!r}; {hint}use one of: {', '.join(choices)}"
-
-
-_KINDS = {"null": "null", "bool": "a boolean", "int": "an integer", "float": "a number", "str": "a string",
-          "timestamp": "a date", "binary": "binary data"}
-
-
-def _got(node: Node) -> str:
-    """How a wrong value reads in an error: the text as written, and its YAML type."""
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    kind = _KINDS.get(node.tag.rsplit(":", 1)[-1], f"a {node.tag} value")
-    if kind == "null":
-        return "null (an empty value)"
-    shown = repr(node.value) if kind == "a string" else node.value
-    return f"{shown} ({kind})"
-
-
-class _Parser:
-    """Walks the composed node tree, converting and checking each value against its key path."""
-
-    def __init__(self, source: str, base_dir: Path) -> None:
-        self.source = source
-        self.base_dir = base_dir
-        self.loader = yaml.SafeLoader("")
-
-    # errors and node access
-
-    def fail(self, node: Node, key: str, problem: str) -> CampaignError:
-        return CampaignError(f"{self.source}:{node.start_mark.line + 1}: {key or '(top level)'}: {problem}")
-
-    def value(self, node: Node, key: str) -> Any:
-        try:
-            return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
-            raise self.fail(node, key, getattr(exc, "problem", None) or str(exc)) from None
-
-    def mapping(self, node: Node, key: str, allowed: Sequence[str], required: Sequence[str] = (),
-                what: str = "a mapping") -> dict[str, tuple[Node, Node]]:
-        """Keys of a mapping node → (key node, value node), refusing duplicates, unknowns and gaps."""
-        if not isinstance(node, MappingNode):
-            raise self.fail(node, key, f"expected {what}, got {_got(node)}")
-        out: dict[str, tuple[Node, Node]] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise self.fail(key_node, key, "merge keys (<<) are not supported; repeat the keys instead")
-            name = self.value(key_node, key) if isinstance(key_node, ScalarNode) else None
-            if not isinstance(name, str):
-                raise self.fail(key_node, key, f"keys must be strings, got {_got(key_node)}")
-            path = _join(key, name)
-            if name in out:
-                raise self.fail(key_node, path, f"duplicate key (first at line {out[name][0].start_mark.line + 1})")
-            if name not in allowed:
-                close = _close(name, allowed)
-                hint = f"did you mean {close!r}?" if close else f"expected one of: {', '.join(allowed)}"
-                raise self.fail(key_node, path, f"unknown key; {hint}")
-            out[name] = (key_node, value_node)
-        for name in required:
-            if name not in out:
-                raise self.fail(node, _join(key, name), "missing required key")
-        return out
-
-    def free_mapping(self, node: Node, key: str, what: str) -> dict[str, tuple[Node, Node]]:
-        """A mapping whose keys are the user's own names (shapes, provider options)."""
-        if not isinstance(node, MappingNode):
-            raise self.fail(node, key, f"expected {what}, got {_got(node)}")
-        out: dict[str, tuple[Node, Node]] = {}
-        for key_node, value_node in node.value:
-            name = self.value(key_node, key) if isinstance(key_node, ScalarNode) else None
-            if not isinstance(name, str) or not name:
-                raise self.fail(key_node, key, f"keys must be non-empty strings, got {_got(key_node)}")
-            if name in out:
-                first = out[name][0].start_mark.line + 1
-                raise self.fail(key_node, _join(key, name), f"duplicate key (first at line {first})")
-            out[name] = (key_node, value_node)
-        return out
-
-    def string(self, node: Node, key: str, what: str = "a string") -> str:
-        value = self.value(node, key) if isinstance(node, ScalarNode) else None
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(node, key, f"expected {what}, got {_got(node)}")
-        return value.strip()
-
-    def name(self, node: Node, key: str) -> str:
-        value = self.string(node, key, "a name")
-        if not NAME_RE.fullmatch(value):
-            raise self.fail(node, key, f"{value!r} is not a valid name; use letters, digits, '.', '_' and '-'")
-        return value
-
-    def choice(self, node: Node, key: str, choices: Sequence[str], what: str) -> str:
-        value = self.string(node, key, f"one of: {', '.join(choices)}")
-        if value not in choices:
-            raise self.fail(node, key, _unknown(what, value, choices))
-        return value
-
-    def integer(self, node: Node, key: str, minimum: int) -> int:
-        value = self.value(node, key) if isinstance(node, ScalarNode) else None
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(node, key, f"expected an integer >= {minimum}, got {_got(node)}")
-        return value
-
-    def number(self, node: Node, key: str, minimum: float, inclusive: bool) -> float:
-        value = self.value(node, key) if isinstance(node, ScalarNode) else None
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or (value < minimum if inclusive else value <= minimum):
-            bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
-            raise self.fail(node, key, f"expected a number {bound}, got {_got(node)}")
-        return float(value)
-
-    def boolean(self, node: Node, key: str) -> bool:
-        value = self.value(node, key) if isinstance(node, ScalarNode) else None
-        if not isinstance(value, bool):
-            raise self.fail(node, key, f"expected true or false, got {_got(node)}")
-        return value
-
-    def string_list(self, node: Node, key: str, what: str, convert: Callable[[Node, str], str]) -> tuple[str, ...]:
-        """A non-empty list (or one bare item) of distinct strings, each checked by ``convert``."""
-        items = [(node, key)] if isinstance(node, ScalarNode) else None
-        if isinstance(node, SequenceNode):
-            items = [(item, _join(key, i)) for i, item in enumerate(node.value)]
-        if items is None:
-            raise self.fail(node, key, f"expected a list of {what}, got {_got(node)}")
-        if not items:
-            raise self.fail(node, key, f"must list at least one of {what}")
-        out: list[str] = []
-        for item, path in items:
-            value = convert(item, path)
-            if value in out:
-                raise self.fail(item, path, f"{value!r} is listed twice")
-            out.append(value)
-        return tuple(out)
-
-    def converted(self, parse: Callable[[str], Any]) -> Callable[[Node, str], str]:
-        """Wrap one of the agent's own parsers so its error lands on the right line."""
-        def convert(node: Node, key: str) -> str:
-            text = self.string(node, key)
-            try:
-                return parse(text).value
-            except SettingsError as exc:
-                raise self.fail(node, key, str(exc)) from None
-        return convert
+    error = CampaignError
 
     # the schema
 
@@ -568,7 +386,7 @@ class _Parser:
         out: dict[str, float | int] = {}
         for name, (_, value) in keys.items():
             kind, minimum, inclusive = OVERRIDES[name]
-            path = _join("overrides", name)
+            path = join_key("overrides", name)
             out[name] = self.integer(value, path, int(minimum)) if kind is int else self.number(value, path, minimum, inclusive)
         # A maximum below the minimum would fail every job on the device; say so here, once.
         if "max_queries" in out and out["max_queries"] < out.get("min_queries", 0):
@@ -588,7 +406,7 @@ class _Parser:
         if isinstance(node, ScalarNode):
             if self.value(node, "devices") == "all":
                 return DeviceSelector(all=True)
-            raise self.fail(node, "devices", f"expected {what}, got {_got(node)}")
+            raise self.fail(node, "devices", f"expected {what}, got {got(node)}")
         keys = self.mapping(node, "devices", ("ids", "tags"), what=what)
         if not keys:
             raise self.fail(node, "devices", "give ids, tags or both (or write devices: all)")
@@ -605,33 +423,35 @@ class _Parser:
 
     def models(self, node: Node) -> tuple[ModelSpec, ...]:
         if not isinstance(node, SequenceNode):
-            raise self.fail(node, "models", f"expected a list of models, got {_got(node)}")
+            raise self.fail(node, "models", f"expected a list of models, got {got(node)}")
         if not node.value:
             raise self.fail(node, "models", "must list at least one model")
         out: list[ModelSpec] = []
         lines: dict[str, int] = {}
         for i, item in enumerate(node.value):
-            key = _join("models", i)
+            key = join_key("models", i)
             keys = self.mapping(item, key, _MODEL_KEYS, ("name", "variants"), "a model mapping with name and variants")
             name_node = keys["name"][1]
-            name = self.name(name_node, _join(key, "name"))
+            name = self.name(name_node, join_key(key, "name"))
             if name in lines:
-                raise self.fail(name_node, _join(key, "name"), f"model {name!r} is listed twice (first at line {lines[name]})")
+                raise self.fail(name_node, join_key(key, "name"), f"model {name!r} is listed twice (first at line {lines[name]})")
             lines[name] = name_node.start_mark.line + 1
-            dataset = self.choice(keys["dataset"][1], _join(key, "dataset"), DATASETS, "dataset") if "dataset" in keys else None
-            out.append(ModelSpec(name, self.variants(keys["variants"][1], _join(key, "variants")), dataset))
+            dataset = None
+            if "dataset" in keys:
+                dataset = self.choice(keys["dataset"][1], join_key(key, "dataset"), DATASETS, "dataset")
+            out.append(ModelSpec(name, self.variants(keys["variants"][1], join_key(key, "variants")), dataset))
         return tuple(out)
 
     def variants(self, node: Node, key: str) -> tuple[Variant, ...]:
         if not isinstance(node, SequenceNode):
-            raise self.fail(node, key, f"expected a list of variants, got {_got(node)}")
+            raise self.fail(node, key, f"expected a list of variants, got {got(node)}")
         if not node.value:
             raise self.fail(node, key, "must list at least one variant")
         out: list[Variant] = []
         lines: dict[str, int] = {}
         for i, item in enumerate(node.value):
-            variant, name_node, named = self.variant(item, _join(key, i))
-            path = _join(_join(key, i), "name" if named else "artifact")
+            variant, name_node, named = self.variant(item, join_key(key, i))
+            path = join_key(join_key(key, i), "name" if named else "artifact")
             if variant.name in lines:
                 hint = "" if named else "; give the variants distinct names with name:"
                 first = lines[variant.name]
@@ -644,7 +464,7 @@ class _Parser:
         """The variant, the node its name came from, and whether that was an explicit ``name``."""
         keys = self.mapping(node, key, _VARIANT_KEYS, ("artifact",), "a variant mapping with an artifact")
         v = {k: value for k, (_, value) in keys.items()}
-        at = partial(_join, key)
+        at = partial(join_key, key)
         artifact, fmt = self.artifact(v["artifact"], at("artifact"))
         kw: dict[str, Any] = {"artifact": artifact}
         if "name" in v:
@@ -657,7 +477,7 @@ class _Parser:
             name = ALIASES.get(asked.lower(), asked.lower())
             if name != "auto":
                 if name not in RUNTIMES:
-                    raise self.fail(v["runtime"], at("runtime"), _unknown("runtime", asked, tuple(RUNTIMES)))
+                    raise self.fail(v["runtime"], at("runtime"), unknown("runtime", asked, tuple(RUNTIMES)))
                 if fmt not in RUNTIMES[name][2]:
                     raise self.fail(v["runtime"], at("runtime"),
                                     f"runtime {name} cannot load a {fmt} model ({kw['name']}); use {runtime}")
@@ -705,21 +525,21 @@ class _Parser:
     def provider_options(self, node: Node, key: str) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
         for provider, (_, options) in self.free_mapping(node, key, "a mapping of provider -> options").items():
-            path = _join(key, provider)
+            path = join_key(key, provider)
             entries = self.free_mapping(options, path, "a mapping of option -> value")
             out[provider] = {}
             for option, (_, value) in entries.items():
                 if not isinstance(value, ScalarNode) or value.tag == "tag:yaml.org,2002:null":
-                    raise self.fail(value, _join(path, option), f"expected a single value, got {_got(value)}")
+                    raise self.fail(value, join_key(path, option), f"expected a single value, got {got(value)}")
                 out[provider][option] = value.value  # as written: ORT takes option values as strings
         return out
 
     def shapes(self, node: Node, key: str) -> dict[str, tuple[int, ...]]:
         out: dict[str, tuple[int, ...]] = {}
         for name, (_, value) in self.free_mapping(node, key, "a mapping of input name -> D1xD2x...").items():
-            path = _join(key, name)
+            path = join_key(key, name)
             if not isinstance(value, ScalarNode) or value.tag == "tag:yaml.org,2002:null":
-                raise self.fail(value, path, f"expected a shape like 1x3x224x224, got {_got(value)}")
+                raise self.fail(value, path, f"expected a shape like 1x3x224x224, got {got(value)}")
             try:
                 out.update(parse_shape_overrides([f"{name}={value.value}"]))
             except SettingsError:

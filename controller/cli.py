@@ -8,25 +8,37 @@ one line on stderr; every listing command takes ``--json`` for scripts.
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from agent import zoo
-from agent.errors import EdgeperfError
 from controller import campaign as campaign_file
-from controller import progress, render, scorecard, session, tables, views
+from controller import certs_cli, fleet_cli, progress, render, scorecard, session, tables, views
+from controller.cli_common import (
+    ArtifactHost,
+    ArtifactPort,
+    ArtifactUrlHost,
+    AsJson,
+    Broker,
+    CaFile,
+    CertFile,
+    Db,
+    KeyFile,
+    MqttVersion,
+    Username,
+    cli_errors,
+    console,
+    err_console,
+)
 from controller.store import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark edge AI fleets under MLPerf LoadGen rules.")
@@ -36,41 +48,6 @@ baseline_app = typer.Typer(no_args_is_help=True, help="The datacenter baseline: 
 app.add_typer(baseline_app, name="baseline")
 export_app = typer.Typer(no_args_is_help=True, help="Export a campaign to MLflow or an MLPerf-style folder.")
 app.add_typer(export_app, name="export")
-console = Console()
-err_console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-Broker = Annotated[str, typer.Option("--broker", envvar="EDGEPERF_BROKER", help="mqtt[s]://[user@]host[:port]")]
-Db = Annotated[
-    Path | None,
-    typer.Option("--db", envvar="EDGEPERF_DB", help="results database [default: ~/.local/share/edgeperf/controller.db]"),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-Username = Annotated[str | None, typer.Option(help="broker user (password: $EDGEPERF_PASSWORD)")]
-CaFile = Annotated[Path | None, typer.Option(help="CA bundle for mqtts://")]
-CertFile = Annotated[Path | None, typer.Option(help="client certificate for mutual TLS")]
-KeyFile = Annotated[Path | None, typer.Option(help="client key for mutual TLS")]
-MqttVersion = Annotated[str, typer.Option(help="3.1.1 or 5")]
-ArtifactHost = Annotated[str, typer.Option(help="address the artifact server binds")]
-ArtifactPort = Annotated[int, typer.Option(help="artifact server port (0: any free port)")]
-ArtifactUrlHost = Annotated[str | None, typer.Option("--artifact-advertise", help="host name agents use to reach it")]
-
-
-def cli_errors(fn: F) -> F:
-    """User errors become one red line and their exit code; Ctrl-C exits 130."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except EdgeperfError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err_console.print("interrupted")
-            raise typer.Exit(130) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _options(
@@ -99,13 +76,26 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-@app.command()
+broker_app = typer.Typer(invoke_without_command=True, help="Run an embedded broker, or write a hardened mosquitto config.")
+app.add_typer(broker_app, name="broker")
+broker_app.command("config")(certs_cli.broker_config)
+app.add_typer(certs_cli.app, name="certs")
+app.add_typer(fleet_cli.app, name="fleet")
+
+
+@broker_app.callback()
 @cli_errors
 def broker(
+    ctx: typer.Context,
     host: Annotated[str, typer.Option(help="address to listen on")] = "0.0.0.0",
     port: Annotated[int, typer.Option(help="TCP port")] = 1883,
 ) -> None:
-    """Run an embedded MQTT broker (amqtt) until Ctrl-C, for a lab without one."""
+    """Run an embedded MQTT broker (amqtt) until Ctrl-C, for a lab without one.
+
+    For a fleet left on a network, run mosquitto with 'edgeperf broker config' instead.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from controller.broker import EmbeddedBroker
 
     with EmbeddedBroker(host, port) as running:

@@ -85,3 +85,29 @@ def flat_row(doc: dict[str, Any]) -> dict[str, Any]:
         "model_size_mb": k["model_size_mb"],
         "load_time_ms": k["load_time_ms"],
     }
+
+
+def flash(results: Sequence[Any], check: bool) -> Table:
+    """One line per inventory host after ``fleet flash`` / ``fleet status`` (``controller.flash.HostResult``)."""
+    table = Table(title="fleet status" if check else "fleet flash")
+    columns = ("host", "device", "address", "provisioned", "drift") if check else ("host", "device", "address", "changed")
+    for name in (*columns, "service", "broker", "agent", "problem"):
+        table.add_column(name, overflow="fold")
+    for r in results:
+        h = r.host
+        if check:
+            provisioned = "?" if not r.report else "yes" if r.report.get("provisioned") else "no"
+            drift = ", ".join(_task(t) for t in r.changed_tasks) or "none"
+            drift = drift if r.ran and r.report.get("provisioned") else "–"
+            cells = [h.name, h.device_id, h.address, provisioned, drift]
+        else:
+            cells = [h.name, h.device_id, h.address, str(r.changed) if r.ran else "–"]
+        service = r.report.get("service", "–") if r.report.get("provisioned", True) else "–"
+        cells += [service, r.state or "never seen", r.agent_version or "–", r.failure or ""]
+        table.add_row(*cells, style="red" if r.failure else None)
+    return table
+
+
+def _task(name: str) -> str:
+    """A role task's name without the role prefix Ansible adds."""
+    return name.split(" : ", 1)[-1]

@@ -1,21 +1,26 @@
-"""The agent daemon's promises: retained presence, a last will, clean SIGTERM, nothing lost, TLS and passwords."""
+"""The agent daemon's promises: retained presence, a last will, clean SIGTERM, nothing lost, TLS and passwords,
+artifacts only from the controller's origin, and secrets in no log, file or message."""
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import subprocess
+import urllib.request
 import uuid
 
 import pytest
 
 from agent.outbox import Outbox
+from agent.protocol import TOPICS as TOPIC_TABLE
 from agent.protocol import Topics, decode
 from agent.transport import BrokerUrl, Connection, TlsFiles
+from controller.pki import Pki
 from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
-from tests.tls_harness import make_pki
 
 pytestmark = pytest.mark.slow
 TOPICS = Topics()
+TOPICS_BY_SIDE = {kind: side for kind, (_, _, side) in TOPIC_TABLE.items()}
 
 
 @pytest.fixture
@@ -96,7 +101,7 @@ def test_sigterm_mid_job_records_the_failure_and_delivers_it_after_restart(tmp_p
             "dataset": "synthetic",
             "overrides": {"min_duration_s": 60},
             "timeout_s": 120,
-            "artifact": server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.onnx").path),
+            "artifact": server.grant(server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.onnx").path), 300),
         }
         watcher.conn.publish(TOPICS.device("pi-c", "jobs"), Envelope("job", "pi-c", job).encode())
         wait_until(
@@ -121,32 +126,35 @@ def test_sigterm_mid_job_records_the_failure_and_delivers_it_after_restart(tmp_p
 
 
 def test_tls_with_client_certificates(tmp_path):
-    pki = make_pki(tmp_path)
+    pki = Pki.init(tmp_path / "pki", ["127.0.0.1"], ["pi-tls"])
+    other = Pki.init(tmp_path / "other-pki", ["127.0.0.1"], [])
+    server_cert, server_key = pki.broker_files
+    client_cert, client_key = pki.device_files("pi-tls")
     broker = Mosquitto(tmp_path)
     broker.write_config(
-        f"cafile {pki['ca']}\ncertfile {pki['server_cert']}\nkeyfile {pki['server_key']}\n"
+        f"cafile {pki.ca_file}\ncertfile {server_cert}\nkeyfile {server_key}\n"
         "require_certificate true\nallow_anonymous true\n"
     )
     broker.start()
     url = f"mqtts://127.0.0.1:{broker.port}"
-    tls = TlsFiles(pki["ca"], pki["client_cert"], pki["client_key"])
+    tls = TlsFiles(pki.ca_file, *pki.controller_files)
     try:
         agent = AgentProcess(
             url,
             "pi-tls",
             tmp_path,
             "--ca-file",
-            str(pki["ca"]),
+            str(pki.ca_file),
             "--cert-file",
-            str(pki["client_cert"]),
+            str(client_cert),
             "--key-file",
-            str(pki["client_key"]),
+            str(client_key),
         ).start()
         watcher = Watcher(url, tls)
         wait_until(lambda: watcher.state("pi-tls") == "online", 30, "online over TLS", step=watcher.drain)
         assert agent.terminate() == 0
         watcher.conn.stop()
-        stranger = AgentProcess(url, "pi-stranger", tmp_path, "--ca-file", str(pki["other-ca"])).start()
+        stranger = AgentProcess(url, "pi-stranger", tmp_path, "--ca-file", str(other.ca_file)).start()
         wait_until(lambda: "CERTIFICATE_VERIFY_FAILED" in stranger.log(), 20, "the wrong CA refused")
         assert stranger.terminate() == 0
     finally:
@@ -171,3 +179,138 @@ def test_username_and_password(tmp_path):
         assert wrong.terminate() == 0 and "guess" not in wrong.log()
     finally:
         broker.stop()
+
+
+class Recorder:
+    """Every message on one device's topics, raw, for looking for what must not be there."""
+
+    def __init__(self, url: str, device: str) -> None:
+        everything = [(f"{TOPICS.prefix}/devices/{device}/#", 1)]
+        self.conn = Connection(f"rec-{uuid.uuid4().hex[:6]}", BrokerUrl.parse(url), subscriptions=everything)
+        self.conn.start(wait_s=10)
+        self.messages: list[tuple[str, bytes]] = []
+        self.events: dict[str, list[tuple[str, dict]]] = {}
+
+    def drain(self) -> None:
+        try:
+            message = self.conn.inbox.get(timeout=0.1)
+        except queue.Empty:
+            return
+        self.messages.append((message.topic, message.payload))
+        kind = TOPICS.parse(message.topic)[1]
+        if kind in ("events", "results"):
+            env = decode(kind, message.payload)
+            self.events.setdefault(env.data.get("run_id", "-"), []).append((env.type, env.data))
+
+    def state(self) -> str | None:
+        for topic, payload in reversed(self.messages):
+            if topic.endswith("/status"):
+                return decode("status", payload).data["state"]
+        return None
+
+    def terminal(self, run_id: str) -> tuple[str, dict] | None:
+        return next(((t, d) for t, d in self.events.get(run_id, []) if t in ("result", "failed", "rejected")), None)
+
+
+def publish_job(rec: Recorder, device: str, job: dict) -> tuple[str, dict]:
+    from agent.protocol import Envelope
+
+    wait_until(lambda: rec.state() == "online", 30, f"{device} idle", step=rec.drain)
+    rec.conn.publish(TOPICS.device(device, "jobs"), Envelope("job", device, job).encode())
+    wait_until(lambda: rec.terminal(job["run_id"]) is not None, 120, f"{job['run_id']} answered", step=rec.drain)
+    return rec.terminal(job["run_id"])
+
+
+def smoke_job(run_id: str, artifact: dict) -> dict:
+    return {
+        "run_id": run_id,
+        "scenario": "SingleStream",
+        "mode": "performance",
+        "profile": "smoke",
+        "dataset": "synthetic",
+        "overrides": {"min_duration_s": 0.2},
+        "timeout_s": 120,
+        "artifact": artifact,
+    }
+
+
+def test_secrets_appear_in_no_log_file_or_message_and_job_fields_reach_no_shell(tmp_path):
+    """Broker password and artifact token, with the agent at debug level, through a whole job."""
+    from agent import zoo
+    from controller.artifact_server import ArtifactServer
+
+    password, marker = "pw-" + uuid.uuid4().hex, tmp_path / "pwned"
+    broker = Mosquitto(tmp_path)
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "lab", password], check=True, capture_output=True)
+    broker.write_config(f"allow_anonymous false\npassword_file {passwords}\n")
+    broker.start()
+    agent = AgentProcess(
+        f"mqtt://lab@127.0.0.1:{broker.port}", "pi-s", tmp_path, "--log-level", "debug", env={"EDGEPERF_PASSWORD": password}
+    ).start()
+    rec = Recorder(f"mqtt://lab:{password}@127.0.0.1:{broker.port}", "pi-s")
+    try:
+        with ArtifactServer("127.0.0.1") as server:
+            artifact = server.grant(server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.tflite").path), 300)
+            hostile = f"fmnist; touch {marker} $(touch {marker}) `touch {marker}`"
+            job = smoke_job("secret-run", artifact) | {"model_name": hostile, "key": hostile, "campaign": hostile}
+            kind, doc = publish_job(rec, "pi-s", job)
+            assert kind == "result", doc
+            assert server.request_count == 1  # the token opened the download
+        assert doc["model"]["name"] == hostile and doc["job"]["key"] == hostile  # carried as data, verbatim
+        assert not marker.exists()
+        assert agent.terminate() == 0
+        while not rec.conn.inbox.empty():
+            rec.drain()
+    finally:
+        rec.conn.stop()
+        broker.stop()
+    log = agent.log()
+    assert " DEBUG " in log and "secret-run" in log  # the level the test asked for, and the job went through it
+    token = artifact["token"]
+    assert password not in log and token not in log
+    published = [(t, p) for t, p in rec.messages if TOPICS_BY_SIDE[TOPICS.parse(t)[1]] == "agent"]  # not our job message
+    assert {TOPICS.parse(t)[1] for t, _ in published} == {"status", "info", "events", "results", "telemetry"}
+    leaked = [topic for topic, payload in published if password.encode() in payload or token.encode() in payload]
+    assert leaked == []
+    files = [p for p in agent.data_dir.rglob("*") if p.is_file()]
+    assert any(p.name == "job.json" for p in files) and any(p.name == "outbox.sqlite" for p in files)
+    assert [p for p in files if password.encode() in p.read_bytes() or token.encode() in p.read_bytes()] == []
+
+
+def test_a_foreign_artifact_url_and_an_oversized_model_fail_before_any_request(tmp_path, mosquitto):
+    from agent import zoo
+    from controller.artifact_server import ArtifactServer
+    from tests.test_artifacts import Canned
+
+    config = tmp_path / "agent.toml"
+    config.write_text("[agent]\nmax_artifact_bytes = 1000\n")  # artifact_origins unset: the broker's host, 127.0.0.1
+    agent = AgentProcess(mosquitto.url, "pi-o", tmp_path, "--config", str(config)).start()
+    rec = Recorder(mosquitto.url, "pi-o")
+    body = b"m" * 100
+    try:
+        with Canned(body) as foreign, ArtifactServer("127.0.0.1") as server:
+            port = foreign.httpd.server_address[1]
+            url = f"http://localhost:{port}/artifact"  # the same machine, but not the controller's origin
+            artifact = {"url": url, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body), "name": "m.tflite"}
+            kind, event = publish_job(rec, "pi-o", smoke_job("foreign", artifact))
+            assert (kind, event["retryable"]) == ("failed", False)
+            assert event["reason"] == (
+                f"artifact URL http://localhost:{port}/artifact is not from the controller origin "
+                "(allowed: http(s)://127.0.0.1 any port); set artifact_origins in agent.toml"
+            )
+            assert foreign.requests == []
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/artifact", timeout=10).read()
+            assert len(foreign.requests) == 1  # the server was there and counting all along
+
+            big = server.grant(server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.tflite").path), 300)
+            kind, event = publish_job(rec, "pi-o", smoke_job("too-big", big))
+            assert kind == "failed" and event["reason"] == (
+                f"artifact int8.tflite is {big['size']} bytes, over this agent's limit of 1000; "
+                "raise max_artifact_bytes or ship a smaller model"
+            )
+            assert server.request_count == 0
+    finally:
+        rec.conn.stop()
+        assert agent.terminate() == 0
+    assert list((agent.data_dir / "artifacts").rglob("*.tflite")) == []

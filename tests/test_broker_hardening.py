@@ -1,0 +1,305 @@
+"""The hardened broker config against a real mosquitto: each device on its own topics, strangers refused.
+
+Everything runs through the generated ``mosquitto.conf`` and ACL, a PKI made by ``controller.pki``,
+and our own MQTT transport (``agent.transport.Connection``) or raw TLS sockets where the point is
+what happens before MQTT starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import signal
+import socket
+import ssl
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from agent.protocol import DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, Envelope, Topics, decode
+from agent.transport import BrokerUrl, Connection, Message, TlsFiles
+from controller import broker_config
+from controller.broker_config import MAX_PACKET_BYTES, BrokerConfigError
+from controller.pki import Pki
+from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
+
+TOPICS = Topics()
+AGENT_KINDS = ("status", "info", "events", "results", "telemetry")  # written out: an independent check of the ACL
+
+
+class HardenedMosquitto(Mosquitto):
+    """The harness's mosquitto, run with the config ``edgeperf broker config`` writes (and nothing else)."""
+
+    def __init__(self, workdir: Path, pki: Pki) -> None:
+        super().__init__(workdir)
+        user = "root" if os.geteuid() == 0 else None  # as root, mosquitto would drop to a user that cannot read the keys
+        self.conf, self.acl = broker_config.write(pki, self.conf, port=self.port, bind="127.0.0.1", user=user)
+        self.log_file = workdir / "mosquitto.log"
+
+    @property
+    def url(self) -> str:
+        return f"mqtts://127.0.0.1:{self.port}"
+
+    def reload(self) -> None:
+        """SIGHUP, and wait until mosquitto says it reloaded."""
+        assert self.proc is not None
+        before = self.log_file.read_text().count("Reloading config")
+        self.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: self.log_file.read_text().count("Reloading config") > before, 10, "mosquitto to reload")
+
+
+class Client:
+    """A ``Connection`` with the PKI's files for one identity, and what it has received so far."""
+
+    def __init__(self, broker: HardenedMosquitto, pki: Pki, files: tuple[Path, Path], subscriptions=(), username=None) -> None:
+        self.conn = Connection(
+            f"test-{uuid.uuid4().hex[:8]}",
+            BrokerUrl.parse(broker.url).with_credentials(username, "any"),
+            subscriptions=[(topic, 1) for topic in subscriptions],
+            tls=TlsFiles(pki.ca_file, *files),
+            reconnect_s=(1, 1),
+        )
+        self.conn.start(wait_s=10)
+        self.seen: list[Message] = []
+
+    def pump(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            self.seen.append(self.conn.inbox.get(timeout=0.05))
+
+    def topics(self) -> list[str]:
+        while not self.conn.inbox.empty():
+            self.pump()
+        return [m.topic for m in self.seen]
+
+    def wait_for(self, topic: str, what: str, timeout_s: float = 10) -> Message:
+        wait_until(lambda: topic in [m.topic for m in self.seen], timeout_s, what, step=self.pump)
+        return next(m for m in self.seen if m.topic == topic)
+
+    def publish(self, topic: str, payload: bytes = b"{}", qos: int = 1) -> None:
+        self.conn.publish(topic, payload, qos=qos).wait_for_publish(5)
+
+    def stop(self) -> None:
+        self.conn.stop()
+
+
+def mqtt_connect(port: int, ca: Path | None, files: tuple[Path, Path] | None = None, tls: bool = True) -> str:
+    """'accepted', or how the broker turned the client away: TLS handshake, MQTT 3.1.1 CONNECT, read the CONNACK."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        if tls:
+            ctx = ssl.create_default_context(cafile=str(ca))
+            if files:
+                ctx.load_cert_chain(*map(str, files))
+            sock = ctx.wrap_socket(sock, server_hostname="127.0.0.1")
+        client_id = b"probe-" + uuid.uuid4().hex[:8].encode()
+        body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(client_id).to_bytes(2, "big") + client_id  # clean session, keepalive 60
+        sock.sendall(bytes([0x10, len(body)]) + body)
+        reply = sock.recv(4)
+        if len(reply) == 4 and reply[0] == 0x20:
+            return "accepted" if reply[3] == 0 else f"CONNACK return code {reply[3]}"
+        return f"closed without a CONNACK ({reply!r})"
+    except (ssl.SSLError, OSError) as exc:
+        return f"refused: {exc}"
+    finally:
+        sock.close()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """One PKI and one hardened broker for the tests that do not restart it."""
+    workdir = tmp_path_factory.mktemp("hardened")
+    pki = Pki.init(workdir / "pki", ["127.0.0.1"], ["pi-a", "pi-b", "pi-c"])
+    broker = HardenedMosquitto(workdir, pki).start()
+    yield pki, broker
+    broker.stop()
+
+
+def device_topic(device: str, kind: str) -> str:
+    return TOPICS.device(device, kind)
+
+
+def test_the_config_is_tls_only_with_certificate_identities(tmp_path):
+    pki = Pki.init(tmp_path / "pki", ["127.0.0.1"])
+    conf, acl = broker_config.render(pki, acl_path=tmp_path / "x.acl")
+    lines = [line for line in conf.splitlines() if line and not line.startswith("#")]
+    settings = dict(line.split(" ", 1) for line in lines)
+    assert [line for line in lines if line.startswith("listener")] == ["listener 8883 0.0.0.0"]
+    assert settings["allow_anonymous"] == "false" and settings["per_listener_settings"] == "false"
+    assert settings["require_certificate"] == "true" and settings["use_identity_as_username"] == "true"
+    assert settings["tls_version"] == "tlsv1.2"
+    assert int(settings["max_packet_size"]) == MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES
+    for option in ("cafile", "certfile", "keyfile", "crlfile", "acl_file"):
+        assert Path(settings[option]).is_absolute(), option
+    assert settings["crlfile"] == str(pki.crl_file) and settings["keyfile"] == str(pki.broker_files[1])
+    assert [line for line in acl.splitlines() if line and not line.startswith("#")] == [
+        f"pattern read {DEFAULT_PREFIX}/devices/%u/jobs",
+        f"pattern read {DEFAULT_PREFIX}/devices/%u/acks",
+        *(f"pattern write {DEFAULT_PREFIX}/devices/%u/{kind}" for kind in AGENT_KINDS),
+        "user edgeperf-controller",
+        f"topic readwrite {DEFAULT_PREFIX}/#",
+    ]
+    for bad, message in (({"prefix": "lab/+/v1"}, "without wildcards"), ({"port": 0}, "not a TCP port"),
+                         ({"max_packet_bytes": 1000}, "below the protocol")):
+        with pytest.raises(BrokerConfigError, match=message):
+            broker_config.render(pki, acl_path=tmp_path / "x.acl", **bad)
+    with pytest.raises(BrokerConfigError, match="overwritten by its own ACL"):
+        broker_config.write(pki, tmp_path / "edgeperf.acl")
+
+
+def test_a_device_reads_and_writes_only_its_own_topics(lab):
+    pki, broker = lab
+    controller = Client(broker, pki, pki.controller_files, [TOPICS.all_devices(kind) for kind in AGENT_KINDS])
+    # device A tries to listen to everything, including B's jobs
+    a = Client(broker, pki, pki.device_files("pi-a"),
+               [device_topic("pi-a", "jobs"), device_topic("pi-a", "acks"), device_topic("pi-b", "jobs"), f"{DEFAULT_PREFIX}/#"])
+    b = Client(broker, pki, pki.device_files("pi-b"), [device_topic("pi-b", "jobs"), device_topic("pi-b", "acks")])
+    # A again, claiming the controller's name as its MQTT username: the certificate's CN wins
+    impostor = Client(broker, pki, pki.device_files("pi-a"), [TOPICS.all_devices(kind) for kind in AGENT_KINDS],
+                      username=pki.controller_name)
+    try:
+        # A forges B's reports and writes jobs (its own and B's), then reports as itself
+        for kind in AGENT_KINDS:
+            a.publish(device_topic("pi-b", kind), b'{"forged": true}')
+        a.publish(device_topic("pi-b", "jobs"), b'{"forged": true}')
+        a.publish(device_topic("pi-a", "jobs"), b'{"forged": true}')
+        a.publish(f"{DEFAULT_PREFIX}/devices", b"{}")
+        for kind in AGENT_KINDS:
+            a.publish(device_topic("pi-a", kind))
+        # mosquitto relays one client's publishes in order: once A's own last report arrived, a forged one would have too
+        controller.wait_for(device_topic("pi-a", "telemetry"), "A's own reports at the controller")
+        assert controller.topics() == [device_topic("pi-a", kind) for kind in AGENT_KINDS]
+        impostor.publish(device_topic("pi-b", "status"), b'{"forged": true}')
+        impostor.publish(device_topic("pi-a", "status"), b'{"last": true}')
+        wait_until(lambda: controller.topics().count(device_topic("pi-a", "status")) == 2, 10, "the impostor's own status",
+                   step=controller.pump)
+        assert device_topic("pi-b", "status") not in controller.topics()
+        assert impostor.topics() == [], "a device read other devices' reports with the controller's username"
+
+        # the controller writes jobs and acks; each device receives only its own
+        controller.publish(device_topic("pi-b", "jobs"), b'{"for": "b"}')
+        controller.publish(device_topic("pi-b", "acks"), b'{"for": "b"}')
+        controller.publish(device_topic("pi-a", "jobs"), b'{"for": "a"}')
+        controller.publish(device_topic("pi-a", "acks"), b'{"for": "a"}')
+        b.wait_for(device_topic("pi-b", "acks"), "B's ack")
+        a.wait_for(device_topic("pi-a", "acks"), "A's ack")
+        assert b.topics() == [device_topic("pi-b", "jobs"), device_topic("pi-b", "acks")]
+        assert all(m.payload == b'{"for": "b"}' for m in b.seen), "B received A's forged job"
+        # A saw nothing of B's (nor its own reports, which are write-only), despite subscribing to # and B's jobs
+        assert sorted(set(a.topics())) == [device_topic("pi-a", "acks"), device_topic("pi-a", "jobs")]
+        assert {m.payload for m in a.seen} == {b'{"for": "a"}'}
+    finally:
+        for client in (controller, a, b, impostor):
+            client.stop()
+
+
+def test_the_real_agent_works_through_the_acl_and_its_will_reaches_the_controller(lab, tmp_path):
+    pki, broker = lab
+    controller = Client(broker, pki, pki.controller_files, [TOPICS.all_devices(kind) for kind in AGENT_KINDS])
+    cert, key = pki.device_files("pi-c")
+    agent = AgentProcess(broker.url, "pi-c", tmp_path, "--ca-file", str(pki.ca_file), "--cert-file", str(cert),
+                         "--key-file", str(key)).start()
+
+    def state() -> str | None:
+        statuses = [m for m in controller.seen if m.topic == device_topic("pi-c", "status")]
+        return decode("status", statuses[-1].payload).data["state"] if statuses else None
+
+    try:
+        wait_until(lambda: state() == "online", 30, "the agent online over mutual TLS", step=controller.pump)
+        controller.wait_for(device_topic("pi-c", "info"), "the agent's info")
+        agent.kill()  # no clean disconnect: the broker publishes the will, which the ACL must let through
+        wait_until(lambda: state() == "offline", 30, "the agent's last will", step=controller.pump)
+    finally:
+        if agent.alive():
+            agent.kill()
+        controller.stop()
+
+
+def test_strangers_and_plaintext_are_refused(lab, tmp_path):
+    pki, broker = lab
+    assert mqtt_connect(broker.port, pki.ca_file, pki.device_files("pi-a")) == "accepted"  # the probe itself works
+    no_certificate = mqtt_connect(broker.port, pki.ca_file)
+    other_lab = Pki.init(tmp_path / "other", ["127.0.0.1"], ["pi-a"])  # same CN, another CA
+    foreign = mqtt_connect(broker.port, pki.ca_file, other_lab.device_files("pi-a"))
+    plaintext = mqtt_connect(broker.port, None, tls=False)
+    for outcome in (no_certificate, foreign, plaintext):
+        assert outcome.startswith(("refused", "closed without a CONNACK")), outcome
+    # and there is nothing else to talk to: the broker listens on exactly one socket, the TLS one
+    assert broker.proc is not None
+    listening = {c.laddr for c in psutil.Process(broker.proc.pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
+    assert listening == {("127.0.0.1", broker.port)}
+    log = broker.log_file.read_text()
+    assert "peer did not return a certificate" in log and "certificate verify failed" in log
+
+
+def test_oversized_packets_are_refused(lab):
+    pki, broker = lab
+    controller = Client(broker, pki, pki.controller_files, [TOPICS.all_devices("results")])
+    a = Client(broker, pki, pki.device_files("pi-a"))
+    try:
+        topic = device_topic("pi-a", "results")
+        a.publish(topic, b"x" * MAX_PAYLOAD_BYTES)  # the protocol's largest payload fits
+        assert len(controller.wait_for(topic, "a payload at the protocol's limit").payload) == MAX_PAYLOAD_BYTES
+        a.conn.publish(topic, b"y" * (MAX_PACKET_BYTES + 1), qos=0)  # QoS 0: paho would re-send a QoS 1 one forever
+        wait_until(lambda: not a.conn.connected.is_set(), 10, "mosquitto to disconnect the sender")
+        wait_until(a.conn.connected.is_set, 10, "the sender to reconnect")
+        a.publish(topic, b"small")  # the big one never arrived
+        wait_until(lambda: b"small" in [m.payload for m in controller.seen], 10, "the next message", step=controller.pump)
+        assert [len(m.payload) for m in controller.seen] == [MAX_PAYLOAD_BYTES, 5]
+    finally:
+        a.stop()
+        controller.stop()
+
+
+def test_revocation_takes_a_restart_and_spares_the_other_devices(tmp_path):
+    """Measured with mosquitto 2.0.11: the CRL is re-read on SIGHUP for new connections, but a revoked
+    device that is already connected stays connected until the broker restarts."""
+    pki = Pki.init(tmp_path / "pki", ["127.0.0.1"], ["pi-a", "pi-b", "pi-c"])
+    broker = HardenedMosquitto(tmp_path, pki).start()
+    controller = Client(broker, pki, pki.controller_files, [TOPICS.all_devices(kind) for kind in AGENT_KINDS])
+    revoked_files = pki.device_files("pi-c")
+    c = Client(broker, pki, revoked_files, [device_topic("pi-c", "jobs")])
+    a = Client(broker, pki, pki.device_files("pi-a"), [device_topic("pi-a", "jobs")])
+    try:
+        pki.revoke("pi-c")
+        assert mqtt_connect(broker.port, pki.ca_file, revoked_files) == "accepted"  # the running broker has the old CRL
+        broker.reload()
+        assert mqtt_connect(broker.port, pki.ca_file, revoked_files).startswith(("refused", "closed")), "new connections"
+        controller.publish(device_topic("pi-c", "jobs"), b"still")
+        c.wait_for(device_topic("pi-c", "jobs"), "the connected revoked device, which SIGHUP does not drop")
+
+        # a rotated device: after SIGHUP the old certificate is refused, the new one accepted
+        old_b = pki.device_files("pi-b")
+        old_b_bytes = tuple(p.read_bytes() for p in old_b)
+        pki.rotate("pi-b")
+        kept = tmp_path / "old-b.pem", tmp_path / "old-b.key"
+        for path, data in zip(kept, old_b_bytes, strict=True):
+            path.write_bytes(data)
+        broker.reload()
+        assert mqtt_connect(broker.port, pki.ca_file, kept).startswith(("refused", "closed"))
+        assert mqtt_connect(broker.port, pki.ca_file, pki.device_files("pi-b")) == "accepted"
+
+        broker.stop()
+        broker.start()
+        wait_until(lambda: a.conn.connected.is_set() and controller.conn.connected.is_set(), 15, "A and the controller back")
+        a.publish(device_topic("pi-a", "status"))
+        controller.wait_for(device_topic("pi-a", "status"), "A's status after the restart")
+        controller.publish(device_topic("pi-a", "jobs"), b"job")
+        a.wait_for(device_topic("pi-a", "jobs"), "A's job after the restart")
+        assert not c.conn.connected.is_set(), "the revoked device got back in"
+        assert mqtt_connect(broker.port, pki.ca_file, revoked_files).startswith(("refused", "closed"))
+    finally:
+        for client in (controller, a, c):
+            client.stop()
+        broker.stop()
+
+
+def test_envelopes_from_the_protocol_fit_the_packet_limit():
+    """The largest envelope the protocol lets a side encode still fits in one broker packet."""
+    room = MAX_PAYLOAD_BYTES - len(Envelope("result", "x" * 64, {"pad": ""}, seq=2**31, ts=1e10).encode())
+    body = Envelope("result", "x" * 64, {"pad": "p" * room}, seq=2**31, ts=1e10).encode()
+    topic = Topics("a" * 200).device("x" * 64, "telemetry")
+    assert len(body) == MAX_PAYLOAD_BYTES
+    assert 5 + 2 + len(topic) + 2 + len(body) + 64 < MAX_PACKET_BYTES  # header, topic, packet id, MQTT 5 properties

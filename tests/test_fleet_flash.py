@@ -1,0 +1,185 @@
+"""``edgeperf fleet flash`` for real: Ansible over SSH provisions a second host, which then runs a campaign over mTLS.
+
+The second host (tests/testhost.py) has its own network namespace, root filesystem and sshd; the
+broker is Debian's mosquitto with the config ``edgeperf broker config`` writes; the bundle holds
+real wheels from PyPI. systemd cannot run as PID 1 in the test host: the flash says so, and the
+test starts the agent with the unit's own ExecStart line, as its User.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent import __version__
+from controller.bundle import host_platform
+from controller.store import Store
+from tests.fleet_harness import Mosquitto, campaign_file, wait_until
+from tests.testhost import TestHost, missing_parts
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(missing_parts()), reason=missing_parts() or "n/a")]
+DEVICE = "edge-ns1"
+UNIT = "/etc/systemd/system/edgeperf-agent.service"
+
+
+def edgeperf(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from controller.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=timeout, env=os.environ | {"COLUMNS": "250"})
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+class Lab:
+    """A PKI, a hardened mosquitto, an agent bundle and one provisioned-to-be test host."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.host = TestHost(root / "host")
+        self.pki = root / "pki"
+        self.mosquitto = Mosquitto(root)
+        self.broker = f"mqtts://{self.host.gateway}:{self.mosquitto.port}"
+        self.bundle = root / "agent-bundle.tar.gz"
+        self.inventory = root / "inventory.yaml"
+        self.db = root / "controller.db"
+
+    def tls(self) -> tuple[str, ...]:
+        return ("--ca-file", str(self.pki / "ca.pem"), "--cert-file", str(self.pki / "controller.pem"),
+                "--key-file", str(self.pki / "controller.key"))
+
+    def flash(self, *extra: str, inventory: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return edgeperf("fleet", "flash", str(inventory or self.inventory), "--broker", self.broker, "--pki", str(self.pki),
+                        "--bundle", str(self.bundle), "--db", str(self.db), "--json", *extra)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fleet-lab")
+    lab = Lab(root)
+    (root / "host").mkdir()
+    lab.host.start()
+    try:
+        ok(edgeperf("certs", "init", "--out", str(lab.pki), "--broker-host", lab.host.gateway, "--broker-host", "127.0.0.1"))
+        conf = root / "mosquitto.conf"
+        ok(edgeperf("broker", "config", "--pki", str(lab.pki), "--out", str(conf), "--port", str(lab.mosquitto.port),
+                    "--bind", "0.0.0.0", *(["--user", "root"] if os.geteuid() == 0 else [])))
+        lab.mosquitto.conf = conf
+        lab.mosquitto.start()
+        python = subprocess.run(lab.host.enter("/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"),
+                                capture_output=True, text=True, check=True).stdout.strip()
+        ok(edgeperf("fleet", "bundle", "-o", str(lab.bundle), "--platform", host_platform(), "--python", python,
+                    "--family", "generic"))
+        lab.inventory.write_text(
+            "defaults:\n"
+            f"  user: root\n  key: {lab.host.client_key}\n  known_hosts: {lab.host.known_hosts}\n"
+            "  python: /usr/bin/python3\n  family: generic\n"
+            "groups:\n  netns: {tags: [netns]}\n"
+            f"hosts:\n  {DEVICE}: {{address: {lab.host.address}, groups: [netns], tags: [lab-a]}}\n"
+        )
+        yield lab
+    finally:
+        lab.host.stop()
+        lab.mosquitto.stop()
+
+
+def test_flash_provisions_the_host(lab):
+    proc = ok(lab.flash("--wait", "0"))
+    [result] = json.loads(proc.stdout)
+    assert f"issued a client certificate for {DEVICE}" in proc.stderr  # the inventory's device was not in the PKI yet
+    assert result["host"]["device_id"] == DEVICE and result["failure"] == ""
+    assert result["changed"] > 5
+    assert result["report"]["service"].startswith("not started:") and "is not systemd" in result["report"]["service"]
+    assert result["report"]["installed_version"] == __version__
+
+    host = lab.host
+    passwd = host.path("/etc/passwd").read_text()
+    assert any(line.startswith("edgeperf:") and line.endswith(":/usr/sbin/nologin") for line in passwd.splitlines())
+    with pytest.raises(KeyError):
+        pwd.getpwnam("edgeperf")  # the test host's user, not this machine's
+    config = host.path("/etc/edgeperf/agent.toml")
+    assert f'device_id = "{DEVICE}"' in config.read_text() and f'broker = "{lab.broker}"' in config.read_text()
+    assert 'tags = ["netns", "lab-a"]' in config.read_text()
+    for path, mode in (("/etc/edgeperf/agent.toml", 0o640), ("/etc/edgeperf/tls/device.key", 0o640),
+                       ("/etc/edgeperf/tls", 0o750), ("/var/lib/edgeperf", 0o750)):
+        st = host.path(path).stat()
+        assert st.st_mode & 0o777 == mode, path
+        assert st.st_mode & 0o007 == 0  # nothing for other users on the device
+    key = host.path("/etc/edgeperf/tls/device.key").read_bytes()
+    assert key == (lab.pki / "devices" / f"{DEVICE}.key").read_bytes()
+
+    unit = host.path(UNIT).read_text()
+    for line in ("Restart=always", "User=edgeperf", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                 "ReadWritePaths=/var/lib/edgeperf",
+                 "ExecStart=/opt/edgeperf/venv/bin/edgeperf-agent run --config /etc/edgeperf/agent.toml --log-level info"):
+        assert line in unit.splitlines()
+    verify = subprocess.run(host.enter("systemd-analyze", "verify", UNIT), capture_output=True, text=True)
+    assert verify.returncode == 0 and verify.stdout + verify.stderr == "", verify.stdout + verify.stderr
+
+
+def test_the_agent_comes_online_over_mtls_and_runs_a_campaign(lab, tmp_path):
+    lab.agent = lab.host.start_unit(UNIT, tmp_path / "agent.log")  # what systemd would run
+
+    def online() -> bool:
+        proc = edgeperf("devices", "--broker", lab.broker, "--db", str(lab.db), "--json", "--wait", "1", *lab.tls())
+        rows = json.loads(proc.stdout) if proc.returncode == 0 else []
+        return any(r["id"] == DEVICE and r["state"] == "online" for r in rows)
+
+    wait_until(online, 60, f"{DEVICE} to say online (agent log: {tmp_path / 'agent.log'})")
+    campaign = campaign_file(tmp_path / "smoke.yaml", variants=["int8.onnx"], devices=f"{{ids: [{DEVICE}]}}",
+                             modes=["performance"], scenarios=["SingleStream"])
+    ok(edgeperf("campaign", "run", str(campaign), "--broker", lab.broker, "--db", str(lab.db), *lab.tls(),
+                "--artifact-host", "0.0.0.0", "--artifact-advertise", lab.host.gateway))
+    store = Store(lab.db)
+    try:
+        [doc] = store.results(store.campaign("latest")["id"])
+    finally:
+        store.close()
+    assert doc["device"]["id"] == DEVICE and doc["valid"] is True
+    assert doc["device"]["facts"]["hostname"] == lab.host.hostname  # measured on the test host, not here
+
+
+def test_a_second_flash_changes_nothing_and_finds_the_agent_online(lab):
+    [result] = json.loads(ok(lab.flash("--wait", "30")).stdout)
+    assert result["changed"] == 0 and result["changed_tasks"] == []
+    assert result["state"] == "online" and result["agent_version"] == __version__
+
+
+def test_status_reports_drift_and_flash_repairs_it(lab):
+    config = lab.host.path("/etc/edgeperf/agent.toml")
+    config.write_text(config.read_text().replace('tags = ["netns", "lab-a"]', 'tags = ["edited-by-hand"]'))
+    status = edgeperf("fleet", "status", str(lab.inventory), "--broker", lab.broker, "--pki", str(lab.pki),
+                      "--bundle", str(lab.bundle), "--db", str(lab.db), "--json")
+    [row] = json.loads(ok(status).stdout)
+    assert row["report"]["provisioned"] is True and row["state"] == "online"
+    assert [t.split(" : ")[-1] for t in row["changed_tasks"]] == ["Agent configuration"]
+    assert "edited-by-hand" in config.read_text()  # a check changes nothing
+    [result] = json.loads(ok(lab.flash("--wait", "0")).stdout)
+    assert [t.split(" : ")[-1] for t in result["changed_tasks"]] == ["Agent configuration"]
+    assert 'tags = ["netns", "lab-a"]' in config.read_text()
+
+
+def test_an_unreachable_host_is_one_line_and_exit_3(lab, tmp_path):
+    dead = tmp_path / "dead.yaml"
+    dead.write_text(lab.inventory.read_text().replace(f"address: {lab.host.address}", f"address: {lab.host.gateway}, port: 9"))
+    proc = lab.flash("--wait", "0", inventory=dead)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    [line] = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert line.startswith(f"{DEVICE}: unreachable:") and "port 9" in line
+
+
+def test_an_unprovisioned_host_shows_in_status(lab, tmp_path):
+    shutil.rmtree(lab.host.path("/etc/edgeperf"))
+    status = edgeperf("fleet", "status", str(lab.inventory), "--broker", lab.broker, "--pki", str(lab.pki),
+                      "--db", str(lab.db), "--json")
+    [row] = json.loads(ok(status).stdout)
+    assert row["report"] == {"provisioned": False}
