@@ -126,6 +126,13 @@ def _san(host: str) -> x509.GeneralName:
         return x509.DNSName(host)
 
 
+def _key_usage(*allowed: str) -> x509.KeyUsage:
+    """A KeyUsage extension that allows only ``allowed``; the constructor wants every flag spelled out."""
+    flags = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment", "key_agreement",
+             "key_cert_sign", "crl_sign", "encipher_only", "decipher_only")
+    return x509.KeyUsage(**{flag: flag in allowed for flag in flags})
+
+
 def _check_host(host: str) -> str:
     host = host.strip()
     try:
@@ -419,17 +426,8 @@ class Pki:
             .not_valid_after(now + dt.timedelta(days=max(CA_DAYS, self._index["days"])))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=False,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,  # OpenSSL refuses a CRL signed by a CA whose key usage lacks it
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                # crl_sign: OpenSSL refuses a CRL signed by a CA whose key usage lacks it
+                _key_usage("key_cert_sign", "crl_sign"),
                 critical=True,
             )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -452,17 +450,7 @@ class Pki:
             .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
+                _key_usage("digital_signature"),  # ECDSA signs the TLS handshake; nothing else
                 critical=True,
             )
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)

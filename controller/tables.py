@@ -97,7 +97,7 @@ def flash(results: Sequence[Any], check: bool) -> Table:
         h = r.host
         if check:
             provisioned = "?" if not r.report else "yes" if r.report.get("provisioned") else "no"
-            drift = ", ".join(_task(t) for t in r.changed_tasks) or "none"
+            drift = ", ".join(r.changed_tasks) or "none"
             drift = drift if r.ran and r.report.get("provisioned") else "–"
             cells = [h.name, h.device_id, h.address, provisioned, drift]
         else:
@@ -107,7 +107,3 @@ def flash(results: Sequence[Any], check: bool) -> Table:
         table.add_row(*cells, style="red" if r.failure else None)
     return table
 
-
-def _task(name: str) -> str:
-    """A role task's name without the role prefix Ansible adds."""
-    return name.split(" : ", 1)[-1]

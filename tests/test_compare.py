@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -14,14 +11,11 @@ from agent.runtimes.base import RuntimeOptions
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from controller import scorecard
 from controller.store import Store
+from tests.cli_harness import edgeperf
 from tests.fleet_harness import campaign_file
 
 pytestmark = pytest.mark.slow
 
-
-def edgeperf(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from controller.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout, env=os.environ | {"COLUMNS": "250"})
 
 
 def edge_run(variant: str, mode: Mode) -> dict:

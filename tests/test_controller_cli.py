@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -14,23 +13,12 @@ import pytest
 
 from controller.broker import EmbeddedBroker, free_port
 from controller.store import Store
+from tests.cli_harness import edgeperf, one_error_line
 from tests.fleet_harness import AgentProcess, campaign_file, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def edgeperf(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from controller.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout, env=os.environ | {"COLUMNS": "200"})
-
-
-def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
-    assert proc.returncode == code, proc.stderr + proc.stdout
-    assert "Traceback" not in proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -34,3 +34,54 @@ def test_the_demo_campaign_is_valid():
     spec = campaign.load(demo.CAMPAIGN)
     assert [v.artifact for v in spec.models[0].variants] == [
         "zoo:fashion-mnist-cnn/int8.tflite", "zoo:fashion-mnist-cnn/int8.onnx", "zoo:fashion-mnist-cnn/fp32.onnx"]
+
+
+def _fleet_commands() -> list[list[str]]:
+    """The ``edgeperf ...`` command lines in docs/fleet.md's code blocks, continuation lines joined."""
+    import re
+    import shlex
+
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", (ROOT / "docs" / "fleet.md").read_text(), re.S)
+    commands = []
+    for block in blocks:
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith("edgeperf "):
+                commands.append(shlex.split(line.split(" #")[0]))
+    return commands
+
+
+def test_the_fleet_doc_uses_only_commands_and_options_that_exist():
+    import typer
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    commands = _fleet_commands()
+    assert len(commands) >= 15
+    runner = CliRunner(env={"COLUMNS": "300"})
+    for argv in commands:
+        command, path = typer.main.get_command(app), []
+        for word in argv[1:]:  # down the command groups as far as the words go
+            if word not in getattr(command, "commands", {}):
+                break
+            command = command.commands[word]
+            path.append(word)
+        assert path and not hasattr(command, "commands"), argv
+        help_text = runner.invoke(app, [*path, "--help"]).output
+        for flag in (w.split("=")[0] for w in argv if w.startswith("-")):
+            assert flag in help_text, f"{' '.join(argv)}: {flag} is not an option of 'edgeperf {' '.join(path)}'"
+
+
+def test_the_fleet_doc_inventory_is_valid(tmp_path, monkeypatch):
+    from controller import inventory
+
+    text = (ROOT / "docs" / "fleet.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".ssh").mkdir()
+    for name in ("edgeperf_lab", "known_hosts"):
+        (tmp_path / ".ssh" / name).write_text("")
+    (tmp_path / "inventory.yaml").write_text(example)
+    inv = inventory.load(tmp_path / "inventory.yaml")
+    assert [(h.device_id, h.family, h.user) for h in inv.hosts] == [
+        ("pi5-01", "rpi", "pi"), ("pi5-02", "rpi", "pi"), ("orin-nano-01", "jetson", "nvidia")]

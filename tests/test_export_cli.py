@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from agent import bench
 from agent.runtimes.base import RuntimeOptions
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from controller.store import Store
-
-
-def edgeperf(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from controller.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=180, env=os.environ | {"COLUMNS": "200"})
+from tests.cli_harness import edgeperf
 
 
 def test_export_commands(tmp_path):

@@ -13,7 +13,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from agent import __version__
 from controller.bundle import host_platform
 from controller.store import Store
+from tests.cli_harness import edgeperf
 from tests.fleet_harness import Mosquitto, campaign_file, wait_until
 from tests.testhost import TestHost, missing_parts
 
@@ -29,14 +29,17 @@ DEVICE = "edge-ns1"
 UNIT = "/etc/systemd/system/edgeperf-agent.service"
 
 
-def edgeperf(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from controller.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=timeout, env=os.environ | {"COLUMNS": "250"})
-
-
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
+
+
+def one_host_line(proc) -> str:
+    """A failed flash: exit 3, no traceback, and the one line it printed on stderr."""
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    [line] = [line for line in proc.stderr.splitlines() if line.strip()]
+    return line
 
 
 class Lab:
@@ -55,6 +58,12 @@ class Lab:
     def tls(self) -> tuple[str, ...]:
         return ("--ca-file", str(self.pki / "ca.pem"), "--cert-file", str(self.pki / "controller.pem"),
                 "--key-file", str(self.pki / "controller.key"))
+
+    def online(self) -> bool:
+        """The broker's retained status says the test host's agent is online."""
+        proc = edgeperf("devices", "--broker", self.broker, "--db", str(self.db), "--json", "--wait", "1", *self.tls())
+        rows = json.loads(proc.stdout) if proc.returncode == 0 else []
+        return any(r["id"] == DEVICE and r["state"] == "online" for r in rows)
 
     def flash(self, *extra: str, inventory: Path | None = None) -> subprocess.CompletedProcess[str]:
         return edgeperf("fleet", "flash", str(inventory or self.inventory), "--broker", self.broker, "--pki", str(self.pki),
@@ -76,8 +85,7 @@ def lab(tmp_path_factory):
         lab.mosquitto.start()
         python = subprocess.run(lab.host.enter("/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"),
                                 capture_output=True, text=True, check=True).stdout.strip()
-        ok(edgeperf("fleet", "bundle", "-o", str(lab.bundle), "--platform", host_platform(), "--python", python,
-                    "--family", "generic"))
+        ok(edgeperf("fleet", "bundle", "-o", str(lab.bundle), "--platform", host_platform(), "--python", python))
         lab.inventory.write_text(
             "defaults:\n"
             f"  user: root\n  key: {lab.host.client_key}\n  known_hosts: {lab.host.known_hosts}\n"
@@ -127,13 +135,7 @@ def test_flash_provisions_the_host(lab):
 
 def test_the_agent_comes_online_over_mtls_and_runs_a_campaign(lab, tmp_path):
     lab.agent = lab.host.start_unit(UNIT, tmp_path / "agent.log")  # what systemd would run
-
-    def online() -> bool:
-        proc = edgeperf("devices", "--broker", lab.broker, "--db", str(lab.db), "--json", "--wait", "1", *lab.tls())
-        rows = json.loads(proc.stdout) if proc.returncode == 0 else []
-        return any(r["id"] == DEVICE and r["state"] == "online" for r in rows)
-
-    wait_until(online, 60, f"{DEVICE} to say online (agent log: {tmp_path / 'agent.log'})")
+    wait_until(lab.online, 60, f"{DEVICE} to say online (agent log: {tmp_path / 'agent.log'})")
     campaign = campaign_file(tmp_path / "smoke.yaml", variants=["int8.onnx"], devices=f"{{ids: [{DEVICE}]}}",
                              modes=["performance"], scenarios=["SingleStream"])
     ok(edgeperf("campaign", "run", str(campaign), "--broker", lab.broker, "--db", str(lab.db), *lab.tls(),
@@ -160,20 +162,19 @@ def test_status_reports_drift_and_flash_repairs_it(lab):
                       "--bundle", str(lab.bundle), "--db", str(lab.db), "--json")
     [row] = json.loads(ok(status).stdout)
     assert row["report"]["provisioned"] is True and row["state"] == "online"
-    assert [t.split(" : ")[-1] for t in row["changed_tasks"]] == ["Agent configuration"]
-    assert "edited-by-hand" in config.read_text()  # a check changes nothing
+    assert row["changed_tasks"] == ["Agent configuration"]
+    [dry] = json.loads(ok(lab.flash("--check")).stdout)
+    assert dry["changed_tasks"] == ["Agent configuration"]
+    assert "edited-by-hand" in config.read_text()  # neither a status nor a --check run changes anything
     [result] = json.loads(ok(lab.flash("--wait", "0")).stdout)
-    assert [t.split(" : ")[-1] for t in result["changed_tasks"]] == ["Agent configuration"]
+    assert result["changed_tasks"] == ["Agent configuration"]
     assert 'tags = ["netns", "lab-a"]' in config.read_text()
 
 
 def test_an_unreachable_host_is_one_line_and_exit_3(lab, tmp_path):
     dead = tmp_path / "dead.yaml"
     dead.write_text(lab.inventory.read_text().replace(f"address: {lab.host.address}", f"address: {lab.host.gateway}, port: 9"))
-    proc = lab.flash("--wait", "0", inventory=dead)
-    assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    [line] = [line for line in proc.stderr.splitlines() if line.strip()]
+    line = one_host_line(lab.flash("--wait", "0", inventory=dead))
     assert line.startswith(f"{DEVICE}: unreachable:") and "port 9" in line
 
 
@@ -183,3 +184,50 @@ def test_an_unprovisioned_host_shows_in_status(lab, tmp_path):
                       "--db", str(lab.db), "--json")
     [row] = json.loads(ok(status).stdout)
     assert row["report"] == {"provisioned": False}
+
+
+def test_a_failing_task_is_one_line_naming_the_host_task_and_reason(lab, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(lab.inventory.read_text().replace("python: /usr/bin/python3", "python: /usr/bin/python2.7"))
+    proc = lab.flash("--wait", "0", inventory=broken)
+    line = one_host_line(proc)
+    assert line.startswith(f"{DEVICE}: ") and "/usr/bin/python2.7" in line
+    [result] = json.loads(proc.stdout)
+    assert result["failure"] and not result["unreachable"] and result["changed"] == 0
+
+    ensurepip = next(lab.host.path("/usr/lib").glob("python3.*/ensurepip/__init__.py"))
+    original = ensurepip.read_bytes()
+    ensurepip.write_text("raise ImportError('python3-venv is not installed')\n")  # as on a Debian without it
+    try:
+        line = one_host_line(lab.flash("--wait", "0"))
+    finally:
+        ensurepip.write_bytes(original)
+    assert line.startswith(f"{DEVICE}: Check the device's Python can make a venv: ") and "apt-get install python3-venv" in line
+
+
+def test_a_jetson_gets_jtop_its_groups_and_a_verified_jtop_unit(lab, tmp_path):
+    """The family decides extras, groups and services: the same host re-flashed as a Jetson."""
+    jetson = tmp_path / "jetson.yaml"
+    jetson.write_text(lab.inventory.read_text().replace("family: generic", "family: jetson"))
+    [result] = json.loads(ok(lab.flash("--wait", "0", inventory=jetson)).stdout)
+    groups = {line.split(":")[0]: line.split(":")[3].split(",") for line in lab.host.path("/etc/group").read_text().splitlines()}
+    assert "jtop" in groups and "edgeperf" in groups["jtop"]
+    assert "i2c" not in result["report"]["groups"]  # joined only where the host has the group
+    assert set(result["report"]["groups"]) == {g for g in ("i2c", "dialout", "video", "jtop") if g in groups}
+    unit = lab.host.path(UNIT).read_text()
+    assert f"SupplementaryGroups={' '.join(result['report']['groups'])}" in unit.splitlines()
+    assert "After=network-online.target jtop.service" in unit.splitlines()
+    assert lab.host.path("/opt/edgeperf/jtop-venv/bin/jtop").is_file()
+    for unit_file in (UNIT, "/etc/systemd/system/jtop.service"):
+        verify = subprocess.run(lab.host.enter("systemd-analyze", "verify", unit_file), capture_output=True, text=True)
+        assert verify.returncode == 0 and verify.stdout + verify.stderr == "", unit_file + verify.stdout + verify.stderr
+    installed = subprocess.run(lab.host.enter("/opt/edgeperf/venv/bin/python", "-c",
+                                              "import ai_edge_litert, jtop, onnxruntime, serial; print('ok')"),
+                               capture_output=True, text=True)
+    assert installed.stdout.strip() == "ok", installed.stderr  # the jetson extras, from the offline wheelhouse
+
+    lab.agent.kill()
+    lab.agent.wait(10)
+    wait_until(lambda: not lab.online(), 30, "the old agent's last will")
+    lab.agent = lab.host.start_unit(UNIT, tmp_path / "agent.log")
+    wait_until(lab.online, 60, f"the agent, now in the jtop group, to say online (log: {tmp_path / 'agent.log'})")

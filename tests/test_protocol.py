@@ -78,15 +78,18 @@ def test_oversized_messages_are_refused_before_sending():
         Envelope("result", "a", {"blob": "x" * MAX_PAYLOAD_BYTES}).encode()
 
 
+JOB = {
+    "run_id": "r1",
+    "scenario": "SingleStream",
+    "mode": "performance",
+    "profile": "smoke",
+    "dataset": "synthetic",
+    "artifact": {"url": "http://c/artifacts/x", "sha256": "a" * 64, "size": 10, "name": "m.tflite"},
+}
+
+
 def test_job_schema():
-    job = {
-        "run_id": "r1",
-        "scenario": "SingleStream",
-        "mode": "performance",
-        "profile": "smoke",
-        "dataset": "synthetic",
-        "artifact": {"url": "http://c/artifacts/x", "sha256": "a" * 64, "size": 10, "name": "m.tflite"},
-    }
+    job = dict(JOB)
     check_job(job)
     with pytest.raises(ProtocolError, match="sha256"):
         check_job(job | {"artifact": job["artifact"] | {"sha256": "abc"}})
@@ -100,14 +103,7 @@ def test_job_schema():
 
 
 def test_job_artifact_token_is_optional_and_bounded():
-    job = {
-        "run_id": "r1",
-        "scenario": "SingleStream",
-        "mode": "performance",
-        "profile": "smoke",
-        "dataset": "synthetic",
-        "artifact": {"url": "http://c/artifacts/x", "sha256": "a" * 64, "size": 10, "name": "m.tflite"},
-    }
+    job = dict(JOB)
     check_job(job)
     for good in ("A" * 43, "abc.DEF_ghi-jkl~mno+p/q==", "x" * 256):
         check_job(job | {"artifact": job["artifact"] | {"token": good}})

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,6 +14,7 @@ from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from agent.stats import LatencyHistogram
 from controller import diff, scorecard
 from controller.store import Store
+from tests.cli_harness import edgeperf
 
 
 def run(model: str, device: str, scenario=Scenario.SINGLE_STREAM, mode=Mode.PERFORMANCE, dataset="synthetic") -> dict:
@@ -99,10 +97,6 @@ def slowed(docs: list[dict], factor: float) -> list[dict]:
         out.append(doc)
     return out
 
-
-def edgeperf(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", "from controller.cli import main; main()", *args],
-                          capture_output=True, text=True, timeout=120, env=os.environ | {"COLUMNS": "250"})
 
 
 def test_diff_fails_only_beyond_threshold_and_noise(docs, tmp_path):

@@ -154,9 +154,11 @@ class TestHost:
         return out
 
     # ---- using it --------------------------------------------------------------------------------
-    def enter(self, *command: str, user: str | None = None) -> list[str]:
+    def enter(self, *command: str, user: str | None = None, groups: tuple[str, ...] = ()) -> list[str]:
         """argv that runs ``command`` inside the host (its network, hostname and filesystem)."""
-        chroot = ["chroot", *([f"--userspec={user}:{user}"] if user else []), str(self.root)]
+        who = [f"--userspec={user}:{user}"] if user else []
+        who += [f"--groups={','.join(groups)}"] if groups else []
+        chroot = ["chroot", *who, str(self.root)]
         return ["ip", "netns", "exec", self.netns, "unshare", "--uts", "sh", "-c",
                 f'hostname {self.hostname} && exec "$@"', "sh", *chroot, *command]
 
@@ -176,8 +178,9 @@ class TestHost:
         return self.root / inside.lstrip("/")
 
     def start_unit(self, unit: str, log: Path) -> subprocess.Popen[bytes]:
-        """Start a service the way systemd would: its ExecStart as its User, inside the host."""
+        """Start a service the way systemd would: its ExecStart as its User and SupplementaryGroups, inside the host."""
         lines = [line for line in self.path(unit).read_text().splitlines() if "=" in line and not line.startswith("#")]
         fields = dict(line.split("=", 1) for line in lines)
-        command = shlex.split(fields["ExecStart"])
-        return subprocess.Popen(self.enter(*command, user=fields.get("User")), stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        command = self.enter(*shlex.split(fields["ExecStart"]), user=fields.get("User"),
+                             groups=tuple(fields.get("SupplementaryGroups", "").split()))
+        return subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT)

@@ -41,8 +41,8 @@ class CallbackModule(CallbackBase):
         host["ok"] += 1
         if result._result.get("changed"):
             host["changed"] += 1
-            if result._task.get_name() not in host["changed_tasks"]:
-                host["changed_tasks"].append(result._task.get_name())
+            if _name(result) not in host["changed_tasks"]:
+                host["changed_tasks"].append(_name(result))
         if not result._task.no_log:
             report = result._result.get("ansible_facts", {}).get("edgeperf_report")
             if report is not None:
@@ -55,7 +55,7 @@ class CallbackModule(CallbackBase):
         host["failed"] += 1
         if host["failure"] is None:
             message = "output hidden (no_log)" if result._task.no_log else _message(result._result)
-            host["failure"] = {"task": result._task.get_name(), "message": message}
+            host["failure"] = {"task": _name(result), "message": message}
 
     def v2_runner_on_unreachable(self, result) -> None:
         host = self._host(result)
@@ -69,11 +69,26 @@ class CallbackModule(CallbackBase):
                 json.dump(self.hosts, f, indent=1, default=str)
 
 
+def _name(result) -> str:
+    """The task's own name, without the "edgeperf_agent : " role prefix Ansible puts in its output."""
+    return result._task.name or result._task.get_name()
+
+
 def _message(result: dict) -> str:
-    """The most useful single line Ansible gives for a failure."""
-    for key in ("msg", "stderr", "module_stderr", "stdout"):
-        text = result.get(key)
-        if isinstance(text, str) and text.strip():
-            lines = [line for line in text.strip().splitlines() if line.strip()]
-            return lines[-1] if key != "msg" else " ".join(lines)
-    return "failed without a message"
+    """The most useful single line Ansible gives for a failure: its message and the last line of stderr.
+
+    A module that could not even start (a wrong ``python:``) is reported by ``setup`` as
+    "the following modules failed", with the shell's own error inside ``failed_modules``.
+    """
+    failed = result.get("failed_modules")
+    if isinstance(failed, dict) and failed:
+        name, inner = next(iter(failed.items()))
+        return f"{name}: {_message(inner)}"
+    msg = " ".join(line.strip() for line in str(result.get("msg") or "").splitlines() if line.strip())
+    detail = ""
+    for key in ("module_stderr", "stderr", "module_stdout", "stdout"):
+        lines = [line.strip() for line in str(result.get(key) or "").splitlines() if line.strip()]
+        if lines:
+            detail = lines[-1]
+            break
+    return ": ".join(part for part in (msg, detail) if part) or "failed without a message"

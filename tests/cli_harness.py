@@ -1,0 +1,23 @@
+"""``edgeperf`` run the way a user runs it: a child process, a wide terminal, stdout and stderr apart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def edgeperf(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The controller CLI in a child process; 250 columns so rich does not wrap table rows or errors."""
+    return subprocess.run([sys.executable, "-c", "from controller.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=timeout, env=os.environ | {"COLUMNS": "250"})
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
+    """The command failed with ``code`` and said why in exactly one ``error:`` line holding ``fragments``."""
+    assert proc.returncode == code, proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
