@@ -124,8 +124,11 @@ def test_edgeperf_broker_serves_until_interrupted(tmp_path):
     from agent.transport import BrokerUrl, Connection
 
     port = free_port()
+    # Ctrl-C as in a terminal: a test run started in the background (`cmd &` in a script) ignores
+    # SIGINT, children inherit that, and Python then leaves it ignored.
     proc = subprocess.Popen([sys.executable, "-c", "from controller.cli import main; main()", "broker", "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         client = Connection("probe", BrokerUrl.parse(f"mqtt://127.0.0.1:{port}"))
         wait_until(lambda: _connects(client), 20, "the broker to accept a client")

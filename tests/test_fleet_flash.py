@@ -1,9 +1,10 @@
 """``edgeperf fleet flash`` for real: Ansible over SSH provisions a second host, which then runs a campaign over mTLS.
 
-The second host (tests/testhost.py) has its own network namespace, root filesystem and sshd; the
-broker is Debian's mosquitto with the config ``edgeperf broker config`` writes; the bundle holds
-real wheels from PyPI. systemd cannot run as PID 1 in the test host: the flash says so, and the
-test starts the agent with the unit's own ExecStart line, as its User.
+The second host (tests/testhost.py) has its own network namespace, root filesystem and sshd;
+Ansible logs in as ``pi`` and becomes root with sudo, as on a Pi. The broker is Debian's
+mosquitto with the config ``edgeperf broker config`` writes; the bundle holds real wheels from
+the package index. systemd cannot run as PID 1 in the test host: the flash says so, and the test
+starts the agent with the unit's own ExecStart line, as its User with its SupplementaryGroups.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.testhost import TestHost, missing_parts
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(missing_parts()), reason=missing_parts() or "n/a")]
 DEVICE = "edge-ns1"
 UNIT = "/etc/systemd/system/edgeperf-agent.service"
+SSH_USER = "pi"  # as on a Pi: a login with sudo, so the role runs through Ansible's become
 
 
 def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -77,6 +79,7 @@ def lab(tmp_path_factory):
     (root / "host").mkdir()
     lab.host.start()
     try:
+        lab.host.add_sudo_user(SSH_USER)
         ok(edgeperf("certs", "init", "--out", str(lab.pki), "--broker-host", lab.host.gateway, "--broker-host", "127.0.0.1"))
         conf = root / "mosquitto.conf"
         ok(edgeperf("broker", "config", "--pki", str(lab.pki), "--out", str(conf), "--port", str(lab.mosquitto.port),
@@ -88,7 +91,7 @@ def lab(tmp_path_factory):
         ok(edgeperf("fleet", "bundle", "-o", str(lab.bundle), "--platform", host_platform(), "--python", python))
         lab.inventory.write_text(
             "defaults:\n"
-            f"  user: root\n  key: {lab.host.client_key}\n  known_hosts: {lab.host.known_hosts}\n"
+            f"  user: {SSH_USER}\n  key: {lab.host.client_key}\n  known_hosts: {lab.host.known_hosts}\n"
             "  python: /usr/bin/python3\n  family: generic\n"
             "groups:\n  netns: {tags: [netns]}\n"
             f"hosts:\n  {DEVICE}: {{address: {lab.host.address}, groups: [netns], tags: [lab-a]}}\n"

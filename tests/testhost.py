@@ -33,9 +33,9 @@ def missing_parts() -> str:
     """Why a test host cannot be made here, or "" when it can."""
     if os.geteuid() != 0:
         return "test hosts need root (network namespaces and overlay mounts)"
-    for tool in ("ip", "sshd", "ssh", "ssh-keygen", "chroot", "unshare", "systemd-analyze"):
+    for tool in ("ip", "sshd", "ssh", "ssh-keygen", "chroot", "unshare", "systemd-analyze", "sudo", "useradd"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
-            return f"{tool} is not installed (apt-get install iproute2 openssh-server openssh-client systemd; .ci/run does)"
+            return f"{tool} is not installed (apt-get install iproute2 openssh-server openssh-client systemd sudo; .ci/run does)"
     if subprocess.run(["/usr/bin/python3", "-c", "import ensurepip, venv"], capture_output=True).returncode != 0:
         return "the system Python cannot make venvs (apt-get install python3 python3-venv; .ci/run does)"
     probe = subprocess.run(["ip", "netns", "add", "edgeperf-probe"], capture_output=True, text=True)
@@ -161,6 +161,20 @@ class TestHost:
         chroot = ["chroot", *who, str(self.root)]
         return ["ip", "netns", "exec", self.netns, "unshare", "--uts", "sh", "-c",
                 f'hostname {self.hostname} && exec "$@"', "sh", *chroot, *command]
+
+    def add_sudo_user(self, name: str) -> None:
+        """A login like a Pi's ``pi``: the test's SSH key, password-less sudo, no other rights."""
+        # "*": no password, but not locked ("!"), which sshd without PAM refuses even for keys
+        _run(*self.enter("useradd", "--create-home", "--shell", "/bin/bash", "--password", "*", name))
+        home = self.path(f"/home/{name}")
+        ssh_dir = home / ".ssh"
+        ssh_dir.mkdir(mode=0o700)
+        (ssh_dir / "authorized_keys").write_text(self.client_key.with_suffix(".pub").read_text())
+        _run(*self.enter("chown", "-R", f"{name}:{name}", f"/home/{name}/.ssh"))
+        sudoers = self.path(f"/etc/sudoers.d/{name}")
+        sudoers.parent.mkdir(mode=0o750, exist_ok=True)
+        sudoers.write_text(f"{name} ALL=(ALL) NOPASSWD: ALL\n")
+        sudoers.chmod(0o440)
 
     def ssh(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``command`` over SSH as root, as Ansible does."""
