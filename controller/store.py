@@ -87,22 +87,47 @@ class Store:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._use_wal()
             self.db.execute("PRAGMA synchronous=FULL")
-            version = self.db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{path} was written by a newer edgeperf (schema {version}); upgrade edgeperf")
-            fresh = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'campaigns'").fetchone()
-            if not fresh:
-                for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
-                    for statement in MIGRATIONS[step]:
-                        self.db.execute(statement)
-            self.db.executescript(_SCHEMA)
-            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            with self.transaction():  # one opener at a time, or two could migrate the same file
+                self._prepare_schema()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot open the results database {path}: {exc}; pass another --db or move the file aside"
             ) from None
+
+    def _use_wal(self, wait_s: float = 30.0) -> None:
+        """Switch the file to WAL (readers never block the writer; it persists in the file).
+
+        The switch needs the file to itself and SQLite does not wait for that with the busy
+        timeout: when two commands open a new database at once, one is told "locked" at once.
+        So it is retried, for as long as any other statement would wait.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def _prepare_schema(self) -> None:
+        """Create or migrate the tables. Runs inside a write transaction: another process opening
+        the same new file waits for it, then finds the schema complete and the version set."""
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer edgeperf (schema {version}); upgrade edgeperf")
+        fresh = not self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'campaigns'").fetchone()
+        if not fresh:
+            for step in range(max(version, 1) + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step]:
+                    self.db.execute(statement)
+        for statement in _SCHEMA.split(";"):  # executescript would commit first
+            if statement.strip():
+                self.db.execute(statement)
+        self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.db.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 
 from controller.store import SCHEMA_VERSION, Store
@@ -27,6 +28,35 @@ def test_a_version_1_database_is_migrated_without_losing_campaigns(tmp_path):
     new = store.create_campaign("gpu", "x.yaml", {}, [], kind="baseline")
     assert store.campaign(new)["kind"] == "baseline"
     store.close()
+
+
+def _open_when_released(path, barrier) -> None:
+    barrier.wait()
+    Store(path).close()
+
+
+def test_commands_opening_one_database_at_once_migrate_it_once(tmp_path):
+    """`campaign run` and `campaign status` started together on an old file both open it."""
+    for name in ("new.db", "old.db"):
+        path = tmp_path / name
+        if name == "old.db":
+            db = sqlite3.connect(path)
+            db.execute("PRAGMA journal_mode=WAL")  # as every edgeperf database is
+            db.execute(V1_CAMPAIGNS)
+            db.execute("PRAGMA user_version=1")
+            db.commit()
+            db.close()
+        context = multiprocessing.get_context("spawn")
+        barrier = context.Barrier(6)
+        openers = [context.Process(target=_open_when_released, args=(path, barrier)) for _ in range(6)]
+        for p in openers:
+            p.start()
+        for p in openers:
+            p.join(60)
+        assert [p.exitcode for p in openers] == [0] * 6, name
+        store = Store(path)
+        assert store.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        store.close()
 
 
 def test_results_are_stored_once_per_run_id(tmp_path):
