@@ -23,9 +23,9 @@ from controller.bundle import host_platform
 from controller.store import Store
 from tests.cli_harness import edgeperf
 from tests.fleet_harness import Mosquitto, campaign_file, wait_until
-from tests.testhost import TestHost, missing_parts
+from tests.testhost import TestHost, platform_refusal
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(missing_parts()), reason=missing_parts() or "n/a")]
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(platform_refusal()), reason=platform_refusal() or "n/a")]
 DEVICE = "edge-ns1"
 UNIT = "/etc/systemd/system/edgeperf-agent.service"
 SSH_USER = "pi"  # as on a Pi: a login with sudo, so the role runs through Ansible's become

@@ -21,6 +21,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -29,19 +30,27 @@ import pytest
 from tests.fleet_harness import wait_until
 
 
-def missing_parts() -> str:
-    """Why a test host cannot be made here, or "" when it can."""
+def platform_refusal() -> str:
+    """Why this platform cannot make a test host at all (a reason to skip), or "" when it can."""
+    if not sys.platform.startswith("linux"):
+        return f"platform: test hosts need Linux network namespaces, not {sys.platform}"
     if os.geteuid() != 0:
-        return "test hosts need root (network namespaces and overlay mounts)"
+        return "platform: test hosts need root (network namespaces and overlay mounts)"
+    if shutil.which("ip"):
+        probe = subprocess.run(["ip", "netns", "add", "edgeperf-probe"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            return f"platform: network namespaces are not allowed here: {probe.stderr.strip()}"
+        subprocess.run(["ip", "netns", "del", "edgeperf-probe"], check=False)
+    return ""
+
+
+def missing_packages() -> str:
+    """What .ci/run installs and this machine lacks (a reason to fail, not to skip), or ""."""
     for tool in ("ip", "sshd", "ssh", "ssh-keygen", "chroot", "unshare", "systemd-analyze", "sudo", "useradd"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
             return f"{tool} is not installed (apt-get install iproute2 openssh-server openssh-client systemd sudo; .ci/run does)"
     if subprocess.run(["/usr/bin/python3", "-c", "import ensurepip, venv"], capture_output=True).returncode != 0:
         return "the system Python cannot make venvs (apt-get install python3 python3-venv; .ci/run does)"
-    probe = subprocess.run(["ip", "netns", "add", "edgeperf-probe"], capture_output=True, text=True)
-    if probe.returncode != 0:
-        return f"network namespaces are not allowed here: {probe.stderr.strip()}"
-    subprocess.run(["ip", "netns", "del", "edgeperf-probe"], check=False)
     return ""
 
 
@@ -71,6 +80,9 @@ class TestHost:
 
     # ---- lifecycle -----------------------------------------------------------------------------
     def start(self) -> TestHost:
+        missing = missing_packages()
+        if missing:
+            pytest.fail(f"test host: {missing}")
         self._network()
         self._filesystem()
         self._ssh()
