@@ -160,6 +160,12 @@ def _bench(args: argparse.Namespace) -> int:
     return EXIT_INVALID_RUN if args.strict and not doc["valid"] else 0
 
 
+def run_command(broker_url: str, device_id: str, data_dir: Path, *flags: str) -> list[str]:
+    """argv for ``edgeperf-agent run`` under this Python: how the demo and the tests start agents."""
+    return [sys.executable, "-m", "agent.cli", "run", "--broker", broker_url, "--device-id", device_id,
+            "--data-dir", str(data_dir), *flags]
+
+
 def _run(args: argparse.Namespace) -> int:
     import logging
     import os

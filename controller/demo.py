@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from agent.cli import run_command
 from agent.errors import EdgeperfError
 from controller import campaign as campaign_file
 from controller import progress, render, scorecard, session, views
@@ -37,24 +37,7 @@ def start_agent(broker_url: str, device_id: str, threads: int, data_dir: Path) -
     """One agent process, logging to a file in its data directory."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log = (data_dir / "agent.log").open("wb")
-    cmd = [
-        sys.executable,
-        "-m",
-        "agent.cli",
-        "run",
-        "--broker",
-        broker_url,
-        "--device-id",
-        device_id,
-        "--tag",
-        "demo",
-        "--threads",
-        str(threads),
-        "--data-dir",
-        str(data_dir),
-        "--log-level",
-        "warning",
-    ]
+    cmd = run_command(broker_url, device_id, data_dir, "--tag", "demo", "--threads", str(threads), "--log-level", "warning")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 

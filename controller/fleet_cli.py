@@ -118,6 +118,8 @@ def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Pa
     inv = inventory.load(inventory_file)
     pki = Pki.open(pki_dir)
     controller_cert, controller_key = pki.controller_files
+    options = session.FleetOptions(broker=broker, db=db, ca_file=pki.ca_file, cert_file=controller_cert,
+                                   key_file=controller_key, prefix=prefix)
     with tempfile.TemporaryDirectory(prefix="edgeperf-flash-") as tmp:
         bundle = bundles.read(bundle_file) if bundle_file else None
         if bundle is None and not check:
@@ -132,15 +134,13 @@ def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Pa
         left_out = {h.name: f"no usable certificate for {h.device_id} in {pki_dir} ('edgeperf certs list')"
                     for h in inv.hosts if h.name not in certificates}
         stamp = time.strftime("%Y%m%d-%H%M%S") + ("-check" if check else "")
-        log = session.FleetOptions(db=db).db_path.parent / "flash" / f"{stamp}.log"
+        log = options.db_path.parent / "flash" / f"{stamp}.log"
         summary: dict = {}
         if len(left_out) < len(inv.hosts):
             doc = flash.ansible_inventory(inv, settings, pki, certificates)
             with console.status("running the playbook") as status:
                 summary = flash.run_playbook(doc, check, log, settings, _progress(status, verbose))
         results = flash.results_from(inv, summary, left_out)
-    options = session.FleetOptions(broker=broker, db=db, ca_file=pki.ca_file, cert_file=controller_cert,
-                                   key_file=controller_key, prefix=prefix)
     broker_problem = ""
     try:
         flash.listen_for_status(results, options, 0.0 if check else wait)

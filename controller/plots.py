@@ -217,6 +217,11 @@ def dash(i: int) -> str:
     return DASHES[(i // len(PALETTE)) % len(DASHES)]
 
 
+def _svg_height(bottom: float, legend_rows: int) -> float:
+    """The picture's height: the plot area down to ``bottom``, the x axis below it, then the legend."""
+    return bottom + AXIS_BELOW + legend_rows * LEGEND_ROW + 12
+
+
 def _open(title: str, height: float, desc: str) -> list[str]:
     return [
         f'<svg class="plot" viewBox="0 0 {WIDTH} {_n(height)}" width="100%" role="img" aria-label="{esc(title)}" '
@@ -359,7 +364,7 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], x_
     _cols, rows = _legend_rows(entries)
     plot_h = 300
     bottom = PLOT_TOP + plot_h
-    height = bottom + AXIS_BELOW + rows * LEGEND_ROW + 12
+    height = _svg_height(bottom, rows)
     left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
     parts = _open(title, height, desc or f"{len(clean)} series; x: {x_label}; y: {y_label}")
     parts += _axes(x_axis, y_axis, (left, PLOT_TOP, right, bottom), x_label, y_label)
@@ -442,7 +447,7 @@ def scatter(points: Sequence[tuple], x_label: str, y_label: str, title: str, *, 
     _cols, rows = _legend_rows(entries)
     plot_h = 300
     bottom = PLOT_TOP + plot_h
-    height = bottom + AXIS_BELOW + rows * LEGEND_ROW + 12
+    height = _svg_height(bottom, rows)
     left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
     parts = _open(title, height, desc or f"{len(pts)} points; x: {x_label}; y: {y_label}")
     parts += _axes(x_axis, y_axis, (left, PLOT_TOP, right, bottom), x_label, y_label)
@@ -487,7 +492,7 @@ def bar_chart(bars: Sequence[tuple], value_label: str, title: str, *, interval_l
     band = 24
     bottom = PLOT_TOP + band * len(items) + 6
     _cols, rows = _legend_rows(entries)
-    height = bottom + AXIS_BELOW + rows * LEGEND_ROW + 12
+    height = _svg_height(bottom, rows)
     parts = _open(title, height, desc or f"{len(items)} bars; {value_label}")
     # y is categorical: draw the value axis only, with a label column on the left
     y_dummy = Axis(0, 1, False, (), None)
@@ -540,7 +545,7 @@ def trace_chart(t_s: Sequence[float], watts: Sequence[float], window_s: float | 
     _cols, rows = _legend_rows(entries)
     plot_h = 260
     bottom = PLOT_TOP + plot_h
-    height = bottom + AXIS_BELOW + rows * LEGEND_ROW + 12
+    height = _svg_height(bottom, rows)
     left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
     parts = _open(title, height, desc or f"{len(pts)} power samples over time")
     if window:

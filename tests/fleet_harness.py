@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.cli import run_command
 from controller.broker import free_port
 
 
@@ -83,21 +83,7 @@ class AgentProcess:
         self.device_id, self.data_dir = device_id, workdir / device_id
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.data_dir / "agent.log"
-        self.cmd = [
-            sys.executable,
-            "-m",
-            "agent.cli",
-            "run",
-            "--broker",
-            broker_url,
-            "--device-id",
-            device_id,
-            "--data-dir",
-            str(self.data_dir),
-            "--log-level",
-            "info",
-            *extra,
-        ]
+        self.cmd = run_command(broker_url, device_id, self.data_dir, "--log-level", "info", *extra)
         self.env = os.environ | {"EDGEPERF_RESEND_AFTER_S": "2"} | (env or {})
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,29 @@ MAX_CONSECUTIVE_ERRORS = 5
 
 class PowerSourceError(EdgeperfError):
     """A power source that cannot be opened or read; the message names the fix."""
+
+
+def source_options(source: str, options: Mapping[str, Any], allowed: Sequence[str]) -> dict[str, Any]:
+    """A source's options from ``--power source:value,key=value``: the bare value is the first of
+    ``allowed`` (``rapl:psys`` means ``domain=psys``), and an unknown key is refused by name."""
+    out = dict(options)
+    if "value" in out:
+        out.setdefault(allowed[0], out.pop("value"))
+    unknown = sorted(set(out) - set(allowed))
+    if unknown:
+        raise PowerSourceError(f"{source}: unknown option {', '.join(unknown)}; use {', '.join(allowed)}")
+    return out
+
+
+def positive_number(source: str, options: Mapping[str, Any], key: str, default: float, what: str, unit: str) -> float:
+    """``options[key]`` (or ``default``) as a number above 0, or one line naming the source and the key."""
+    try:
+        value = float(options.get(key, default))
+    except ValueError:
+        raise PowerSourceError(f"{source}: {key} must be a number of {what}, not {options[key]!r}") from None
+    if not value > 0:
+        raise PowerSourceError(f"{source}: {key} must be above 0 {unit}")
+    return value
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from devices.power.base import PollingMonitor, PowerSample, PowerSourceError, SourceInfo
+from devices.power.base import PollingMonitor, PowerSample, PowerSourceError, SourceInfo, positive_number, source_options
 
 DEFAULT_ROOT = "/sys/class/power_supply"
 DEFAULT_RATE_HZ = 10.0
@@ -162,19 +162,9 @@ def open(options: dict[str, str]) -> BatteryMonitor:
     polls per second (default 10; the gauge itself usually updates about once a second),
     ``root`` — the power_supply directory (tests point it at a fake sysfs tree).
     """
-    options = dict(options)
-    if "value" in options:
-        options.setdefault("name", options.pop("value"))
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise PowerSourceError(f"battery: unknown option {', '.join(unknown)}; use {', '.join(OPTIONS)}")
+    options = source_options("battery", options, OPTIONS)
     root = options.get("root", DEFAULT_ROOT)
-    try:
-        rate = float(options.get("rate", DEFAULT_RATE_HZ))
-    except ValueError:
-        raise PowerSourceError(f"battery: rate must be a number of samples per second, not {options['rate']!r}") from None
-    if not rate > 0:
-        raise PowerSourceError("battery: rate must be above 0 samples per second")
+    rate = positive_number("battery", options, "rate", DEFAULT_RATE_HZ, "samples per second", "samples per second")
     path = _find(root, options.get("name"))
     method = _method(path)
     problem = _values_problem(path, method)

@@ -24,7 +24,7 @@ import os
 import time
 from typing import Any
 
-from devices.power.base import PollingMonitor, PowerSample, PowerSourceError, SourceInfo
+from devices.power.base import PollingMonitor, PowerSample, PowerSourceError, SourceInfo, positive_number, source_options
 
 JTOP_SOCKET = "/run/jtop.sock"  # where jtop.service listens (jtop/service.py)
 DEFAULT_INTERVAL_S = 0.5
@@ -149,18 +149,8 @@ def open(options: dict[str, str]) -> JtopMonitor:
     such as ``VDD_CPU_GPU_CV``; ``interval`` — seconds between readings asked of the service
     (default 0.5; a service already running for another client keeps its own interval).
     """
-    options = dict(options)
-    if "value" in options:
-        options.setdefault("rail", options.pop("value"))
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise PowerSourceError(f"jtop: unknown option {', '.join(unknown)}; use {', '.join(OPTIONS)}")
-    try:
-        interval = float(options.get("interval", DEFAULT_INTERVAL_S))
-    except ValueError:
-        raise PowerSourceError(f"jtop: interval must be a number of seconds, not {options['interval']!r}") from None
-    if not interval > 0:
-        raise PowerSourceError("jtop: interval must be above 0 s")
+    options = source_options("jtop", options, OPTIONS)
+    interval = positive_number("jtop", options, "interval", DEFAULT_INTERVAL_S, "seconds", "s")
     ok, reason = available()
     if not ok:
         raise PowerSourceError(reason if reason == NOT_INSTALLED else f"jtop: {reason}")

@@ -19,7 +19,7 @@ import importlib.util
 import time
 from typing import Any
 
-from devices.power.base import PollingMonitor, PowerSample, PowerSourceError, SourceInfo
+from devices.power.base import PollingMonitor, PowerSample, PowerSourceError, SourceInfo, source_options
 
 DEFAULT_RATE_HZ = 50.0
 OPTIONS = ("index", "rate")
@@ -187,12 +187,7 @@ def open(options: dict[str, str]) -> NvmlMonitor:
     Options: ``index`` — the GPU (NVML's order, default 0); ``rate`` — polls per second
     (default 50; NVML's own power update is ~10-100 Hz depending on the GPU).
     """
-    options = dict(options)
-    if "value" in options:
-        options.setdefault("index", options.pop("value"))
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise PowerSourceError(f"nvml: unknown option {', '.join(unknown)}; use {', '.join(OPTIONS)}")
+    options = source_options("nvml", options, OPTIONS)
     try:
         index = int(options.get("index", 0))
         rate = float(options.get("rate", DEFAULT_RATE_HZ))

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from devices.power.base import PollingMonitor, PowerSample, PowerSourceError, SourceInfo
+from devices.power.base import PollingMonitor, PowerSample, PowerSourceError, SourceInfo, positive_number, source_options
 
 DEFAULT_ROOT = "/sys/class/powercap"
 DEFAULT_RATE_HZ = 100.0
@@ -199,19 +199,9 @@ def open(options: dict[str, str]) -> RaplMonitor:
     default package-0, else psys, else the first top-level zone. ``rate`` — polls per second
     (default 100). ``root`` — the powercap directory (tests point it at a fake sysfs tree).
     """
-    options = dict(options)
-    if "value" in options:
-        options.setdefault("domain", options.pop("value"))
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise PowerSourceError(f"rapl: unknown option {', '.join(unknown)}; use {', '.join(OPTIONS)}")
+    options = source_options("rapl", options, OPTIONS)
     root = options.get("root", DEFAULT_ROOT)
-    try:
-        rate = float(options.get("rate", DEFAULT_RATE_HZ))
-    except ValueError:
-        raise PowerSourceError(f"rapl: rate must be a number of samples per second, not {options['rate']!r}") from None
-    if not rate > 0:
-        raise PowerSourceError("rapl: rate must be above 0 samples per second")
+    rate = positive_number("rapl", options, "rate", DEFAULT_RATE_HZ, "samples per second", "samples per second")
     all_zones = zones(root)
     if not all_zones:
         raise PowerSourceError(_missing_message(root))
