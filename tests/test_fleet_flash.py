@@ -187,6 +187,12 @@ def test_an_unprovisioned_host_shows_in_status(lab, tmp_path):
                       "--db", str(lab.db), "--json")
     [row] = json.loads(ok(status).stdout)
     assert row["report"] == {"provisioned": False}
+    table = ok(edgeperf("fleet", "status", str(lab.inventory), "--broker", lab.broker, "--pki", str(lab.pki),
+                        "--db", str(lab.db))).stdout
+    [line] = [line for line in table.splitlines() if DEVICE in line]  # the row a person reads
+    cells = [c.strip() for c in line.strip("│┃ ").split("│")]
+    assert cells[:5] == [DEVICE, DEVICE, lab.host.address, "no", "–"]
+    assert cells[6] == "online"  # the agent started earlier still runs: provisioning and presence are separate facts
 
 
 def test_a_failing_task_is_one_line_naming_the_host_task_and_reason(lab, tmp_path):
