@@ -81,3 +81,13 @@ def test_non_finite_numbers_are_written_as_null(tmp_path):
     path = tmp_path / "r.json"
     result.write({"schema": result.SCHEMA, "x": math.nan, "y": [math.inf, 1.0]}, path)
     assert json.loads(path.read_text()) == {"schema": result.SCHEMA, "x": None, "y": [None, 1.0]}
+
+
+def test_singlestream_sizes_loadgen_from_the_fastest_warmup_sample():
+    """A warm-up slowed by a busy machine must not leave LoadGen short of queries (it pre-generates
+    2x the minimum duration at the expected latency), so the guess is the fastest warm-up sample."""
+    doc = run("int8.tflite", Scenario.SINGLE_STREAM, engine="loadgen")
+    derived, effective = doc["settings"]["derived"], doc["settings"]["effective"]
+    assert effective["expected_latency_ns"] == round(derived["warmup_min_latency_ms"] * 1e6)
+    assert derived["warmup_min_latency_ms"] < derived["warmup_median_latency_ms"]
+    assert doc["valid"], doc["invalid_reasons"]
