@@ -29,7 +29,7 @@ from agent.scenarios.sut import ModelSut
 from devices import probe, thermal
 
 SERVER_LOAD_FRACTION = 0.5  # default Server target: half the measured single-sample capacity
-OFFLINE_QPS_SLACK = 1.5  # Offline's one query is sized from this many times the warm-up's rate
+OFFLINE_QPS_SLACK = 1.5  # Offline's one query is sized from this many times the fastest warm-up rate
 Progress = Callable[[str, dict[str, Any]], None]  # (phase, details), e.g. ("running", {"expected_s": 10})
 
 
@@ -66,11 +66,10 @@ def default_log_root() -> Path:
 def _calibrate(sut: ModelSut, settings: RunSettings, warmup_runs: int) -> tuple[RunSettings, dict[str, Any]]:
     """Warm up and size the run from what the model does here, as LoadGen's expected latency / QPS.
 
-    LoadGen pre-generates queries from the expected latency (SingleStream/MultiStream) or QPS
-    (Offline); too optimistic a guess ends the run early, so the guesses are measured, not asked.
-    SingleStream/MultiStream get 2× the minimum duration's worth of queries at the expected
-    latency and stop issuing once both minimums are met, so the fastest warm-up sample is the
-    guess: a warm-up slowed by a busy machine then costs pool memory, not an invalid run.
+    LoadGen pre-generates queries from the expected latency (SingleStream/MultiStream: 2× the
+    minimum duration's worth) or QPS (Offline: 1.1× in one query); a steady state faster than the
+    guess runs out of queries before the minimum duration and the run is INVALID. A warm-up slowed
+    by a busy machine must not do that, so the guesses come from the fastest warm-up sample.
     """
     group = sut.batch_size if settings.scenario == Scenario.OFFLINE else 1
     timings = []
@@ -79,16 +78,15 @@ def _calibrate(sut: ModelSut, settings: RunSettings, warmup_runs: int) -> tuple[
         t0 = time.perf_counter_ns()
         sut.process(chunk)
         timings.append((time.perf_counter_ns() - t0) / group)
-    # Offline sizes its one query from the expected rate; err towards more samples, not fewer.
     median_ns = max(int(np.median(timings)), 1)
-    fast_ns = max(int(np.percentile(timings, 25)), 1)
     fastest_ns = max(int(min(timings)), 1)
     derived: dict[str, Any] = {"warmup_runs": len(timings), "warmup_median_latency_ms": median_ns / 1e6,
                                "warmup_min_latency_ms": fastest_ns / 1e6}
     out = replace(settings, expected_latency_ns=fastest_ns)
     if settings.scenario == Scenario.OFFLINE and not settings.offline_expected_qps:
-        # Over-estimate by half: a steady state slower than the warm-up must still fill the minimum duration.
-        out = replace(out, offline_expected_qps=OFFLINE_QPS_SLACK * 1e9 / fast_ns)
+        # Offline runs every sample of its query, so extra samples cost run time; the slack covers a
+        # steady state up to 1.65× faster than the fastest warm-up sample.
+        out = replace(out, offline_expected_qps=OFFLINE_QPS_SLACK * 1e9 / fastest_ns)
     if settings.scenario == Scenario.SERVER and not settings.server_target_qps:
         out = replace(out, server_target_qps=round(SERVER_LOAD_FRACTION * 1e9 / median_ns, 1))
         derived["server_target_qps"] = f"derived: {SERVER_LOAD_FRACTION:.0%} of 1/warm-up median latency"

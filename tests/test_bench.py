@@ -83,11 +83,15 @@ def test_non_finite_numbers_are_written_as_null(tmp_path):
     assert json.loads(path.read_text()) == {"schema": result.SCHEMA, "x": None, "y": [None, 1.0]}
 
 
-def test_singlestream_sizes_loadgen_from_the_fastest_warmup_sample():
-    """A warm-up slowed by a busy machine must not leave LoadGen short of queries (it pre-generates
-    2x the minimum duration at the expected latency), so the guess is the fastest warm-up sample."""
-    doc = run("int8.tflite", Scenario.SINGLE_STREAM, engine="loadgen")
-    derived, effective = doc["settings"]["derived"], doc["settings"]["effective"]
+def test_runs_are_sized_from_the_fastest_warmup_sample():
+    """A warm-up slowed by a busy machine must not leave LoadGen short of queries (a steady state
+    faster than the guess runs out before the minimum duration), so the guess is the fastest sample."""
+    single = run("int8.tflite", Scenario.SINGLE_STREAM, engine="loadgen")
+    derived, effective = single["settings"]["derived"], single["settings"]["effective"]
     assert effective["expected_latency_ns"] == round(derived["warmup_min_latency_ms"] * 1e6)
     assert derived["warmup_min_latency_ms"] < derived["warmup_median_latency_ms"]
-    assert doc["valid"], doc["invalid_reasons"]
+    assert single["valid"], single["invalid_reasons"]
+    offline = run("int8.tflite", Scenario.OFFLINE, engine="loadgen")
+    derived, effective = offline["settings"]["derived"], offline["settings"]["effective"]
+    assert effective["offline_expected_qps"] == pytest.approx(bench.OFFLINE_QPS_SLACK * 1e3 / derived["warmup_min_latency_ms"])
+    assert offline["valid"], offline["invalid_reasons"]

@@ -104,7 +104,7 @@ def test_native_max_duration_ends_the_run_on_time():
     started = time.perf_counter()
     outcome = native.run(FixedDelaySut(0.002), settings)
     elapsed = time.perf_counter() - started
-    assert 0.5 <= elapsed < 0.6
+    assert 0.5 <= elapsed < 0.75  # min_duration is 10 s: ended by max_duration, with room for a busy CI box
     assert outcome.ended_by == "max duration reached"
     min_queries = next(c for c in outcome.checks if c.name == "min_queries")
     assert min_queries.ok and min_queries.detail.startswith("skipped")  # MLPerf Mobile's enforce_max_duration
