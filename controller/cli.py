@@ -50,6 +50,11 @@ export_app = typer.Typer(no_args_is_help=True, help="Export a campaign to MLflow
 app.add_typer(export_app, name="export")
 
 
+def _open_store(db: Path | None) -> Store:
+    """The database --db names, or the default one."""
+    return Store(session.FleetOptions(db=db).db_path)
+
+
 def _options(
     broker: str,
     db: Path | None,
@@ -194,16 +199,13 @@ def campaign_resume(
         artifact_port=artifact_port,
         artifact_advertise=artifact_advertise,
     )
-    store = Store(options.db_path)
-    try:
+    with Store(options.db_path) as store:
         found = store.campaign(ref)
         if found.get("kind") == "baseline":
             from controller import baseline
 
             campaign_id = baseline.resume_baseline(store, found["id"], progress=err_console.print)
             state = store.campaign(campaign_id)["state"]
-    finally:
-        store.close()
     if found.get("kind") == "baseline":
         _report(options, campaign_id, state, as_json)
         return
@@ -223,8 +225,7 @@ def _follow(fleet: Any, campaign_id: str, quiet: bool) -> str:
 
 
 def _report(options: session.FleetOptions, campaign_id: str, state: str, as_json: bool) -> None:
-    store = Store(options.db_path)
-    try:
+    with Store(options.db_path) as store:
         summary = _status(store, campaign_id)
         if as_json:
             _print_json(summary)
@@ -232,8 +233,6 @@ def _report(options: session.FleetOptions, campaign_id: str, state: str, as_json
             rows = scorecard.build(store.results(campaign_id))
             console.print(render.rich_table(views.scorecard(rows, f"campaign {campaign_id} ({state})")))
             _print_failures(summary)
-    finally:
-        store.close()
 
 
 def _status(store: Store, ref: str) -> dict[str, Any]:
@@ -272,11 +271,8 @@ def campaign_status(
     ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")] = "latest", db: Db = None, as_json: AsJson = False
 ) -> None:
     """Where a campaign stands: jobs by state and device, failures with their reasons."""
-    store = Store(session.FleetOptions(db=db).db_path)
-    try:
+    with _open_store(db) as store:
         summary = _status(store, ref)
-    finally:
-        store.close()
     if as_json:
         _print_json(summary)
         return
@@ -299,12 +295,9 @@ def campaign_cancel(
 ) -> None:
     """Cancel a campaign: pending jobs are dropped, running ones stopped on their devices."""
     options = session.FleetOptions(db=db, broker=broker or "mqtt://localhost:1883")
-    store = Store(options.db_path)
-    try:
+    with Store(options.db_path) as store:
         campaign_id = store.campaign(ref)["id"]
         store.request_cancel(campaign_id)
-    finally:
-        store.close()
     if broker:
         with session.fleet(options) as fleet:
             fleet.cancel(campaign_id)
@@ -316,11 +309,8 @@ def campaign_cancel(
 @cli_errors
 def campaign_list(db: Db = None, as_json: AsJson = False) -> None:
     """Every campaign in the database, oldest first."""
-    store = Store(session.FleetOptions(db=db).db_path)
-    try:
+    with _open_store(db) as store:
         rows = store.campaigns()
-    finally:
-        store.close()
     if as_json:
         _print_json(rows)
         return
@@ -342,12 +332,7 @@ def results(
     """A campaign's results: one per job, as a table, JSON documents or CSV rows."""
     if fmt not in ("table", "json", "csv"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, json or csv", param_hint="--format")
-    store = Store(session.FleetOptions(db=db).db_path)
-    try:
-        campaign = store.campaign(ref)
-        docs = store.results(campaign["id"])
-    finally:
-        store.close()
+    campaign, docs = _campaign_docs(db, ref)
     if fmt == "json":
         _print_json(docs)
     elif fmt == "csv":
@@ -363,12 +348,10 @@ def results(
 
 
 def _campaign_docs(db: Path | None, ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    store = Store(session.FleetOptions(db=db).db_path)
-    try:
+    """The campaign ``ref`` names and its result documents."""
+    with _open_store(db) as store:
         campaign = store.campaign(ref)
         return campaign, store.results(campaign["id"])
-    finally:
-        store.close()
 
 
 @app.command("scorecard")
@@ -448,12 +431,9 @@ def baseline_run(
         baseline.announce(plan, plan.name, len(plan.jobs), console.print)
         return
     options = session.FleetOptions(db=db)
-    store = Store(options.db_path)
-    try:
+    with Store(options.db_path) as store:
         campaign_id = baseline.run_baseline(spec, store, progress=err_console.print, **args)
         state = store.campaign(campaign_id)["state"]
-    finally:
-        store.close()
     _report(options, campaign_id, state, as_json)
 
 
@@ -465,12 +445,9 @@ def baseline_resume(ref: Annotated[str, typer.Argument(help="baseline campaign i
     from controller import baseline
 
     options = session.FleetOptions(db=db)
-    store = Store(options.db_path)
-    try:
+    with Store(options.db_path) as store:
         campaign_id = baseline.resume_baseline(store, ref, progress=err_console.print)
         state = store.campaign(campaign_id)["state"]
-    finally:
-        store.close()
     _report(options, campaign_id, state, as_json)
 
 
@@ -516,11 +493,8 @@ def export_mlflow(
     from controller import exports
     from controller.exports import mlflow
 
-    store = Store(session.FleetOptions(db=db).db_path)
-    try:
+    with _open_store(db) as store:
         campaign, docs = exports.campaign_docs(store, ref)
-    finally:
-        store.close()
     runs = mlflow.export_runs(docs, campaign, tracking_uri, experiment)
     new = sum(r.created for r in runs)
     name = experiment or mlflow.default_experiment(campaign)
@@ -539,11 +513,8 @@ def export_mlperf(
     from controller import exports
     from controller.exports import mlperf
 
-    store = Store(session.FleetOptions(db=db).db_path)
-    try:
+    with _open_store(db) as store:
         campaign, docs = exports.campaign_docs(store, ref)
-    finally:
-        store.close()
     files = mlperf.export_campaign(docs, campaign, out, overwrite=overwrite)
     console.print(f"{len(files)} files written under {out}")
 

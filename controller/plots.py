@@ -217,9 +217,9 @@ def dash(i: int) -> str:
     return DASHES[(i // len(PALETTE)) % len(DASHES)]
 
 
-def _svg_height(bottom: float, legend_rows: int) -> float:
-    """The picture's height: the plot area down to ``bottom``, the x axis below it, then the legend."""
-    return bottom + AXIS_BELOW + legend_rows * LEGEND_ROW + 12
+def _open_plot(title: str, bottom: float, legend_rows: int, desc: str) -> list[str]:
+    """``_open`` for a plot area down to ``bottom`` with the x axis below it, then the legend."""
+    return _open(title, bottom + AXIS_BELOW + legend_rows * LEGEND_ROW + 12, desc)
 
 
 def _open(title: str, height: float, desc: str) -> list[str]:
@@ -362,11 +362,9 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], x_
     y_axis = linear_axis(all_y, fixed=y_range) if y_range else linear_axis(all_y)
     entries = [_Entry(_line_swatch(i), label) for i, label in enumerate(clean)]
     _cols, rows = _legend_rows(entries)
-    plot_h = 300
-    bottom = PLOT_TOP + plot_h
-    height = _svg_height(bottom, rows)
+    bottom = PLOT_TOP + 300
     left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
-    parts = _open(title, height, desc or f"{len(clean)} series; x: {x_label}; y: {y_label}")
+    parts = _open_plot(title, bottom, rows, desc or f"{len(clean)} series; x: {x_label}; y: {y_label}")
     parts += _axes(x_axis, y_axis, (left, PLOT_TOP, right, bottom), x_label, y_label)
     parts.append('<g class="lines" fill="none" stroke-width="2">')
     for i, (label, pts) in enumerate(clean.items()):
@@ -445,11 +443,9 @@ def scatter(points: Sequence[tuple], x_label: str, y_label: str, title: str, *, 
     if any(p.hollow for p in pts):
         entries.append(_Entry(_marker(0, 10, 0, "#ffffff", "#666"), hollow_label or "hollow marker"))
     _cols, rows = _legend_rows(entries)
-    plot_h = 300
-    bottom = PLOT_TOP + plot_h
-    height = _svg_height(bottom, rows)
+    bottom = PLOT_TOP + 300
     left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
-    parts = _open(title, height, desc or f"{len(pts)} points; x: {x_label}; y: {y_label}")
+    parts = _open_plot(title, bottom, rows, desc or f"{len(pts)} points; x: {x_label}; y: {y_label}")
     parts += _axes(x_axis, y_axis, (left, PLOT_TOP, right, bottom), x_label, y_label)
     label_them = len(pts) <= 12 if annotate is None else annotate
     spots = [(x_axis.to_px(p.x, left, right), y_axis.to_px(p.y, bottom, PLOT_TOP), _fit(p.label, (right - left) / 2 - 20))
@@ -492,8 +488,7 @@ def bar_chart(bars: Sequence[tuple], value_label: str, title: str, *, interval_l
     band = 24
     bottom = PLOT_TOP + band * len(items) + 6
     _cols, rows = _legend_rows(entries)
-    height = _svg_height(bottom, rows)
-    parts = _open(title, height, desc or f"{len(items)} bars; {value_label}")
+    parts = _open_plot(title, bottom, rows, desc or f"{len(items)} bars; {value_label}")
     # y is categorical: draw the value axis only, with a label column on the left
     y_dummy = Axis(0, 1, False, (), None)
     parts += _axes(axis, y_dummy, (left, PLOT_TOP, right, bottom), value_label, "")
@@ -545,9 +540,8 @@ def trace_chart(t_s: Sequence[float], watts: Sequence[float], window_s: float | 
     _cols, rows = _legend_rows(entries)
     plot_h = 260
     bottom = PLOT_TOP + plot_h
-    height = _svg_height(bottom, rows)
     left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
-    parts = _open(title, height, desc or f"{len(pts)} power samples over time")
+    parts = _open_plot(title, bottom, rows, desc or f"{len(pts)} power samples over time")
     if window:
         x0, x1 = x_axis.to_px(0.0, left, right), x_axis.to_px(window, left, right)
         parts.append(f'<rect class="window" x="{_n(x0)}" y="{PLOT_TOP}" width="{_n(x1 - x0)}" height="{plot_h}" '

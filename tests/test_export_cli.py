@@ -5,8 +5,8 @@ from __future__ import annotations
 from agent import bench
 from agent.runtimes.base import RuntimeOptions
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
-from controller.store import Store
 from tests.cli_harness import edgeperf
+from tests.stored_results import store_campaign
 
 
 def test_export_commands(tmp_path):
@@ -14,11 +14,7 @@ def test_export_commands(tmp_path):
     settings = with_overrides(for_profile("smoke", Scenario.SINGLE_STREAM), min_duration_ms=200)
     doc = bench.run(bench.BenchRequest(model="zoo:fashion-mnist-cnn/int8.onnx", settings=settings, engine="native",
                                        options=RuntimeOptions(threads=1), device_id="pi-a", warmup_runs=2))
-    store = Store(db)
-    campaign = store.create_campaign("exp", "exp.yaml", {"retries": 0, "cooldown_s": 0}, [("pi-a/m", "pi-a", {})])
-    (job,) = store.jobs(campaign)
-    store.add_result(doc | {"run_id": store.start_attempt(job)}, "pi-a")
-    store.close()
+    store_campaign(db, "exp", [doc])
 
     uri = f"file:{tmp_path / 'mlruns'}"
     first = edgeperf("export", "mlflow", "exp", "--tracking-uri", uri, "--db", str(db))
@@ -41,11 +37,7 @@ def test_report_command_writes_each_format(tmp_path):
     settings = with_overrides(for_profile("smoke", Scenario.SINGLE_STREAM), min_duration_ms=200)
     doc = bench.run(bench.BenchRequest(model="zoo:fashion-mnist-cnn/int8.tflite", settings=settings, engine="native",
                                        options=RuntimeOptions(threads=1), device_id="pi-r", warmup_runs=2))
-    store = Store(db)
-    campaign = store.create_campaign("rep", "rep.yaml", {"retries": 0, "cooldown_s": 0}, [("pi-r/m", "pi-r", {})])
-    (job,) = store.jobs(campaign)
-    store.add_result(doc | {"run_id": store.start_attempt(job)}, "pi-r")
-    store.close()
+    store_campaign(db, "rep", [doc])
     page = tmp_path / "r.html"
     html = edgeperf("report", "rep", "--format", "html", "-o", str(page), "--db", str(db))
     assert html.returncode == 0, html.stderr

@@ -25,7 +25,8 @@ from tests.cli_harness import edgeperf
 from tests.fleet_harness import Mosquitto, campaign_file, wait_until
 from tests.testhost import TestHost, platform_refusal
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(platform_refusal()), reason=platform_refusal() or "n/a")]
+REFUSAL = platform_refusal()  # probes network namespaces once
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(REFUSAL), reason=REFUSAL)]
 DEVICE = "edge-ns1"
 UNIT = "/etc/systemd/system/edgeperf-agent.service"
 SSH_USER = "pi"  # as on a Pi: a login with sudo, so the role runs through Ansible's become

@@ -13,8 +13,8 @@ from agent.runtimes.base import RuntimeOptions
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from agent.stats import LatencyHistogram
 from controller import diff, scorecard
-from controller.store import Store
 from tests.cli_harness import edgeperf
+from tests.stored_results import store_campaign
 
 
 def run(model: str, device: str, scenario=Scenario.SINGLE_STREAM, mode=Mode.PERFORMANCE, dataset="synthetic") -> dict:
@@ -28,17 +28,6 @@ def docs():
     perf = [run("int8.onnx", "pi-a") for _ in range(3)] + [run("int8.onnx", "pi-b")]
     acc = [run(m, "pi-a", mode=Mode.ACCURACY, dataset="fashion-mnist:subset") for m in ("int8.tflite", "fp32.onnx")]
     return perf + acc
-
-
-def store_campaign(db, name: str, docs: list[dict]) -> str:
-    """Put documents into a real store the way a campaign does: one job and attempt per document."""
-    store = Store(db)
-    campaign = store.create_campaign(name, f"{name}.yaml", {"retries": 0, "cooldown_s": 0},
-                                     [(f"{d['device']['id']}/{i}", d["device"]["id"], {}) for i, d in enumerate(docs)])
-    for job, doc in zip(store.jobs(campaign), docs, strict=True):
-        store.add_result(doc | {"run_id": store.start_attempt(job)}, job.device_id)
-    store.close()
-    return campaign
 
 
 def test_repeats_get_bootstrap_intervals_and_single_runs_get_none(docs):

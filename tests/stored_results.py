@@ -1,0 +1,18 @@
+"""Result documents put into a real controller database, the way a campaign stores them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from controller.store import Store
+
+
+def store_campaign(db: Path, name: str, docs: list[dict[str, Any]]) -> str:
+    """A campaign ``name`` with one job and attempt per document, each holding its result; its id."""
+    with Store(db) as store:
+        campaign = store.create_campaign(name, f"{name}.yaml", {"retries": 0, "cooldown_s": 0},
+                                         [(f"{d['device']['id']}/{i}", d["device"]["id"], {}) for i, d in enumerate(docs)])
+        for job, doc in zip(store.jobs(campaign), docs, strict=True):
+            store.add_result(doc | {"run_id": store.start_attempt(job)}, job.device_id)
+    return campaign
