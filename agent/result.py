@@ -40,19 +40,19 @@ def check(doc: dict[str, Any]) -> list[str]:
     return missing
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON has no NaN/Infinity; write them as null rather than produce an unreadable file."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
 def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(_finite(doc), indent=2, sort_keys=False) + "\n"
+    return json.dumps(json_safe(doc), indent=2, sort_keys=False) + "\n"
 
 
 def write(doc: dict[str, Any], path: Path) -> None:

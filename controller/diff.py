@@ -9,7 +9,6 @@ all (one run's throughput or energy) is judged on its threshold alone, and the t
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from agent.errors import EdgeperfError
 from agent.kpi import BY_KEY
 from agent.stats import LatencyHistogram
 from controller.intervals import histogram_percentile
-from controller.scorecard import ACCURACY_KPI, Cell, Row
+from controller.scorecard import ACCURACY_KPI, HISTOGRAM_PERCENTILES, Cell, Row
 
 ALIASES = {
     "p50": "latency_ms.p50", "p90": "latency_ms.p90", "p99": "latency_ms.p99", "es": "early_stopping_latency_ms",
@@ -26,7 +25,6 @@ ALIASES = {
     "ipj": "energy.inferences_per_joule", "power": "energy.avg_power_w", "rss": "memory.peak_rss_mb",
 }
 _RULE = re.compile(r"^(?P<name>[\w.]+):(?P<sign>[+-])(?P<amount>\d+(?:\.\d+)?)(?P<unit>%|pp)?$")
-PERCENTILES = {"latency_ms.p50": 0.50, "latency_ms.p90": 0.90, "latency_ms.p99": 0.99}
 
 
 class DiffError(EdgeperfError):
@@ -77,9 +75,9 @@ def _interval(row: Row, kpi: str) -> tuple[float, float] | None:
     cell: Cell | None = row.cells.get(kpi)
     if cell is not None and cell.lo is not None:
         return (cell.lo, cell.hi)
-    if kpi in PERCENTILES and row.runs == 1:
+    if kpi in HISTOGRAM_PERCENTILES and row.runs == 1:
         hist = LatencyHistogram.from_dict(row.docs[0]["kpis"]["latency_histogram"])
-        lo, hi = histogram_percentile(hist, PERCENTILES[kpi])
+        lo, hi = histogram_percentile(hist, HISTOGRAM_PERCENTILES[kpi])
         return (lo / 1e6, hi / 1e6)
     return None
 
@@ -129,7 +127,7 @@ def compare(old_rows: list[Row], new_rows: list[Row], rules: list[Rule]) -> tupl
         a, b = old[key], new[key]
         for rule in rules:
             va, vb = a.value(rule.kpi), b.value(rule.kpi)
-            if va is None or vb is None or math.isnan(va) or math.isnan(vb):
+            if va is None or vb is None:  # Row.value is None for NaN too
                 continue
             ia, ib = _interval(a, rule.kpi), _interval(b, rule.kpi)
             overlap = None if ia is None or ib is None else not (ia[1] < ib[0] or ib[1] < ia[0])

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import html
-import io
 
 from rich.markup import escape
 from rich.table import Table
@@ -30,14 +28,6 @@ def markdown(view: View) -> str:
     lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in view.rows]
     lines += [""] + [f"_{esc(n)}_" for n in view.notes]
     return "\n".join(lines) + "\n"
-
-
-def csv_text(view: View) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(view.headers)
-    writer.writerows(view.rows)
-    return out.getvalue()
 
 
 def html_table(view: View) -> str:

@@ -36,14 +36,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import agent
-from agent.stats import LatencyHistogram
+from agent.result import json_safe
 from controller import plots, render, views
 from controller.compare import RATIOS, Comparison, compare
-from controller.scorecard import ACCURACY_KPI, DELTA_KPI, PERFORMANCE_KPIS, Row, by_baseline, device_class
+from controller.scorecard import (
+    ACCURACY_KPI,
+    DELTA_KPI,
+    PERFORMANCE_KPIS,
+    TIMED_SCENARIOS,
+    Row,
+    by_baseline,
+    device_class,
+    merged_histogram,
+    ordered,
+)
 from controller.scorecard import build as scorecard_rows
 
 SCHEMA = "edgeperf.report/1"
-TIMED_SCENARIOS = ("SingleStream", "MultiStream", "Server")  # scenarios whose per-query latency is their metric
 CSV_KPIS = (*PERFORMANCE_KPIS, ACCURACY_KPI, DELTA_KPI)
 LATENCY_KPIS = ("latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "early_stopping_latency_ms")  # blank unless timed
 MAX_CURVES = 10  # more latency curves than this in one scenario: one chart per model family instead
@@ -90,7 +99,7 @@ def prepare(campaign: dict[str, Any], docs: Sequence[dict[str, Any]], baseline_d
     per_class: dict[str, set[str]] = defaultdict(set)
     for doc in edge:
         per_class[device_class(doc)].add(doc["device"]["id"])
-    fleet_rows = [r for r in scorecard_rows(edge, fleet=True) if len(per_class.get(r.device, ())) > 1]
+    fleet_rows = scorecard_rows([d for d in edge if len(per_class[device_class(d)]) > 1], fleet=True)
     comparisons = compare(rows, base_rows) if base_rows else []
     name = str(campaign.get("name") or campaign.get("id") or "campaign")
     return ReportData(dict(campaign), edge, base, rows, base_rows, fleet_rows, comparisons,
@@ -131,19 +140,10 @@ def header_facts(data: ReportData) -> list[tuple[str, str]]:
 
 
 # ---- tables -----------------------------------------------------------------------------------------
-def _timed(row: Row) -> bool:
-    return row.mode == "performance" and row.scenario in TIMED_SCENARIOS
-
-
 def comparison_view(comps: Sequence[Comparison], title: str) -> views.View:
-    """``views.comparison`` plus both rows' verdicts (a ratio is never shown without them), and
-    without latency on Offline and accuracy rows, where it is not the metric (as in the scorecard)."""
+    """``views.comparison`` plus both rows' verdicts: a ratio is never shown without them."""
     base = views.comparison(comps, title)
-    latency = [i for i, h in enumerate(base.headers) if h in ("p90 ms", "baseline p90 ms", "p90 latency ×")]
-    rows = []
-    for row, c in zip(base.rows, comps, strict=True):
-        cells = [("–" if i in latency and not _timed(c.edge) else cell) for i, cell in enumerate(row)]
-        rows.append((*cells, c.edge.verdict, c.baseline.verdict if c.baseline else "–"))
+    rows = [(*row, c.edge.verdict, c.baseline.verdict if c.baseline else "–") for row, c in zip(base.rows, comps, strict=True)]
     return views.View(base.title, (*base.headers, "verdict", "baseline verdict"), rows, base.numeric, base.notes)
 
 
@@ -200,11 +200,7 @@ def latency_cdf(docs: Iterable[dict[str, Any]]) -> tuple[list[float], list[float
     """(latency ms, cumulative % of queries) over the merged latency histograms of ``docs``:
     cumulative counts over the sorted buckets. Repeats merge by adding counts, never by
     averaging percentiles."""
-    merged = LatencyHistogram()
-    for doc in docs:
-        hist = doc["kpis"].get("latency_histogram")
-        if hist and hist.get("counts"):
-            merged.merge(LatencyHistogram.from_dict(hist))
+    merged = merged_histogram(docs)
     n = merged.n
     if not n:
         return [], []
@@ -216,23 +212,15 @@ def latency_cdf(docs: Iterable[dict[str, Any]]) -> tuple[list[float], list[float
     return xs, ys
 
 
-def _runtime_text(row: Row) -> str:
-    accel = row.accelerator.removesuffix("ExecutionProvider").removeprefix("cpu/")
-    return f"{row.runtime} {accel}{f' ×{row.threads}' if row.threads else ''}"
-
-
-def row_label(row: Row, scenario: bool = False) -> str:
+def row_label(row: Row) -> str:
     """A row's name in a plot; ``[INVALID]`` when any of its runs is not valid, so a plotted number
     always carries its verdict."""
-    who = f"{row.device} (baseline {row.baseline})" if row.baseline else row.device
-    text = f"{who} · {row.model.removeprefix('zoo:')} · {_runtime_text(row)}"
-    if scenario:
-        text += f" · {views.SHORT_SCENARIO.get(row.scenario, row.scenario)}"
+    text = f"{series_name(row)} · {row.model.removeprefix('zoo:')} · {views.runtime_text(row)}"
     return text if row.verdict == "VALID" else f"{text} [INVALID]"
 
 
 def _cdf_figures(rows: Sequence[Row]) -> list[Figure]:
-    timed = [r for r in rows if r.mode == "performance" and r.scenario in TIMED_SCENARIOS]
+    timed = [r for r in rows if r.timed]
     curves = [(r, latency_cdf(r.docs)) for r in timed]
     curves = [(r, c) for r, c in curves if c[0]]
     if not curves:
@@ -265,8 +253,7 @@ def _cdf_figures(rows: Sequence[Row]) -> list[Figure]:
 
 def _scatter_figure(rows: Sequence[Row]) -> Figure:
     energy_rows = [r for r in rows if r.value("energy.energy_per_inference_mj") is not None]
-    both = [r for r in energy_rows if r.mode == "performance" and r.scenario in TIMED_SCENARIOS
-            and r.value("latency_ms.p90") is not None]
+    both = [r for r in energy_rows if r.timed and r.value("latency_ms.p90") is not None]
     name = "energy per inference vs p90 latency"
     if not energy_rows:
         return Figure(name, None, f"{name} omitted: no run measured energy (runs without --power have none)")
@@ -282,7 +269,7 @@ def _scatter_figure(rows: Sequence[Row]) -> Figure:
     log_x, log_y = plots.spans_decades(xs), plots.spans_decades(ys)
     svg = plots.scatter(points, "p90 latency (ms)", "energy per inference (mJ)", name, x_log=log_x, y_log=log_y,
                         filled_label="filled: measured energy", hollow_label="hollow: estimated energy (a model, not measured)",
-                        order=series_order(rows))
+                        order=seriesordered(rows))
     estimated = sum(p.hollow for p in points)
     return Figure(name, svg, f"{name}: one point per row with both (mean over repeats), colour by device; lower-left is "
                              f"better. {estimated} of {len(points)} point(s) use estimated energy (hollow markers)."
@@ -294,7 +281,7 @@ def series_name(row: Row) -> str:
     return f"{row.device} (baseline {row.baseline})" if row.baseline else row.device
 
 
-def series_order(rows: Sequence[Row]) -> list[str]:
+def seriesordered(rows: Sequence[Row]) -> list[str]:
     """Devices in colour order, edge devices first, baselines last: a device keeps its colour in every plot."""
     return sorted({series_name(r) for r in rows}, key=lambda s: (" (baseline " in s, s))
 
@@ -305,7 +292,7 @@ def _short_labels(rows: Sequence[Row]) -> list[str]:
     one_family = len({r.family for r in rows}) == 1
     base = [f"{f'{r.device} (baseline)' if r.baseline else r.device} · "
             f"{r.model.rsplit('/', 1)[-1] if one_family else r.model.removeprefix('zoo:')}" for r in rows]
-    out = [f"{b} · {_runtime_text(r)}" if base.count(b) > 1 else b for b, r in zip(base, rows, strict=True)]
+    out = [f"{b} · {views.runtime_text(r)}" if base.count(b) > 1 else b for b, r in zip(base, rows, strict=True)]
     return [text if r.verdict == "VALID" else f"{text} [INVALID]" for text, r in zip(out, rows, strict=True)]
 
 
@@ -324,7 +311,7 @@ def _bars_figures(rows: Sequence[Row]) -> list[Figure]:
         families = sorted({r.family for r in mine})
         name = f"throughput per device, {scenario}{f' — {families[0]}' if len(families) == 1 else ''}"
         svg = plots.bar_chart(bars, "throughput (samples/s)", name, interval_label="95 % bootstrap interval over repeats",
-                              order=series_order(rows))
+                              order=seriesordered(rows))
         repeated = sum(1 for r in mine if r.runs > 1)
         whiskers = (f"whiskers are 95 % intervals for the {repeated} row(s) with repeats" if repeated else
                     "no row has repeats, so there are no intervals to draw")
@@ -642,7 +629,7 @@ def _csv_row(kind: str, row: Row, comp: Comparison | None) -> dict[str, str]:
            "runs": str(row.runs), "verdict": row.verdict,
            "energy_measured": {None: "", True: "true", False: "false"}[row.energy_measured],
            "run_ids": " ".join(d["run_id"] for d in row.docs)}
-    timed = _timed(row)
+    timed = row.timed
     for key in CSV_KPIS:
         c = row.cells.get(key) if timed or key not in LATENCY_KPIS else None
         out[key], out[f"{key}.lo"], out[f"{key}.hi"] = (_num(c.value), _num(c.lo), _num(c.hi)) if c else ("", "", "")
@@ -652,10 +639,6 @@ def _csv_row(kind: str, row: Row, comp: Comparison | None) -> dict[str, str]:
             out[f"ratio.{kpi}"] = _num(comp.ratios.get(label)) if timed or kpi not in LATENCY_KPIS else ""
         out["baseline.top1_delta_pp"] = _num(comp.accuracy_delta_pp)
     return out
-
-
-def _order(rows: Iterable[Row]) -> list[Row]:
-    return sorted(rows, key=lambda r: (r.device, r.family, r.model, r.scenario, r.mode))
 
 
 def build_csv(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None, *,
@@ -674,27 +657,16 @@ def build_csv(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_doc
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=csv_columns(), lineterminator="\n")
     writer.writeheader()
-    for row in _order(data.rows):
+    for row in ordered(data.rows):
         writer.writerow(_csv_row("device", row, by_edge.get(id(row))))
-    for row in _order(data.fleet_rows):
+    for row in ordered(data.fleet_rows):
         writer.writerow(_csv_row("fleet", row, None))
-    for row in _order(data.base_rows):
+    for row in ordered(data.base_rows):
         writer.writerow(_csv_row("baseline", row, None))
     return out.getvalue()
 
 
 # ---- JSON -------------------------------------------------------------------------------------------
-def _clean(node: Any) -> Any:
-    """NaN and infinity as null: JSON has neither, and a report must parse everywhere."""
-    if isinstance(node, float):
-        return node if math.isfinite(node) else None
-    if isinstance(node, dict):
-        return {str(k): _clean(v) for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return [_clean(v) for v in node]
-    return node
-
-
 def build_json(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None, *,
                title: str | None = None) -> str:
     """The report as JSON: campaign metadata, scorecard/fleet/baseline rows and comparisons as
@@ -707,14 +679,14 @@ def build_json(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_do
                      if k in c},
         "counts": {"devices": len(data.devices), "results": len(data.edge_docs), "valid": data.valid_count,
                    "baseline_results": len(data.base_docs)},
-        "rows": [r.to_dict() for r in _order(data.rows)],
-        "fleet_rows": [r.to_dict() for r in _order(data.fleet_rows)],
-        "baseline_rows": [r.to_dict() for r in _order(data.base_rows)],
+        "rows": [r.to_dict() for r in ordered(data.rows)],
+        "fleet_rows": [r.to_dict() for r in ordered(data.fleet_rows)],
+        "baseline_rows": [r.to_dict() for r in ordered(data.base_rows)],
         "comparisons": [comp.to_dict() for comp in data.comparisons],
         "devices": {d: dict(pairs) for d, pairs in environment(data.edge_docs + data.base_docs)},
         "notes": notes(data),
     }
-    return json.dumps(_clean(doc), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
+    return json.dumps(json_safe(doc), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 
 FORMATS: dict[str, Callable[..., str]] = {"html": build_html, "md": build_markdown, "csv": build_csv, "json": build_json}

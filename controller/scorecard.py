@@ -10,7 +10,6 @@ from the merged latency histograms of every run — percentiles are never averag
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +27,7 @@ PERFORMANCE_KPIS = (
 )
 ACCURACY_KPI, DELTA_KPI = "accuracy.top1", "accuracy_delta_pp"
 HISTOGRAM_PERCENTILES = {"latency_ms.p50": 0.50, "latency_ms.p90": 0.90, "latency_ms.p99": 0.99}
+TIMED_SCENARIOS = ("SingleStream", "MultiStream", "Server")  # scenarios whose per-query latency is their metric
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,11 @@ class Row:
     def family(self) -> str:
         """The model without its variant: ``fashion-mnist-cnn`` for ``fashion-mnist-cnn/int8.tflite``."""
         return model_family(self.model)
+
+    @property
+    def timed(self) -> bool:
+        """Latency is this row's metric: a performance run of a scenario other than Offline."""
+        return self.mode == "performance" and self.scenario in TIMED_SCENARIOS
 
     @property
     def match_key(self) -> tuple[str, ...]:
@@ -145,12 +150,31 @@ def _group(docs: Iterable[dict[str, Any]], fleet: bool) -> list[Row]:
     return list(rows.values())
 
 
+def merged_histogram(docs: Iterable[dict[str, Any]]) -> LatencyHistogram:
+    """Every run's latency histogram added into one (runs without one add nothing)."""
+    merged = LatencyHistogram()
+    for doc in docs:
+        hist = doc["kpis"].get("latency_histogram")
+        if hist and hist.get("counts"):
+            merged.merge(LatencyHistogram.from_dict(hist))
+    return merged
+
+
+def _scored(row: Row) -> list[dict[str, Any]]:
+    """The accuracy blocks of the row's runs that scored samples."""
+    return [a for d in row.docs if (a := kpi_value(d, "accuracy"))]
+
+
+def _counts(row: Row) -> tuple[int, int]:
+    """(correct, scored) pooled over the row's runs."""
+    scored = _scored(row)
+    return sum(a["correct"] for a in scored), sum(a["n"] for a in scored)
+
+
 def _summarise(row: Row) -> None:
     if row.mode == "accuracy":
-        scored = [kpi_value(d, "accuracy") for d in row.docs if kpi_value(d, "accuracy")]
-        if scored:
-            correct, n = sum(a["correct"] for a in scored), sum(a["n"] for a in scored)
-            value, lo, hi = proportion(correct, n)
+        if scored := _scored(row):
+            value, lo, hi = proportion(*_counts(row))
             row.cells[ACCURACY_KPI] = Cell(value, lo, hi, len(scored))
         return
     for key in PERFORMANCE_KPIS:
@@ -159,9 +183,7 @@ def _summarise(row: Row) -> None:
             mean, lo, hi = bootstrap_mean(values)
             row.cells[key] = Cell(mean, lo, hi, len(values))
     if row.fleet:  # pooled percentiles: from the merged histograms, never an average of percentiles
-        merged = LatencyHistogram()
-        for doc in row.docs:
-            merged.merge(LatencyHistogram.from_dict(doc["kpis"]["latency_histogram"]))
+        merged = merged_histogram(row.docs)
         if merged.n:
             for key, p in HISTOGRAM_PERCENTILES.items():
                 row.cells[key] = Cell(merged.percentile(p) / 1e6, None, None, row.runs)
@@ -179,11 +201,6 @@ def _accuracy_deltas(rows: Sequence[Row]) -> None:
         row.cells[DELTA_KPI] = Cell(d * 100, lo * 100, hi * 100, row.runs)
 
 
-def _counts(row: Row) -> tuple[int, int]:
-    scored = [kpi_value(d, "accuracy") for d in row.docs if kpi_value(d, "accuracy")]
-    return sum(a["correct"] for a in scored), sum(a["n"] for a in scored)
-
-
 def build(docs: Sequence[dict[str, Any]], fleet: bool = False) -> list[Row]:
     """Scorecard rows for ``docs``; with ``fleet``, rows per device class instead of per device."""
     rows = _group(docs, fleet)
@@ -191,6 +208,11 @@ def build(docs: Sequence[dict[str, Any]], fleet: bool = False) -> list[Row]:
         _summarise(row)
     _accuracy_deltas(rows)
     return rows
+
+
+def ordered(rows: Iterable[Row]) -> list[Row]:
+    """Rows in table order: device, model family, variant, scenario, mode."""
+    return sorted(rows, key=lambda r: (r.device, r.family, r.model, r.scenario, r.mode))
 
 
 def rank(rows: Sequence[Row], kpi: str | None = None, weights: dict[str, float] | None = None) -> list[tuple[Row, float]]:
@@ -227,9 +249,3 @@ def by_baseline(docs: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], l
         (base if doc.get("baseline") else edge).append(doc)
     return edge, base
 
-
-def group_by_model(rows: Iterable[Row]) -> dict[str, list[Row]]:
-    out: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        out[row.family].append(row)
-    return dict(out)

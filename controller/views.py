@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from controller.compare import RATIOS, Comparison
-from controller.scorecard import ACCURACY_KPI, DELTA_KPI, Cell, Row
+from controller.scorecard import ACCURACY_KPI, DELTA_KPI, Cell, Row, ordered
 
 SHORT_SCENARIO = {"SingleStream": "SS", "MultiStream": "MS", "Server": "Server", "Offline": "Offline"}
 
@@ -54,7 +54,8 @@ def _variant(row: Row) -> str:
     return f"{row.model.removeprefix('zoo:')} ({row.precision})"
 
 
-def _runtime(row: Row) -> str:
+def runtime_text(row: Row) -> str:
+    """``onnxruntime CPU ×2``: runtime, accelerator and threads as tables and plot labels name them."""
     accel = row.accelerator.removesuffix("ExecutionProvider").removeprefix("cpu/")
     threads = f" ×{row.threads}" if row.threads else ""
     return f"{row.runtime} {accel}{threads}"
@@ -72,11 +73,11 @@ def scorecard(rows: Sequence[Row], title: str) -> View:
     headers = ("device", "model", "runtime", "run", "n", "p50 ms", "p90 ms", "p99 ms", "ES ms", "samples/s",
                "top-1", "Δ fp32 pp", "mJ/inf", "inf/J", "W", "RSS MB", "verdict")
     out = []
-    for row in sorted(rows, key=lambda r: (r.device, r.family, r.model, r.scenario, r.mode)):
-        timed = row.mode == "performance" and row.scenario != "Offline"
+    for row in ordered(rows):
+        timed = row.timed
         latency = [cell(row.cells.get(k)) if timed else "–" for k in ("latency_ms.p50", "latency_ms.p90", "latency_ms.p99")]
         out.append((
-            row.device, _variant(row), _runtime(row), _run(row), str(row.runs), *latency,
+            row.device, _variant(row), runtime_text(row), _run(row), str(row.runs), *latency,
             cell(row.cells.get("early_stopping_latency_ms")) if timed else "–",
             cell(row.cells.get("throughput_sps")) if row.mode == "performance" else "–",
             cell(row.cells.get(ACCURACY_KPI), 100) if ACCURACY_KPI in row.cells else "–",
@@ -100,7 +101,7 @@ def _without_empty_columns(view: View) -> View:
 
 def ranking(ranked: Sequence[tuple[Row, float]], by: str) -> View:
     headers = ("#", "device", "model", "runtime", "run", "score", "verdict")
-    rows = [(str(i), r.device, _variant(r), _runtime(r), _run(r), f"{score:.3f}", r.verdict)
+    rows = [(str(i), r.device, _variant(r), runtime_text(r), _run(r), f"{score:.3f}", r.verdict)
             for i, (r, score) in enumerate(ranked, 1)]
     return View(f"ranking by {by}", headers, rows, frozenset({0, 5}))
 
@@ -115,7 +116,7 @@ def comparison(comps: Sequence[Comparison], title: str) -> View:
     rows = []
     for c in comps:
         base = c.baseline
-        timed = c.edge.mode == "performance" and c.edge.scenario != "Offline"  # Offline has no latency metric
+        timed = c.edge.timed  # Offline and accuracy rows have no latency metric
         ratios = [_times(c.ratios[k]) if timed or "latency" not in k else "–" for k in RATIOS]
         rows.append((
             _variant(c.edge), _run(c.edge), c.edge.device, cell(c.edge.cells.get("latency_ms.p90")) if timed else "–",
