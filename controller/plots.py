@@ -81,12 +81,12 @@ def _fit(text: str, width_px: float) -> str:
 
 
 # ---- ticks -------------------------------------------------------------------------------------
-def nice_step(span: float, count: int = 5) -> float:
-    """The 1-2-5 × 10^k step that cuts ``span`` into about ``count`` intervals (d3's rule: the
-    candidate nearest on a log scale, so 1.0 in 5 gets 0.2, not 0.5)."""
+def nice_step(span: float) -> float:
+    """The 1-2-5 × 10^k step that cuts ``span`` into about five intervals (d3's rule: the
+    candidate nearest on a log scale, so 1.0 gets 0.2, not 0.5)."""
     if not _finite(span) or span <= 0:
         return 1.0
-    raw = span / max(count, 1)
+    raw = span / 5
     magnitude = 10 ** math.floor(math.log10(raw))
     error = raw / magnitude
     if error >= math.sqrt(50):
@@ -144,7 +144,7 @@ class Axis:
 
 
 def linear_axis(values: Sequence[float], include_zero: bool = False, fixed: tuple[float, float] | None = None,
-                count: int = 5, tight: bool = False, pad: float = 0.0) -> Axis:
+                tight: bool = False, pad: float = 0.0) -> Axis:
     """Nice linear range and ticks around ``values``; a constant series gets a band around it.
 
     The range is widened to whole tick steps unless ``tight`` (then it is the data's own range,
@@ -163,7 +163,7 @@ def linear_axis(values: Sequence[float], include_zero: bool = False, fixed: tupl
         lo, hi = lo - pad, hi + pad
         if include_zero and lo < 0 <= lo + pad:
             lo = 0.0
-    step = nice_step(hi - lo, count)
+    step = nice_step(hi - lo)
     if fixed is None and not tight:
         lo, hi = math.floor(lo / step + 1e-9) * step, math.ceil(hi / step - 1e-9) * step
     first = math.ceil(lo / step - 1e-9)
@@ -343,7 +343,7 @@ def _thin(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
 
 # ---- the plots --------------------------------------------------------------------------------------
 def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], x_label: str, y_label: str, title: str,
-               x_log: bool = False, *, y_range: tuple[float, float] | None = None, desc: str = "") -> str:
+               x_log: bool = False, *, y_range: tuple[float, float] | None = None) -> str:
     """Lines, one per series (a latency CDF: x = latency, y = cumulative share).
 
     ``x_log`` falls back to a linear axis when a value is not positive (a log axis would have to
@@ -359,12 +359,12 @@ def line_chart(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], x_
     all_x = [x for pts in clean.values() for x, _ in pts]
     all_y = [y for pts in clean.values() for _, y in pts]
     x_axis = log_axis(all_x, tight=True) if x_log and _log_ok(all_x) else linear_axis(all_x, tight=True)
-    y_axis = linear_axis(all_y, fixed=y_range) if y_range else linear_axis(all_y)
+    y_axis = linear_axis(all_y, fixed=y_range)
     entries = [_Entry(_line_swatch(i), label) for i, label in enumerate(clean)]
     _cols, rows = _legend_rows(entries)
     bottom = PLOT_TOP + 300
     left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
-    parts = _open_plot(title, bottom, rows, desc or f"{len(clean)} series; x: {x_label}; y: {y_label}")
+    parts = _open_plot(title, bottom, rows, f"{len(clean)} series; x: {x_label}; y: {y_label}")
     parts += _axes(x_axis, y_axis, (left, PLOT_TOP, right, bottom), x_label, y_label)
     parts.append('<g class="lines" fill="none" stroke-width="2">')
     for i, (label, pts) in enumerate(clean.items()):
@@ -424,7 +424,7 @@ def _place_labels(spots: Sequence[tuple[float, float, str]], box: tuple[float, f
 
 def scatter(points: Sequence[tuple], x_label: str, y_label: str, title: str, *, x_log: bool = False, y_log: bool = False,
             filled_label: str | None = None, hollow_label: str | None = None, annotate: bool | None = None,
-            order: Sequence[str] = (), desc: str = "") -> str:
+            order: Sequence[str] = ()) -> str:
     """Points ``(label, x, y, series[, hollow])``: colour and shape by series, a hollow marker for
     an estimate (``hollow_label`` explains it in the legend). ``annotate`` writes each point's
     label beside it where it fits without overlap (default: when there are at most 12 points);
@@ -445,7 +445,7 @@ def scatter(points: Sequence[tuple], x_label: str, y_label: str, title: str, *, 
     _cols, rows = _legend_rows(entries)
     bottom = PLOT_TOP + 300
     left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
-    parts = _open_plot(title, bottom, rows, desc or f"{len(pts)} points; x: {x_label}; y: {y_label}")
+    parts = _open_plot(title, bottom, rows, f"{len(pts)} points; x: {x_label}; y: {y_label}")
     parts += _axes(x_axis, y_axis, (left, PLOT_TOP, right, bottom), x_label, y_label)
     label_them = len(pts) <= 12 if annotate is None else annotate
     spots = [(x_axis.to_px(p.x, left, right), y_axis.to_px(p.y, bottom, PLOT_TOP), _fit(p.label, (right - left) / 2 - 20))
@@ -467,7 +467,7 @@ def scatter(points: Sequence[tuple], x_label: str, y_label: str, title: str, *, 
 
 
 def bar_chart(bars: Sequence[tuple], value_label: str, title: str, *, interval_label: str = "95 % interval",
-              order: Sequence[str] = (), desc: str = "") -> str:
+              order: Sequence[str] = ()) -> str:
     """Horizontal bars ``(label, value, lo, hi[, series])`` from zero, with a whisker where an
     interval exists and the value printed at the bar's end. Horizontal, because a benchmark
     row's label (device · model · scenario) is too long to stand under a vertical bar.
@@ -488,7 +488,7 @@ def bar_chart(bars: Sequence[tuple], value_label: str, title: str, *, interval_l
     band = 24
     bottom = PLOT_TOP + band * len(items) + 6
     _cols, rows = _legend_rows(entries)
-    parts = _open_plot(title, bottom, rows, desc or f"{len(items)} bars; {value_label}")
+    parts = _open_plot(title, bottom, rows, f"{len(items)} bars; {value_label}")
     # y is categorical: draw the value axis only, with a label column on the left
     y_dummy = Axis(0, 1, False, (), None)
     parts += _axes(axis, y_dummy, (left, PLOT_TOP, right, bottom), value_label, "")
@@ -519,7 +519,7 @@ def bar_chart(bars: Sequence[tuple], value_label: str, title: str, *, interval_l
 
 
 def trace_chart(t_s: Sequence[float], watts: Sequence[float], window_s: float | None, title: str, *,
-                idle_w: float | None = None, line_label: str = "power", desc: str = "") -> str:
+                idle_w: float | None = None, line_label: str = "power") -> str:
     """Power over time (seconds from the measured window's start) with ``[0, window_s]`` shaded
     and, when known, the idle power as a dashed line. The y axis starts at zero so the height of
     the curve reads as power, not as its wiggle."""
@@ -541,7 +541,7 @@ def trace_chart(t_s: Sequence[float], watts: Sequence[float], window_s: float | 
     plot_h = 260
     bottom = PLOT_TOP + plot_h
     left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
-    parts = _open_plot(title, bottom, rows, desc or f"{len(pts)} power samples over time")
+    parts = _open_plot(title, bottom, rows, f"{len(pts)} power samples over time")
     if window:
         x0, x1 = x_axis.to_px(0.0, left, right), x_axis.to_px(window, left, right)
         parts.append(f'<rect class="window" x="{_n(x0)}" y="{PLOT_TOP}" width="{_n(x1 - x0)}" height="{plot_h}" '
