@@ -72,9 +72,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import psutil
 
+from agent.cli import run_command
 from agent.outbox import Outbox
 from agent.protocol import Envelope, Topics, decode
 from agent.transport import BrokerUrl, Connection
+from controller.broker import free_port
 
 MB = 1 << 20
 MODEL = "zoo:fashion-mnist-cnn/int8.tflite"
@@ -135,9 +137,7 @@ class Mosquitto:
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(binary).exists():
             raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.binary, self.log = binary, workdir / "mosquitto.log"
         self.conf = workdir / "mosquitto.conf"
         user = "user root\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
@@ -709,8 +709,7 @@ def measure_idle_agent(broker: Mosquitto, tmp: Path, seconds: float) -> Idle:
     watcher.connect("127.0.0.1", broker.port)
     watcher.loop_start()
     log = (data / "agent.log").open("wb")
-    cmd = [sys.executable, "-m", "agent.cli", "run", "--broker", broker.url, "--device-id", device, "--data-dir", str(data)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(run_command(broker.url, device, data), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: {"status", "info"} <= seen or proc.poll() is not None, 60, "the idle agent to connect")
         if proc.poll() is not None:

@@ -590,7 +590,6 @@ def _request(spec: JobSpec, run_id: str, attempt: int, campaign_id: str, planned
     message["runtime"] = "onnxruntime"
     message["options"]["providers"] = list(settings["providers"])
     message["options"]["provider_options"] = settings["provider_options"]
-    message["power"] = settings["power"]
     cache = settings["provider_options"].get(TENSORRT, {}).get("trt_engine_cache_path")
     if cache:
         Path(cache).mkdir(parents=True, exist_ok=True)

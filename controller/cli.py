@@ -166,8 +166,9 @@ def campaign_run(
     with session.fleet(options, artifacts=True) as fleet:
         fleet.discover(discover)
         campaign_id = fleet.create_campaign(spec)
-        state = _follow(fleet, campaign_id, as_json)
-    _report(options, campaign_id, state, as_json)
+        _follow(fleet, campaign_id, as_json)
+    with Store(options.db_path) as store:
+        _report(store, campaign_id, as_json)
 
 
 @campaign_app.command("resume")
@@ -202,37 +203,40 @@ def campaign_resume(
     with Store(options.db_path) as store:
         found = store.campaign(ref)
         if found.get("kind") == "baseline":
-            from controller import baseline
-
-            campaign_id = baseline.resume_baseline(store, found["id"], progress=err_console.print)
-            state = store.campaign(campaign_id)["state"]
-    if found.get("kind") == "baseline":
-        _report(options, campaign_id, state, as_json)
-        return
+            _resume_baseline(store, found["id"], as_json)
+            return
     with session.fleet(options, artifacts=True) as fleet:
         campaign_id = fleet.store.campaign(ref)["id"]
         fleet.discover(2.0)
         fleet.resume(campaign_id)
-        state = _follow(fleet, campaign_id, as_json)
-    _report(options, campaign_id, state, as_json)
-
-
-def _follow(fleet: Any, campaign_id: str, quiet: bool) -> str:
-    if quiet or not console.is_terminal:
-        return fleet.run(campaign_id)
-    with Live(progress.view(fleet, campaign_id), console=console, refresh_per_second=4) as live:
-        return fleet.run(campaign_id, on_tick=lambda f, c: live.update(progress.view(f, c)))
-
-
-def _report(options: session.FleetOptions, campaign_id: str, state: str, as_json: bool) -> None:
+        _follow(fleet, campaign_id, as_json)
     with Store(options.db_path) as store:
-        summary = _status(store, campaign_id)
-        if as_json:
-            _print_json(summary)
-        else:
-            rows = scorecard.build(store.results(campaign_id))
-            console.print(render.rich_table(views.scorecard(rows, f"campaign {campaign_id} ({state})")))
-            _print_failures(summary)
+        _report(store, campaign_id, as_json)
+
+
+def _follow(fleet: Any, campaign_id: str, quiet: bool) -> None:
+    if quiet or not console.is_terminal:
+        fleet.run(campaign_id)
+        return
+    with Live(progress.view(fleet, campaign_id), console=console, refresh_per_second=4) as live:
+        fleet.run(campaign_id, on_tick=lambda f, c: live.update(progress.view(f, c)))
+
+
+def _resume_baseline(store: Store, ref: str, as_json: bool) -> None:
+    from controller import baseline
+
+    _report(store, baseline.resume_baseline(store, ref, progress=err_console.print), as_json)
+
+
+def _report(store: Store, campaign_id: str, as_json: bool) -> None:
+    """The campaign's job summary (JSON) or its scorecard and failures, as it ended."""
+    summary = _status(store, campaign_id)
+    if as_json:
+        _print_json(summary)
+    else:
+        rows = scorecard.build(store.results(campaign_id))
+        console.print(render.rich_table(views.scorecard(rows, f"campaign {campaign_id} ({summary['state']})")))
+        _print_failures(summary)
 
 
 def _status(store: Store, ref: str) -> dict[str, Any]:
@@ -430,11 +434,8 @@ def baseline_run(
         plan = baseline.plan_baseline(spec, **args)
         baseline.announce(plan, plan.name, len(plan.jobs), console.print)
         return
-    options = session.FleetOptions(db=db)
-    with Store(options.db_path) as store:
-        campaign_id = baseline.run_baseline(spec, store, progress=err_console.print, **args)
-        state = store.campaign(campaign_id)["state"]
-    _report(options, campaign_id, state, as_json)
+    with _open_store(db) as store:
+        _report(store, baseline.run_baseline(spec, store, progress=err_console.print, **args), as_json)
 
 
 @baseline_app.command("resume")
@@ -442,13 +443,8 @@ def baseline_run(
 def baseline_resume(ref: Annotated[str, typer.Argument(help="baseline campaign id or name")], db: Db = None,
                     as_json: AsJson = False) -> None:
     """Finish an interrupted baseline on the host it started on."""
-    from controller import baseline
-
-    options = session.FleetOptions(db=db)
-    with Store(options.db_path) as store:
-        campaign_id = baseline.resume_baseline(store, ref, progress=err_console.print)
-        state = store.campaign(campaign_id)["state"]
-    _report(options, campaign_id, state, as_json)
+    with _open_store(db) as store:
+        _resume_baseline(store, ref, as_json)
 
 
 @app.command("compare")

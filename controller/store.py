@@ -22,7 +22,7 @@ from typing import Any
 
 from agent.errors import EdgeperfError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 2  # raise with every schema change: a file at this version is opened without a write
 # version -> statements that bring a database of the version before it up to it
 MIGRATIONS = {2: ["ALTER TABLE campaigns ADD COLUMN kind TEXT NOT NULL DEFAULT 'fleet'"]}
 TERMINAL = ("done", "failed", "cancelled")
@@ -89,8 +89,9 @@ class Store:
             self.db.row_factory = sqlite3.Row
             self._use_wal()
             self.db.execute("PRAGMA synchronous=FULL")
-            with self.transaction():  # one opener at a time, or two could migrate the same file
-                self._prepare_schema()
+            if self.db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                with self.transaction():  # one opener at a time, or two could migrate the same file
+                    self._prepare_schema()
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"cannot open the results database {path}: {exc}; pass another --db or move the file aside"

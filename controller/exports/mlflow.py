@@ -63,6 +63,7 @@ from urllib.parse import urlparse
 from agent import __version__, result
 from agent.kpi import KPIS
 from controller.exports import ExportError, mlperf
+from controller.scorecard import kpi_value
 
 MAX_KEY = 250  # mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH
 MAX_PARAM_VALUE = 6000  # MAX_PARAM_VAL_LENGTH
@@ -223,13 +224,6 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
         out.setdefault(clean_key(prefix), _param_text(value))
 
 
-def _kpi(doc: dict[str, Any], key: str) -> Any:
-    node: Any = doc.get("kpis") or {}
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
-
-
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -253,7 +247,7 @@ def run_params(doc: dict[str, Any]) -> dict[str, str]:
     energy = doc["kpis"].get("energy") or {}
     _flatten("energy", {k: energy.get(k) for k in ENERGY_PARAMS}, out)
     for kpi in KPIS:  # descriptive KPIs (a source name, a throttled flag) are conditions, not measurements
-        value = _kpi(doc, kpi.key)
+        value = kpi_value(doc, kpi.key)
         if isinstance(value, (str, bool)):
             _flatten(kpi.key, value, out)
     return out
@@ -263,7 +257,7 @@ def run_metrics(doc: dict[str, Any]) -> dict[str, float]:
     """Every numeric KPI under its KPI-dictionary key (``accuracy.ci95`` as ``.lo`` / ``.hi``); None and NaN left out."""
     out: dict[str, float] = {}
     for kpi in KPIS:
-        value = _kpi(doc, kpi.key)
+        value = kpi_value(doc, kpi.key)
         if kpi.key == "accuracy.ci95" and isinstance(value, (list, tuple)) and len(value) == 2:
             for end, bound in zip(("lo", "hi"), value, strict=True):
                 if _finite(bound):
