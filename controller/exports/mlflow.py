@@ -311,16 +311,14 @@ def _log_files(doc: dict[str, Any], tmp: Path) -> list[Path]:
     if files := mlperf.loadgen_files(doc):
         return files
     tmp.mkdir(parents=True, exist_ok=True)
-    inline = (doc.get("logs") or {}).get("summary") if doc.get("engine") == "loadgen" else None
+    inline = mlperf.inline_summary(doc)
     if inline:
         (tmp / mlperf.SUMMARY).write_text(inline, encoding="utf-8")
         return [tmp / mlperf.SUMMARY]
     if doc["mode"] != "performance":
         return []
-    note = (f"edgeperf's native engine produced this run, not LoadGen: edgeperf {__version__} generated this log "
-            f"from result {doc['run_id']} in LoadGen's format")
     (tmp / mlperf.SUMMARY).write_text(mlperf.summary_log(doc), encoding="utf-8")
-    (tmp / mlperf.DETAIL).write_text(mlperf.detail_log(doc, note), encoding="utf-8")
+    (tmp / mlperf.DETAIL).write_text(mlperf.detail_log(doc, mlperf.native_note(doc)), encoding="utf-8")
     return [tmp / mlperf.SUMMARY, tmp / mlperf.DETAIL]
 
 

@@ -134,6 +134,17 @@ def loadgen_log_dir(doc: dict[str, Any]) -> Path | None:
     return folder if inline is None or text == inline else None
 
 
+def inline_summary(doc: dict[str, Any]) -> str | None:
+    """LoadGen's own summary as the result carries it (None for a native-engine run)."""
+    return (doc.get("logs") or {}).get("summary") if doc.get("engine") == "loadgen" else None
+
+
+def native_note(doc: dict[str, Any]) -> str:
+    """What a log generated for a native-engine run says about where it came from."""
+    return (f"edgeperf's native engine produced this run, not LoadGen: edgeperf {__version__} generated this log "
+            f"from result {doc['run_id']} in LoadGen's format")
+
+
 def loadgen_files(doc: dict[str, Any]) -> list[Path]:
     """LoadGen's own log files of ``doc`` that can be read here (empty when there are none)."""
     folder = loadgen_log_dir(doc)
@@ -147,15 +158,14 @@ def _write_performance(doc: dict[str, Any], folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     if files := loadgen_files(doc):
         return [Path(shutil.copyfile(src, folder / src.name)) for src in files]
-    inline = (doc.get("logs") or {}).get("summary") if doc.get("engine") == "loadgen" else None
+    inline = inline_summary(doc)
     if inline:
         note = (f"edgeperf {__version__} generated this detail log from result {doc['run_id']}: LoadGen ran on "
                 f"{doc['device']['id']} and its own detail log stayed there ({doc['logs'].get('dir', 'no folder recorded')}); "
                 f"{SUMMARY} is LoadGen's own summary, carried in the result")
         summary = inline
     else:
-        note = (f"edgeperf's native engine produced this run, not LoadGen: edgeperf {__version__} generated this log "
-                f"from result {doc['run_id']} in LoadGen's format")
+        note = native_note(doc)
         summary = summary_log(doc)
     (folder / SUMMARY).write_text(summary, encoding="utf-8")
     (folder / DETAIL).write_text(detail_log(doc, note), encoding="utf-8")
@@ -170,7 +180,7 @@ def _write_accuracy(docs: list[dict[str, Any]], folder: Path) -> list[Path]:
     for src in source:
         written.append(Path(shutil.copyfile(src, folder / src.name)))
     if not source:
-        inline = next((s for d in docs if d.get("engine") == "loadgen" and (s := (d.get("logs") or {}).get("summary"))), None)
+        inline = next((s for d in docs if (s := inline_summary(d))), None)
         if inline:
             (folder / SUMMARY).write_text(inline, encoding="utf-8")
             written.append(folder / SUMMARY)
@@ -320,8 +330,7 @@ def _test_parameters(doc: dict[str, Any]) -> list[str]:
 def _counts_tail(doc: dict[str, Any]) -> list[str]:
     """The warning and error count lines closing a summary: LoadGen's own where it ran (it counts
     warnings the document does not keep), otherwise none of either, as the native engine has none."""
-    inline = (doc.get("logs") or {}).get("summary") if doc.get("engine") == "loadgen" else None
-    counts = [line for line in (inline or "").splitlines() if " encountered" in line]
+    counts = [line for line in (inline_summary(doc) or "").splitlines() if " encountered" in line]
     if len(counts) != 2:
         counts = ["No warnings encountered during test.", "No errors encountered during test."]
     return ["", counts[0], "", counts[1], ""]
