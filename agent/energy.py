@@ -115,7 +115,7 @@ def _figures(window: WindowEnergy, idle: WindowEnergy | None, outcome: Outcome, 
     if idle is not None:
         above_idle = (window.energy_j - idle.avg_power_w * window.duration_s) / n * 1e3
     if outcome.settings.scenario in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
-        mlperf = {"metric": "mJ/query", "mj_per_query": window.avg_power_w * window.duration_s * 1e3 / queries}
+        mlperf = {"metric": "mJ/query", "mj_per_query": window.energy_j * 1e3 / queries}
     else:
         mlperf = {"metric": "W", "avg_power_w": window.avg_power_w, "samples_per_joule": n / window.energy_j}
     return {

@@ -17,8 +17,8 @@ def list_sources(as_json: bool) -> int:
     facts = probe.collect()
     order = auto_order(facts)
     rows = power.survey()
-    chosen = next((r.name for r in sorted(rows, key=lambda r: order.index(r.name) if r.name in order else 99)
-                   if r.available and r.name in order), None)
+    usable = {r.name for r in rows if r.available}
+    chosen = next((name for name in order if name in usable), None)
     profile = profiles.match(facts)
     if as_json:
         print(json.dumps({"profile": profile.name if profile else None, "auto": chosen, "auto_order": list(order),

@@ -248,7 +248,7 @@ def nvml_index_for(cuda_device: int = 0) -> int:
     entry = entries[cuda_device]
     if entry.isdigit():
         return int(entry)
-    matches = [i for i in range(nvml.gpu_count()) if str(nvml.gpu_facts(i).get("uuid") or "").startswith(entry)]
+    matches = [g["index"] for g in nvml.all_gpu_facts() if str(g.get("uuid") or "").startswith(entry)]
     if len(matches) != 1:
         count = "no" if not matches else "more than one"
         raise SettingsError(f"CUDA_VISIBLE_DEVICES entry {entry!r} names {count} GPU that NVML sees")

@@ -201,8 +201,7 @@ def collect_gpus(facts: Facts, root: Path) -> None:
         return
     from devices.power import nvml
 
-    gpus = [nvml.gpu_facts(i) for i in range(nvml.gpu_count())]
-    if gpus:
+    if gpus := nvml.all_gpu_facts():
         facts["gpus"] = gpus
 
 

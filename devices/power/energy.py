@@ -11,7 +11,7 @@ back as a warning sentence for the result.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -78,9 +78,8 @@ def integrate(samples: Sequence[PowerSample], t0_ns: int, t1_ns: int, nominal_hz
     else:
         energy = _trapezoid(times, [s.watts for s in powered], t0_ns, t1_ns)
         method = "trapezoid"
-    inside = [t for t in times if t0_ns <= t <= t1_ns]
-    edges = [times[0], *inside, times[-1]] if inside else [times[0], times[-1]]
-    in_window = [min(max(t, t0_ns), t1_ns) for t in edges]
+    inside = times[bisect_left(times, t0_ns):bisect_right(times, t1_ns)]
+    in_window = [min(max(t, t0_ns), t1_ns) for t in (times[0], *inside, times[-1])]
     max_gap = max(b - a for a, b in pairwise([t0_ns, *in_window, t1_ns])) / 1e9
     achieved = len(inside) / duration
 

@@ -95,7 +95,6 @@ class INA219:
         self.samples = samples
         self.pga_mv = regs.pga_for(shunt_ohms, max_current_a)
         self.cal, self.current_lsb_a = regs.calibration(shunt_ohms, max_current_a)
-        self.power_lsb_w = regs.POWER_LSB_FACTOR * self.current_lsb_a
         adc = regs.adc_code(adc_bits, samples)
         self.config = regs.config_word(bus_voltage_range_v, self.pga_mv, adc, adc, regs.MODE_SHUNT_BUS_CONTINUOUS)
         self._period_s = regs.conversion_period_us(adc, adc, regs.MODE_SHUNT_BUS_CONTINUOUS) / 1e6
@@ -131,11 +130,6 @@ class INA219:
         if (config, cal) != (self.config, self.cal):
             raise INA219Error(f"the device at 0x{self.address:02x} does not keep its settings (CONFIG 0x{config:04x}, "
                               f"CALIBRATION 0x{cal:04x}; wrote 0x{self.config:04x}, 0x{self.cal:04x}); is it an INA219?")
-
-    def read_register(self, reg: int) -> int:
-        """One raw register word (MSB-first value), for diagnostics."""
-        with self._lock:
-            return self._read_register(reg)
 
     def read(self) -> INA219Reading:
         """Wait for a fresh conversion (CNVR), then read it; raises ``INA219Error`` if none comes."""

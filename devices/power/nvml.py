@@ -19,7 +19,7 @@ import importlib.util
 import time
 from typing import Any
 
-from devices.power.base import PollingMonitor, PowerSample, PowerSourceError, SourceInfo, source_options
+from devices.power.base import PollingMonitor, PowerSample, PowerSourceError, SourceInfo, positive_number, source_options
 
 DEFAULT_RATE_HZ = 50.0
 OPTIONS = ("index", "rate")
@@ -96,20 +96,6 @@ def available() -> tuple[bool, str]:
     return True, f"{count} NVIDIA GPU{'s' if count > 1 else ''} through NVML"
 
 
-def gpu_count() -> int:
-    """NVIDIA GPUs NVML sees here; 0 without a driver or a GPU."""
-    try:
-        pynvml = _init()
-    except PowerSourceError:
-        return 0
-    try:
-        return int(pynvml.nvmlDeviceGetCount())
-    except pynvml.NVMLError:
-        return 0
-    finally:
-        _shutdown(pynvml)
-
-
 def _text(value: Any) -> Any:
     """Old nvidia-ml-py releases return names as bytes; current ones as str."""
     return value.decode(errors="replace") if isinstance(value, bytes) else value
@@ -120,6 +106,22 @@ def _version(raw: int | None) -> str | None:
     return None if raw is None else f"{raw // 1000}.{raw % 1000 // 10}"
 
 
+def all_gpu_facts() -> list[dict[str, Any]]:
+    """``gpu_facts`` of every GPU NVML sees, in one NVML session; [] without a driver or a GPU."""
+    try:
+        pynvml = _init()
+    except PowerSourceError:
+        return []
+    try:
+        try:
+            count = int(pynvml.nvmlDeviceGetCount())
+        except pynvml.NVMLError:
+            return []
+        return [_facts(pynvml, i) for i in range(count)]
+    finally:
+        _shutdown(pynvml)
+
+
 def gpu_facts(index: int = 0) -> dict[str, Any]:
     """What the device probe and the datacenter baseline record about one GPU.
 
@@ -128,6 +130,14 @@ def gpu_facts(index: int = 0) -> dict[str, Any]:
     they are recorded with every result. Fields a GPU does not support are None.
     """
     pynvml = _init()
+    try:
+        return _facts(pynvml, index)
+    finally:
+        _shutdown(pynvml)
+
+
+def _facts(pynvml: Any, index: int) -> dict[str, Any]:
+    """``gpu_facts`` inside an NVML session the caller opened."""
     try:
         handle = _handle(pynvml, index)
         memory = _optional(pynvml.nvmlDeviceGetMemoryInfo, handle)
@@ -151,8 +161,6 @@ def gpu_facts(index: int = 0) -> dict[str, Any]:
         }
     except pynvml.NVMLError as exc:
         raise PowerSourceError(f"nvml: reading GPU {index} failed: {exc}") from None
-    finally:
-        _shutdown(pynvml)
 
 
 class NvmlMonitor(PollingMonitor):
@@ -190,11 +198,9 @@ def open(options: dict[str, str]) -> NvmlMonitor:
     options = source_options("nvml", options, OPTIONS)
     try:
         index = int(options.get("index", 0))
-        rate = float(options.get("rate", DEFAULT_RATE_HZ))
     except ValueError:
-        raise PowerSourceError("nvml: index must be a whole number and rate a number of samples per second") from None
-    if not rate > 0:
-        raise PowerSourceError("nvml: rate must be above 0 samples per second")
+        raise PowerSourceError(f"nvml: index must be a whole number, not {options['index']!r}") from None
+    rate = positive_number("nvml", options, "rate", DEFAULT_RATE_HZ, "samples per second", "samples per second")
     pynvml = _init()
     try:
         handle = _handle(pynvml, index)

@@ -625,12 +625,8 @@ def _achieved_hz(sessions: list[_Session]) -> float | None:
 
 
 def _usb_vid(port: str) -> int | None:
-    try:
-        from serial.tools import list_ports
-    except ImportError:
-        return None
     real = os.path.realpath(port)
-    return next((p.vid for p in list_ports.comports() if os.path.realpath(p.device) == real), None)
+    return next((p.vid for p in _comports() if os.path.realpath(p.device) == real), None)
 
 
 def port_error(exc: OSError, port: str) -> PowerSourceError:

@@ -74,7 +74,6 @@ class INA219:
         self.pga_mv = regs.pga_for(shunt_ohms, max_current_a)
         self.cal, self.current_lsb_a = regs.calibration(shunt_ohms, max_current_a)
         self.current_lsb_ua = self.current_lsb_a * 1e6
-        self.power_lsb_uw = regs.POWER_LSB_FACTOR * self.current_lsb_ua
         self.saturated_counts = regs.shunt_full_scale(self.pga_mv) * self.cal // regs.CURRENT_DIVISOR
         self._bus_mv_per_count = round(regs.BUS_LSB_V * 1000)
         self._ticks_us = ticks_us
