@@ -50,14 +50,13 @@ from typing import IO, Any
 from agent import __version__
 from agent.errors import EdgeperfError
 from agent.model_file import sha256_of
-from agent.origins import split_origin
+from agent.origins import SCHEMES, split_origin
 from agent.protocol import ARTIFACT_TOKEN
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ARTIFACT_BYTES = 2 << 30  # 2 GiB: the largest model an edge device is expected to hold
 ARCHIVES = (None, "tar")
-SCHEMES = ("http", "https")
 CHUNK_BYTES = 1 << 20
 STALE_WORK_S = 24 * 3600.0
 _SHA256 = re.compile(r"[0-9a-f]{64}")

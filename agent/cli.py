@@ -173,9 +173,7 @@ def _run(args: argparse.Namespace) -> int:
     from agent import config, daemon
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    flags = {k: getattr(args, k) for k in ("broker", "device_id", "tags", "data_dir", "username", "ca_file", "cert_file",
-                                           "key_file", "mqtt_version", "prefix", "threads", "artifact_origins",
-                                           "max_artifact_bytes")}
+    flags = {k: v for k, v in vars(args).items() if k in config.FIELDS}  # every run flag is named like its setting
     return daemon.serve(config.load(flags, os.environ, args.config))
 
 

@@ -65,9 +65,8 @@ def split_origin(url: str) -> tuple[str, str, int] | None:
 
 def parse_origin(text: str) -> Origin:
     """``http://lab:8765``, ``https://controller.example``, ``http://[fd00::1]:8765`` (no path, no user)."""
-    split = split_origin(text) if isinstance(text, str) else None
-    parts = urlsplit(text) if split else None
-    if split is None or parts is None or parts.path not in ("", "/") or parts.query or parts.fragment:
+    split = split_origin(text)
+    if split is None or (parts := urlsplit(text)).path not in ("", "/") or parts.query or parts.fragment:
         raise SettingsError(f"artifact origin {text!r} is not scheme://host[:port]; write e.g. http://controller:8765")
     return Origin(split[0], split[1], parts.port)
 

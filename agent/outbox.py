@@ -176,17 +176,8 @@ class Outbox:
         hold a result back for hours.
         """
         now = self._clock()
-        sql = (
-            "SELECT run_id, topic, payload, created_at, last_sent_at, attempts FROM outbox "
-            "WHERE last_sent_at IS NULL OR last_sent_at <= ? OR last_sent_at > ? ORDER BY seq"
-        )
-        params: tuple[Any, ...] = (now - older_than_s, now)
-        if limit is not None:
-            sql += " LIMIT ?"
-            params += (limit,)
-        with self._lock:
-            rows = self._db().execute(sql, params).fetchall()
-        return [OutboxEntry(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
+        where, params = "last_sent_at IS NULL OR last_sent_at <= ? OR last_sent_at > ?", (now - older_than_s, now)
+        return self._select(where, params, limit)
 
     def due(self, resend_after_s: float, max_backoff: int = 32) -> list[OutboxEntry]:
         """Entries to re-publish now, each backing off on its own: never sent, or last sent more than
@@ -199,17 +190,21 @@ class Outbox:
         """
         cap = max(int(max_backoff).bit_length() - 1, 0)
         now = self._clock()
-        sql = (
-            "SELECT run_id, topic, payload, created_at, last_sent_at, attempts FROM outbox "
-            "WHERE last_sent_at IS NULL OR last_sent_at > ? "
-            "OR last_sent_at <= ? - ? * (1 << min(max(attempts - 1, 0), ?)) ORDER BY seq"
-        )
+        where = "last_sent_at IS NULL OR last_sent_at > ? OR last_sent_at <= ? - ? * (1 << min(max(attempts - 1, 0), ?))"
+        return self._select(where, (now, now, resend_after_s, cap))
+
+    def _select(self, where: str, params: tuple[Any, ...], limit: int | None = None) -> list[OutboxEntry]:
+        """The entries matching ``where``, oldest first."""
+        sql = f"SELECT run_id, topic, payload, created_at, last_sent_at, attempts FROM outbox WHERE {where} ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params += (limit,)
         with self._lock:
-            rows = self._db().execute(sql, (now, now, resend_after_s, cap)).fetchall()
+            rows = self._db().execute(sql, params).fetchall()
         return [OutboxEntry(r[0], r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows]
 
     def mark_sent(self, run_ids: Iterable[str]) -> None:
-        """Record a publish attempt (now, attempts + 1) so ``pending(older_than_s=...)`` waits before resending."""
+        """Record a publish attempt (now, attempts + 1) so ``due`` waits before resending."""
         now = self._clock()
         with self._lock, self._tx() as tx:
             tx.executemany(

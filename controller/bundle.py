@@ -13,7 +13,6 @@ and the devices fetch the rest from their package index.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import re
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from agent import __version__
 from agent.errors import EdgeperfError
+from agent.model_file import sha256_of
 from controller.families import FAMILIES, extras_for
 
 SCHEMA = "edgeperf.bundle/1"
@@ -133,7 +133,7 @@ def _pack(house: Path, out: Path, platform_name: str, python: str, extras: tuple
     manifest = {
         "schema": SCHEMA, "edgeperf_version": __version__, "platform": platform_name, "python": python,
         "extras": list(extras), "offline": offline,
-        "wheels": {w.name: hashlib.sha256(w.read_bytes()).hexdigest() for w in wheels},
+        "wheels": {w.name: sha256_of(w) for w in wheels},
     }
     (house / MANIFEST).write_text(json.dumps(manifest, indent=1))
     out = Path(out)

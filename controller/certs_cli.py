@@ -16,14 +16,13 @@ import typer
 from rich.table import Table
 
 from agent.protocol import DEFAULT_PREFIX
-from controller.cli_common import cli_errors, console
+from controller.cli_common import PkiDir, cli_errors, console
 
 if TYPE_CHECKING:
     from controller.pki import Pki
 
 app = typer.Typer(no_args_is_help=True, help="The lab PKI: a CA and certificates for the broker, the controller and each device.")
 
-PkiDir = Annotated[Path, typer.Option("--pki", help="the PKI folder made by 'edgeperf certs init'")]
 RESTART = "restart mosquitto so it drops a connected revoked device (SIGHUP only stops new connections)"
 
 

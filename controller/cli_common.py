@@ -34,6 +34,7 @@ MqttVersion = Annotated[str, typer.Option(help="3.1.1 or 5")]
 ArtifactHost = Annotated[str, typer.Option(help="address the artifact server binds")]
 ArtifactPort = Annotated[int, typer.Option(help="artifact server port (0: any free port)")]
 ArtifactUrlHost = Annotated[str | None, typer.Option("--artifact-advertise", help="host name agents use to reach it")]
+PkiDir = Annotated[Path, typer.Option("--pki", help="the PKI folder made by 'edgeperf certs init'")]
 
 
 def cli_errors(fn: F) -> F:

@@ -46,7 +46,6 @@ class FlashSettings:
     """What every flashed agent is configured with."""
 
     broker: str  # the URL agents connect to, e.g. mqtts://lab:8883
-    pki: Path
     bundle: Bundle | None  # None only for a check without one: packages are then not compared
     prefix: str = DEFAULT_PREFIX
     artifact_origins: tuple[str, ...] = ()
@@ -158,10 +157,10 @@ def ansible_inventory(inventory: Inventory, settings: FlashSettings, pki: Pki,
     return {"all": {"hosts": hosts, "children": {g: v for g, v in groups.items() if v["hosts"]}, "vars": common}}
 
 
-def run_playbook(inventory_doc: dict[str, Any], check: bool, log_path: Path, settings: FlashSettings,
+def run_playbook(command: str, inventory_doc: dict[str, Any], check: bool, log_path: Path, settings: FlashSettings,
                  on_line: Callable[[str], None] | None = None) -> dict[str, dict[str, Any]]:
-    """Run the playbook; Ansible's output goes to ``log_path``, its per-host summary comes back."""
-    command = ansible_playbook()
+    """Run the playbook with ``command`` (``ansible_playbook()``); Ansible's output goes to
+    ``log_path``, its per-host summary comes back."""
     with tempfile.TemporaryDirectory(prefix="edgeperf-flash-") as tmp:
         inv, summary = Path(tmp) / "inventory.json", Path(tmp) / "summary.json"
         inv.write_text(json.dumps(inventory_doc))

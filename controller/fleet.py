@@ -196,9 +196,7 @@ class Fleet:
         job = self.store.job_for_run(doc["run_id"])
         if job is not None and job.run_id != doc["run_id"] and job.state in ("sent", "running"):
             # An earlier attempt (given up as lost) delivered after all: its re-run is not needed.
-            self._publish(job.device_id, "jobs", "cancel", {"run_id": job.run_id})
-            self.store.end_attempt(job.run_id, "cancelled", "superseded by an earlier attempt's result", requeue=False)
-            self._revoke(job.run_id)
+            self._cancel_attempt(job, "superseded by an earlier attempt's result")
         self._revoke(doc["run_id"])
         if self.store.add_result(doc, view.id):
             self.counters.results_stored += 1
@@ -263,6 +261,12 @@ class Fleet:
             block = self._artifact(spec.variant.artifact)
             self._grants[run_id] = self.artifacts.grant(block, float(spec.timeout_s) + ARTIFACT_FETCH_ALLOWANCE_S)
         return self._grants[run_id]
+
+    def _cancel_attempt(self, job: Job, reason: str) -> None:
+        """Tell the device to stop the job's current attempt and end it cancelled, not re-queued."""
+        self._publish(job.device_id, "jobs", "cancel", {"run_id": job.run_id})
+        self.store.end_attempt(job.run_id, "cancelled", reason, requeue=False)
+        self._revoke(job.run_id)
 
     def _revoke(self, run_id: str) -> None:
         """The attempt has ended (done, failed, lost, timed out, cancelled): its token opens nothing any more."""
@@ -352,9 +356,7 @@ class Fleet:
         """Stop a campaign: pending jobs cancelled, running ones told to stop."""
         self.store.cancel_pending(campaign_id, "campaign cancelled")
         for job in self.store.jobs(campaign_id, ("sent", "running")):
-            self._publish(job.device_id, "jobs", "cancel", {"run_id": job.run_id})
-            self.store.end_attempt(job.run_id, "cancelled", "campaign cancelled", requeue=False)
-            self._revoke(job.run_id)
+            self._cancel_attempt(job, "campaign cancelled")
         self.store.set_campaign_state(campaign_id, "cancelled")
         return "cancelled"
 

@@ -20,7 +20,7 @@ from agent.errors import EXIT_UNREACHABLE, EdgeperfError
 from agent.protocol import DEFAULT_PREFIX
 from controller import bundle as bundles
 from controller import inventory, session, tables
-from controller.cli_common import AsJson, Db, cli_errors, console, err_console
+from controller.cli_common import AsJson, Db, PkiDir, cli_errors, console, err_console
 from controller.families import FAMILIES
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ app = typer.Typer(no_args_is_help=True, help="Flash agents onto a fleet over SSH
 InventoryFile = Annotated[Path, typer.Argument(help="inventory YAML: hosts, SSH access, families (docs/fleet.md)")]
 AgentBroker = Annotated[str, typer.Option("--broker", envvar="EDGEPERF_BROKER",
                                           help="mqtts://host:port the agents connect to (the controller uses it too)")]
-PkiDir = Annotated[Path, typer.Option("--pki", help="the PKI folder made by 'edgeperf certs init'")]
 BundleFile = Annotated[Path | None, typer.Option("--bundle", help="agent bundle from 'edgeperf fleet bundle' (offline labs)")]
 FlashedBundle = Annotated[Path | None, typer.Option("--bundle", help="the bundle the fleet was flashed with (compares packages)")]
 Origins = Annotated[list[str] | None, typer.Option("--artifact-origin",
@@ -116,6 +115,7 @@ def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Pa
     from controller.pki import Pki
 
     inv = inventory.load(inventory_file)
+    playbook = flash.ansible_playbook()  # before a wheel is built or a certificate issued
     pki = Pki.open(pki_dir)
     controller_cert, controller_key = pki.controller_files
     options = session.FleetOptions(broker=broker, db=db, ca_file=pki.ca_file, cert_file=controller_cert,
@@ -127,7 +127,7 @@ def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Pa
                 bundle = bundles.local(Path(tmp) / "edgeperf-wheel.tar.gz")
         if bundle:
             flash.check_bundle(bundle, inv)
-        settings = flash.FlashSettings(broker, pki_dir, bundle, prefix, origins, trust_new_hosts, ask_become_pass)
+        settings = flash.FlashSettings(broker, bundle, prefix, origins, trust_new_hosts, ask_become_pass)
         certificates, issued = flash.device_certificates(pki, inv.hosts, issue=not check)
         for device_id in issued:
             err_console.print(f"issued a client certificate for {device_id} in {pki_dir}", highlight=False)
@@ -139,7 +139,7 @@ def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Pa
         if len(left_out) < len(inv.hosts):
             doc = flash.ansible_inventory(inv, settings, pki, certificates)
             with console.status("running the playbook") as status:
-                summary = flash.run_playbook(doc, check, log, settings, _progress(status, verbose))
+                summary = flash.run_playbook(playbook, doc, check, log, settings, _progress(status, verbose))
         results = flash.results_from(inv, summary, left_out)
     broker_problem = ""
     try:

@@ -49,7 +49,6 @@ except ImportError:  # pragma: no cover
 FORMAT = "edgeperf.pki/1"
 CA_DAYS = 3650  # the CA outlives many leaf rotations; a leaf never outlives the CA (clipped)
 BACKDATE = dt.timedelta(hours=1)  # a device whose clock is a little behind still accepts a fresh certificate
-KINDS = ("broker", "controller", "device")
 BROKER = "broker"
 CONTROLLER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")  # it becomes an ACL ``user`` line: no spaces
 DNS_NAME = re.compile(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?")
@@ -192,7 +191,7 @@ class Pki:
         try:
             pki = cls(staging, index)
             for device_id in device_ids:
-                pki._check_new_device(device_id)
+                pki.check_new_device(device_id)
             now = _now()
             ca_key = ec.generate_private_key(ec.SECP256R1())
             ca_cert = pki._ca_certificate(ca_key, now)
@@ -275,10 +274,6 @@ class Pki:
         """Every certificate ever issued here, oldest first (revoked and rotated ones included)."""
         return [CertEntry(**raw) for raw in self._index["certs"]]
 
-    def revoked_serials(self) -> set[int]:
-        """Serial numbers the CRL lists."""
-        return {int(e.serial, 16) for e in self.entries() if e.revoked_at}
-
     def _current(self, kind: str, name: str | None) -> CertEntry | None:
         """The latest certificate issued for ``kind``/``name`` (``name`` None: any name of that kind)."""
         for entry in reversed(self.entries()):
@@ -307,14 +302,10 @@ class Pki:
 
     # ---- changing -------------------------------------------------------------------------------
 
-    def check_new_device(self, device_id: str) -> None:
-        """Raise ``PkiError`` unless ``add_device(device_id)`` would issue a certificate."""
-        self._check_new_device(device_id)
-
     def add_device(self, device_id: str) -> tuple[Path, Path]:
         """Issue a client certificate for a new device (or one whose certificate was revoked)."""
         with self._transaction():
-            self._check_new_device(device_id)
+            self.check_new_device(device_id)
             now = _now()
             entry = self._issue("device", device_id, now)
             self._save()
@@ -366,7 +357,8 @@ class Pki:
         except ValueError as exc:
             raise PkiError(str(exc)) from None
 
-    def _check_new_device(self, device_id: str) -> None:
+    def check_new_device(self, device_id: str) -> None:
+        """Raise ``PkiError`` unless ``add_device(device_id)`` would issue a certificate."""
         self._check_id(device_id)
         if device_id in (self.controller_name, BROKER):
             raise PkiError(f"device id {device_id!r} is taken by the {'controller' if device_id != BROKER else 'broker'}")
