@@ -269,7 +269,7 @@ def _scatter_figure(rows: Sequence[Row]) -> Figure:
     log_x, log_y = plots.spans_decades(xs), plots.spans_decades(ys)
     svg = plots.scatter(points, "p90 latency (ms)", "energy per inference (mJ)", name, x_log=log_x, y_log=log_y,
                         filled_label="filled: measured energy", hollow_label="hollow: estimated energy (a model, not measured)",
-                        order=seriesordered(rows))
+                        order=series_order(rows))
     estimated = sum(p.hollow for p in points)
     return Figure(name, svg, f"{name}: one point per row with both (mean over repeats), colour by device; lower-left is "
                              f"better. {estimated} of {len(points)} point(s) use estimated energy (hollow markers)."
@@ -281,7 +281,7 @@ def series_name(row: Row) -> str:
     return f"{row.device} (baseline {row.baseline})" if row.baseline else row.device
 
 
-def seriesordered(rows: Sequence[Row]) -> list[str]:
+def series_order(rows: Sequence[Row]) -> list[str]:
     """Devices in colour order, edge devices first, baselines last: a device keeps its colour in every plot."""
     return sorted({series_name(r) for r in rows}, key=lambda s: (" (baseline " in s, s))
 
@@ -311,7 +311,7 @@ def _bars_figures(rows: Sequence[Row]) -> list[Figure]:
         families = sorted({r.family for r in mine})
         name = f"throughput per device, {scenario}{f' — {families[0]}' if len(families) == 1 else ''}"
         svg = plots.bar_chart(bars, "throughput (samples/s)", name, interval_label="95 % bootstrap interval over repeats",
-                              order=seriesordered(rows))
+                              order=series_order(rows))
         repeated = sum(1 for r in mine if r.runs > 1)
         whiskers = (f"whiskers are 95 % intervals for the {repeated} row(s) with repeats" if repeated else
                     "no row has repeats, so there are no intervals to draw")
