@@ -30,8 +30,9 @@ timeout 270 python - "$OUT" <<'PY' || rc=$?
 import json, sys
 from pathlib import Path
 import onnxruntime as ort
-from controller import baseline, campaign
-from controller.store import Store
+from controller.baseline import runner as baseline
+from controller.fleet import campaign
+from controller.store.database import Store
 out = Path(sys.argv[1]); spec = campaign.load(out / "fmnist.yaml"); store = Store(out / "controller.db")
 trt = "TensorrtExecutionProvider" in ort.get_available_providers()
 runs = {"default": None, "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}

@@ -76,7 +76,7 @@ from agent.cli import run_command
 from agent.outbox import Outbox
 from agent.protocol import Envelope, Topics, decode
 from agent.transport import BrokerUrl, Connection
-from controller.broker import free_port
+from controller.fleet.broker import free_port
 
 MB = 1 << 20
 MODEL = "zoo:fashion-mnist-cnn/int8.tflite"
@@ -340,7 +340,7 @@ def measure_relay(ctx: Any, broker: Mosquitto, qos: int, payload: bytes, count: 
 def controller_process(url: str, db: str, board: Board, go: Any, stop: Any, report: Any) -> None:
     quiet_child()
     from agent.resources import peak_rss_mb
-    from controller.session import FleetOptions, fleet
+    from controller.fleet.session import FleetOptions, fleet
 
     def note_go() -> None:  # the CPU and time at go, read the moment it is given
         go.wait()

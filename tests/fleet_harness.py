@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import run_command
-from controller.broker import free_port
+from controller.fleet.broker import free_port
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float, what: str, step: Callable[[], object] | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from controller.store import Store
+from controller.store.database import Store
 
 
 def store_campaign(db: Path, name: str, docs: list[dict[str, Any]]) -> str:

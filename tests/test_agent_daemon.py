@@ -15,7 +15,7 @@ from agent.outbox import Outbox
 from agent.protocol import TOPICS as TOPIC_TABLE
 from agent.protocol import Topics, decode
 from agent.transport import BrokerUrl, Connection, TlsFiles
-from controller.pki import Pki
+from controller.provisioning.pki import Pki
 from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
 
 pytestmark = pytest.mark.slow
@@ -87,7 +87,7 @@ def test_sigkill_fires_the_last_will(tmp_path, mosquitto):
 def test_sigterm_mid_job_records_the_failure_and_delivers_it_after_restart(tmp_path, mosquitto):
     from agent import zoo
     from agent.protocol import Envelope
-    from controller.artifact_server import ArtifactServer
+    from controller.fleet.artifact_server import ArtifactServer
 
     agent = AgentProcess(mosquitto.url, "pi-c", tmp_path).start()
     watcher = Watcher(mosquitto.url)
@@ -237,7 +237,7 @@ def smoke_job(run_id: str, artifact: dict) -> dict:
 def test_secrets_appear_in_no_log_file_or_message_and_job_fields_reach_no_shell(tmp_path):
     """Broker password and artifact token, with the agent at debug level, through a whole job."""
     from agent import zoo
-    from controller.artifact_server import ArtifactServer
+    from controller.fleet.artifact_server import ArtifactServer
 
     password, marker = "pw-" + uuid.uuid4().hex, tmp_path / "pwned"
     broker = Mosquitto(tmp_path)
@@ -280,7 +280,7 @@ def test_secrets_appear_in_no_log_file_or_message_and_job_fields_reach_no_shell(
 
 def test_a_foreign_artifact_url_and_an_oversized_model_fail_before_any_request(tmp_path, mosquitto):
     from agent import zoo
-    from controller.artifact_server import ArtifactServer
+    from controller.fleet.artifact_server import ArtifactServer
     from tests.test_artifacts import Canned
 
     config = tmp_path / "agent.toml"

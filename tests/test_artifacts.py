@@ -24,7 +24,7 @@ import pytest
 from agent.artifacts import ArtifactCache, ArtifactError
 from agent.errors import ModelError
 from agent.model_file import sha256_of
-from controller.artifact_server import ArtifactServer, pack_dir
+from controller.fleet.artifact_server import ArtifactServer, pack_dir
 
 ZOO = Path(__file__).resolve().parent.parent / "agent" / "zoo" / "fashion-mnist-cnn"
 TFLITE = ZOO / "int8.tflite"

@@ -16,10 +16,10 @@ import pytest
 
 from agent import zoo
 from agent.errors import SettingsError
-from controller import baseline
-from controller import campaign as campaign_file
-from controller.baseline import NO_GPU_REASON, BaselineError
-from controller.store import Store
+from controller.baseline import runner as baseline
+from controller.baseline.runner import NO_GPU_REASON, BaselineError
+from controller.fleet import campaign as campaign_file
+from controller.store.database import Store
 from devices import power, probe
 from devices.power.base import PowerSourceError
 from tests.test_power_sources import FakeGpu, FakeNvmlLib, install_nvml  # noqa: F401  (a fixture, asked for by name)

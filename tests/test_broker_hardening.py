@@ -21,9 +21,9 @@ import pytest
 
 from agent.protocol import DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, Envelope, Topics, decode
 from agent.transport import BrokerUrl, Connection, Message, TlsFiles
-from controller import broker_config
-from controller.broker_config import MAX_PACKET_BYTES, BrokerConfigError
-from controller.pki import Pki
+from controller.provisioning import broker_config
+from controller.provisioning.broker_config import MAX_PACKET_BYTES, BrokerConfigError
+from controller.provisioning.pki import Pki
 from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
 
 TOPICS = Topics()

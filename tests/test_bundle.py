@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from agent import __version__
-from controller import bundle
-from controller.bundle import SOURCE_ROOT, BundleError
+from controller.provisioning import bundle
+from controller.provisioning.bundle import SOURCE_ROOT, BundleError
 
 
 @pytest.fixture(scope="module")

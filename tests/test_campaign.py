@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from agent.errors import EXIT_USAGE, EdgeperfError
-from controller import campaign
-from controller.campaign import Campaign, CampaignError, DeviceSelector, JobSpec, ModelSpec, Variant
+from controller.fleet import campaign
+from controller.fleet.campaign import Campaign, CampaignError, DeviceSelector, JobSpec, ModelSpec, Variant
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "campaigns"
 ZOO = Path(__file__).resolve().parent.parent / "agent" / "zoo" / "fashion-mnist-cnn"

@@ -9,8 +9,8 @@ import pytest
 from agent import bench
 from agent.runtimes.base import RuntimeOptions
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
-from controller import scorecard
-from controller.store import Store
+from controller.analysis import scorecard
+from controller.store.database import Store
 from tests.cli_harness import edgeperf
 from tests.fleet_harness import campaign_file
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from controller.broker import EmbeddedBroker, free_port
-from controller.store import Store
+from controller.fleet.broker import EmbeddedBroker, free_port
+from controller.store.database import Store
 from tests.cli_harness import edgeperf, one_error_line
 from tests.fleet_harness import AgentProcess, campaign_file, wait_until
 
@@ -152,8 +152,9 @@ def _connects(client) -> bool:
 def test_live_view_shows_each_device_and_what_just_happened(lab, tmp_path):
     from rich.console import Console
 
-    from controller import campaign as campaign_module
-    from controller import progress, session
+    from controller.cli import progress
+    from controller.fleet import campaign as campaign_module
+    from controller.fleet import session
 
     url, _, _ = lab
     options = session.FleetOptions(broker=url, db=tmp_path / "c.db", artifact_host="127.0.0.1", artifact_advertise="127.0.0.1")

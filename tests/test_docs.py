@@ -20,7 +20,7 @@ def test_every_kpi_has_a_unit_direction_and_definition():
 
 
 def test_the_campaign_example_in_the_docs_is_valid():
-    from controller import campaign
+    from controller.fleet import campaign
 
     text = (ROOT / "docs" / "campaigns.md").read_text()
     example = text.rsplit("```yaml\n", 1)[1].split("```", 1)[0]
@@ -29,7 +29,8 @@ def test_the_campaign_example_in_the_docs_is_valid():
 
 
 def test_the_demo_campaign_is_valid():
-    from controller import campaign, demo
+    from controller.cli import demo
+    from controller.fleet import campaign
 
     spec = campaign.load(demo.CAMPAIGN)
     assert [v.artifact for v in spec.models[0].variants] == [
@@ -73,7 +74,7 @@ def test_the_fleet_doc_uses_only_commands_and_options_that_exist():
 
 
 def test_the_fleet_doc_inventory_is_valid(tmp_path, monkeypatch):
-    from controller import inventory
+    from controller.provisioning import inventory
 
     text = (ROOT / "docs" / "fleet.md").read_text()
     example = text.split("```yaml\n", 1)[1].split("```", 1)[0]

@@ -27,9 +27,9 @@ from agent.energy import PowerPlan
 from agent.errors import EdgeperfError
 from agent.scenarios.loadgen import parse_detail
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
-from controller.exports import ExportError, campaign_docs, mlperf, safe_name
-from controller.exports import mlflow as mlflow_export
-from controller.store import Store
+from controller.reports.exports import ExportError, campaign_docs, mlperf, safe_name
+from controller.reports.exports import mlflow as mlflow_export
+from controller.store.database import Store
 
 MODEL = "zoo:fashion-mnist-cnn/int8.tflite"
 MODEL_DIR = "fashion-mnist-cnn_int8.tflite"

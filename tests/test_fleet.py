@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from agent.outbox import Outbox
-from controller import campaign as campaign_file
-from controller import session
-from controller.broker import EmbeddedBroker
-from controller.fleet import Fleet
+from controller.fleet import campaign as campaign_file
+from controller.fleet import session
+from controller.fleet.broker import EmbeddedBroker
+from controller.fleet.scheduler import Fleet
 from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
 from tests.fleet_harness import campaign_file as write_campaign
 
@@ -222,7 +222,7 @@ def test_controller_killed_then_resume_finishes_without_duplicates(tmp_path, mos
         def stored() -> int:
             if not db.exists():
                 return 0
-            from controller.store import Store
+            from controller.store.database import Store
 
             store = Store(db)
             try:

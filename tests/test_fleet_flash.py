@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from agent import __version__
-from controller.bundle import host_platform
-from controller.store import Store
+from controller.provisioning.bundle import host_platform
+from controller.store.database import Store
 from tests.cli_harness import edgeperf
 from tests.fleet_harness import Mosquitto, campaign_file, wait_until
 from tests.testhost import TestHost, platform_refusal

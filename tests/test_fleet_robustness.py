@@ -15,8 +15,8 @@ from agent.protocol import MAX_PAYLOAD_BYTES, Topics, decode
 from agent.runtimes.base import RuntimeOptions
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from agent.transport import BrokerUrl, Connection
-from controller import session
-from controller.artifact_server import ArtifactServer
+from controller.fleet import session
+from controller.fleet.artifact_server import ArtifactServer
 from tests.fleet_harness import AgentProcess, Mosquitto, SimulatedAgent, wait_until
 
 pytestmark = pytest.mark.slow

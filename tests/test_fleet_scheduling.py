@@ -15,9 +15,9 @@ from agent.protocol import Envelope, Topics, decode
 from agent.runtimes.base import RuntimeOptions
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from agent.transport import BrokerUrl, Connection
-from controller import campaign as campaign_file
-from controller import session
-from controller.broker import EmbeddedBroker
+from controller.fleet import campaign as campaign_file
+from controller.fleet import session
+from controller.fleet.broker import EmbeddedBroker
 from tests.fleet_harness import campaign_file as write_campaign
 from tests.fleet_harness import wait_until
 

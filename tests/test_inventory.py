@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from controller import inventory
-from controller.inventory import InventoryError
+from controller.provisioning import inventory
+from controller.provisioning.inventory import InventoryError
 
 GOOD = """\
 defaults:

@@ -18,8 +18,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyBuilder, Store
 from typer.testing import CliRunner
 
-from controller import certs_cli
-from controller.pki import Pki, PkiError
+from controller.cli import certs as certs_cli
+from controller.provisioning.pki import Pki, PkiError
 
 runner = CliRunner()
 

@@ -33,9 +33,9 @@ from agent.energy import PowerPlan
 from agent.runtimes.base import RuntimeOptions
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from agent.stats import LatencyHistogram
-from controller import plots, report, views
-from controller.compare import compare
-from controller.scorecard import build as scorecard_rows
+from controller.analysis.compare import compare
+from controller.analysis.scorecard import build as scorecard_rows
+from controller.reports import plots, report, views
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Headless flags for a machine without network (background services would try to call out).

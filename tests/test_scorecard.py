@@ -12,7 +12,8 @@ from agent import bench
 from agent.runtimes.base import RuntimeOptions
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from agent.stats import LatencyHistogram
-from controller import diff, scorecard
+from controller.analysis import gate as diff
+from controller.analysis import scorecard
 from tests.cli_harness import edgeperf
 from tests.stored_results import store_campaign
 

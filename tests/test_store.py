@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 
-from controller.store import SCHEMA_VERSION, Store
+from controller.store.database import SCHEMA_VERSION, Store
 
 V1_CAMPAIGNS = """CREATE TABLE campaigns(
     id TEXT PRIMARY KEY, name TEXT NOT NULL, source TEXT, spec TEXT NOT NULL, state TEXT NOT NULL,

@@ -16,8 +16,8 @@ from typing import Any
 from agent.errors import EdgeperfError
 from agent.kpi import BY_KEY
 from agent.stats import LatencyHistogram
-from controller.intervals import histogram_percentile
-from controller.scorecard import ACCURACY_KPI, HISTOGRAM_PERCENTILES, Cell, Row
+from controller.analysis.intervals import histogram_percentile
+from controller.analysis.scorecard import ACCURACY_KPI, HISTOGRAM_PERCENTILES, Cell, Row
 
 ALIASES = {
     "p50": "latency_ms.p50", "p90": "latency_ms.p90", "p99": "latency_ms.p99", "es": "early_stopping_latency_ms",

@@ -18,13 +18,15 @@ from rich.status import Status
 
 from agent.errors import EXIT_UNREACHABLE, EdgeperfError
 from agent.protocol import DEFAULT_PREFIX
-from controller import bundle as bundles
-from controller import inventory, session, tables
-from controller.cli_common import AsJson, Db, PkiDir, cli_errors, console, err_console
-from controller.families import FAMILIES
+from controller.cli.common import AsJson, Db, PkiDir, cli_errors, console, err_console
+from controller.fleet import session
+from controller.provisioning import bundle as bundles
+from controller.provisioning import inventory
+from controller.provisioning.families import FAMILIES
+from controller.reports import tables
 
 if TYPE_CHECKING:
-    from controller.flash import HostResult
+    from controller.provisioning.flash import HostResult
 
 app = typer.Typer(no_args_is_help=True, help="Flash agents onto a fleet over SSH (Ansible), check them, bundle them.")
 
@@ -112,7 +114,7 @@ def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Pa
                origins: tuple[str, ...], trust_new_hosts: bool, ask_become_pass: bool, prefix: str, db: Path | None,
                verbose: bool, as_json: bool) -> None:
     from controller import flash  # cryptography (the PKI) only for fleet commands
-    from controller.pki import Pki
+    from controller.provisioning.pki import Pki
 
     inv = inventory.load(inventory_file)
     playbook = flash.ansible_playbook()  # before a wheel is built or a certificate issued

@@ -10,7 +10,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from controller.fleet import Fleet
+from controller.fleet.scheduler import Fleet
 
 
 def view(fleet: Fleet, campaign_id: str) -> Group:

@@ -26,13 +26,13 @@ from pathlib import Path
 from agent import __version__
 from agent.errors import EdgeperfError
 from agent.model_file import sha256_of
-from controller.families import FAMILIES, extras_for
+from controller.provisioning.families import FAMILIES, extras_for
 
 SCHEMA = "edgeperf.bundle/1"
 MANIFEST = "bundle.json"
 ARCHES = {"linux_aarch64": "aarch64", "linux_x86_64": "x86_64"}
 DEFAULT_GLIBC = "2.31"  # Debian 11, Ubuntu 20.04 (JetPack 5); newer systems run these wheels too
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
 
 class BundleError(EdgeperfError):

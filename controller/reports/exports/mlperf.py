@@ -32,7 +32,7 @@ from typing import Any
 
 from agent import __version__
 from agent.scenarios import early_stopping
-from controller.exports import ExportError, safe_name
+from controller.reports.exports import ExportError, safe_name
 
 SUMMARY = "mlperf_log_summary.txt"
 DETAIL = "mlperf_log_detail.txt"

@@ -16,7 +16,7 @@ from typing import Any
 
 from agent.kpi import BY_KEY
 from agent.stats import LatencyHistogram
-from controller.intervals import bootstrap_mean, difference, proportion
+from controller.analysis.intervals import bootstrap_mean, difference, proportion
 from devices import profiles
 
 # KPIs a scorecard summarises per row (dotted paths inside a result's ``kpis``)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from agent.protocol import TOPICS, Topics
 from agent.transport import BrokerUrl, Connection, TlsFiles
-from controller.artifact_server import ArtifactServer
-from controller.fleet import Fleet
-from controller.store import Store, default_db
+from controller.fleet.artifact_server import ArtifactServer
+from controller.fleet.scheduler import Fleet
+from controller.store.database import Store, default_db
 
 
 @dataclass(frozen=True)

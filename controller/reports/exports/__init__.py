@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from agent.errors import EdgeperfError
-from controller.store import Store
+from controller.store.database import Store
 
 
 class ExportError(EdgeperfError):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from agent.errors import EdgeperfError
 from agent.protocol import DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, TOPICS, Topics
-from controller.pki import Pki, write_atomic
+from controller.provisioning.pki import Pki, write_atomic
 
 # The broker checks whole MQTT packets: the payload limit plus the fixed header, the topic
 # (prefix + device id + kind, a few hundred bytes at most) and MQTT 5 properties.

@@ -60,7 +60,7 @@ from agent.runtimes import ALIASES, RUNTIMES
 from agent.runtimes.shapes import parse_shape_overrides
 from agent.scenarios import ENGINES
 from agent.scenarios.settings import PROFILES, Mode, Scenario, for_profile, parse_mode, parse_scenario
-from controller.yaml_nodes import NodeReader, compose, got, join_key, read_text, unknown
+from controller.fleet.yaml_nodes import NodeReader, compose, got, join_key, read_text, unknown
 from devices.power import parse_spec
 
 OPTIMIZATIONS = ("disable", "basic", "extended", "all")

@@ -30,8 +30,8 @@ from yaml.nodes import Node
 
 from agent.errors import EdgeperfError
 from agent.protocol import check_device_id
-from controller.families import FAMILIES
-from controller.yaml_nodes import NodeReader, compose, join_key, read_text
+from controller.fleet.yaml_nodes import NodeReader, compose, join_key, read_text
+from controller.provisioning.families import FAMILIES
 
 DEFAULT_PYTHON = "/usr/bin/python3"
 _SHARED_KEYS = ("user", "key", "python", "port", "family", "tags", "known_hosts")

@@ -16,10 +16,10 @@ import typer
 from rich.table import Table
 
 from agent.protocol import DEFAULT_PREFIX
-from controller.cli_common import PkiDir, cli_errors, console
+from controller.cli.common import PkiDir, cli_errors, console
 
 if TYPE_CHECKING:
-    from controller.pki import Pki
+    from controller.provisioning.pki import Pki
 
 app = typer.Typer(no_args_is_help=True, help="The lab PKI: a CA and certificates for the broker, the controller and each device.")
 
@@ -27,7 +27,7 @@ RESTART = "restart mosquitto so it drops a connected revoked device (SIGHUP only
 
 
 def _open(root: Path) -> Pki:
-    from controller.pki import Pki
+    from controller.provisioning.pki import Pki
 
     return Pki.open(root)
 
@@ -46,7 +46,7 @@ def init(
     days: Annotated[int, typer.Option(help="validity of the broker, controller and device certificates")] = 825,
 ) -> None:
     """Create a CA with broker, controller and device certificates and an empty CRL."""
-    from controller.pki import Pki
+    from controller.provisioning.pki import Pki
 
     pki = Pki.init(out, broker_host, device or (), controller_name=controller_name, days=days)
     devices = [e.name for e in pki.entries() if e.kind == "device"]
@@ -134,7 +134,7 @@ def broker_config(
     = None,
 ) -> None:
     """Write a hardened mosquitto config and ACL for a PKI: mutual TLS only, each device on its own topics."""
-    from controller import broker_config as config
+    from controller.provisioning import broker_config as config
 
     conf, acl = config.write(_open(pki), out, port=port, bind=bind, prefix=prefix, user=user)
     console.print(f"written: {conf}\nwritten: {acl}\nrun: mosquitto -c {conf}", highlight=False)

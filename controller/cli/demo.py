@@ -20,9 +20,12 @@ from rich.live import Live
 
 from agent.cli import run_command
 from agent.errors import EdgeperfError
-from controller import campaign as campaign_file
-from controller import progress, render, scorecard, session, views
-from controller.broker import EmbeddedBroker
+from controller.analysis import scorecard
+from controller.cli import progress
+from controller.fleet import campaign as campaign_file
+from controller.fleet import session
+from controller.fleet.broker import EmbeddedBroker
+from controller.reports import render, views
 
 CAMPAIGN = Path(__file__).resolve().parent / "demo.yaml"
 AGENTS = (("demo-1-thread", 1), ("demo-2-threads", 2))

@@ -21,9 +21,11 @@ from rich.live import Live
 from rich.table import Table
 
 from agent import zoo
-from controller import campaign as campaign_file
-from controller import certs_cli, fleet_cli, progress, render, scorecard, session, tables, views
-from controller.cli_common import (
+from controller.analysis import scorecard
+from controller.cli import certs as certs_cli
+from controller.cli import fleet as fleet_cli
+from controller.cli import progress
+from controller.cli.common import (
     ArtifactHost,
     ArtifactPort,
     ArtifactUrlHost,
@@ -39,7 +41,10 @@ from controller.cli_common import (
     console,
     err_console,
 )
-from controller.store import Store
+from controller.fleet import campaign as campaign_file
+from controller.fleet import session
+from controller.reports import render, tables, views
+from controller.store.database import Store
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark edge AI fleets under MLPerf LoadGen rules.")
 campaign_app = typer.Typer(no_args_is_help=True, help="Run, follow, resume and cancel campaigns.")
@@ -101,7 +106,7 @@ def broker(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from controller.broker import EmbeddedBroker
+    from controller.fleet.broker import EmbeddedBroker
 
     with EmbeddedBroker(host, port) as running:
         console.print(f"edgeperf broker listening on {running.url} (MQTT 3.1.1); Ctrl-C stops it")
@@ -223,7 +228,7 @@ def _follow(fleet: Any, campaign_id: str, quiet: bool) -> None:
 
 
 def _resume_baseline(store: Store, ref: str, as_json: bool) -> None:
-    from controller import baseline
+    from controller.baseline import runner as baseline
 
     _report(store, baseline.resume_baseline(store, ref, progress=err_console.print), as_json)
 
@@ -425,7 +430,7 @@ def baseline_run(
     as_json: AsJson = False,
 ) -> None:
     """Run a campaign's models in process on this host's GPUs (ORT TensorRT/CUDA) as the baseline."""
-    from controller import baseline
+    from controller.baseline import runner as baseline
 
     spec = campaign_file.load(file)
     args = {"providers": provider or None, "power": None if power == "none" else power,
@@ -457,7 +462,7 @@ def compare_cmd(
     db: Db = None,
 ) -> None:
     """Edge devices next to the datacenter baseline: latency, throughput, energy and inferences/J as ratios."""
-    from controller import compare
+    from controller.analysis import compare
 
     if fmt not in ("table", "md", "html", "json"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, md, html or json", param_hint="--format")
@@ -486,8 +491,8 @@ def export_mlflow(
     db: Db = None,
 ) -> None:
     """One MLflow run per result: params = settings and facts, metrics = KPIs, artifacts = result and logs."""
-    from controller import exports
-    from controller.exports import mlflow
+    from controller.reports import exports
+    from controller.reports.exports import mlflow
 
     with _open_store(db) as store:
         campaign, docs = exports.campaign_docs(store, ref)
@@ -506,8 +511,8 @@ def export_mlperf(
     db: Db = None,
 ) -> None:
     """An MLPerf-style folder: per system/model/scenario, LoadGen logs, accuracy, system description."""
-    from controller import exports
-    from controller.exports import mlperf
+    from controller.reports import exports
+    from controller.reports.exports import mlperf
 
     with _open_store(db) as store:
         campaign, docs = exports.campaign_docs(store, ref)
@@ -526,7 +531,7 @@ def report_cmd(
     db: Db = None,
 ) -> None:
     """A shareable report: tables, plots (latency CDFs, energy vs latency, throughput, power trace) and device facts."""
-    from controller import report
+    from controller.reports import report
 
     if fmt not in report.FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; use {', '.join(report.FORMATS)}", param_hint="--format")
@@ -550,7 +555,7 @@ def diff_cmd(
     as_json: AsJson = False,
 ) -> None:
     """Exit 1 only for a change beyond its threshold AND outside the noise (the intervals)."""
-    from controller import diff
+    from controller.analysis import gate as diff
 
     rules = diff.parse_rules(fail_on)
     old_campaign, old_docs = _campaign_docs(db, old)
@@ -584,7 +589,7 @@ def demo(
     db: Db = None,
 ) -> None:
     """Offline, on this machine: a broker, an artifact server, two agents, a campaign, a scorecard."""
-    from controller import demo as demo_lib
+    from controller.cli import demo as demo_lib
 
     docs = demo_lib.run(console, db)
     if json_out:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from controller.compare import RATIOS, Comparison
-from controller.scorecard import ACCURACY_KPI, DELTA_KPI, Cell, Row, ordered
+from controller.analysis.compare import RATIOS, Comparison
+from controller.analysis.scorecard import ACCURACY_KPI, DELTA_KPI, Cell, Row, ordered
 
 SHORT_SCENARIO = {"SingleStream": "SS", "MultiStream": "MS", "Server": "Server", "Offline": "Offline"}
 

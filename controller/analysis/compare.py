@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from controller.scorecard import ACCURACY_KPI, Row
+from controller.analysis.scorecard import ACCURACY_KPI, Row
 
 # label -> (KPI, how it compares)
 RATIOS = {

@@ -22,8 +22,8 @@ from typing import Any
 from agent import result, zoo
 from agent.protocol import TOPICS, Envelope, ProtocolError, Topics, decode
 from agent.transport import Connection, Message
-from controller.campaign import Campaign, JobSpec, expand
-from controller.store import TERMINAL, Job, Store
+from controller.fleet.campaign import Campaign, JobSpec, expand
+from controller.store.database import TERMINAL, Job, Store
 
 log = logging.getLogger("edgeperf.controller")
 CONTROLLER_ID = "controller"

@@ -1,6 +1,6 @@
 """``edgeperf fleet flash`` and ``fleet status``: Ansible provisions, the broker confirms.
 
-The playbook and role live in ``firmware/agent/``; this module writes the Ansible inventory and
+The playbook and role live in ``firmware/provisioning/``; this module writes the Ansible inventory and
 per-host variables from an edgeperf inventory, runs ``ansible-playbook`` (with ``--check`` for
 status: the tasks that would change are the host's drift), reads the per-host summary the
 ``edgeperf_summary`` callback writes, and then asks the broker which agents say they are online.
@@ -24,14 +24,14 @@ from typing import Any
 from agent import __version__
 from agent.errors import EdgeperfError
 from agent.protocol import DEFAULT_PREFIX
-from controller import session
-from controller.bundle import SOURCE_ROOT, Bundle
-from controller.families import FAMILIES, extras_for
-from controller.inventory import Host, Inventory
-from controller.pki import Pki, PkiError
-from controller.session import FleetOptions
+from controller.fleet import session
+from controller.fleet.session import FleetOptions
+from controller.provisioning.bundle import SOURCE_ROOT, Bundle
+from controller.provisioning.families import FAMILIES, extras_for
+from controller.provisioning.inventory import Host, Inventory
+from controller.provisioning.pki import Pki, PkiError
 
-PLAYBOOK_DIR = SOURCE_ROOT / "firmware" / "agent"
+PLAYBOOK_DIR = SOURCE_ROOT / "firmware" / "provisioning"
 PLAYBOOK = PLAYBOOK_DIR / "flash.yml"
 ONLINE_STATES = ("online", "busy")
 MIN_LISTEN_S = 1.5  # retained status arrives within this even when not waiting

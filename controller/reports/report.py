@@ -37,9 +37,8 @@ from typing import Any
 
 import agent
 from agent.result import json_safe
-from controller import plots, render, views
-from controller.compare import RATIOS, Comparison, compare
-from controller.scorecard import (
+from controller.analysis.compare import RATIOS, Comparison, compare
+from controller.analysis.scorecard import (
     ACCURACY_KPI,
     DELTA_KPI,
     PERFORMANCE_KPIS,
@@ -50,7 +49,8 @@ from controller.scorecard import (
     merged_histogram,
     ordered,
 )
-from controller.scorecard import build as scorecard_rows
+from controller.analysis.scorecard import build as scorecard_rows
+from controller.reports import plots, render, views
 
 SCHEMA = "edgeperf.report/1"
 CSV_KPIS = (*PERFORMANCE_KPIS, ACCURACY_KPI, DELTA_KPI)

@@ -62,8 +62,8 @@ from urllib.parse import urlparse
 
 from agent import __version__, result
 from agent.kpi import KPIS
-from controller.exports import ExportError, mlperf
-from controller.scorecard import kpi_value
+from controller.analysis.scorecard import kpi_value
+from controller.reports.exports import ExportError, mlperf
 
 MAX_KEY = 250  # mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH
 MAX_PARAM_VALUE = 6000  # MAX_PARAM_VAL_LENGTH

@@ -7,7 +7,7 @@ import html
 from rich.markup import escape
 from rich.table import Table
 
-from controller.views import View
+from controller.reports.views import View
 
 
 def rich_table(view: View) -> Table:

@@ -64,9 +64,9 @@ from agent import bench, model_file, result, zoo
 from agent.energy import PowerPlan, auto_order
 from agent.errors import EXIT_USAGE, EdgeperfError, ModelError, RuntimeMissing, SettingsError
 from agent.jobs import request_from_job
-from controller.campaign import Campaign, JobSpec, Variant, device_jobs
-from controller.fleet import artifact_path, job_message
-from controller.store import Job, Store
+from controller.fleet.campaign import Campaign, JobSpec, Variant, device_jobs
+from controller.fleet.scheduler import artifact_path, job_message
+from controller.store.database import Job, Store
 from devices import power as power_sources
 from devices import probe, profiles
 from devices.power import nvml

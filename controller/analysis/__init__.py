@@ -1,0 +1,1 @@
+"""Reading stored results: scorecards, intervals, edge-vs-baseline comparisons, the regression gate."""

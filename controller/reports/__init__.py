@@ -1,0 +1,1 @@
+"""Showing results: tables, HTML/Markdown/CSV/JSON reports, plots and exports to other tools."""
