@@ -1,6 +1,6 @@
 """Model artifacts fetched from the controller, cached by content and verified before use.
 
-A job names its model by ``{url, sha256, size, name, archive}`` (SPEC §6). The sha256 is the
+A job names its model by ``{url, sha256, size, name, archive}`` (docs/protocol.md, "Artifacts"). The sha256 is the
 contract: bytes that do not hash to it are never made visible under the cache, so a runtime never
 loads a half-written or substituted model and a result's ``model_sha256`` is true.
 
@@ -48,10 +48,10 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from agent import __version__
+from agent.contract import ARTIFACT_TOKEN
 from agent.errors import EdgeperfError
 from agent.model_file import sha256_of
 from agent.origins import SCHEMES, split_origin
-from agent.protocol import ARTIFACT_TOKEN
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from agent import __version__, capabilities, datasets, kpi, model_file, result, runtimes, scenarios
-from agent.energy import EnergyMeter, PowerPlan, open_meter
+from agent import __version__, capabilities, contract, datasets, kpi, model_file, runtimes, scenarios
+from agent.contract import RuntimeOptions
+from agent.energy_meter import EnergyMeter, PowerPlan, open_meter
 from agent.errors import DatasetError
 from agent.resources import CpuWindow, peak_rss_mb, rss_mb
-from agent.runtimes.base import RuntimeOptions, SessionInfo
+from agent.runtimes.base import SessionInfo
 from agent.scenarios.settings import Mode, RunSettings, Scenario
 from agent.scenarios.sut import ModelSut
 from devices import probe, thermal
@@ -172,7 +173,7 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     })
     info = session.info
     return {
-        "schema": result.SCHEMA,
+        "schema": contract.RESULT_SCHEMA,
         "run_id": req.run_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "agent_version": __version__,

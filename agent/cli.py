@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent import __version__, capabilities, report, result, zoo
+from agent import __version__, capabilities, result, result_text, zoo
 from agent.errors import EXIT_INVALID_RUN, EdgeperfError, SettingsError
 from agent.scenarios import ENGINES, PROFILES
 
@@ -37,10 +37,6 @@ def _provider(text: str) -> tuple[str, dict[str, str]]:
             raise SettingsError(f"bad provider option {item!r} in --provider {text!r}; write KEY=VALUE")
         options[key] = value
     return name, options
-
-
-def _seconds_ms(value: float | None) -> int | None:
-    return None if value is None else int(value * 1000)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,27 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from agent import bench
-    from agent.energy import DEFAULT_GRID_G_PER_KWH, PowerPlan
-    from agent.runtimes.base import RuntimeOptions
+    from agent import bench, contract
+    from agent.energy_meter import DEFAULT_GRID_G_PER_KWH, PowerPlan
+    from agent.jobs import settings_for
     from agent.runtimes.shapes import parse_shape_overrides
-    from agent.scenarios.settings import for_profile, parse_mode, parse_scenario, with_overrides
 
-    scenario, mode = parse_scenario(args.scenario), parse_mode(args.mode)
-    settings = with_overrides(
-        for_profile(args.profile, scenario, mode),
-        min_duration_ms=_seconds_ms(args.min_duration), max_duration_ms=_seconds_ms(args.max_duration),
-        min_query_count=args.min_queries, max_query_count=args.max_queries, server_target_qps=args.target_qps,
-        server_target_latency_ms=args.target_latency_ms, batch_size=args.batch_size,
-    )
     providers = [_provider(p) for p in args.provider]
-    options = RuntimeOptions(
-        threads=args.threads, providers=tuple(name for name, _ in providers),
-        provider_options={name: opts for name, opts in providers if opts}, optimization_level=args.optimization,
-        xnnpack=not args.no_xnnpack, delegates=tuple(args.delegate), compute_units=args.compute_units,
-        shapes=parse_shape_overrides(args.shape),
-    )
-    dataset = args.dataset or ("fashion-mnist" if mode.value == "accuracy" else "synthetic")
+    try:  # the flags fill the same job options a campaign and a fleet job do, checked the same way
+        run = contract.build(contract.RunLength, {
+            "min_duration_s": args.min_duration, "max_duration_s": args.max_duration, "min_queries": args.min_queries,
+            "max_queries": args.max_queries, "target_qps": args.target_qps, "target_latency_ms": args.target_latency_ms,
+            "batch_size": args.batch_size,
+        })
+        options = contract.build(contract.RuntimeOptions, {
+            "threads": args.threads, "providers": [name for name, _ in providers],
+            "provider_options": {name: opts for name, opts in providers if opts}, "optimization": args.optimization,
+            "xnnpack": not args.no_xnnpack, "delegates": args.delegate, "compute_units": args.compute_units,
+            "shapes": parse_shape_overrides(args.shape),
+        })
+    except contract.ProtocolError as exc:
+        raise SettingsError(f"bad option: {exc} (see --help)") from None
+    settings = settings_for(args.profile, args.scenario, args.mode, run)
+    dataset = args.dataset or ("fashion-mnist" if settings.mode.value == "accuracy" else "synthetic")
     plan = None
     if args.power:
         plan = PowerPlan(args.power, max(args.idle_seconds, 0.0), args.grid_intensity or DEFAULT_GRID_G_PER_KWH)
@@ -156,7 +153,7 @@ def _bench(args: argparse.Namespace) -> int:
             result.write(doc, args.json)
         except OSError as exc:
             raise SettingsError(f"cannot write --json {args.json}: {exc.strerror}") from None
-    print(report.render(doc), end="")
+    print(result_text.render(doc), end="")
     return EXIT_INVALID_RUN if args.strict and not doc["valid"] else 0
 
 
@@ -194,7 +191,7 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps({"facts": facts, "installed": installed}, indent=2))
         return 0
     rows = list(facts.items()) + [(f"{name} (installed)", version or "no") for name, version in installed.items()]
-    print(report.table(rows), end="")
+    print(result_text.table(rows), end="")
     return 0
 
 
@@ -204,7 +201,7 @@ def _zoo(_: argparse.Namespace) -> int:
         acc = entry.facts["accuracy"].get("subset_top1")
         rows.append((zoo.PREFIX + entry.name, f"{entry.facts['precision']:<6} {entry.facts['size_bytes'] / 1024:7.1f} KiB  "
                                               f"top-1 {f'{acc:.3f}' if acc is not None else 'n/a (macOS only)'}"))
-    print(report.table(rows), end="")
+    print(result_text.table(rows), end="")
     return 0
 
 

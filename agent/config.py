@@ -21,8 +21,8 @@ from typing import Any
 
 from agent import origins
 from agent.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
+from agent.contract import DEFAULT_PREFIX, check_device_id
 from agent.errors import SettingsError
-from agent.protocol import DEFAULT_PREFIX, check_device_id
 
 if sys.version_info >= (3, 11):
     import tomllib

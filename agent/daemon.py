@@ -22,13 +22,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psutil
 
-from agent import __version__, capabilities, origins
+from agent import __version__, capabilities, contract, origins
 from agent.artifacts import ArtifactCache, ArtifactError
 from agent.config import AgentConfig
+from agent.contract import MAX_PAYLOAD_BYTES, TOPICS, Envelope, Job, ProtocolError, Topics
+from agent.drops import DropLog
 from agent.outbox import Outbox
-from agent.protocol import MAX_PAYLOAD_BYTES, TOPICS, Envelope, ProtocolError, Topics, check_job, decode
 from agent.transport import BrokerUrl, Connection, Message, TlsFiles
 from devices import power, probe
 
@@ -37,18 +39,12 @@ HOUSEKEEPING_S = 2.0
 STDERR_TAIL = 2000
 
 
-def without_token(job: dict[str, Any]) -> dict[str, Any]:
-    """The job as it may be written to disk: the artifact token is a credential, used only for the download."""
-    artifact = {k: v for k, v in job["artifact"].items() if k != "token"}
-    return job | {"artifact": artifact}
-
-
 class JobRun(threading.Thread):
     """Fetch the artifact, run the worker, and hand the terminal message to the outbox."""
 
-    def __init__(self, daemon: AgentDaemon, job: dict[str, Any]) -> None:
-        super().__init__(name=f"job-{job['run_id']}", daemon=True)
-        self.agent, self.job, self.run_id = daemon, job, job["run_id"]
+    def __init__(self, daemon: AgentDaemon, job: Job) -> None:
+        super().__init__(name=f"job-{job.run_id}", daemon=True)
+        self.agent, self.job, self.run_id = daemon, job, job.run_id
         self._proc: subprocess.Popen[str] | None = None
         self._stopped_because = ""
 
@@ -67,21 +63,19 @@ class JobRun(threading.Thread):
         self.agent.deliver(self.run_id, *terminal)
 
     def _execute(self) -> tuple[str, Envelope, str]:
-        art = self.job["artifact"]
-        refused = origins.refusal(art["url"], self.agent.origins)  # before any request: no fetching for strangers
+        art = self.job.artifact
+        refused = origins.refusal(art.url, self.agent.origins)  # before any request: no fetching for strangers
         if refused:
             return self.agent.failure(self.run_id, refused, retryable=False)
-        self.agent.event("progress", {"run_id": self.run_id, "phase": "fetching", "artifact": art["name"]})
-        log.debug("job %s: artifact %s from %s", self.run_id, art["name"], art["url"])  # the token is in a header, not the URL
+        self.agent.progress(self.run_id, "fetching", {"artifact": art.name})
+        log.debug("job %s: artifact %s from %s", self.run_id, art.name, art.url)  # the token is in a header, not the URL
         try:
-            model = self.agent.cache.fetch(
-                art["url"], art["sha256"], art["size"], art["name"], art.get("archive"), token=art.get("token")
-            )
+            model = self.agent.cache.fetch(art.url, art.sha256, art.size, art.name, art.archive, token=art.token)
         except ArtifactError as exc:
             return self.agent.failure(self.run_id, str(exc))
         workdir = self.agent.config.storage / "jobs" / self.run_id
         workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "job.json").write_text(json.dumps(without_token(self.job)))  # the worker never needs it
+        (workdir / "job.json").write_bytes(msgspec.json.encode(self.job.without_token()))  # the worker never needs it
         out = workdir / "result.json"
         cmd = [
             sys.executable,
@@ -104,15 +98,16 @@ class JobRun(threading.Thread):
         stderr: list[str] = []
         reader = threading.Thread(target=lambda: stderr.append(self._proc.stderr.read()), daemon=True)
         reader.start()
-        timeout = threading.Timer(float(self.job.get("timeout_s") or 3600), self.stop, args=("timed out on the device",))
+        timeout = threading.Timer(self.job.timeout_s, self.stop, args=("timed out on the device",))
         timeout.start()
         if self._stopped_because:  # stopped while the worker was starting
             self._proc.kill()
         try:
             for line in self._proc.stdout:
                 try:
-                    self.agent.event("progress", {"run_id": self.run_id, **json.loads(line)})
-                except json.JSONDecodeError:
+                    said = json.loads(line)
+                    self.agent.progress(self.run_id, str(said.pop("phase")), said)
+                except (json.JSONDecodeError, KeyError, AttributeError, ProtocolError):
                     log.debug("worker said: %s", line.rstrip())
             code = self._proc.wait()
         finally:
@@ -122,7 +117,7 @@ class JobRun(threading.Thread):
         if self._stopped_because:
             return self.agent.failure(self.run_id, self._stopped_because)
         if code == 0:
-            return self.agent.result_message(json.loads(out.read_text()))
+            return self.agent.result_message(self.run_id, json.loads(out.read_bytes()))
         errors = [line[len("error: ") :] for line in text.splitlines() if line.startswith("error: ")]
         if errors:  # the worker's one-line user error (exit 2): the same job fails the same way again
             return self.agent.failure(self.run_id, errors[-1], retryable=False)
@@ -148,6 +143,7 @@ class AgentDaemon:
         self._job: JobRun | None = None
         self._stop = stop or threading.Event()
         self._connected = threading.Event()
+        self.drops = DropLog(log)
         offline = self._envelope("status", self._status_data("offline")).encode()
         broker = BrokerUrl.parse(config.broker).with_credentials(config.username, config.password)
         self.origins = origins.resolve(config.artifact_origins, broker.host)
@@ -164,26 +160,36 @@ class AgentDaemon:
         )
 
     # ---- building and sending messages -------------------------------------------------------
-    def _envelope(self, kind: str, data: dict[str, Any]) -> Envelope:
+    def _envelope(self, kind: str, data: Any) -> Envelope:
         return Envelope(kind, self.device, data, seq=next(self._seq))
 
-    def _status_data(self, state: str) -> dict[str, Any]:
+    def _status_data(self, state: str) -> contract.Status:
         job = self._job.run_id if self._job else None
-        return {"state": state, "agent_version": __version__, "job": job, "tags": list(self.config.tags)}
+        return contract.Status(state, __version__, job, tuple(self.config.tags))
 
     def _send(self, topic_kind: str, envelope: Envelope) -> None:
         qos, retain, _ = TOPICS[topic_kind]
         self.conn.publish(self.topics.device(self.device, topic_kind), envelope.encode(), qos=qos, retain=retain)
 
-    def event(self, kind: str, data: dict[str, Any]) -> None:
-        self._send("events", self._envelope(kind, data))
+    def event(self, kind: str, body: Any) -> None:
+        self._send("events", self._envelope(kind, body))
+
+    def progress(self, run_id: str, phase: str, details: dict[str, Any]) -> None:
+        """A phase of the running job; details that are not plain scalars are left out."""
+        plain = {str(k)[:256]: v for k, v in details.items() if isinstance(v, (str, int, float, bool)) or v is None}
+        self.event("progress", contract.convert("progress", {"run_id": run_id, "phase": phase[:32], "details": plain}))
 
     def failure(self, run_id: str, reason: str, retryable: bool = True) -> tuple[str, Envelope, str]:
         """The terminal ``failed`` event; ``retryable`` False when running it again cannot help."""
         log.warning("job %s failed: %s", run_id, reason)
-        return "events", self._envelope("failed", {"run_id": run_id, "reason": reason, "retryable": retryable}), "failed"
+        return "events", self._envelope("failed", contract.Failed(run_id, reason[:4096], retryable)), "failed"
 
-    def result_message(self, doc: dict[str, Any]) -> tuple[str, Envelope, str]:
+    def result_message(self, run_id: str, doc: dict[str, Any]) -> tuple[str, Envelope, str]:
+        """The ``result`` message for the worker's document, checked against the contract before it leaves."""
+        try:
+            contract.convert("result", doc)
+        except ProtocolError as exc:  # the engine broke the contract: a bug, but this job's alone
+            return self.failure(run_id, f"the result breaks the contract: {exc}")
         envelope = self._envelope("result", doc)
         try:
             envelope.encode()
@@ -193,7 +199,7 @@ class AgentDaemon:
             try:
                 envelope.encode()
             except ProtocolError as exc:
-                return self.failure(doc["run_id"], f"result too large to send: {exc}")
+                return self.failure(run_id, f"result too large to send: {exc}")
         return "results", envelope, "finished"
 
     def deliver(self, run_id: str, topic_kind: str, envelope: Envelope, state: str) -> None:
@@ -207,14 +213,14 @@ class AgentDaemon:
     def _publish_presence(self) -> None:
         state = "busy" if self._job else "online"
         self._send("status", self._envelope("status", self._status_data(state)))
-        info = {
+        info = contract.convert("info", {
             "agent_version": __version__,
             "tags": list(self.config.tags),
             "facts": probe.collect(),
             "installed": capabilities.installed(),
             "power_sources": [a.__dict__ for a in power.survey()],
             "max_payload_bytes": MAX_PAYLOAD_BYTES,
-        }
+        })
         self._send("info", self._envelope("info", info))
 
     def _resend(self, everything: bool = False) -> None:
@@ -228,51 +234,56 @@ class AgentDaemon:
 
     # ---- handling what arrives ---------------------------------------------------------------
     def _handle(self, msg: Message) -> None:
+        """Decode one message through the contract and act on it; anything invalid is counted and dropped."""
         try:
             device, kind = self.topics.parse(msg.topic)
-            envelope = decode(kind, msg.payload)
-            if device != self.device or envelope.device != self.device:
-                raise ProtocolError(f"message for device {envelope.device!r} on {msg.topic}")
+            if device != self.device:
+                raise ProtocolError(f"a message for device {device!r} reached {self.device}")
+            envelope = contract.decode(kind, msg.payload)
+            if envelope.device != self.device:
+                raise ProtocolError(f"a message for device {envelope.device!r} on {msg.topic}")
         except ProtocolError as exc:
-            log.warning("dropped a message on %s: %s", msg.topic, exc)
+            self.drops.drop("controller", str(exc), msg.topic)
+            if msg.topic == self.topics.device(self.device, "jobs"):
+                self._reject_malformed(msg.payload, exc)
             return
         log.debug("%s message on %s (%d bytes)", envelope.type, msg.topic, len(msg.payload))  # no payload: jobs hold tokens
-        if envelope.type == "ack":
-            run_ids = envelope.data.get("run_ids")
-            if isinstance(run_ids, list):
-                self.outbox.ack(r for r in run_ids if isinstance(r, str))
-        elif envelope.type == "cancel":
-            if self._job and self._job.run_id == envelope.data.get("run_id"):
+        body = envelope.data
+        if isinstance(body, contract.Ack):
+            self.outbox.ack(body.run_ids)
+        elif isinstance(body, contract.Cancel):
+            if self._job and self._job.run_id == body.run_id:
                 self._job.stop("cancelled by the controller")
-        else:
-            self._take(envelope.data)
+        elif isinstance(body, Job):
+            self._take(body)
 
-    def _take(self, job: dict[str, Any]) -> None:
-        run_id = job.get("run_id")
-        try:
-            check_job(job)
-        except ProtocolError as exc:
-            log.warning("rejected job %r: %s", run_id, exc)
-            if isinstance(run_id, str):
-                self.event("rejected", {"run_id": run_id, "reason": f"malformed job: {exc}"})
-            return
+    def _reject_malformed(self, payload: bytes, problem: ProtocolError) -> None:
+        """Tell the controller a job it sent cannot be read, when its run id can be: it fails it at once, not by timeout.
+        A message of another protocol version or for another device is only dropped (``peek_run_id``)."""
+        run_id = contract.peek_run_id(payload, self.device)
+        if run_id is not None:
+            self.event("rejected", contract.Rejected(run_id, f"malformed job: {problem}"[:4096], retryable=False))
+
+    def _take(self, job: Job) -> None:
+        run_id = job.run_id
         state = self.outbox.job_state(run_id)
         if state is not None:  # a re-delivery: answer, never run twice
             if self._job and self._job.run_id == run_id:
-                self.event("accepted", {"run_id": run_id, "duplicate": True})
+                self.event("accepted", contract.Accepted(run_id, duplicate=True))
             elif not self._resend_one(run_id):
-                self.event(
-                    "finished" if state == "finished" else "failed",
-                    {"run_id": run_id, "duplicate": True, "reason": f"already {state} and acknowledged"},
-                )
+                reason = f"already {state} and acknowledged"
+                if state == "finished":
+                    self.event("finished", contract.Finished(run_id, True, reason))
+                else:
+                    self.event("failed", contract.Failed(run_id, reason, duplicate=True))
             return
         if self._job is not None:
             log.warning("rejected job %s: busy with %s", run_id, self._job.run_id)
-            self.event("rejected", {"run_id": run_id, "reason": f"busy with {self._job.run_id}"})
+            self.event("rejected", contract.Rejected(run_id, f"busy with {self._job.run_id}"))
             return
-        self.outbox.set_job_state(run_id, "accepted", without_token(job))
+        self.outbox.set_job_state(run_id, "accepted", contract.to_builtins(job.without_token()))
         self._job = JobRun(self, job)
-        self.event("accepted", {"run_id": run_id})
+        self.event("accepted", contract.Accepted(run_id))
         self._send("status", self._envelope("status", self._status_data("busy")))
         self._job.start()
 
@@ -288,8 +299,9 @@ class AgentDaemon:
     def _telemetry(self) -> None:
         temps: dict[str, Any] = {}
         probe.collect_thermal(temps, Path("/"))
-        data = {"run_id": self._job.run_id if self._job else None, "cpu_pct": psutil.cpu_percent(interval=None)}
-        self._send("telemetry", self._envelope("telemetry", data | temps))
+        data = {"run_id": self._job.run_id if self._job else None, "cpu_pct": psutil.cpu_percent(interval=None),
+                "temperatures_c": temps.get("temperatures_c", {})}
+        self._send("telemetry", self._envelope("telemetry", contract.convert("telemetry", data)))
 
     # ---- the loop ----------------------------------------------------------------------------
     def _recover(self) -> None:

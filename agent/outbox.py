@@ -1,7 +1,7 @@
 """The agent's durable outbox: results kept on disk until the controller acks them.
 
 Why not trust the broker: mosquitto drops QoS 1 messages for a lagging subscriber once its queue
-is full, and a broker restart or an agent crash loses whatever was in flight (SPEC §6). So every
+is full, and a broker restart or an agent crash loses whatever was in flight (docs/protocol.md, "Delivery"). So every
 result is written here first, published from here, and deleted only when the controller's ack
 names its run id. The same file remembers which jobs the agent has seen, so a job that the broker
 delivers twice is not run twice, and a job the agent died in the middle of is noticed at start-up.

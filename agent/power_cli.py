@@ -7,8 +7,8 @@ import statistics
 import sys
 import time
 
-from agent.energy import auto_order
-from agent.report import table
+from agent.energy_meter import auto_order
+from agent.result_text import table
 from devices import power, probe, profiles
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+# the percentiles a result reports (LoadGen's summary set): the one table every view reads
 REPORTED_PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p97": 0.97, "p99": 0.99, "p999": 0.999}
 Z95 = 1.959963984540054
 
@@ -24,9 +25,16 @@ def _ints(values: Iterable[int]) -> np.ndarray:
     return np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=np.int64)
 
 
+def rank(n: int, p: float) -> int:
+    """The 0-based index of the p-th percentile among ``n`` sorted values: ``floor(n * p)``, LoadGen's
+    nearest rank (the same double arithmetic as results.cc). Every percentile edgeperf shows uses it:
+    a run's from raw latencies, a fleet's from merged histograms, and the gate's bootstrap."""
+    return int(n * p)
+
+
 def nearest_rank(sorted_values: np.ndarray, p: float) -> int:
-    """LoadGen's percentile: ``sorted[floor(n * p)]`` (same double arithmetic as results.cc)."""
-    return int(sorted_values[int(len(sorted_values) * p)])
+    """LoadGen's percentile of sorted raw latencies: ``sorted[rank(n, p)]``."""
+    return int(sorted_values[rank(len(sorted_values), p)])
 
 
 def latency_summary_ns(latencies_ns: Iterable[int]) -> dict[str, float]:
@@ -74,13 +82,21 @@ class LatencyHistogram:
         self.counts.update(other.counts)
 
     def percentile(self, p: float) -> int:
-        """The bucket holding rank ``floor(n * p)`` (0-based), as ``nearest_rank`` would pick."""
-        rank, seen = int(self.n * p), 0
+        """The bucket holding ``rank(n, p)``, as ``nearest_rank`` would pick from the raw latencies."""
+        index, seen = rank(self.n, p), 0
         for bucket in sorted(self.counts):
             seen += self.counts[bucket]
-            if seen > rank:
+            if seen > index:
                 return bucket
         raise ValueError("empty histogram")
+
+    def cdf(self) -> tuple[list[int], list[float]]:
+        """(bucket ns, share of latencies at or below it) over the sorted buckets: the curve a report plots."""
+        buckets, seen, shares = sorted(self.counts), 0, []
+        for bucket in buckets:
+            seen += self.counts[bucket]
+            shares.append(seen / self.n)
+        return buckets, shares
 
     def to_dict(self) -> dict[str, Any]:
         return {"unit": "ns", "significant_digits": self.digits, "n": self.n,

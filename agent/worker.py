@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent import bench, result
+from agent import bench, contract, result
 from agent.errors import EdgeperfError
 from agent.jobs import request_from_job
 
@@ -31,13 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device-id", required=True)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
-    job = json.loads(args.job.read_text())
+    job = contract.decode_body("job", args.job.read_bytes())  # written by the daemon from a checked job
     try:
         doc = bench.run(request_from_job(job, args.model, args.log_dir, args.device_id, args.threads), _progress)
     except EdgeperfError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    doc["job"] = {k: job[k] for k in ("campaign", "key", "attempt") if k in job}
+    doc["job"] = {"campaign": job.campaign, "key": job.key, "attempt": job.attempt}
     result.write(doc, args.out)
     return 0
 

@@ -30,7 +30,7 @@ timeout 270 python - "$OUT" <<'PY' || rc=$?
 import json, sys
 from pathlib import Path
 import onnxruntime as ort
-from controller.baseline import runner as baseline
+from controller import baseline
 from controller.fleet import campaign
 from controller.store.database import Store
 out = Path(sys.argv[1]); spec = campaign.load(out / "fmnist.yaml"); store = Store(out / "controller.db")

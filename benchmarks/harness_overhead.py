@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from agent import datasets, model_file, runtimes
-from agent.runtimes.base import RuntimeOptions
+from agent.contract import RuntimeOptions
 from agent.scenarios import loadgen, native
 from agent.scenarios.settings import Scenario, for_profile
 from agent.scenarios.sut import ModelSut

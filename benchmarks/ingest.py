@@ -73,8 +73,8 @@ import paho.mqtt.client as mqtt
 import psutil
 
 from agent.cli import run_command
+from agent.contract import Envelope, Topics, decode
 from agent.outbox import Outbox
-from agent.protocol import Envelope, Topics, decode
 from agent.transport import BrokerUrl, Connection
 from controller.fleet.broker import free_port
 
@@ -102,7 +102,7 @@ class Board:
 
 
 CONTROLLER_FIELDS = (
-    "ready", "go_seen", "results", "duplicates", "rejected", "telemetry", "dropped",
+    "ready", "go_seen", "results", "duplicates", "telemetry", "dropped",
     "t_last_result", "t_last_telemetry", "t_last_message", "cpu_at_go", "cpu_at_last", "max_batch",
 )
 WORKER_FIELDS = ("ready", "results_sent", "telemetry_sent", "publish_done", "resends", "first_resend", "acked", "pending")
@@ -206,8 +206,8 @@ class Mosquitto:
 # ---- payloads ------------------------------------------------------------------------------------------
 def build_template(payload: str) -> dict[str, Any]:
     """A real result document from the zoo's int8 TFLite model (or its contract fields only, for ``small``)."""
-    from agent import bench, result
-    from agent.runtimes.base import RuntimeOptions
+    from agent import bench, contract
+    from agent.contract import RuntimeOptions
     from agent.scenarios.settings import Scenario, for_profile, with_overrides
 
     doc = bench.run(
@@ -219,16 +219,10 @@ def build_template(payload: str) -> dict[str, Any]:
             warmup_runs=1,
         )
     )
+    checked = contract.to_builtins(contract.convert("result", doc))  # the contract's fields, nothing else
     if payload == "small":
-        small: dict[str, Any] = {}
-        for key in result.REQUIRED[""]:
-            small[key] = doc[key]
-        for section in ("device", "model", "runtime", "kpis"):
-            small[section] = {k: doc[section][k] for k in result.REQUIRED[section]}
-        small["kpis"]["latency_ms"] = {k: doc["kpis"]["latency_ms"][k] for k in result.REQUIRED["kpis.latency_ms"]}
-        small["device"]["facts"], small["settings"], small["logs"] = {}, {}, {}
-        doc = small
-    assert not result.check(doc), result.check(doc)
+        doc = checked | {"settings": {}, "logs": {}, "device": checked["device"] | {"facts": {}}}
+        doc["kpis"] = checked["kpis"] | {"latency_histogram": None}
     return doc
 
 
@@ -369,7 +363,7 @@ def controller_process(url: str, db: str, board: Board, go: Any, stop: Any, repo
             if c.telemetry - base[1] != board["telemetry"]:
                 board["t_last_telemetry"] = now
             board["results"], board["telemetry"] = c.results_stored - base[0], c.telemetry - base[1]
-            board["duplicates"], board["rejected"], board["dropped"] = c.results_duplicate, c.results_rejected, c.dropped
+            board["duplicates"], board["dropped"] = c.results_duplicate, c.dropped
             board["t_last_message"], board["cpu_at_last"] = now, time.process_time()
     report.put({"peak_rss_mb": vm_hwm_mb() or peak_rss_mb(), "timeline": timeline})
 
@@ -431,7 +425,7 @@ class SimulatedAgent:
             except queue.Empty:
                 return got
             got = True
-            self.acked += self.outbox.ack(r for r in decode("acks", message.payload).data["run_ids"] if isinstance(r, str))
+            self.acked += self.outbox.ack(decode("acks", message.payload).data.run_ids)
 
     def resend(self, resend_after_s: float) -> None:
         due = self.outbox.due(resend_after_s)
@@ -559,7 +553,6 @@ class Ingest:
     results_rows: int  # rows in its database whose run id an agent sent
     results_extra: int  # rows nobody sent (must be 0)
     duplicates: int
-    rejected: int  # results the controller refused (incomplete documents; must be 0)
     malformed: int  # messages the controller dropped as protocol errors (must be 0)
     resends: int
     outbox_left: int
@@ -670,7 +663,6 @@ def measure_ingest(ctx: Any, broker: Mosquitto, template: dict[str, Any], args: 
         results_rows=len(stored_ids & sent_ids),
         results_extra=len(stored_ids - sent_ids),
         duplicates=int(ctrl_board["duplicates"]),
-        rejected=int(ctrl_board["rejected"]),
         malformed=int(ctrl_board["dropped"]),
         resends=sum(rep["resends"] for rep in reports),
         outbox_left=sum(rep["outbox_left"] for rep in reports),
@@ -792,8 +784,8 @@ def report(broker: Mosquitto, relays: tuple[Relay, Relay], ingest: Ingest, idle:
             f"idle agent (edgeperf-agent run, real process, {idle.seconds:.0f} s): RSS {idle.rss_mb:.1f} MB "
             f"(max {idle.rss_max_mb:.1f}), CPU {idle.cpu_pct:.2f} %"
         )
-    if i.rejected or i.malformed:
-        lines.append(f"warning: the controller rejected {i.rejected} result(s) and dropped {i.malformed} malformed message(s)")
+    if i.malformed:
+        lines.append(f"warning: the controller dropped {i.malformed} message(s) that break the contract")
     if i.timed_out:
         lines.append(f"warning: the ingest run hit --timeout-s {args.timeout_s:g} before every result was stored and acked")
     print("\n".join(lines))

@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from agent import bench
-from agent.energy import PowerPlan
-from agent.runtimes.base import RuntimeOptions
+from agent.contract import RuntimeOptions
+from agent.energy_meter import PowerPlan
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from devices import power
 from devices.emulators.ina219 import EmulatedSMBus, INA219Chip

@@ -161,8 +161,8 @@ class SimulatedAgent:
     """
 
     def __init__(self, broker_url: str, device_id: str, workdir: Path) -> None:
+        from agent.contract import Topics
         from agent.outbox import Outbox
-        from agent.protocol import Topics
         from agent.transport import BrokerUrl, Connection
 
         self.device_id, self.topics = device_id, Topics()
@@ -179,7 +179,7 @@ class SimulatedAgent:
     def burst(self, template: dict, count: int) -> list[str]:
         import uuid
 
-        from agent.protocol import Envelope
+        from agent.contract import Envelope
 
         topic, run_ids = self.topics.device(self.device_id, "results"), []
         for seq in range(count):
@@ -195,14 +195,14 @@ class SimulatedAgent:
         """Apply acks that arrived; re-send what is still unacknowledged after ``resend_after_s``."""
         import queue
 
-        from agent.protocol import decode
+        from agent.contract import decode
 
         while True:
             try:
                 message = self.conn.inbox.get_nowait()
             except queue.Empty:
                 break
-            self.acked += self.outbox.ack(decode("acks", message.payload).data["run_ids"])
+            self.acked += self.outbox.ack(decode("acks", message.payload).data.run_ids)
         for entry in self.outbox.due(resend_after_s):
             self.conn.publish(entry.topic, entry.payload, qos=1)
             self.outbox.mark_sent([entry.run_id])

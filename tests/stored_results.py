@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agent.contract import checked_result
 from controller.store.database import Store
 
 
@@ -14,5 +15,5 @@ def store_campaign(db: Path, name: str, docs: list[dict[str, Any]]) -> str:
         campaign = store.create_campaign(name, f"{name}.yaml", {"retries": 0, "cooldown_s": 0},
                                          [(f"{d['device']['id']}/{i}", d["device"]["id"], {}) for i, d in enumerate(docs)])
         for job, doc in zip(store.jobs(campaign), docs, strict=True):
-            store.add_result(doc | {"run_id": store.start_attempt(job)}, job.device_id)
+            store.add_result(*checked_result(doc | {"run_id": store.start_attempt(job)}), job.device_id)
     return campaign

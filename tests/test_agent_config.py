@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from agent import config
+from agent import config, contract
 from agent.errors import SettingsError
 from agent.jobs import request_from_job
 from agent.transport import BrokerUrl
@@ -99,15 +100,22 @@ def test_jobs_are_checked_before_anything_runs(tmp_path):
         "options": {"threads": 2, "providers": ["CPUExecutionProvider"], "shapes": {"x": [1, 3]}},
         "overrides": {"min_duration_s": 0.5, "batch_size": 8},
     }
-    req = request_from_job(job, Path("/cache/m.onnx"), tmp_path, "pi-a")
+    req = request_from_job(contract.convert("job", job), Path("/cache/m.onnx"), tmp_path, "pi-a")
     assert req.settings.min_duration_ms == 500 and req.settings.batch_size == 8
     assert req.options.threads == 2 and req.options.shapes == {"x": (1, 3)} and req.device_id == "pi-a"
-    with pytest.raises(SettingsError, match="unknown job override 'rm -rf'"):
-        request_from_job(job | {"overrides": {"rm -rf": 1}}, Path("m.onnx"), tmp_path, "pi-a")
-    with pytest.raises(SettingsError, match="threads"):
-        request_from_job(job | {"options": {"threads": "2; reboot"}}, Path("m.onnx"), tmp_path, "pi-a")
+    assert req.options.providers == ("CPUExecutionProvider",) and req.run_id == "r1"
+    # the contract refuses what no runtime option or override is, as the agent receives the job
+    with pytest.raises(contract.ProtocolError, match=re.escape("unknown field rm -rf - at $.overrides")):
+        contract.convert("job", job | {"overrides": {"rm -rf": 1}})
+    with pytest.raises(contract.ProtocolError, match=re.escape("at $.options.threads")):
+        contract.convert("job", job | {"options": {"threads": "2; reboot"}})
+    # what only the agent knows (scenario names and their aliases) is checked when the request is made
     with pytest.raises(SettingsError, match="unknown scenario"):
-        request_from_job(job | {"scenario": "Batch"}, Path("m.onnx"), tmp_path, "pi-a")
+        request_from_job(contract.convert("job", job | {"scenario": "Batch"}), Path("m.onnx"), tmp_path, "pi-a")
+    # the agent's default thread count fills in only where the job leaves threads to the runtime
+    given, unset = contract.convert("job", job), contract.convert("job", job | {"options": {}})
+    assert request_from_job(given, Path("m.onnx"), tmp_path, "pi-a", default_threads=4).options.threads == 2
+    assert request_from_job(unset, Path("m.onnx"), tmp_path, "pi-a", default_threads=4).options.threads == 4
 
 
 def test_no_agent_module_runs_a_shell():

@@ -8,12 +8,13 @@ import queue
 import subprocess
 import urllib.request
 import uuid
+from typing import Any
 
 import pytest
 
+from agent.contract import TOPICS as TOPIC_TABLE
+from agent.contract import Info, Topics, decode
 from agent.outbox import Outbox
-from agent.protocol import TOPICS as TOPIC_TABLE
-from agent.protocol import Topics, decode
 from agent.transport import BrokerUrl, Connection, TlsFiles
 from controller.provisioning.pki import Pki
 from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
@@ -41,7 +42,7 @@ class Watcher:
             subscriptions=[(TOPICS.all_devices(k), 1) for k in ("status", "info", "events")],
         )
         self.conn.start(wait_s=10)
-        self.last: dict[tuple[str, str], dict] = {}
+        self.last: dict[tuple[str, str], Any] = {}  # the typed bodies (contract.Status, Info, Progress, ...)
         self.retained: dict[tuple[str, str], bool] = {}
 
     def drain(self) -> None:
@@ -55,7 +56,8 @@ class Watcher:
         self.last[key], self.retained[key] = env.data, message.retain
 
     def state(self, device: str) -> str | None:
-        return self.last.get((device, "status"), {}).get("state")
+        status = self.last.get((device, "status"))
+        return status.state if status else None
 
 
 def test_presence_is_retained_and_sigterm_publishes_offline(tmp_path, mosquitto):
@@ -67,7 +69,7 @@ def test_presence_is_retained_and_sigterm_publishes_offline(tmp_path, mosquitto)
     wait_until(lambda: ("pi-a", "info") in late.last and late.state("pi-a") == "online", 10, "retained info", step=late.drain)
     assert late.retained[("pi-a", "status")] and late.retained[("pi-a", "info")]
     info = late.last[("pi-a", "info")]
-    assert info["tags"] == ["rpi5"] and info["facts"]["os"] and info["installed"]["litert"]
+    assert isinstance(info, Info) and info.tags == ("rpi5",) and info.facts["os"] and info.installed["litert"]
     assert agent.terminate() == 0
     wait_until(lambda: late.state("pi-a") == "offline", 10, "offline on SIGTERM", step=late.drain)
     assert "agent pi-a stopped" in agent.log()
@@ -86,7 +88,7 @@ def test_sigkill_fires_the_last_will(tmp_path, mosquitto):
 
 def test_sigterm_mid_job_records_the_failure_and_delivers_it_after_restart(tmp_path, mosquitto):
     from agent import zoo
-    from agent.protocol import Envelope
+    from agent.contract import Envelope
     from controller.fleet.artifact_server import ArtifactServer
 
     agent = AgentProcess(mosquitto.url, "pi-c", tmp_path).start()
@@ -105,7 +107,7 @@ def test_sigterm_mid_job_records_the_failure_and_delivers_it_after_restart(tmp_p
         }
         watcher.conn.publish(TOPICS.device("pi-c", "jobs"), Envelope("job", "pi-c", job).encode())
         wait_until(
-            lambda: watcher.last.get(("pi-c", "progress"), {}).get("phase") == "running",
+            lambda: getattr(watcher.last.get(("pi-c", "progress")), "phase", None) == "running",
             60,
             "the job running",
             step=watcher.drain,
@@ -120,7 +122,7 @@ def test_sigterm_mid_job_records_the_failure_and_delivers_it_after_restart(tmp_p
     watcher.last.pop(("pi-c", "failed"), None)
     agent.start()  # the failure is re-sent on connect, until a controller acks it
     wait_until(lambda: ("pi-c", "failed") in watcher.last, 30, "the failure re-sent", step=watcher.drain)
-    assert "SIGTERM" in watcher.last[("pi-c", "failed")]["reason"]
+    assert "SIGTERM" in watcher.last[("pi-c", "failed")].reason
     assert agent.terminate() == 0
     watcher.conn.stop()
 
@@ -189,7 +191,7 @@ class Recorder:
         self.conn = Connection(f"rec-{uuid.uuid4().hex[:6]}", BrokerUrl.parse(url), subscriptions=everything)
         self.conn.start(wait_s=10)
         self.messages: list[tuple[str, bytes]] = []
-        self.events: dict[str, list[tuple[str, dict]]] = {}
+        self.events: dict[str, list[tuple[str, Any]]] = {}  # run id -> (type, typed body)
 
     def drain(self) -> None:
         try:
@@ -200,20 +202,20 @@ class Recorder:
         kind = TOPICS.parse(message.topic)[1]
         if kind in ("events", "results"):
             env = decode(kind, message.payload)
-            self.events.setdefault(env.data.get("run_id", "-"), []).append((env.type, env.data))
+            self.events.setdefault(env.data.run_id, []).append((env.type, env.data))
 
     def state(self) -> str | None:
         for topic, payload in reversed(self.messages):
             if topic.endswith("/status"):
-                return decode("status", payload).data["state"]
+                return decode("status", payload).data.state
         return None
 
-    def terminal(self, run_id: str) -> tuple[str, dict] | None:
+    def terminal(self, run_id: str) -> tuple[str, Any] | None:
         return next(((t, d) for t, d in self.events.get(run_id, []) if t in ("result", "failed", "rejected")), None)
 
 
-def publish_job(rec: Recorder, device: str, job: dict) -> tuple[str, dict]:
-    from agent.protocol import Envelope
+def publish_job(rec: Recorder, device: str, job: dict) -> tuple[str, Any]:
+    from agent.contract import Envelope
 
     wait_until(lambda: rec.state() == "online", 30, f"{device} idle", step=rec.drain)
     rec.conn.publish(TOPICS.device(device, "jobs"), Envelope("job", device, job).encode())
@@ -257,7 +259,7 @@ def test_secrets_appear_in_no_log_file_or_message_and_job_fields_reach_no_shell(
             kind, doc = publish_job(rec, "pi-s", job)
             assert kind == "result", doc
             assert server.request_count == 1  # the token opened the download
-        assert doc["model"]["name"] == hostile and doc["job"]["key"] == hostile  # carried as data, verbatim
+        assert doc.model.name == hostile and doc.job.key == hostile  # carried as data, verbatim
         assert not marker.exists()
         assert agent.terminate() == 0
         while not rec.conn.inbox.empty():
@@ -294,8 +296,8 @@ def test_a_foreign_artifact_url_and_an_oversized_model_fail_before_any_request(t
             url = f"http://localhost:{port}/artifact"  # the same machine, but not the controller's origin
             artifact = {"url": url, "sha256": hashlib.sha256(body).hexdigest(), "size": len(body), "name": "m.tflite"}
             kind, event = publish_job(rec, "pi-o", smoke_job("foreign", artifact))
-            assert (kind, event["retryable"]) == ("failed", False)
-            assert event["reason"] == (
+            assert (kind, event.retryable) == ("failed", False)
+            assert event.reason == (
                 f"artifact URL http://localhost:{port}/artifact is not from the controller origin "
                 "(allowed: http(s)://127.0.0.1 any port); set artifact_origins in agent.toml"
             )
@@ -305,7 +307,7 @@ def test_a_foreign_artifact_url_and_an_oversized_model_fail_before_any_request(t
 
             big = server.grant(server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.tflite").path), 300)
             kind, event = publish_job(rec, "pi-o", smoke_job("too-big", big))
-            assert kind == "failed" and event["reason"] == (
+            assert kind == "failed" and event.reason == (
                 f"artifact int8.tflite is {big['size']} bytes, over this agent's limit of 1000; "
                 "raise max_artifact_bytes or ship a smaller model"
             )

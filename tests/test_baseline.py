@@ -16,8 +16,8 @@ import pytest
 
 from agent import zoo
 from agent.errors import SettingsError
-from controller.baseline import runner as baseline
-from controller.baseline.runner import NO_GPU_REASON, BaselineError
+from controller import baseline
+from controller.baseline import NO_GPU_REASON, BaselineError
 from controller.fleet import campaign as campaign_file
 from controller.store.database import Store
 from devices import power, probe
@@ -232,7 +232,7 @@ def test_a_failing_job_is_stored_as_failed_with_its_reason_and_the_run_goes_on(t
     assert corrupt.state == "failed" and corrupt.attempts == 1  # the user's to fix: not retried
     assert "corrupt.onnx is not a loadable ONNX model" in corrupt.error
     assert reshape.state == "failed" and reshape.attempts == 2  # ORT's own error: retried (retries: 1), then final
-    assert reshape.error.startswith("Fail: ") and "\n" not in reshape.error
+    assert reshape.error.startswith(f"{baseline.host_device_id('host-cpu')}: Fail: ") and "\n" not in reshape.error
     assert [a["state"] for a in store.attempts(reshape.id)] == ["failed", "failed"]
     assert store.result_count(campaign_id) == 1
     assert any("reshape.onnx" in m and "failed: Fail: " in m and m.endswith("retrying") for m in messages)

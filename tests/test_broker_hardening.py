@@ -19,7 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from agent.protocol import DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, Envelope, Topics, decode
+from agent.contract import DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, Envelope, Topics, decode
 from agent.transport import BrokerUrl, Connection, Message, TlsFiles
 from controller.provisioning import broker_config
 from controller.provisioning.broker_config import MAX_PACKET_BYTES, BrokerConfigError
@@ -204,7 +204,7 @@ def test_the_real_agent_works_through_the_acl_and_its_will_reaches_the_controlle
 
     def state() -> str | None:
         statuses = [m for m in controller.seen if m.topic == device_topic("pi-c", "status")]
-        return decode("status", statuses[-1].payload).data["state"] if statuses else None
+        return decode("status", statuses[-1].payload).data.state if statuses else None
 
     try:
         wait_until(lambda: state() == "online", 30, "the agent online over mutual TLS", step=controller.pump)

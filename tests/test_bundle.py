@@ -31,7 +31,7 @@ def test_the_wheel_carries_every_data_file_of_the_packages(local_bundle):
     tracked = subprocess.run(["git", "ls-files", "agent", "controller", "devices"], cwd=SOURCE_ROOT,
                              capture_output=True, text=True, check=True).stdout.split()
     data_files = {f for f in tracked if not f.endswith(".py")}
-    assert "devices/profiles/rpi5.toml" in data_files and "controller/demo.yaml" in data_files
+    assert "devices/profiles/rpi5.toml" in data_files and "controller/fleet/demo.yaml" in data_files
     with tarfile.open(local_bundle.path) as tar:
         member = tar.extractfile(local_bundle.wheel)
         assert member is not None

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from agent import contract
+from agent.contract import RunLength, RuntimeOptions
 from agent.errors import EXIT_USAGE, EdgeperfError
 from controller.fleet import campaign
 from controller.fleet.campaign import Campaign, CampaignError, DeviceSelector, JobSpec, ModelSpec, Variant
@@ -46,31 +48,36 @@ def test_a_full_file_gives_every_value_as_written():
     assert c.modes == ("performance", "accuracy")
     assert (c.cooldown_s, c.timeout_s) == (5.0, 900.0)
     assert (c.dataset, c.accuracy_dataset) == ("synthetic", "fashion-mnist:subset")
-    assert c.overrides == {"min_duration_s": 0.5, "max_duration_s": 5.0, "min_queries": 64, "max_queries": 1000,
-                           "target_qps": 100.0, "target_latency_ms": 10.0}
-    assert isinstance(c.overrides["min_queries"], int) and isinstance(c.overrides["max_duration_s"], float)
+    assert c.overrides == RunLength(min_duration_s=0.5, max_duration_s=5.0, min_queries=64, max_queries=1000,
+                                    target_qps=100.0, target_latency_ms=10.0)
+    assert isinstance(c.overrides.min_queries, int) and isinstance(c.overrides.max_duration_s, float)
     assert c.devices == DeviceSelector(all=False, ids=("pi5-01",), tags=("rpi5", "lab-a"))
     assert c.devices_line == 20
     assert [m.name for m in c.models] == ["fashion-mnist-cnn", "fmnist-fp32"]
     assert [m.dataset for m in c.models] == ["fashion-mnist", None]
     tfl, ort = c.models[0].variants
-    assert tfl == Variant(name="int8-tflite", artifact=TFLITE, runtime="litert", threads=2, xnnpack=False, batch_size=8)
+    assert tfl == Variant(name="int8-tflite", artifact=TFLITE, runtime="litert",
+                          options=RuntimeOptions(threads=2, xnnpack=False), batch_size=8)
     assert ort == Variant(
         name="int8.onnx", artifact=ONNX, runtime="onnxruntime",
-        providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
-        provider_options={"CUDAExecutionProvider": {"device_id": "0", "gpu_mem_limit": "2147483648"}},
-        optimization="extended", shapes={"image": (1, 1, 28, 28)},
+        options=RuntimeOptions(
+            providers=("CUDAExecutionProvider", "CPUExecutionProvider"),
+            provider_options={"CUDAExecutionProvider": {"device_id": "0", "gpu_mem_limit": "2147483648"}},
+            optimization_level="extended", shapes={"image": (1, 1, 28, 28)},
+        ),
     )
     (fp32,) = c.models[1].variants
-    assert fp32 == Variant(name="fp32.onnx", artifact="zoo:fashion-mnist-cnn/fp32.onnx", providers=("CPUExecutionProvider",))
+    assert fp32 == Variant(name="fp32.onnx", artifact="zoo:fashion-mnist-cnn/fp32.onnx",
+                           options=RuntimeOptions(providers=("CPUExecutionProvider",)))
 
 
 def test_a_campaign_and_its_jobs_round_trip_through_json():
     c = campaign.load(FIXTURES / "full.yaml")
     again = Campaign.from_dict(json.loads(json.dumps(c.to_dict())))
     assert again == c
-    assert again.models[0].variants[1].shapes["image"] == (1, 1, 28, 28)  # tuples come back as tuples
-    assert isinstance(again.models[0].variants[1].providers, tuple)
+    assert again.models[0].variants[1].options.shapes["image"] == (1, 1, 28, 28)  # tuples come back as tuples
+    assert isinstance(again.models[0].variants[1].options.providers, tuple)
+    assert again.overrides == c.overrides and isinstance(again.overrides, RunLength)
     jobs = campaign.expand(c, [("pi5-01", [])])
     back = [JobSpec.from_dict(json.loads(json.dumps(j.to_dict()))) for j in jobs]
     assert back == jobs
@@ -82,14 +89,17 @@ def test_defaults_are_applied():
     assert (c.profile, c.engine, c.repeats, c.retries) == ("quick", "auto", 1, 1)
     assert (c.scenarios, c.modes) == (("SingleStream",), ("performance",))
     assert (c.cooldown_s, c.timeout_s) == (0.0, 1800.0)
-    assert (c.dataset, c.accuracy_dataset, c.overrides) == ("synthetic", "fashion-mnist", {})
+    assert (c.dataset, c.accuracy_dataset, c.overrides) == ("synthetic", "fashion-mnist", RunLength())
+    assert contract.to_builtins(c.overrides) == {}  # nothing overridden: every job keeps its profile's lengths
     assert c.devices == DeviceSelector(all=True) and c.devices_line == 1
     (model,) = c.models
     assert model.dataset is None
     assert model.variants == (Variant(name="int8.onnx", artifact=ONNX),)
     v = model.variants[0]
-    assert (v.runtime, v.threads, v.providers, v.provider_options, v.optimization, v.xnnpack, v.batch_size, v.shapes) == (
-        None, None, (), {}, None, None, None, {})
+    o = v.options
+    assert (v.runtime, o.threads, o.providers, o.provider_options, o.optimization_level, o.xnnpack, v.batch_size, o.shapes) == (
+        None, None, (), {}, "all", True, None, {})
+    assert contract.to_builtins(o) == {}  # the runtimes' own defaults: nothing set, nothing sent
 
 
 def test_a_relative_artifact_is_relative_to_the_yaml_file_not_the_working_directory(tmp_path, monkeypatch):
@@ -124,9 +134,18 @@ def test_provider_options_keep_values_as_written_and_one_provider_may_be_a_strin
         "        provider_options:\n"
         "          CUDAExecutionProvider: {device_id: 0, arena_extend_strategy: kSameAsRequested, enable: true, x: 1e3}\n"
     ))).models[0].variants[0]
-    assert v.providers == ("CUDAExecutionProvider",)
-    assert v.provider_options == {"CUDAExecutionProvider": {
+    assert v.options.providers == ("CUDAExecutionProvider",)
+    assert v.options.provider_options == {"CUDAExecutionProvider": {
         "device_id": "0", "arena_extend_strategy": "kSameAsRequested", "enable": "true", "x": "1e3"}}
+
+
+def test_delegates_and_compute_units_reach_the_variant_options():
+    tfl = loads(minimal(artifact=TFLITE, variant_extra="        delegate: libedgetpu.so.1\n")).models[0].variants[0]
+    assert tfl.options.delegates == ("libedgetpu.so.1",)  # one bare item is a list of one
+    ml = loads(minimal(artifact="zoo:fashion-mnist-cnn/int8.mlpackage",
+                       variant_extra="        compute_units: cpu_and_ne\n")).models[0].variants[0]
+    assert (ml.runtime, ml.options.compute_units) == (None, "cpu_and_ne")
+    assert contract.to_builtins(ml.options) == {"compute_units": "cpu_and_ne"}  # only what was set travels
 
 
 # --- errors: each names file, line and key ------------------------------------------------------
@@ -217,7 +236,7 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
     (minimal("devices: {}\n"), "camp.yaml:6: devices: give ids, tags or both (or write devices: all)"),
     (minimal("devices: {id: [a]}\n"), "camp.yaml:6: devices.id: unknown key; did you mean 'ids'?"),
     (minimal("devices:\n  ids: [pi5-01, lab/pi]\n"),
-     "camp.yaml:7: devices.ids[1]: device id 'lab/pi' must be 1-64 printable characters without / + #"),
+     "camp.yaml:7: devices.ids[1]: device id 'lab/pi' must be 1-64 characters of A-Z a-z 0-9 . _ : -"),
     (minimal("devices:\n  tags: [rpi5, 7]\n"), "camp.yaml:7: devices.tags[1]: expected a string, got 7 (an integer)"),
     (minimal(variant_extra="        threads: true\n"),
      "camp.yaml:6: models[0].variants[0].threads: expected an integer >= 1, got true (a boolean)"),
@@ -234,8 +253,12 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
     (minimal(artifact=TFLITE, variant_extra="        xnnpack: maybe\n"),
      "camp.yaml:6: models[0].variants[0].xnnpack: expected true or false, got 'maybe' (a string)"),
     (minimal(variant_extra="        optimization: max\n"),
-     "camp.yaml:6: models[0].variants[0].optimization: unknown optimization level 'max'; "
-     "use one of: disable, basic, extended, all"),
+     "camp.yaml:6: models[0].variants[0].optimization: unknown optimization 'max'; "
+     "use one of: all, basic, disable, extended"),
+    (minimal(artifact=TFLITE, variant_extra="        compute_units: cpu_only\n"),
+     "camp.yaml:6: models[0].variants[0].compute_units: applies to coreml only, but this variant runs on litert"),
+    (minimal(variant_extra="        delegate: libedgetpu.so.1\n"),
+     "camp.yaml:6: models[0].variants[0].delegate: applies to litert only, but this variant runs on onnxruntime"),
     (minimal(variant_extra="        provider_options: {CUDAExecutionProvider: {device_id: [0]}}\n"),
      "camp.yaml:6: models[0].variants[0].provider_options.CUDAExecutionProvider.device_id: expected a single value, got a list"),
     (minimal(variant_extra="        shape: {image: 0x28}\n"),
@@ -277,13 +300,13 @@ def test_inline_errors_name_file_line_and_key(text, expected):
 def test_a_shape_given_as_one_number_is_read_as_written():
     # YAML 1.1 would read 1:28 as a base-60 integer (88); the shape must come from the text itself
     v = loads(minimal(variant_extra="        shape: {ids: 128, image: 1x1x28x28}\n")).models[0].variants[0]
-    assert v.shapes == {"ids": (128,), "image": (1, 1, 28, 28)}
+    assert v.options.shapes == {"ids": (128,), "image": (1, 1, 28, 28)}
     assert "bad shape '1:28'" in error_of(minimal(variant_extra="        shape: {ids: 1:28}\n"))
 
 
 def test_max_duration_is_checked_against_every_scenario_of_the_profile():
     # quick Offline has no minimum duration, so 5 s passes for Offline alone but not with SingleStream
-    assert loads(minimal("scenarios: [Offline]\noverrides: {max_duration_s: 5}\n")).overrides == {"max_duration_s": 5.0}
+    assert loads(minimal("scenarios: [Offline]\noverrides: {max_duration_s: 5}\n")).overrides == RunLength(max_duration_s=5.0)
     both = minimal("scenarios: [Offline, SingleStream]\noverrides: {max_duration_s: 5}\n")
     assert error_of(both) == (
         "camp.yaml:7: overrides.max_duration_s: 5 s is below the quick profile's minimum for SingleStream (10 s)")
@@ -364,7 +387,9 @@ def test_jobs_carry_the_campaign_settings():
     job = campaign.expand(c, [("pi5-01", [])])[0]
     assert job.key == "pi5-01/fashion-mnist-cnn/int8-tflite/SingleStream/performance/r0"
     assert (job.profile, job.engine, job.timeout_s) == ("smoke", "native", 900.0)
-    assert job.overrides == c.overrides and job.overrides is not c.overrides
+    assert job.overrides == c.overrides
+    with pytest.raises(AttributeError):  # shared, so immutable: a job cannot change its campaign's run length
+        job.overrides.min_queries = 1  # type: ignore[misc]
     assert job.variant is c.models[0].variants[0]
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from agent import bench
-from agent.runtimes.base import RuntimeOptions
+from agent.contract import RuntimeOptions, checked_result
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from controller.analysis import scorecard
 from controller.store.database import Store
@@ -43,7 +43,7 @@ def test_baseline_run_then_compare(tmp_path):
     campaign = store.create_campaign("fmnist", str(spec), {"retries": 0, "cooldown_s": 0},
                                      [(d["job"]["key"], "pi-a", {}) for d in edge])
     for job, doc in zip(store.jobs(campaign), edge, strict=True):
-        store.add_result(doc | {"run_id": store.start_attempt(job)}, "pi-a")
+        store.add_result(*checked_result(doc | {"run_id": store.start_attempt(job)}), "pi-a")
     base_docs = store.results(store.campaign("fmnist-baseline")["id"])
     store.close()
 

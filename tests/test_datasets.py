@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from agent import datasets, model_file, runtimes, zoo
+from agent.contract import RuntimeOptions
 from agent.datasets import fashion_mnist
 from agent.errors import DatasetError, SettingsError
-from agent.runtimes.base import RuntimeOptions, TensorSpec
+from agent.runtimes.base import TensorSpec
 
 
 def test_synthetic_fills_several_inputs_with_their_own_dtypes(two_input_model):

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections import Counter
 
-from agent import result
+from agent import contract
 
 
 def test_demo_runs_a_two_agent_campaign_and_writes_every_result(tmp_path):
@@ -18,7 +18,7 @@ def test_demo_runs_a_two_agent_campaign_and_writes_every_result(tmp_path):
     assert proc.returncode == 0, proc.stderr + proc.stdout
     docs = json.loads(out.read_text())
     assert Counter(d["device"]["id"] for d in docs) == {"demo-1-thread": 9, "demo-2-threads": 9}
-    assert all(result.check(d) == [] and d["valid"] for d in docs), [d["invalid_reasons"] for d in docs]
+    assert all(contract.convert("result", d).valid for d in docs), [d["invalid_reasons"] for d in docs]
     threads = {(d["device"]["id"], d["runtime"]["threads"]) for d in docs}
     assert threads == {("demo-1-thread", 1), ("demo-2-threads", 2)}
     runs = Counter((d["model"]["name"], d["scenario"], d["mode"]) for d in docs)

@@ -29,8 +29,7 @@ def test_the_campaign_example_in_the_docs_is_valid():
 
 
 def test_the_demo_campaign_is_valid():
-    from controller.cli import demo
-    from controller.fleet import campaign
+    from controller.fleet import campaign, demo
 
     spec = campaign.load(demo.CAMPAIGN)
     assert [v.artifact for v in spec.models[0].variants] == [

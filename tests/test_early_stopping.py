@@ -1,4 +1,4 @@
-"""Early stopping must give LoadGen's numbers: the pinned SPEC §3 values and an exact cross-check."""
+"""Early stopping must give LoadGen's numbers: the pinned values of docs/engines.md and an exact cross-check."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_pinned_minimums(p, h0, minimum):
     [(0.90, 10, 197), (0.90, 100, 1246), (0.99, 10, 2010), (0.99, 100, 12571), (0.99, 1000, 107569)],
 )
 def test_pinned_server_query_counts(p, t, needed):
-    """Queries Server needs with t over-latency queries (SPEC §3)."""
+    """Queries Server needs with t over-latency queries (docs/engines.md)."""
     assert es.min_passing_h(t, p) + t == needed
     assert es.passes(needed, t, p)
     assert not es.passes(needed - 1, t, p)

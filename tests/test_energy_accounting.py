@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from devices.power.base import PowerSample
-from devices.power.energy import integrate
+from devices.power.integration import integrate
 
 S = 1_000_000_000  # ns per second
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pytest
 
 from agent import datasets, model_file, runtimes
-from agent.runtimes.base import RuntimeOptions
+from agent.contract import RuntimeOptions
 from agent.scenarios import loadgen, native, run
 from agent.scenarios.settings import Mode, RunSettings, Scenario, for_profile
 from agent.scenarios.sut import ModelSut

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agent import bench
-from agent.runtimes.base import RuntimeOptions
+from agent.contract import RuntimeOptions
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from tests.cli_harness import edgeperf
 from tests.stored_results import store_campaign

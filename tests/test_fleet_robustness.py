@@ -7,12 +7,12 @@ import json
 import queue
 import time
 import uuid
+from typing import Any
 
 import pytest
 
 from agent import bench, zoo
-from agent.protocol import MAX_PAYLOAD_BYTES, Topics, decode
-from agent.runtimes.base import RuntimeOptions
+from agent.contract import MAX_PAYLOAD_BYTES, RuntimeOptions, Topics, decode
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from agent.transport import BrokerUrl, Connection
 from controller.fleet import session
@@ -43,7 +43,7 @@ def envelope(kind: str, device: str, data: dict, v: int = 1) -> bytes:
 def test_controller_drops_bad_messages_and_keeps_serving(tmp_path, mosquitto):
     options = session.FleetOptions(broker=mosquitto.url, db=tmp_path / "c.db")
     with session.fleet(options) as fleet:
-        rogue = raw_client(mosquitto.url)
+        rogue = raw_client(mosquitto.url, TOPICS.device("rogue", "acks"))
         results_topic = TOPICS.device("rogue", "results")
         bad = [
             (results_topic, b"{not json"),
@@ -56,9 +56,9 @@ def test_controller_drops_bad_messages_and_keeps_serving(tmp_path, mosquitto):
         for topic, payload in bad:
             rogue.publish(topic, payload)
         incomplete = envelope("result", "rogue", {"schema": "edgeperf.result/1", "run_id": "r-incomplete"})
-        rogue.publish(results_topic, incomplete)  # parses, but lacks the contract's fields
+        rogue.publish(results_topic, incomplete)  # parses, but lacks the contract's fields: dropped too
         wait_until(
-            lambda: fleet.counters.dropped == len(bad) and fleet.counters.results_rejected == 1,
+            lambda: fleet.counters.dropped == len(bad) + 1,
             10,
             "every bad message counted",
             step=lambda: fleet.pump(0.1),
@@ -71,6 +71,8 @@ def test_controller_drops_bad_messages_and_keeps_serving(tmp_path, mosquitto):
             step=lambda: fleet.pump(0.1),
         )
         assert fleet.store.result_count() == 0
+        # nothing was acked: an ack means "stored", and would delete a device's own copy of a run it names
+        assert rogue.inbox.empty()
         rogue.stop()
 
 
@@ -94,7 +96,7 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
                 "overrides": {"min_duration_s": 0.2},
                 "timeout_s": 60,
             }
-            seen: dict[str, list[tuple[str, dict]]] = {}
+            seen: dict[str, list[tuple[str, Any]]] = {}  # run id -> (type, typed body)
             state = {"now": "offline"}
 
             def drain() -> None:
@@ -105,9 +107,9 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
                 kind = TOPICS.parse(message.topic)[1]
                 env = decode(kind, message.payload)
                 if kind == "status":
-                    state["now"] = env.data["state"]
+                    state["now"] = env.data.state
                 else:
-                    seen.setdefault(env.data.get("run_id", "-"), []).append((env.type, env.data))
+                    seen.setdefault(env.data.run_id, []).append((env.type, env.data))
 
             def send_and_wait(run_id: str, payload: bytes, terminal: tuple[str, ...]) -> None:
                 wait_until(lambda: state["now"] == "online", 30, "the agent idle", step=drain)  # as the controller does
@@ -128,9 +130,11 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
             send_and_wait("bad-hash", envelope("job", "pi-a", base | {"run_id": "bad-hash", "artifact": wrong}), ("failed",))
             send_and_wait("good", envelope("job", "pi-a", base | {"run_id": "good", "artifact": good_art}), ("result",))
             reasons = {
-                run: [d.get("reason", "") for t, d in events if t in ("failed", "rejected")] for run, events in seen.items()
+                run: [d.reason for t, d in events if t in ("failed", "rejected")] for run, events in seen.items()
             }
-            assert any("malformed job" in r for r in reasons["no-artifact"])
+            assert any("malformed job" in r and "artifact" in r for r in reasons["no-artifact"])
+            # sending it again cannot help: the controller fails the job at once instead of retrying it
+            assert [d.retryable for t, d in seen["no-artifact"] if t == "rejected"] == [False]
             assert any("unknown model type '.xyz'" in r for r in reasons["unknown-model"])
             assert any("hash mismatch" in r for r in reasons["bad-hash"])
             assert "v2" not in seen and "foreign" not in seen  # wrong version, foreign device: dropped without an answer

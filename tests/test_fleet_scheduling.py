@@ -6,13 +6,13 @@ import http.client
 import queue
 import time
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
 from agent import bench
-from agent.protocol import Envelope, Topics, decode
-from agent.runtimes.base import RuntimeOptions
+from agent.contract import Artifact, Envelope, RuntimeOptions, Topics, decode
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from agent.transport import BrokerUrl, Connection
 from controller.fleet import campaign as campaign_file
@@ -46,8 +46,8 @@ class ScriptedDevice:
     def status(self, state: str) -> None:
         self.say("status", "status", {"state": state, "tags": ["t"], "agent_version": "test"})
 
-    def next(self, fleet, campaign_id: str, msg_type: str, timeout_s: float = 10) -> dict:
-        """Pump the controller until this device receives a ``msg_type`` message."""
+    def next(self, fleet, campaign_id: str, msg_type: str, timeout_s: float = 10) -> Any:
+        """Pump the controller until this device receives a ``msg_type`` message; its typed body."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             fleet.pump(0.02)
@@ -93,7 +93,7 @@ def test_jobs_wait_for_online_and_unanswered_jobs_are_resent_under_the_same_run_
     device.status("online")
     first = device.next(fleet, campaign_id, "job")
     again = device.next(fleet, campaign_id, "job")  # nobody said "accepted": the same job comes back
-    assert again["run_id"] == first["run_id"] and again["attempt"] == 1
+    assert again.run_id == first.run_id and again.attempt == 1
     assert fleet.store.jobs(campaign_id)[0].resends >= 1
 
 
@@ -102,18 +102,18 @@ def test_a_late_result_of_a_lost_attempt_supersedes_the_rerun(setup, template):
     device.status("online")
     campaign_id = start(fleet, tmp, devices="{ids: [d1]}", retries=2)
     first = device.next(fleet, campaign_id, "job")
-    device.say("events", "accepted", {"run_id": first["run_id"]})
+    device.say("events", "accepted", {"run_id": first.run_id})
     device.status("offline")  # the last will: mid-job
     wait_until(lambda: fleet.store.jobs(campaign_id)[0].state == "pending", 10, "the attempt given up",
                step=lambda: (fleet.pump(0.05), fleet.tick(campaign_id)))
     device.status("online")
     rerun = device.next(fleet, campaign_id, "job")
-    assert rerun["run_id"] != first["run_id"] and rerun["attempt"] == 2
-    device.say("results", "result", template | {"run_id": first["run_id"], "device": {"id": "d1", "facts": {}}})
+    assert rerun.run_id != first.run_id and rerun.attempt == 2
+    device.say("results", "result", template | {"run_id": first.run_id, "device": {"id": "d1", "facts": {}}})
     cancel = device.next(fleet, campaign_id, "cancel")
-    assert cancel["run_id"] == rerun["run_id"]
+    assert cancel.run_id == rerun.run_id
     ack = device.next(fleet, campaign_id, "ack")
-    assert ack["run_ids"] == [first["run_id"]]
+    assert ack.run_ids == (first.run_id,)
     (job,) = fleet.store.jobs(campaign_id)
     assert job.state == "done" and [a["state"] for a in fleet.store.attempts(job.id)] == ["lost", "cancelled"]
     assert fleet.tick(campaign_id) == "finished"
@@ -134,19 +134,19 @@ def test_a_user_error_is_not_retried(setup):
     device.status("online")
     campaign_id = start(fleet, tmp, devices="{ids: [d1]}", retries=3)
     job = device.next(fleet, campaign_id, "job")
-    device.say("events", "failed", {"run_id": job["run_id"], "reason": "Core ML needs macOS", "retryable": False})
+    device.say("events", "failed", {"run_id": job.run_id, "reason": "Core ML needs macOS", "retryable": False})
     ack = device.next(fleet, campaign_id, "ack")
-    assert ack["run_ids"] == [job["run_id"]]
+    assert ack.run_ids == (job.run_id,)
     (stored,) = fleet.store.jobs(campaign_id)
     assert stored.state == "failed" and stored.attempts == 1 and "Core ML needs macOS" in stored.error
 
 
-def head(artifact: dict) -> int:
+def head(artifact: Artifact) -> int:
     """HEAD the job's artifact URL with the job's token, as the agent's download does."""
-    url = urlsplit(artifact["url"])
+    url = urlsplit(artifact.url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
     try:
-        conn.request("HEAD", url.path, headers={"Authorization": f"Bearer {artifact['token']}"})
+        conn.request("HEAD", url.path, headers={"Authorization": f"Bearer {artifact.token}"})
         return conn.getresponse().status
     finally:
         conn.close()
@@ -158,17 +158,17 @@ def test_each_attempt_gets_its_own_artifact_token_and_loses_it_when_the_attempt_
     campaign_id = start(fleet, tmp, devices="{ids: [d1]}", retries=2)
     first = device.next(fleet, campaign_id, "job")
     again = device.next(fleet, campaign_id, "job")  # not accepted yet: the same attempt, re-sent with the same token
-    assert again["run_id"] == first["run_id"] and again["artifact"]["token"] == first["artifact"]["token"]
-    assert head(first["artifact"]) == 200
-    device.say("events", "accepted", {"run_id": first["run_id"]})
-    device.say("events", "failed", {"run_id": first["run_id"], "reason": "worker exited with code -9", "retryable": True})
+    assert again.run_id == first.run_id and again.artifact.token == first.artifact.token
+    assert head(first.artifact) == 200
+    device.say("events", "accepted", {"run_id": first.run_id})
+    device.say("events", "failed", {"run_id": first.run_id, "reason": "worker exited with code -9", "retryable": True})
     rerun = device.next(fleet, campaign_id, "job")
-    assert rerun["run_id"] != first["run_id"] and rerun["artifact"]["token"] != first["artifact"]["token"]
-    assert head(first["artifact"]) == 403  # revoked when its attempt failed
-    assert head(rerun["artifact"]) == 200
-    device.say("results", "result", template | {"run_id": rerun["run_id"], "device": {"id": "d1", "facts": {}}})
+    assert rerun.run_id != first.run_id and rerun.artifact.token != first.artifact.token
+    assert head(first.artifact) == 403  # revoked when its attempt failed
+    assert head(rerun.artifact) == 200
+    device.say("results", "result", template | {"run_id": rerun.run_id, "device": {"id": "d1", "facts": {}}})
     device.next(fleet, campaign_id, "ack")
-    assert head(rerun["artifact"]) == 403  # and this one when its result was stored
+    assert head(rerun.artifact) == 403  # and this one when its result was stored
     assert fleet.tick(campaign_id) == "finished"
 
 
@@ -177,6 +177,6 @@ def test_cancelling_a_campaign_revokes_the_tokens_of_jobs_out_on_devices(setup):
     device.status("online")
     campaign_id = start(fleet, tmp, devices="{ids: [d1]}")
     job = device.next(fleet, campaign_id, "job")
-    assert head(job["artifact"]) == 200
+    assert head(job.artifact) == 200
     assert fleet.cancel(campaign_id) == "cancelled"
-    assert head(job["artifact"]) == 403
+    assert head(job.artifact) == 403

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def test_the_idle_agent_daemon_loads_no_numpy():
 
 def test_a_litert_job_does_not_load_onnx_runtime():
     loaded = imported_after(
-        "from agent import model_file, runtimes; from agent.runtimes.base import RuntimeOptions; "
+        "from agent import model_file, runtimes; from agent.contract import RuntimeOptions; "
         "m = model_file.resolve('zoo:fashion-mnist-cnn/int8.tflite'); runtimes.open_session(m, 'litert', RuntimeOptions())"
     )
     assert "ai_edge_litert" in loaded
@@ -54,3 +55,21 @@ def top_level_imports(package: str) -> set[str]:
 def test_imports_flow_one_way():
     assert "controller" not in top_level_imports("agent")
     assert not top_level_imports("devices") & {"agent", "controller"}
+
+
+def test_the_controller_top_folder_holds_only_package_glue_and_the_cli():
+    """Each concern has its room (docs/architecture.md); nothing grows back into the top folder."""
+    top = {p.name for p in (ROOT / "controller").iterdir() if p.suffix == ".py" or (p.is_dir() and p.name != "__pycache__")}
+    assert top == {"__init__.py", "cli", "fleet", "store", "analysis", "reports", "provisioning", "baseline"}, top
+    glue = (ROOT / "controller" / "__init__.py").read_text()
+    assert not [n for n in ast.parse(glue).body if not isinstance(n, ast.Expr)], "controller/__init__.py is a docstring only"
+    for room in top - {"__init__.py"}:
+        assert (ROOT / "controller" / room / "__init__.py").is_file(), room
+
+
+def test_only_the_contract_parses_what_arrives_over_mqtt():
+    """Received payloads are decoded through agent/contract.py, never parsed by hand beside it."""
+    parses = re.compile(r"(json\.loads|msgspec\.json\.decode)\([^)]*payload")
+    offenders = [f"{p.relative_to(ROOT)}:{n}" for package in ("agent", "controller") for p in (ROOT / package).rglob("*.py")
+                 if p.name != "contract.py" for n, line in enumerate(p.read_text().splitlines(), 1) if parses.search(line)]
+    assert not offenders, offenders

@@ -18,7 +18,7 @@ def agent(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 def expected_auto() -> str:
     """What 'auto' should pick on the machine running the tests, worked out from the survey."""
-    from agent.energy import auto_order
+    from agent.energy_meter import auto_order
     from devices import probe
 
     working = {a.name for a in power.survey() if a.available}

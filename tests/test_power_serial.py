@@ -41,7 +41,7 @@ from devices.emulators.power_board import TICKS_PERIOD, DeviceClock, EmulatedBoa
 from devices.power import frames
 from devices.power import serial_monitor as source
 from devices.power.base import PowerSourceError
-from devices.power.energy import integrate
+from devices.power.integration import integrate
 from devices.power.serial_monitor import ClockMap, SerialPowerMonitor, SyncPoint
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -33,7 +33,7 @@ from devices import power
 from devices.power import battery, nvml, rapl
 from devices.power import jtop as jtop_source
 from devices.power.base import PowerSample, PowerSourceError
-from devices.power.energy import integrate
+from devices.power.integration import integrate
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "power"
 SUPPLIES = FIXTURES / "power_supply"

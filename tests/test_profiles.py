@@ -1,4 +1,4 @@
-"""Run-length profiles give SPEC §3's numbers, and overrides are checked."""
+"""Run-length profiles give the numbers docs/engines.md states, and overrides are checked."""
 
 from __future__ import annotations
 

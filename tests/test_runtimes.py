@@ -1,4 +1,4 @@
-"""LiteRT and ONNX Runtime sessions on real models report the facts of SPEC §2 and run them."""
+"""LiteRT and ONNX Runtime sessions on real models report the facts of the result's runtime and model blocks and run them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from agent import model_file, runtimes
+from agent.contract import RuntimeOptions
 from agent.errors import ModelError, PlatformUnsupported, SettingsError
-from agent.runtimes.base import RuntimeOptions
 
 
 def open_zoo(name: str, **options):

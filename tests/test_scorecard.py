@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from agent import bench
-from agent.runtimes.base import RuntimeOptions
+from agent.contract import RuntimeOptions
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from agent.stats import LatencyHistogram
 from controller.analysis import gate as diff

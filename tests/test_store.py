@@ -5,6 +5,9 @@ from __future__ import annotations
 import multiprocessing
 import sqlite3
 
+from agent import bench
+from agent.contract import checked_result
+from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from controller.store.database import SCHEMA_VERSION, Store
 
 V1_CAMPAIGNS = """CREATE TABLE campaigns(
@@ -64,8 +67,10 @@ def test_results_are_stored_once_per_run_id(tmp_path):
     campaign = store.create_campaign("c", "c.yaml", {"retries": 1, "cooldown_s": 0}, [("d/m/x", "d", {})])
     (job,) = store.jobs(campaign)
     run_id = store.start_attempt(job)
-    doc = {"run_id": run_id, "model": {"name": "m"}, "scenario": "SingleStream", "mode": "performance", "valid": True}
-    assert store.add_result(doc, "d") is True
-    assert store.add_result(doc, "d") is False
+    doc = bench.run(bench.BenchRequest(model="zoo:fashion-mnist-cnn/int8.onnx", engine="native", device_id="d", run_id=run_id,
+                                       settings=with_overrides(for_profile("smoke", Scenario.SINGLE_STREAM), min_duration_ms=100),
+                                       warmup_runs=2))
+    assert store.add_result(*checked_result(doc), "d") is True
+    assert store.add_result(*checked_result(doc), "d") is False
     assert store.result_count(campaign) == 1 and store.jobs(campaign)[0].state == "done"
     store.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent import bench, model_file, zoo
-from agent.runtimes.base import RuntimeOptions
+from agent.contract import RuntimeOptions
 from agent.scenarios.settings import Mode, Scenario, for_profile
 
 

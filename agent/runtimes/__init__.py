@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 
+from agent.contract import RuntimeOptions
 from agent.errors import SettingsError
 from agent.model_file import ModelFile
-from agent.runtimes.base import RuntimeOptions, Session
+from agent.runtimes.base import Session
 
 # runtime name -> (module, class, formats it loads)
 RUNTIMES = {

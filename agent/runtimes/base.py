@@ -1,5 +1,6 @@
 """What every runtime session offers the engine, and the facts it reports about itself.
 
+A session is set up from ``agent.contract.RuntimeOptions`` (the job options, defined once there).
 A session takes inputs already in the model's own dtype (int8 models get quantised data, see
 ``quant.py``) and returns raw outputs. Converting data is done once when samples are loaded,
 never inside the timed call, so the numbers measure the runtime and not numpy.
@@ -38,22 +39,8 @@ class TensorSpec:
 
 
 @dataclass(frozen=True)
-class RuntimeOptions:
-    """Runtime knobs a job may set; each runtime reads the ones that apply to it."""
-
-    threads: int | None = None  # None: the runtime's own default
-    providers: tuple[str, ...] = ()  # ORT execution providers in priority order
-    provider_options: dict[str, dict[str, str]] = field(default_factory=dict)
-    optimization_level: str = "all"  # ORT: disable | basic | extended | all
-    xnnpack: bool = True  # LiteRT: default XNNPACK delegate on/off
-    delegates: tuple[str, ...] = ()  # LiteRT external delegate libraries
-    compute_units: str = "all"  # Core ML: all | cpu_only | cpu_and_gpu | cpu_and_ne
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)  # dynamic-dimension overrides
-
-
-@dataclass(frozen=True)
 class SessionInfo:
-    """The session facts every result carries (SPEC §2)."""
+    """The session facts every result carries (the result's ``runtime`` and ``model`` blocks)."""
 
     runtime: str
     version: str

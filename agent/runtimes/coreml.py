@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.contract import RuntimeOptions
 from agent.errors import ModelError, PlatformUnsupported, RuntimeMissing, SettingsError
-from agent.runtimes.base import RuntimeOptions, SessionInfo, TensorSpec
+from agent.runtimes.base import SessionInfo, TensorSpec
 
 _ARRAY_TYPES = {65568: "float32", 65552: "float16", 65600: "float64", 131104: "int32", 131080: "int8"}
 _COMPUTE_UNITS = {"all": "ALL", "cpu_only": "CPU_ONLY", "cpu_and_gpu": "CPU_AND_GPU", "cpu_and_ne": "CPU_AND_NE"}

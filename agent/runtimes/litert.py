@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from agent.contract import RuntimeOptions
 from agent.errors import ModelError, RuntimeMissing, SettingsError
 from agent.runtimes import precision
-from agent.runtimes.base import RuntimeOptions, SessionInfo, TensorSpec
+from agent.runtimes.base import SessionInfo, TensorSpec
 from agent.runtimes.shapes import concrete_shape, unknown_overrides
 
 # TensorType codes of the TFLite schema that hold weights (others are shapes, indices, strings).

@@ -2,7 +2,7 @@
 
 The stopping rule is LoadGen's: run until both minimums (duration and query count) are met, or
 stop at either maximum (0 = no maximum). Profiles are the run lengths users pick by name
-(SPEC §3); where a profile's query count is below what early stopping needs to give a verdict,
+(docs/engines.md, "Profiles"); where a profile's query count is below what early stopping needs to give a verdict,
 it is raised to that minimum, because a profile that can never be VALID helps nobody.
 """
 
@@ -79,7 +79,7 @@ def _percentile(scenario: Scenario) -> float:
 
 
 def for_profile(profile: str, scenario: Scenario, mode: Mode = Mode.PERFORMANCE) -> RunSettings:
-    """The settings a named profile gives ``scenario`` (SPEC §3 table)."""
+    """The settings a named profile gives ``scenario`` (the table in docs/engines.md)."""
     if profile not in PROFILES:
         raise SettingsError(f"unknown profile {profile!r}; use one of: {', '.join(PROFILES)}")
     p = _percentile(scenario)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agent.stats import wilson_interval
+from agent.stats import rank, wilson_interval
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20260101  # fixed: the same results always give the same interval
@@ -55,8 +55,7 @@ def histogram_percentile(hist, p: float, confidence: float = 0.95, resamples: in
     n = int(counts.sum())
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     draws = rng.multinomial(n, counts / n, size=resamples)
-    rank = int(n * p)
-    positions = (np.cumsum(draws, axis=1) > rank).argmax(axis=1)
+    positions = (np.cumsum(draws, axis=1) > rank(n, p)).argmax(axis=1)  # the bucket LatencyHistogram.percentile picks
     values = buckets[positions]
     tail = (1 - confidence) / 2
     return (float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail)))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.kpi import BY_KEY
-from agent.stats import LatencyHistogram
+from agent.stats import REPORTED_PERCENTILES, LatencyHistogram
 from controller.analysis.intervals import bootstrap_mean, difference, proportion
 from devices import profiles
 
@@ -26,7 +26,8 @@ PERFORMANCE_KPIS = (
     "energy.avg_power_w", "memory.peak_rss_mb", "model_size_mb", "load_time_ms",
 )
 ACCURACY_KPI, DELTA_KPI = "accuracy.top1", "accuracy_delta_pp"
-HISTOGRAM_PERCENTILES = {"latency_ms.p50": 0.50, "latency_ms.p90": 0.90, "latency_ms.p99": 0.99}
+# the percentiles a fleet row reads from merged histograms (and the gate bootstraps), at the result's fractions
+HISTOGRAM_PERCENTILES = {f"latency_ms.{name}": REPORTED_PERCENTILES[name] for name in ("p50", "p90", "p99")}
 TIMED_SCENARIOS = ("SingleStream", "MultiStream", "Server")  # scenarios whose per-query latency is their metric
 
 

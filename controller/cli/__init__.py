@@ -131,6 +131,9 @@ def devices(
     with session.fleet(_options(broker, db, username, ca_file, cert_file, key_file, mqtt_version)) as fleet:
         fleet.discover(wait)
         rows = fleet.store.devices()
+    if fleet.counters.dropped:
+        err_console.print(f"note: ignored {fleet.counters.dropped} message(s) that break the contract (docs/protocol.md); "
+                          "the warnings above name each device and reason", highlight=False)
     if as_json:
         _print_json(rows)
         return
@@ -228,7 +231,7 @@ def _follow(fleet: Any, campaign_id: str, quiet: bool) -> None:
 
 
 def _resume_baseline(store: Store, ref: str, as_json: bool) -> None:
-    from controller.baseline import runner as baseline
+    from controller import baseline
 
     _report(store, baseline.resume_baseline(store, ref, progress=err_console.print), as_json)
 
@@ -430,7 +433,7 @@ def baseline_run(
     as_json: AsJson = False,
 ) -> None:
     """Run a campaign's models in process on this host's GPUs (ORT TensorRT/CUDA) as the baseline."""
-    from controller.baseline import runner as baseline
+    from controller import baseline
 
     spec = campaign_file.load(file)
     args = {"providers": provider or None, "power": None if power == "none" else power,
@@ -531,7 +534,7 @@ def report_cmd(
     db: Db = None,
 ) -> None:
     """A shareable report: tables, plots (latency CDFs, energy vs latency, throughput, power trace) and device facts."""
-    from controller.reports import report
+    from controller.reports import campaign_report as report
 
     if fmt not in report.FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; use {', '.join(report.FORMATS)}", param_hint="--format")
@@ -589,7 +592,7 @@ def demo(
     db: Db = None,
 ) -> None:
     """Offline, on this machine: a broker, an artifact server, two agents, a campaign, a scorecard."""
-    from controller.cli import demo as demo_lib
+    from controller.fleet import demo as demo_lib
 
     docs = demo_lib.run(console, db)
     if json_out:

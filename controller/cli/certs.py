@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from agent.protocol import DEFAULT_PREFIX
+from agent.contract import DEFAULT_PREFIX
 from controller.cli.common import PkiDir, cli_errors, console
 
 if TYPE_CHECKING:

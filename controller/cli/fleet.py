@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.status import Status
 
+from agent.contract import DEFAULT_PREFIX
 from agent.errors import EXIT_UNREACHABLE, EdgeperfError
-from agent.protocol import DEFAULT_PREFIX
 from controller.cli.common import AsJson, Db, PkiDir, cli_errors, console, err_console
 from controller.fleet import session
 from controller.provisioning import bundle as bundles
@@ -113,7 +113,7 @@ def bundle_command(
 def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Path | None, check: bool, wait: float,
                origins: tuple[str, ...], trust_new_hosts: bool, ask_become_pass: bool, prefix: str, db: Path | None,
                verbose: bool, as_json: bool) -> None:
-    from controller import flash  # cryptography (the PKI) only for fleet commands
+    from controller.provisioning import flash  # cryptography (the PKI) only for fleet commands
     from controller.provisioning.pki import Pki
 
     inv = inventory.load(inventory_file)

@@ -19,9 +19,9 @@ Format (all keys but ``name`` and ``models`` optional; defaults in brackets)::
     retries: 1                        # [1] extra attempts after a failure
     dataset: synthetic                # [synthetic] for performance runs
     accuracy_dataset: fashion-mnist   # [fashion-mnist] for accuracy runs (must be labelled)
-    overrides:                        # run-length overrides for every job
+    overrides:                        # run-length overrides for every job (agent.contract.RunLength)
       min_duration_s: 0.5             # also max_duration_s, target_qps, target_latency_ms (> 0)
-      min_queries: 64                 # also max_queries (integers >= 1)
+      min_queries: 64                 # also max_queries, batch_size (integers >= 1)
     devices: all                      # [all] or {ids: [pi5-01]} / {tags: [rpi5]} / both (id OR tag)
     models:
       - name: fashion-mnist-cnn
@@ -30,15 +30,20 @@ Format (all keys but ``name`` and ``models`` optional; defaults in brackets)::
           - artifact: zoo:fashion-mnist-cnn/int8.tflite   # or a path, relative to this file
             name: int8-tflite         # [the artifact's file name], unique within the model
             runtime: litert           # litert | onnxruntime | coreml (aliases tflite, onnx, ort)
+            batch_size: 8
+            # runtime options: every field of agent.contract.RuntimeOptions, read by its type
             threads: 2
             xnnpack: false            # LiteRT only
-            batch_size: 8
+            delegate: [libedgetpu.so.1]  # LiteRT only: external delegate libraries
             shape: {image: 1x1x28x28} # dynamic-dimension overrides
             provider: [CUDAExecutionProvider, CPUExecutionProvider]   # ONNX Runtime only
             provider_options: {CUDAExecutionProvider: {device_id: 0}} # ONNX Runtime only
             optimization: all         # ONNX Runtime only: disable | basic | extended | all
+            compute_units: cpu_and_ne # Core ML only: all | cpu_only | cpu_and_gpu | cpu_and_ne
 
 Accuracy does not depend on the scenario or the repeat, so it runs once per (device, variant).
+Runtime options and run lengths are the job's own types (``agent.contract``): a field added there
+is read here by its type, sent in the job and applied by the agent, with no edit in this file.
 """
 
 from __future__ import annotations
@@ -49,13 +54,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
-from agent import zoo
+from agent import contract, zoo
+from agent.contract import RunLength, RuntimeOptions, check_device_id
 from agent.datasets import DATASETS
 from agent.errors import EXIT_USAGE, EdgeperfError, ModelError, SettingsError
 from agent.model_file import FORMATS
-from agent.protocol import check_device_id
 from agent.runtimes import ALIASES, RUNTIMES
 from agent.runtimes.shapes import parse_shape_overrides
 from agent.scenarios import ENGINES
@@ -63,29 +69,19 @@ from agent.scenarios.settings import PROFILES, Mode, Scenario, for_profile, pars
 from controller.fleet.yaml_nodes import NodeReader, compose, got, join_key, read_text, unknown
 from devices.power import parse_spec
 
-OPTIMIZATIONS = ("disable", "basic", "extended", "all")
 UNLABELLED_DATASETS = ("synthetic",)
-# override key -> (type, minimum, minimum allowed): ints count queries, floats are seconds / rates
-OVERRIDES: dict[str, tuple[type, float, bool]] = {
-    "min_duration_s": (float, 0, False),
-    "max_duration_s": (float, 0, False),
-    "min_queries": (int, 1, True),
-    "max_queries": (int, 1, True),
-    "target_qps": (float, 0, False),
-    "target_latency_ms": (float, 0, False),
-}
+# YAML keys of runtime options whose file name differs from the field's wire name (one item or a list)
+OPTION_KEYS = {"provider": "providers", "delegate": "delegates", "shape": "shapes"}
+_OPTION_FIELDS = {f.encode_name: f for f in msgspec.inspect.type_info(RuntimeOptions).fields}
+YAML_OPTIONS = {**{name: name for name in _OPTION_FIELDS if name not in OPTION_KEYS.values()},
+                **{key: name for key, name in OPTION_KEYS.items()}}  # YAML key -> field's wire name
+OVERRIDES = tuple(f.encode_name for f in msgspec.inspect.type_info(RunLength).fields)
 _TOP_KEYS = (
     "name", "profile", "engine", "scenarios", "modes", "repeats", "cooldown_s", "power", "timeout_s", "retries",
     "dataset", "accuracy_dataset", "overrides", "devices", "models",
 )
 _MODEL_KEYS = ("name", "dataset", "variants")
-_VARIANT_KEYS = (
-    "artifact", "name", "runtime", "threads", "provider", "provider_options", "optimization", "xnnpack",
-    "batch_size", "shape",
-)
-# variant keys that only one runtime reads: setting them for another runtime is a mistake, not a no-op
-_RUNTIME_ONLY = {"provider": "onnxruntime", "provider_options": "onnxruntime", "optimization": "onnxruntime",
-                 "xnnpack": "litert"}
+_VARIANT_KEYS = ("artifact", "name", "runtime", "batch_size", *YAML_OPTIONS)
 
 
 class CampaignError(EdgeperfError):
@@ -108,32 +104,17 @@ class Variant:
     name: str
     artifact: str
     runtime: str | None = None
-    threads: int | None = None
-    providers: tuple[str, ...] = ()
-    provider_options: dict[str, dict[str, str]] = field(default_factory=dict, hash=False)
-    optimization: str | None = None
-    xnnpack: bool | None = None
+    options: RuntimeOptions = field(default_factory=RuntimeOptions)
     batch_size: int | None = None
-    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "artifact": self.artifact, "runtime": self.runtime, "threads": self.threads,
-            "providers": list(self.providers),
-            "provider_options": {k: dict(v) for k, v in self.provider_options.items()},
-            "optimization": self.optimization, "xnnpack": self.xnnpack, "batch_size": self.batch_size,
-            "shapes": {k: list(v) for k, v in self.shapes.items()},
-        }
+        return {"name": self.name, "artifact": self.artifact, "runtime": self.runtime,
+                "options": contract.to_builtins(self.options), "batch_size": self.batch_size}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Variant:
-        return cls(
-            name=d["name"], artifact=d["artifact"], runtime=d.get("runtime"), threads=d.get("threads"),
-            providers=tuple(d.get("providers", ())),
-            provider_options={k: dict(v) for k, v in d.get("provider_options", {}).items()},
-            optimization=d.get("optimization"), xnnpack=d.get("xnnpack"), batch_size=d.get("batch_size"),
-            shapes={k: tuple(v) for k, v in d.get("shapes", {}).items()},
-        )
+        return cls(name=d["name"], artifact=d["artifact"], runtime=d.get("runtime"),
+                   options=contract.build(RuntimeOptions, d.get("options") or {}), batch_size=d.get("batch_size"))
 
 
 @dataclass(frozen=True)
@@ -196,7 +177,7 @@ class Campaign:
     retries: int = 1
     dataset: str = "synthetic"
     accuracy_dataset: str = "fashion-mnist"
-    overrides: dict[str, float | int] = field(default_factory=dict, hash=False)
+    overrides: RunLength = field(default_factory=RunLength)
     devices_line: int = 1  # the ``devices`` key's line, or the top mapping's when the key is absent
 
     def to_dict(self) -> dict[str, Any]:
@@ -205,7 +186,7 @@ class Campaign:
             "scenarios": list(self.scenarios), "modes": list(self.modes), "profile": self.profile,
             "engine": self.engine, "repeats": self.repeats, "devices": self.devices.to_dict(),
             "cooldown_s": self.cooldown_s, "power": self.power, "timeout_s": self.timeout_s, "retries": self.retries,
-            "dataset": self.dataset, "accuracy_dataset": self.accuracy_dataset, "overrides": dict(self.overrides),
+            "dataset": self.dataset, "accuracy_dataset": self.accuracy_dataset, "overrides": contract.to_builtins(self.overrides),
             "devices_line": self.devices_line,
         }
 
@@ -217,7 +198,8 @@ class Campaign:
             repeats=d["repeats"], devices=DeviceSelector.from_dict(d["devices"]), cooldown_s=d["cooldown_s"],
             power=d.get("power"),
             timeout_s=d["timeout_s"], retries=d["retries"], dataset=d["dataset"],
-            accuracy_dataset=d["accuracy_dataset"], overrides=dict(d["overrides"]), devices_line=d.get("devices_line", 1),
+            accuracy_dataset=d["accuracy_dataset"], overrides=contract.build(RunLength, d["overrides"]),
+            devices_line=d.get("devices_line", 1),
         )
 
 
@@ -235,7 +217,7 @@ class JobSpec:
     dataset: str
     profile: str
     engine: str
-    overrides: dict[str, float | int] = field(default_factory=dict, hash=False)
+    overrides: RunLength = field(default_factory=RunLength)
     timeout_s: float = 1800.0
     power: str | None = None
 
@@ -244,7 +226,8 @@ class JobSpec:
             "power": self.power,
             "key": self.key, "device_id": self.device_id, "model": self.model, "variant": self.variant.to_dict(),
             "scenario": self.scenario, "mode": self.mode, "repeat": self.repeat, "dataset": self.dataset,
-            "profile": self.profile, "engine": self.engine, "overrides": dict(self.overrides), "timeout_s": self.timeout_s,
+            "profile": self.profile, "engine": self.engine, "overrides": contract.to_builtins(self.overrides),
+            "timeout_s": self.timeout_s,
         }
 
     @classmethod
@@ -252,7 +235,8 @@ class JobSpec:
         return cls(
             key=d["key"], device_id=d["device_id"], model=d["model"], variant=Variant.from_dict(d["variant"]),
             scenario=d["scenario"], mode=d["mode"], repeat=d["repeat"], dataset=d["dataset"], profile=d["profile"],
-            engine=d["engine"], overrides=dict(d["overrides"]), timeout_s=d["timeout_s"], power=d.get("power"),
+            engine=d["engine"], overrides=contract.build(RunLength, d["overrides"]), timeout_s=d["timeout_s"],
+            power=d.get("power"),
         )
 
 
@@ -312,7 +296,7 @@ def device_jobs(campaign: Campaign, device_id: str) -> list[JobSpec]:
                             device_id=device_id, model=model.name, variant=variant, scenario=scenario, mode=mode,
                             repeat=repeat,
                             dataset=campaign.accuracy_dataset if accuracy else (model.dataset or campaign.dataset),
-                            profile=campaign.profile, engine=campaign.engine, overrides=dict(campaign.overrides),
+                            profile=campaign.profile, engine=campaign.engine, overrides=campaign.overrides,
                             timeout_s=campaign.timeout_s, power=campaign.power,
                         ))
     return jobs
@@ -381,13 +365,11 @@ class _Parser(NodeReader):
         kw["models"] = self.models(v["models"])
         return Campaign(source=self.source, **kw)
 
-    def overrides(self, node: Node, profile: str, scenarios: tuple[str, ...] | None) -> dict[str, float | int]:
-        keys = self.mapping(node, "overrides", tuple(OVERRIDES), what="a mapping of run-length overrides")
-        out: dict[str, float | int] = {}
-        for name, (_, value) in keys.items():
-            kind, minimum, inclusive = OVERRIDES[name]
-            path = join_key("overrides", name)
-            out[name] = self.integer(value, path, int(minimum)) if kind is int else self.number(value, path, minimum, inclusive)
+    def overrides(self, node: Node, profile: str, scenarios: tuple[str, ...] | None) -> RunLength:
+        keys = self.mapping(node, "overrides", OVERRIDES, what="a mapping of run-length overrides")
+        fields = {f.encode_name: f.type for f in msgspec.inspect.type_info(RunLength).fields}
+        out: dict[str, Any] = {name: self.typed(value, join_key("overrides", name), fields[name])
+                               for name, (_, value) in keys.items()}
         # A maximum below the minimum would fail every job on the device; say so here, once.
         if "max_queries" in out and out["max_queries"] < out.get("min_queries", 0):
             raise self.fail(keys["max_queries"][1], "overrides.max_queries",
@@ -399,7 +381,14 @@ class _Parser(NodeReader):
                     whose = "min_duration_s" if "min_duration_s" in out else f"the {profile} profile's minimum for {scenario}"
                     raise self.fail(keys["max_duration_s"][1], "overrides.max_duration_s",
                                     f"{out['max_duration_s']:g} s is below {whose} ({floor:g} s)")
-        return out
+        return self.built(RunLength, out, node, "overrides")
+
+    def built(self, kind: type, values: dict[str, Any], node: Node, key: str) -> Any:
+        """The contract's struct from values read here; its own checks (upper bounds) fail at ``node``."""
+        try:
+            return contract.build(kind, values)
+        except contract.ProtocolError as exc:
+            raise self.fail(node, key, str(exc)) from None
 
     def devices(self, node: Node) -> DeviceSelector:
         what = "'all' or a mapping with ids and/or tags"
@@ -482,23 +471,19 @@ class _Parser(NodeReader):
                     raise self.fail(v["runtime"], at("runtime"),
                                     f"runtime {name} cannot load a {fmt} model ({kw['name']}); use {runtime}")
                 kw["runtime"] = runtime = name
-        for option, owner in _RUNTIME_ONLY.items():
-            if option in v and runtime != owner:
-                raise self.fail(keys[option][0], at(option), f"applies to {owner} only, but this variant runs on {runtime}")
-        if "threads" in v:
-            kw["threads"] = self.integer(v["threads"], at("threads"), 1)
         if "batch_size" in v:
             kw["batch_size"] = self.integer(v["batch_size"], at("batch_size"), 1)
-        if "xnnpack" in v:
-            kw["xnnpack"] = self.boolean(v["xnnpack"], at("xnnpack"))
-        if "optimization" in v:
-            kw["optimization"] = self.choice(v["optimization"], at("optimization"), OPTIMIZATIONS, "optimization level")
-        if "provider" in v:
-            kw["providers"] = self.string_list(v["provider"], at("provider"), "execution providers", self.string)
-        if "provider_options" in v:
-            kw["provider_options"] = self.provider_options(v["provider_options"], at("provider_options"))
-        if "shape" in v:
-            kw["shapes"] = self.shapes(v["shape"], at("shape"))
+        options: dict[str, Any] = {}
+        for option, name in YAML_OPTIONS.items():
+            if option not in v:
+                continue
+            owner = RuntimeOptions.RUNTIME_ONLY.get(_OPTION_FIELDS[name].name)
+            if owner and runtime != owner:
+                raise self.fail(keys[option][0], at(option), f"applies to {owner} only, but this variant runs on {runtime}")
+            reader = {"provider_options": self.provider_options, "shapes": self.shapes}.get(name)
+            value = v[option]
+            options[name] = reader(value, at(option)) if reader else self.typed(value, at(option), _OPTION_FIELDS[name].type)
+        kw["options"] = self.built(RuntimeOptions, options, node, key)
         return Variant(**kw), name_node, "name" in v
 
     def artifact(self, node: Node, key: str) -> tuple[str, str]:

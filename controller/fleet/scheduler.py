@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import result, zoo
-from agent.protocol import TOPICS, Envelope, ProtocolError, Topics, decode
+import msgspec
+
+from agent import contract, zoo
+from agent.contract import TOPICS, Envelope, ProtocolError, Topics
+from agent.drops import DropLog
 from agent.transport import Connection, Message
 from controller.fleet.campaign import Campaign, JobSpec, expand
 from controller.store.database import TERMINAL, Job, Store
@@ -47,7 +50,7 @@ class DeviceView:
     phase: str = ""
     phase_details: dict[str, Any] = field(default_factory=dict)
     phase_since: float = 0.0
-    telemetry: dict[str, Any] = field(default_factory=dict)
+    telemetry: contract.Telemetry | None = None
 
 
 @dataclass
@@ -56,7 +59,6 @@ class Counters:
 
     results_stored: int = 0
     results_duplicate: int = 0
-    results_rejected: int = 0
     telemetry: int = 0
     dropped: int = 0
     events: int = 0
@@ -67,36 +69,16 @@ def artifact_path(reference: str) -> Path:
     return zoo.resolve(reference).path if reference.startswith(zoo.PREFIX) else Path(reference)
 
 
-def job_message(spec: JobSpec, run_id: str, attempt: int, campaign_id: str, artifact: dict[str, Any]) -> dict[str, Any]:
-    """The protocol's job payload for one attempt of ``spec``."""
+def job_message(spec: JobSpec, run_id: str, attempt: int, campaign_id: str, artifact: dict[str, Any]) -> contract.Job:
+    """The contract's job for one attempt of ``spec``: the variant's options and the campaign's run length as they are."""
     v = spec.variant
-    options: dict[str, Any] = {
-        "threads": v.threads,
-        "providers": list(v.providers) or None,
-        "provider_options": v.provider_options or None,
-        "optimization": v.optimization,
-        "xnnpack": v.xnnpack,
-        "shapes": {k: list(s) for k, s in v.shapes.items()} or None,
-    }
-    overrides = dict(spec.overrides) | ({"batch_size": v.batch_size} if v.batch_size else {})
-    return {
-        "run_id": run_id,
-        "campaign": campaign_id,
-        "key": spec.key,
-        "attempt": attempt,
-        "model_name": f"{spec.model}/{v.name}",
-        "artifact": artifact,
-        "runtime": v.runtime,
-        "options": {k: val for k, val in options.items() if val is not None},
-        "scenario": spec.scenario,
-        "mode": spec.mode,
-        "profile": spec.profile,
-        "dataset": spec.dataset,
-        "engine": spec.engine,
-        "overrides": overrides,
-        "timeout_s": spec.timeout_s,
-        "power": spec.power,
-    }
+    overrides = msgspec.structs.replace(spec.overrides, batch_size=v.batch_size) if v.batch_size else spec.overrides
+    return contract.convert("job", {
+        "run_id": run_id, "campaign": campaign_id, "key": spec.key, "attempt": attempt, "model_name": f"{spec.model}/{v.name}",
+        "artifact": artifact, "runtime": v.runtime, "options": v.options, "scenario": spec.scenario, "mode": spec.mode,
+        "profile": spec.profile, "dataset": spec.dataset, "engine": spec.engine, "overrides": overrides,
+        "timeout_s": spec.timeout_s, "power": spec.power,
+    })
 
 
 class Fleet:
@@ -124,7 +106,7 @@ class Fleet:
         self._artifact_blocks: dict[str, dict[str, Any]] = {}
         self._grants: dict[str, dict[str, Any]] = {}  # run id -> its artifact block with its own token
         self._waiting_since: dict[str, float] = {}
-        self._next_cancel_check = 0.0
+        self.drops = DropLog(log)
 
     # ---- receiving ---------------------------------------------------------------------------
     def pump(self, wait_s: float = 0.1, batch: int = 250) -> int:
@@ -146,81 +128,86 @@ class Fleet:
                     try:
                         self.handle(message)
                     except ProtocolError as exc:
-                        self.counters.dropped += 1
-                        log.warning("dropped a message on %s: %s", message.topic, exc)
+                        self._drop(message, str(exc))
             self._flush_acks()
         return len(messages)
 
+    def _drop(self, message: Message, reason: str) -> None:
+        """Count and log (once per device and reason, rate-limited) a message that breaks the contract."""
+        self.counters.dropped += 1
+        try:
+            device = self.topics.parse(message.topic)[0]
+        except ProtocolError:
+            device = "?"
+        self.drops.drop(device, reason, message.topic)
+
     def handle(self, msg: Message) -> None:
+        """Decode one message through the contract and act on it; raises ``ProtocolError`` for anything invalid."""
         device_id, kind = self.topics.parse(msg.topic)
         if TOPICS[kind][2] != "agent":
             return  # our own jobs/acks echoed by a wildcard subscription
         if not msg.payload and kind in ("status", "info"):
             return  # a cleared retained message
-        envelope = decode(kind, msg.payload)
+        # A result that breaks the contract is dropped without an ack: an ack means "stored" and deletes the
+        # device's copy. A real agent checks its result against the same contract before sending it, so only
+        # junk or another protocol's agent sends one.
+        envelope = contract.decode(kind, msg.payload)
         if envelope.device != device_id:
             raise ProtocolError(f"{kind} from {envelope.device!r} published on {device_id!r}'s topic")
+        if kind == "results" and envelope.data.device.id != device_id:
+            raise ProtocolError(f"a result of device {envelope.data.device.id!r} published by {device_id!r}")
         view = self.devices.setdefault(device_id, DeviceView(device_id))
         getattr(self, f"_on_{kind}")(view, envelope)
 
     def _on_status(self, view: DeviceView, env: Envelope) -> None:
-        state = env.data.get("state")
-        if state not in ("online", "busy", "offline"):
-            raise ProtocolError(f"unknown device state {state!r}")
-        view.state, view.agent_job = state, env.data.get("job")
-        view.agent_version = str(env.data.get("agent_version", ""))
-        view.tags = tuple(str(t) for t in env.data.get("tags", ()))
-        if state == "offline":
+        status: contract.Status = env.data
+        view.state, view.agent_job, view.agent_version, view.tags = status.state, status.job, status.agent_version, status.tags
+        if status.state == "offline":
             view.offline_since = view.offline_since or time.time()
         else:
             view.offline_since = None
-        self.store.upsert_device(view.id, state=state, agent_version=view.agent_version, tags=list(view.tags), job=view.agent_job)
+        self.store.upsert_device(view.id, state=status.state, agent_version=status.agent_version, tags=list(status.tags),
+                                 job=status.job)
 
     def _on_info(self, view: DeviceView, env: Envelope) -> None:
-        view.tags = tuple(str(t) for t in env.data.get("tags", view.tags))
-        self.store.upsert_device(view.id, info=env.data, tags=list(view.tags))
+        info: contract.Info = env.data
+        view.tags = info.tags
+        self.store.upsert_device(view.id, info=contract.to_builtins(info), tags=list(view.tags))
 
     def _on_telemetry(self, view: DeviceView, env: Envelope) -> None:
         view.telemetry = env.data
         self.counters.telemetry += 1
 
     def _on_results(self, view: DeviceView, env: Envelope) -> None:
-        doc = env.data
-        problems = result.check(doc)
-        if problems:
-            self.counters.results_rejected += 1
-            log.error("result from %s lacks %s; not stored", view.id, ", ".join(problems[:5]))
-            if isinstance(doc.get("run_id"), str):
-                self._acks[view.id].append(doc["run_id"])  # stop its re-sends: it can never be stored
-            return
-        job = self.store.job_for_run(doc["run_id"])
-        if job is not None and job.run_id != doc["run_id"] and job.state in ("sent", "running"):
+        doc: contract.Result = env.data
+        job = self.store.job_for_run(doc.run_id)
+        if job is not None and job.run_id != doc.run_id and job.state in ("sent", "running"):
             # An earlier attempt (given up as lost) delivered after all: its re-run is not needed.
             self._cancel_attempt(job, "superseded by an earlier attempt's result")
-        self._revoke(doc["run_id"])
-        if self.store.add_result(doc, view.id):
+        self._revoke(doc.run_id)
+        if job is not None and job.state in ("sent", "running"):  # the device rests before its next job
+            view.cooldown_until = time.time() + float(self.store.campaign(job.campaign_id)["spec"]["cooldown_s"])
+        if self.store.add_result(doc, env.raw, view.id):
             self.counters.results_stored += 1
         else:
             self.counters.results_duplicate += 1
-        self._acks[view.id].append(doc["run_id"])
+        self._acks[view.id].append(doc.run_id)
         view.phase = ""
 
     def _on_events(self, view: DeviceView, env: Envelope) -> None:
         self.counters.events += 1
-        run_id = env.data.get("run_id")
-        if not isinstance(run_id, str):
-            raise ProtocolError(f"{env.type} event without a run_id")
-        if env.type == "accepted":
-            self.store.mark_running(run_id)
-        elif env.type == "progress":
-            view.phase, view.phase_since = str(env.data.get("phase", "")), time.time()
-            view.phase_details = env.data
-        elif env.type in ("failed", "rejected"):
-            if env.type == "failed":
-                self._acks[view.id].append(run_id)  # failures are durable on the agent, like results
-            if not env.data.get("duplicate"):
-                retry = env.data.get("retryable", True) and not str(env.data.get("reason", "")).startswith("malformed")
-                self._end(run_id, "failed", f"{view.id}: {env.data.get('reason', env.type)}", retry)
+        event = env.data
+        if isinstance(event, contract.Accepted):
+            self.store.mark_running(event.run_id)
+        elif isinstance(event, contract.Progress):
+            view.phase, view.phase_since, view.phase_details = event.phase, time.time(), dict(event.details)
+        elif isinstance(event, (contract.Failed, contract.Rejected)):
+            if isinstance(event, contract.Failed):
+                self._acks[view.id].append(event.run_id)  # failures are durable on the agent, like results
+                if event.duplicate:
+                    view.phase = ""
+                    return
+            self._end(event.run_id, "failed", f"{view.id}: {event.reason}", event.retryable)
             view.phase = ""
 
     # ---- deciding ----------------------------------------------------------------------------
@@ -241,10 +228,10 @@ class Fleet:
     def _flush_acks(self) -> None:
         for device_id, run_ids in self._acks.items():
             if run_ids:
-                self._publish(device_id, "acks", "ack", {"run_ids": run_ids})
+                self._publish(device_id, "acks", "ack", contract.Ack(tuple(run_ids)))
         self._acks.clear()
 
-    def _publish(self, device_id: str, kind: str, msg_type: str, data: dict[str, Any]) -> None:
+    def _publish(self, device_id: str, kind: str, msg_type: str, data: Any) -> None:
         qos, retain, _ = TOPICS[kind]
         self.conn.publish(
             self.topics.device(device_id, kind), Envelope(msg_type, device_id, data).encode(), qos=qos, retain=retain
@@ -264,7 +251,7 @@ class Fleet:
 
     def _cancel_attempt(self, job: Job, reason: str) -> None:
         """Tell the device to stop the job's current attempt and end it cancelled, not re-queued."""
-        self._publish(job.device_id, "jobs", "cancel", {"run_id": job.run_id})
+        self._publish(job.device_id, "jobs", "cancel", contract.Cancel(job.run_id))
         self.store.end_attempt(job.run_id, "cancelled", reason, requeue=False)
         self._revoke(job.run_id)
 
@@ -272,7 +259,7 @@ class Fleet:
         """The attempt has ended (done, failed, lost, timed out, cancelled): its token opens nothing any more."""
         granted = self._grants.pop(run_id, None)
         if granted is not None:
-            self.artifacts.revoke(granted["token"])
+            self.artifacts.revoke(granted.get("token"))
 
     def _send(self, job: Job, run_id: str, attempt: int) -> None:
         spec = JobSpec.from_dict(job.spec)
@@ -301,26 +288,23 @@ class Fleet:
     def tick(self, campaign_id: str) -> str:
         """One scheduling pass over a running campaign; returns its state afterwards."""
         now = time.time()
-        if now >= self._next_cancel_check:
-            self._next_cancel_check = now + 1.0
-            if self.store.cancel_requested(campaign_id):
-                return self.cancel(campaign_id)
+        if self.store.cancel_requested(campaign_id):  # before anything is dispatched: a cancel stops the next job
+            return self.cancel(campaign_id)
         active = self.store.jobs(campaign_id, ("pending", "sent", "running"))
         if not active:
             self.store.set_campaign_state(campaign_id, "finished")
             return "finished"
         busy = {j.device_id for j in active if j.state in ("sent", "running")}
-        spec = self.store.campaign(campaign_id)["spec"]
         for job in active:
             view = self.devices.get(job.device_id)
             if job.state == "pending":
-                self._maybe_dispatch(job, view, busy, now, float(spec["cooldown_s"]))
+                self._maybe_dispatch(job, view, busy, now)
             else:
                 self._watch(job, view, now)
         self._flush_acks()
         return "running"
 
-    def _maybe_dispatch(self, job: Job, view: DeviceView | None, busy: set[str], now: float, cooldown_s: float) -> None:
+    def _maybe_dispatch(self, job: Job, view: DeviceView | None, busy: set[str], now: float) -> None:
         if job.device_id in busy:
             return
         if view is None or view.state != "online":
@@ -349,7 +333,7 @@ class Fleet:
                 self._send(job, job.run_id, job.attempts)
                 self.store.mark_resent(job)
         elif job.state == "running" and now - (job.accepted_at or now) > job.spec["timeout_s"] + RUN_TIMEOUT_MARGIN_S:
-            self._publish(job.device_id, "jobs", "cancel", {"run_id": job.run_id})
+            self._publish(job.device_id, "jobs", "cancel", contract.Cancel(job.run_id))
             self._end(job.run_id, "failed", f"timed out after {job.spec['timeout_s']:g} s", retryable=True)
 
     def cancel(self, campaign_id: str) -> str:

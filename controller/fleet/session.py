@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.protocol import TOPICS, Topics
+from agent.contract import TOPICS, Topics
 from agent.transport import BrokerUrl, Connection, TlsFiles
 from controller.fleet.artifact_server import ArtifactServer
 from controller.fleet.scheduler import Fleet

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -210,6 +211,34 @@ class NodeReader:
                 raise self.fail(item, path, f"{value!r} is listed twice")
             out.append(value)
         return tuple(out)
+
+    def typed(self, node: Node, key: str, kind: msgspec.inspect.Type) -> Any:
+        """A scalar or a list of strings read by its schema type (``msgspec.inspect``), so a field
+        added to a contract struct is read from YAML with the same errors as every other key."""
+        mi = msgspec.inspect
+        while isinstance(kind, (mi.Metadata, mi.UnionType)):
+            if isinstance(kind, mi.Metadata):
+                kind = kind.type
+            else:
+                kinds = [k for k in kind.types if not isinstance(k, mi.NoneType)]
+                if len(kinds) != 1:
+                    break
+                kind = kinds[0]
+        if isinstance(kind, mi.BoolType):
+            return self.boolean(node, key)
+        if isinstance(kind, mi.IntType):
+            return self.integer(node, key, kind.ge if kind.ge is not None else (kind.gt + 1 if kind.gt is not None else -(2**63)))
+        if isinstance(kind, mi.FloatType):
+            if kind.gt is not None:
+                return self.number(node, key, kind.gt, inclusive=False)
+            return self.number(node, key, kind.ge if kind.ge is not None else -math.inf, inclusive=True)
+        if isinstance(kind, mi.LiteralType):
+            return self.choice(node, key, tuple(kind.values), key.rsplit(".", 1)[-1])  # "unknown optimization 'max'"
+        if isinstance(kind, mi.StrType):
+            return self.string(node, key)
+        if isinstance(kind, (mi.VarTupleType, mi.ListType)):
+            return self.string_list(node, key, "names", self.string)
+        raise self.fail(node, key, f"cannot be set from a file (a {type(kind).__name__})")
 
     def converted(self, parse: Callable[[str], Any]) -> Callable[[Node, str], str]:
         """Wrap one of the agent's own parsers so its error lands on the right line."""

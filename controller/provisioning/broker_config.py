@@ -4,7 +4,7 @@ The protocol lets any client publish anywhere; only the broker can stop device A
 results as device B or reading B's jobs. This module writes the mosquitto settings that do it:
 one mutual-TLS listener (no plaintext one), the certificate's CN as the MQTT username, and an
 ACL in which the controller may use every fleet topic and a device only its own, in the
-direction the protocol gives it (``agent.protocol.TOPICS``).
+direction the protocol gives it (``agent.contract.TOPICS``).
 
 mosquitto 2.0 semantics this relies on (mosquitto.conf(5), checked in tests/test_broker_hardening.py):
 - ``topic`` lines before the first ``user`` line apply to anonymous clients; we write none.
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from agent.contract import DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, TOPICS, Topics
 from agent.errors import EdgeperfError
-from agent.protocol import DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, TOPICS, Topics
 from controller.provisioning.pki import Pki, write_atomic
 
 # The broker checks whole MQTT packets: the payload limit plus the fixed header, the topic
@@ -114,14 +114,20 @@ tls_version tlsv1.2
         "\n"
         "# Devices: 'pattern' lines apply to every client; %u is the client's CN, i.e. its device id.\n"
         "# A device reads only the messages addressed to it and writes only its own reports.\n"
-        + "".join(f"pattern read {topics.device('%u', kind)}\n" for kind in DEVICE_READS)
-        + "".join(f"pattern write {topics.device('%u', kind)}\n" for kind in DEVICE_WRITES)
+        + "".join(f"pattern read {_own(topics, kind)}\n" for kind in DEVICE_READS)
+        + "".join(f"pattern write {_own(topics, kind)}\n" for kind in DEVICE_WRITES)
         + "\n"
         "# The controller: every fleet topic (it sends jobs and acks, and reads every device's reports).\n"
         f"user {pki.controller_name}\n"
         f"topic readwrite {prefix}/#\n"
     )
     return conf, acl
+
+
+def _own(topics: Topics, kind: str) -> str:
+    """A device's own topic in a ``pattern`` line; ``%u`` is no device id (``Topics.device`` refuses it),
+    so it takes the place of the wildcard level in the every-device filter."""
+    return topics.all_devices(kind).replace("/+/", "/%u/")
 
 
 def write(

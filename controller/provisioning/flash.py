@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
+from agent.contract import DEFAULT_PREFIX
 from agent.errors import EdgeperfError
-from agent.protocol import DEFAULT_PREFIX
 from controller.fleet import session
 from controller.fleet.session import FleetOptions
 from controller.provisioning.bundle import SOURCE_ROOT, Bundle

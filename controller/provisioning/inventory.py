@@ -28,8 +28,8 @@ from typing import Any
 
 from yaml.nodes import Node
 
+from agent.contract import check_device_id
 from agent.errors import EdgeperfError
-from agent.protocol import check_device_id
 from controller.fleet.yaml_nodes import NodeReader, compose, join_key, read_text
 from controller.provisioning.families import FAMILIES
 

@@ -38,8 +38,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from agent.contract import check_device_id
 from agent.errors import EdgeperfError
-from agent.protocol import check_device_id
 
 try:  # POSIX; on Windows the lock is skipped (a lab's controller runs on Linux or macOS)
     import fcntl

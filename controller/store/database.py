@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.contract import Result
 from agent.errors import EdgeperfError
 
 SCHEMA_VERSION = 2  # raise with every schema change: a file at this version is opened without a write
@@ -298,9 +299,10 @@ class Store:
         return [dict(r) for r in self.db.execute("SELECT * FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,))]
 
     # ---- results -----------------------------------------------------------------------------
-    def add_result(self, doc: dict[str, Any], device_id: str) -> bool:
-        """Store a result once per run id; the job it answers is done. False if already stored."""
-        run_id = doc["run_id"]
+    def add_result(self, doc: Result, raw: bytes, device_id: str) -> bool:
+        """Store a result (``raw``: its JSON as sent, checked as ``doc``) once per run id; the job it answers is
+        done. False if already stored."""
+        run_id = doc.run_id
         job = self.job_for_run(run_id)
         inserted = (
             self.db.execute(
@@ -311,11 +313,11 @@ class Store:
                     job.id if job else None,
                     job.campaign_id if job else None,
                     device_id,
-                    doc["model"]["name"],
-                    doc["scenario"],
-                    doc["mode"],
-                    int(bool(doc["valid"])),
-                    json.dumps(doc),
+                    doc.model.name,
+                    doc.scenario,
+                    doc.mode,
+                    int(doc.valid),
+                    raw.decode(),
                     time.time(),
                 ),
             ).rowcount

@@ -32,6 +32,7 @@ from typing import Any
 
 from agent import __version__
 from agent.scenarios import early_stopping
+from agent.stats import REPORTED_PERCENTILES
 from controller.reports.exports import ExportError, safe_name
 
 SUMMARY = "mlperf_log_summary.txt"
@@ -40,8 +41,8 @@ ACCURACY_LOG = "mlperf_log_accuracy.json"
 ACCURACY_TXT = "accuracy.txt"
 NATIVE_SUT = "edgeperf-native"
 NA = "N/A"
-# LoadGen's reported percentiles and the result document's keys for them (results.cc latency_percentiles)
-PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p97", 0.97), ("p99", 0.99), ("p999", 0.999))
+# LoadGen's reported percentiles (results.cc latency_percentiles) are the result's: the keys and fractions of one table
+PERCENTILES = tuple(REPORTED_PERCENTILES.items())
 TEST_MODES = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly"}
 _RULE = "================================================"
 

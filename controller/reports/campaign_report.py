@@ -201,15 +201,10 @@ def latency_cdf(docs: Iterable[dict[str, Any]]) -> tuple[list[float], list[float
     cumulative counts over the sorted buckets. Repeats merge by adding counts, never by
     averaging percentiles."""
     merged = merged_histogram(docs)
-    n = merged.n
-    if not n:
+    if not merged.n:
         return [], []
-    xs, ys, seen = [], [], 0
-    for bucket in sorted(merged.counts):
-        seen += merged.counts[bucket]
-        xs.append(bucket / 1e6)
-        ys.append(seen / n * 100)
-    return xs, ys
+    buckets, shares = merged.cdf()
+    return [b / 1e6 for b in buckets], [s * 100 for s in shares]
 
 
 def row_label(row: Row) -> str:

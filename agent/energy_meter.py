@@ -18,7 +18,7 @@ from agent.scenarios.outcome import Outcome
 from agent.scenarios.settings import Scenario
 from devices import power, profiles
 from devices.power.base import PowerMonitor
-from devices.power.energy import WindowEnergy, integrate
+from devices.power.integration import WindowEnergy, integrate
 
 DEFAULT_GRID_G_PER_KWH = 475.0  # world-average grid carbon intensity; set your own with --grid-intensity
 J_PER_KWH = 3.6e6

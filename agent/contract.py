@@ -1,0 +1,643 @@
+"""The contract between agent and controller: every MQTT message and the result document, typed.
+
+One module, imported by both sides, defines what may cross the wire (docs/protocol.md is its
+reference). Both edges decode through ``decode``: types, ranges and lengths are checked here —
+device ids of 1-64 characters from a fixed alphabet, finite numbers, bounded lists, strings and
+nesting — so the code behind it reads attributes (``status.state``, ``result.kpis.latency_ms.p90``)
+and never meets a ``null`` where a list belongs or ``"no"`` where a bool does. Anything invalid
+raises ``ProtocolError`` with the path of the first bad field; receive loops count it, log it
+(rate-limited) and drop it.
+
+msgspec, not pydantic: decoding a real 6-7 KB result through the typed schema takes tens of
+microseconds, and importing it adds about 2 MB to the idle agent (``benchmarks/contract.py``
+measures both against pydantic v2 and plain ``json``).
+
+Job options are defined once, here: ``RuntimeOptions`` (how the runtime is set up) and
+``RunLength`` (how long a run goes) are the campaign variant's and overrides' types, the job
+payload's, and what the agent's bench request is built from. A field added to one of them is
+understood by the campaign file, travels in the job, and reaches the runtime — one edit, plus
+its line in docs/campaigns.md.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Any, ClassVar, Literal
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+PROTOCOL_VERSION = 1
+RESULT_SCHEMA = "edgeperf.result/1"
+DEFAULT_PREFIX = "edgeperf/v1"
+MAX_PAYLOAD_BYTES = 1 << 20  # 1 MiB: a result with histogram, trace and confusion matrix is ~20-80 KiB
+MAX_DEPTH = 16  # nesting of free-form values (device facts, runtime details, logs)
+
+# topic kind -> (QoS, retained, direction)
+TOPICS = {
+    "status": (1, True, "agent"),
+    "info": (1, True, "agent"),
+    "jobs": (1, False, "controller"),
+    "events": (1, False, "agent"),
+    "results": (1, False, "agent"),
+    "acks": (1, False, "controller"),
+    "telemetry": (0, False, "agent"),
+}
+STATES = ("online", "busy", "offline")
+DEVICE_ID_ALPHABET = "A-Z a-z 0-9 . _ : -"
+_DEVICE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# A per-job artifact token (RFC 6750 b64token): it goes into an HTTP header, so no spaces or line breaks.
+ARTIFACT_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]{16,256}={0,2}")
+
+# --- field types: every bound in one place ------------------------------------------------------
+
+DeviceId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="1-64 of [A-Za-z0-9._:-]")]
+# names files on the agent: 1-64 of [A-Za-z0-9._-], not only dots
+RunId = Annotated[str, Meta(max_length=64, pattern=r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$")]
+Tag = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:=-]{1,64}$")]
+Name = Annotated[str, Meta(min_length=1, max_length=256)]
+Text = Annotated[str, Meta(max_length=4096)]
+Sha256 = Annotated[str, Meta(pattern=r"^[0-9a-f]{64}$")]
+Token = Annotated[str, Meta(pattern=f"^{ARTIFACT_TOKEN.pattern}$")]
+Finite = Annotated[float, Meta(ge=-1e300, le=1e300)]  # JSON has no NaN; 1e400 is refused by the decoder
+NonNegative = Annotated[float, Meta(ge=0, le=1e300)]
+Positive = Annotated[float, Meta(gt=0, le=1e300)]
+Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
+Celsius = Annotated[float, Meta(ge=-273.15, le=1e4)]
+Seq = Annotated[int, Meta(ge=0, le=2**53)]
+Scalar = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
+Free = Any  # a free-form JSON value; its depth is checked after decoding (``_check_depth``)
+
+
+class ProtocolError(ValueError):
+    """A message that breaks the contract; logged and dropped, never raised past a receive loop."""
+
+
+def _check_depth(value: Any, limit: int = MAX_DEPTH, where: str = "$") -> None:
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            raise ValueError(f"{where} is nested deeper than {limit} levels")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+class _Body(Struct, frozen=True, forbid_unknown_fields=False, omit_defaults=False):
+    """Base of every message body. Free-form fields named in ``_free`` have their depth checked."""
+
+    _free: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        for name in self._free:
+            _check_depth(getattr(self, name), where=name)
+
+
+def check_device_id(device_id: str) -> str:
+    """Device ids become topic levels and file names: 1-64 characters of [A-Za-z0-9._:-]."""
+    if not isinstance(device_id, str) or not _DEVICE_ID.fullmatch(device_id):
+        raise ValueError(f"device id {str(device_id)[:80]!r} must be 1-64 characters of {DEVICE_ID_ALPHABET}")
+    return device_id
+
+
+def check_run_id(run_id: str) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id) or set(run_id) == {"."}:
+        raise ValueError(f"run id {str(run_id)[:80]!r} must be 1-64 characters of [A-Za-z0-9._-]")
+    return run_id
+
+
+# --- job options: defined once ------------------------------------------------------------------
+
+Shape = Annotated[tuple[Annotated[int, Meta(ge=1, le=1 << 31)], ...], Meta(min_length=1, max_length=16)]
+
+
+class RuntimeOptions(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """How a runtime session is set up. A campaign variant, the job payload and ``edgeperf-agent
+    bench``'s flags all fill this one struct; each runtime reads the fields that apply to it."""
+
+    threads: Annotated[int, Meta(ge=1, le=1024)] | None = None  # None: the runtime's own default
+    providers: Annotated[tuple[Name, ...], Meta(max_length=16)] = ()  # ORT execution providers, priority order
+    provider_options: Annotated[dict[Name, Annotated[dict[Name, Text], Meta(max_length=64)]], Meta(max_length=16)] = {}
+    optimization_level: Literal["disable", "basic", "extended", "all"] = field(default="all", name="optimization")
+    xnnpack: bool = True  # LiteRT: the default XNNPACK delegate on/off
+    delegates: Annotated[tuple[Text, ...], Meta(max_length=8)] = ()  # LiteRT external delegate libraries
+    compute_units: Literal["all", "cpu_only", "cpu_and_gpu", "cpu_and_ne"] = "all"  # Core ML
+    shapes: Annotated[dict[Name, Shape], Meta(max_length=64)] = {}  # dynamic-dimension overrides
+
+    # which runtime reads each option that only one does: setting it for another is a mistake, not a no-op
+    RUNTIME_ONLY: ClassVar[dict[str, str]] = {
+        "providers": "onnxruntime", "provider_options": "onnxruntime", "optimization_level": "onnxruntime",
+        "xnnpack": "litert", "delegates": "litert", "compute_units": "coreml",
+    }
+
+
+class RunLength(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Overrides of a profile's run length and load; None keeps the profile's value."""
+
+    min_duration_s: Positive | None = None
+    max_duration_s: Positive | None = None
+    min_queries: Annotated[int, Meta(ge=1, le=1 << 40)] | None = None
+    max_queries: Annotated[int, Meta(ge=1, le=1 << 40)] | None = None
+    target_qps: Annotated[float, Meta(gt=0, le=1e7)] | None = None
+    target_latency_ms: Annotated[float, Meta(gt=0, le=1e7)] | None = None
+    batch_size: Annotated[int, Meta(ge=1, le=1 << 16)] | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_queries is not None and self.min_queries is not None and self.max_queries < self.min_queries:
+            raise ValueError(f"max_queries ({self.max_queries}) is below min_queries ({self.min_queries})")
+        if self.max_duration_s is not None and self.min_duration_s is not None and self.max_duration_s < self.min_duration_s:
+            raise ValueError(f"max_duration_s ({self.max_duration_s:g}) is below min_duration_s ({self.min_duration_s:g})")
+
+
+# --- messages from the controller ---------------------------------------------------------------
+
+
+class Artifact(_Body, frozen=True):
+    """Where a job's model comes from; the sha256 is checked before the file is used."""
+
+    url: Annotated[str, Meta(min_length=1, max_length=2048)]
+    sha256: Sha256
+    size: Count
+    name: Name
+    archive: Literal["zip"] | None = None  # a packaged model (.mlpackage) sent as one archive
+    token: Token | None = field(default=None)  # the job's own short-lived download credential
+
+
+class Job(_Body, frozen=True):
+    """Run one measurement: the artifact, the runtime options, the scenario and its run length."""
+
+    run_id: RunId
+    artifact: Artifact
+    scenario: Annotated[str, Meta(min_length=1, max_length=32)]
+    mode: Annotated[str, Meta(min_length=1, max_length=32)]
+    profile: Annotated[str, Meta(min_length=1, max_length=32)]
+    dataset: Name
+    campaign: Name | None = None
+    key: Annotated[str, Meta(max_length=1024)] | None = None
+    attempt: Annotated[int, Meta(ge=1, le=1000)] = 1
+    model_name: Name | None = None
+    runtime: Annotated[str, Meta(max_length=32)] | None = None
+    options: RuntimeOptions = RuntimeOptions()
+    overrides: RunLength = RunLength()
+    engine: Literal["auto", "loadgen", "native"] = "auto"
+    timeout_s: Annotated[float, Meta(gt=0, le=7 * 86400)] = 3600.0
+    power: Annotated[str, Meta(min_length=1, max_length=512)] | None = None
+    power_idle_s: Annotated[float, Meta(ge=0, le=3600)] | None = None  # None: the agent's default idle baseline
+
+    def without_token(self) -> Job:
+        """The job as it may be written to disk: the token is a credential, used only for the download."""
+        return msgspec.structs.replace(self, artifact=msgspec.structs.replace(self.artifact, token=None))
+
+
+class Cancel(_Body, frozen=True):
+    run_id: RunId
+
+
+class Ack(_Body, frozen=True):
+    """Run ids whose terminal message the controller has stored: the agent drops them from its outbox."""
+
+    run_ids: Annotated[tuple[RunId, ...], Meta(max_length=4096)]
+
+
+# --- messages from the agent --------------------------------------------------------------------
+
+
+class Status(_Body, frozen=True):
+    """Retained presence; the last will says ``offline``."""
+
+    state: Literal["online", "busy", "offline"]
+    agent_version: Annotated[str, Meta(max_length=64)] = ""
+    job: RunId | None = None
+    tags: Annotated[tuple[Tag, ...], Meta(max_length=64)] = ()
+
+
+class PowerSource(_Body, frozen=True):
+    name: Name
+    available: bool
+    reason: Text = ""
+    detail: dict[str, Free] = {}
+
+    _free: ClassVar[tuple[str, ...]] = ("detail",)
+
+
+class Info(_Body, frozen=True):
+    """Retained device facts: what a result will carry, what is installed, which power sources work."""
+
+    agent_version: Annotated[str, Meta(max_length=64)] = ""
+    tags: Annotated[tuple[Tag, ...], Meta(max_length=64)] = ()
+    facts: Annotated[dict[Name, Free], Meta(max_length=256)] = {}
+    installed: Annotated[dict[Name, Annotated[str, Meta(max_length=128)] | None], Meta(max_length=64)] = {}
+    power_sources: Annotated[tuple[PowerSource, ...], Meta(max_length=32)] = ()
+    max_payload_bytes: Annotated[int, Meta(ge=1024, le=1 << 30)] = MAX_PAYLOAD_BYTES
+
+    _free: ClassVar[tuple[str, ...]] = ("facts",)
+
+
+class Accepted(_Body, frozen=True):
+    run_id: RunId
+    duplicate: bool = False
+
+
+class Progress(_Body, frozen=True):
+    """A phase of a running job (fetching, loading, preparing, idle, running, scoring) and its details."""
+
+    run_id: RunId
+    phase: Annotated[str, Meta(min_length=1, max_length=32)]
+    details: Annotated[dict[Name, Scalar], Meta(max_length=32)] = {}
+
+
+class Finished(_Body, frozen=True):
+    """A re-delivered job that already finished and was acknowledged."""
+
+    run_id: RunId
+    duplicate: bool = False
+    reason: Text = ""
+
+
+class Failed(_Body, frozen=True):
+    """A job's terminal failure; ``retryable`` is False when running it again cannot help."""
+
+    run_id: RunId
+    reason: Text
+    retryable: bool = True
+    duplicate: bool = False
+
+
+class Rejected(_Body, frozen=True):
+    """A job refused before it ran (malformed, busy with another)."""
+
+    run_id: RunId
+    reason: Text
+    retryable: bool = True
+
+
+class Telemetry(_Body, frozen=True):
+    run_id: RunId | None = None
+    cpu_pct: Annotated[float, Meta(ge=0, le=1e5)] = 0.0
+    temperatures_c: Annotated[dict[Name, Celsius], Meta(max_length=128)] = {}
+
+
+# --- the result document (schema edgeperf.result/1) ---------------------------------------------
+
+
+class DeviceBlock(_Body, frozen=True):
+    id: DeviceId
+    facts: Annotated[dict[Name, Free], Meta(max_length=256)]
+
+    _free: ClassVar[tuple[str, ...]] = ("facts",)
+
+
+class ModelBlock(_Body, frozen=True):
+    name: Name
+    path: Annotated[str, Meta(max_length=4096)]
+    sha256: Sha256
+    size_bytes: Count
+    format: Annotated[str, Meta(max_length=32)]
+    precision: Annotated[str, Meta(max_length=32)]
+    parameters: Count | None = None
+
+
+class RuntimeBlock(_Body, frozen=True):
+    name: Annotated[str, Meta(max_length=64)]
+    version: Annotated[str, Meta(max_length=128)]
+    threads: Annotated[int, Meta(ge=0, le=1 << 20)] | None
+    accelerator: Annotated[str, Meta(max_length=256)]
+    details: dict[Name, Free] = {}
+
+    _free: ClassVar[tuple[str, ...]] = ("details",)
+
+
+class RunSettingsBlock(_Body, frozen=True):
+    """The settings a run used (``settings.effective``); only what readers of a result need is typed."""
+
+    target_latency_percentile: Annotated[float, Meta(gt=0, lt=1)] = 0.9
+    min_duration_ms: Count = 0
+    min_query_count: Count = 0
+    max_duration_ms: Count = 0
+    max_query_count: Count = 0
+    samples_per_query: Annotated[int, Meta(ge=1)] = 1
+    server_target_qps: NonNegative = 0.0
+    server_target_latency_ms: NonNegative = 0.0
+    batch_size: Annotated[int, Meta(ge=1)] = 1
+
+
+class SettingsBlock(_Body, frozen=True):
+    effective: RunSettingsBlock = RunSettingsBlock()
+    requested: dict[Name, Free] = {}
+    derived: dict[Name, Free] = {}
+
+    _free: ClassVar[tuple[str, ...]] = ("requested", "derived")
+
+
+class LatencyMs(_Body, frozen=True):
+    min: NonNegative | None = None
+    mean: NonNegative | None = None
+    p50: NonNegative | None = None
+    p90: NonNegative | None = None
+    p95: NonNegative | None = None
+    p97: NonNegative | None = None
+    p99: NonNegative | None = None
+    p999: NonNegative | None = None
+    max: NonNegative | None = None
+
+
+class Histogram(_Body, frozen=True):
+    """Counts per latency bucket (ns; JSON keys are decimal strings); merged by adding counts."""
+
+    unit: Literal["ns"]
+    significant_digits: Annotated[int, Meta(ge=1, le=9)]
+    n: Count
+    counts: Annotated[dict[Count, Count], Meta(max_length=100_000)]
+
+
+class Accuracy(_Body, frozen=True):
+    top1: Annotated[float, Meta(ge=0, le=1)]
+    ci95: Annotated[tuple[Annotated[float, Meta(ge=0, le=1)], Annotated[float, Meta(ge=0, le=1)]], Meta()]
+    n: Count
+    precision_macro: Annotated[float, Meta(ge=0, le=1)] | None = None
+    recall_macro: Annotated[float, Meta(ge=0, le=1)] | None = None
+    f1_macro: Annotated[float, Meta(ge=0, le=1)] | None = None
+    confusion_matrix: Annotated[tuple[Annotated[tuple[Count, ...], Meta(max_length=4096)], ...], Meta(max_length=4096)] = ()
+    correct: Count | None = None
+
+
+class MlperfEnergy(_Body, frozen=True):
+    metric: Literal["mJ/query", "W"]
+    mj_per_query: NonNegative | None = None
+    avg_power_w: NonNegative | None = None
+    samples_per_joule: NonNegative | None = None
+
+
+class Energy(_Body, frozen=True):
+    source: Name
+    measured: bool
+    rail: Text = ""
+    samples: Count = 0
+    idle_power_w: NonNegative | None = None
+    avg_power_w: NonNegative | None = None
+    energy_j: NonNegative | None = None
+    energy_per_inference_mj: NonNegative | None = None
+    energy_per_inference_above_idle_mj: Finite | None = None  # below zero when the run drew less than idle (noise)
+    inferences_per_joule: NonNegative | None = None
+    sample_rate_hz: NonNegative | None = None
+    window_samples: Count | None = None
+    window_s: NonNegative | None = None
+    mlperf: MlperfEnergy | None = None
+    gco2e_per_1000_inferences: NonNegative | None = None
+    warnings: Annotated[tuple[Text, ...], Meta(max_length=64)] = ()
+    trace: dict[Name, Free] | None = None
+
+    _free: ClassVar[tuple[str, ...]] = ("trace",)
+
+
+class Thermals(_Body, frozen=True):
+    max_before_c: Celsius | None = None
+    max_after_c: Celsius | None = None
+    throttled: bool = False
+    throttle_reasons: Annotated[tuple[Text, ...], Meta(max_length=64)] = ()
+
+
+class Memory(_Body, frozen=True):
+    peak_rss_mb: NonNegative | None
+    model_rss_mb: Finite | None = None
+
+
+class Cpu(_Body, frozen=True):
+    process_pct: NonNegative | None = None
+    system_pct: NonNegative | None = None
+
+
+class Kpis(_Body, frozen=True):
+    latency_ms: LatencyMs  # all None when nothing was timed (accuracy mode)
+    early_stopping_latency_ms: NonNegative | None
+    throughput_sps: NonNegative | None
+    query_count: Count
+    sample_count: Count
+    duration_s: NonNegative
+    accuracy: Accuracy | None
+    energy: Energy | None
+    memory: Memory
+    model_size_mb: NonNegative
+    load_time_ms: NonNegative
+    first_inference_ms: NonNegative
+    early_stopping_p99_latency_ms: NonNegative | None = None
+    latency_basis: Literal["sample", "query"] = "sample"
+    latency_histogram: Histogram | None = None
+    model_parameters: Count | None = None
+    cpu: Cpu = Cpu()
+    thermals: Thermals | None = None
+
+
+class Check(_Body, frozen=True):
+    name: Name
+    ok: bool
+    detail: Text = ""
+    advice: Text = ""
+
+
+class JobRef(_Body, frozen=True):
+    """Which campaign job a result answers (set by the agent's worker from the job)."""
+
+    campaign: Name | None = None
+    key: Annotated[str, Meta(max_length=1024)] | None = None
+    attempt: Annotated[int, Meta(ge=1, le=1000)] | None = None
+
+
+class DatasetBlock(_Body, frozen=True):
+    name: Name
+    source: Text = ""
+    samples: Count = 0
+
+
+class Result(_Body, frozen=True):
+    """A result document. Fields beyond these may be present and are kept as sent."""
+
+    schema: Literal["edgeperf.result/1"]
+    run_id: RunId
+    created_at: Annotated[str, Meta(max_length=64)]
+    device: DeviceBlock
+    model: ModelBlock
+    runtime: RuntimeBlock
+    scenario: Literal["SingleStream", "MultiStream", "Server", "Offline"]
+    mode: Literal["performance", "accuracy"]
+    engine: Literal["loadgen", "native"]
+    profile: Annotated[str, Meta(max_length=32)]
+    settings: SettingsBlock
+    valid: bool
+    invalid_reasons: Annotated[tuple[Text, ...], Meta(max_length=64)]
+    kpis: Kpis
+    logs: dict[Name, Free]
+    agent_version: Annotated[str, Meta(max_length=64)] = ""
+    dataset: DatasetBlock | None = None
+    checks: Annotated[tuple[Check, ...], Meta(max_length=64)] = ()
+    ended_by: Text = ""
+    job: JobRef | None = None
+    baseline: dict[Name, Free] | None = None
+
+    _free: ClassVar[tuple[str, ...]] = ("logs", "baseline")
+
+
+# --- envelopes ----------------------------------------------------------------------------------
+
+BODIES: dict[str, type[_Body]] = {
+    "status": Status, "info": Info, "job": Job, "cancel": Cancel, "ack": Ack, "accepted": Accepted,
+    "progress": Progress, "finished": Finished, "failed": Failed, "rejected": Rejected, "result": Result,
+    "telemetry": Telemetry,
+}
+# envelope types allowed on each topic kind
+TYPES = {
+    "status": ("status",), "info": ("info",), "jobs": ("job", "cancel"),
+    "events": ("accepted", "progress", "finished", "failed", "rejected"),
+    "results": ("result",), "acks": ("ack",), "telemetry": ("telemetry",),
+}
+Body = Status | Info | Job | Cancel | Ack | Accepted | Progress | Finished | Failed | Rejected | Result | Telemetry
+
+
+class _Wire(Struct, frozen=True):
+    """The envelope as it arrives: the body is decoded once its type is known."""
+
+    v: int
+    type: Annotated[str, Meta(max_length=32)]
+    device: DeviceId
+    data: msgspec.Raw
+    seq: Seq = 0
+    ts: NonNegative = 0.0
+
+
+class Envelope(Struct, frozen=True):
+    """Every payload: protocol version, type, sender device, per-sender sequence, time, typed body."""
+
+    type: str
+    device: str
+    data: Any  # a body struct (or, for results on the agent side, the document as a dict)
+    seq: int = 0
+    ts: float = field(default_factory=time.time)
+    v: int = PROTOCOL_VERSION
+    raw: bytes = b""  # received: the body's JSON as it came (a result is stored as sent, extra fields included)
+
+    def encode(self) -> bytes:
+        wire = {"v": self.v, "type": self.type, "device": self.device, "seq": self.seq, "ts": self.ts, "data": self.data}
+        body = msgspec.json.encode(wire)
+        if len(body) > MAX_PAYLOAD_BYTES:
+            raise ProtocolError(f"{self.type} message of {len(body)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
+        return body
+
+
+def _problem(exc: Exception) -> str:
+    return str(exc).replace("`", "")[:300]
+
+
+def decode(topic_kind: str, payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Envelope:
+    """Parse and check one payload received on a topic of ``topic_kind``; ``data`` is its typed body."""
+    if len(payload) > max_bytes:
+        raise ProtocolError(f"payload of {len(payload)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        wire = msgspec.json.decode(payload, type=_Wire)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise ProtocolError(f"bad envelope: {_problem(exc)}") from None
+    if wire.v != PROTOCOL_VERSION:
+        raise ProtocolError(f"protocol version {wire.v!r}, this side speaks {PROTOCOL_VERSION}")
+    if wire.type not in TYPES.get(topic_kind, ()):
+        raise ProtocolError(f"message type {wire.type!r} does not belong on {topic_kind}")
+    body = decode_body(wire.type, wire.data)
+    return Envelope(wire.type, wire.device, body, wire.seq, wire.ts, wire.v, bytes(wire.data))
+
+
+def decode_body(kind: str, data: bytes | msgspec.Raw) -> Any:
+    """One message body (or a result document) from JSON, checked against its type."""
+    try:
+        return msgspec.json.decode(data, type=BODIES[kind])
+    except (msgspec.DecodeError, RecursionError) as exc:
+        problem = _problem(exc)
+        if kind == "result" and problem.endswith("at $.schema"):  # a newer or older agent: say what this side reads
+            problem += f" (this side reads {RESULT_SCHEMA})"
+        raise ProtocolError(f"bad {kind}: {problem}") from None
+
+
+class _PeekData(Struct):
+    run_id: RunId
+
+
+class _Peek(Struct):
+    v: int
+    type: str
+    device: str
+    data: _PeekData
+
+
+def peek_run_id(payload: bytes, device: str) -> str | None:
+    """The run id of a job for ``device`` whose body failed its checks, where it has a well-formed one
+    (to refuse it by name, so the controller fails it at once instead of waiting for its timeout).
+
+    None when the envelope itself is wrong: another protocol version, another type, or for another
+    device. Such a message is not this agent's to answer; an answer would settle a run that a newer
+    peer, or another device, owns.
+    """
+    try:
+        peek = msgspec.json.decode(payload, type=_Peek)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if peek.v != PROTOCOL_VERSION or peek.type != "job" or peek.device != device:
+        return None
+    return peek.data.run_id
+
+
+def convert(kind: str, value: Any) -> Any:
+    """A body from Python values (a dict, structs within), checked exactly as if it had arrived: through JSON."""
+    try:
+        payload = msgspec.json.encode(value)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ProtocolError(f"bad {kind}: {_problem(exc)}") from None
+    return decode_body(kind, payload)
+
+
+def checked_result(doc: dict[str, Any]) -> tuple[Result, bytes]:
+    """A result document made in this process (the baseline, tests) as it would arrive: typed, and its JSON."""
+    try:
+        raw = msgspec.json.encode(doc)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ProtocolError(f"bad result: {_problem(exc)}") from None
+    return decode_body("result", raw), raw
+
+
+def build(kind: type[Struct], value: dict[str, Any]) -> Any:
+    """A job-option struct (``RuntimeOptions``, ``RunLength``) from plain values, checked as if it had arrived."""
+    try:
+        return msgspec.json.decode(msgspec.json.encode(value), type=kind)
+    except (TypeError, msgspec.EncodeError, msgspec.DecodeError) as exc:
+        raise ProtocolError(_problem(exc)) from None
+
+
+def to_builtins(value: Any) -> Any:
+    """Plain dicts and lists of a body (for storage, exports and tests)."""
+    return msgspec.to_builtins(value)
+
+
+class Topics(Struct, frozen=True):
+    """Topic names under one prefix (configurable; default ``edgeperf/v1``)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def device(self, device_id: str, kind: str) -> str:
+        if kind not in TOPICS:
+            raise ValueError(f"unknown topic kind {kind!r}")
+        check_device_id(device_id)
+        return f"{self.prefix}/devices/{device_id}/{kind}"
+
+    def all_devices(self, kind: str) -> str:
+        """Subscription filter for one kind from every device."""
+        return f"{self.prefix}/devices/+/{kind}"
+
+    def parse(self, topic: str) -> tuple[str, str]:
+        """``(device_id, kind)`` of a device topic under this prefix."""
+        head = f"{self.prefix}/devices/"
+        if not topic.startswith(head):
+            raise ProtocolError(f"topic {topic[:200]!r} is not under {head}")
+        device_id, sep, kind = topic[len(head) :].partition("/")
+        if not sep or kind not in TOPICS or not _DEVICE_ID.fullmatch(device_id):
+            raise ProtocolError(f"topic {topic[:200]!r} is not a device topic")
+        return device_id, kind
