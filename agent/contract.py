@@ -32,7 +32,7 @@ PROTOCOL_VERSION = 1
 RESULT_SCHEMA = "edgeperf.result/1"
 DEFAULT_PREFIX = "edgeperf/v1"
 MAX_PAYLOAD_BYTES = 1 << 20  # 1 MiB: a result with histogram, trace and confusion matrix is ~20-80 KiB
-MAX_DEPTH = 16  # nesting of free-form values (device facts, runtime details, logs)
+MAX_DEPTH = 16  # nesting of free-form values (device facts, runtime details, settings, power-source details, baseline)
 
 # topic kind -> (QoS, retained, direction)
 TOPICS = {
@@ -67,6 +67,7 @@ Positive = Annotated[float, Meta(gt=0, le=1e300)]
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Celsius = Annotated[float, Meta(ge=-273.15, le=1e4)]
 Seq = Annotated[int, Meta(ge=0, le=2**53)]
+Seed = Annotated[int, Meta(ge=0)]  # LoadGen's uint64 seeds: msgspec bounds stop at int64, so the top is checked by the struct
 Scalar = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
 Free = Any  # a free-form JSON value; its depth is checked after decoding (``_check_depth``)
 
@@ -291,6 +292,19 @@ class DeviceBlock(_Body, frozen=True):
     _free: ClassVar[tuple[str, ...]] = ("facts",)
 
 
+Dim = Annotated[int, Meta(ge=-1, le=2**63 - 1)] | Annotated[str, Meta(max_length=256)]  # a size, or a symbolic name
+
+
+class TensorBlock(_Body, frozen=True):
+    """One model input or output as the runtime saw it (``model.inputs``, ``model.outputs``)."""
+
+    name: Text
+    shape: Annotated[tuple[Dim, ...], Meta(max_length=64)]
+    dtype: Annotated[str, Meta(max_length=64)]
+    scale: Finite | None = None  # affine quantisation: real = scale * (q - zero_point)
+    zero_point: Annotated[int, Meta(ge=-(2**31), le=2**31 - 1)] | None = None
+
+
 class ModelBlock(_Body, frozen=True):
     name: Name
     path: Annotated[str, Meta(max_length=4096)]
@@ -299,6 +313,8 @@ class ModelBlock(_Body, frozen=True):
     format: Annotated[str, Meta(max_length=32)]
     precision: Annotated[str, Meta(max_length=32)]
     parameters: Count | None = None
+    inputs: Annotated[tuple[TensorBlock, ...], Meta(max_length=1024)] = ()
+    outputs: Annotated[tuple[TensorBlock, ...], Meta(max_length=1024)] = ()
 
 
 class RuntimeBlock(_Body, frozen=True):
@@ -312,8 +328,12 @@ class RuntimeBlock(_Body, frozen=True):
 
 
 class RunSettingsBlock(_Body, frozen=True):
-    """The settings a run used (``settings.effective``); only what readers of a result need is typed."""
+    """The settings a run used (``settings.effective``, every field of the agent's ``RunSettings``):
+    exports write them as the run's conditions and rebuild LoadGen's settings logs from them."""
 
+    scenario: Literal["SingleStream", "MultiStream", "Server", "Offline"] | None = None
+    mode: Literal["performance", "accuracy"] | None = None
+    profile: Annotated[str, Meta(max_length=32)] = ""
     target_latency_percentile: Annotated[float, Meta(gt=0, lt=1)] = 0.9
     min_duration_ms: Count = 0
     min_query_count: Count = 0
@@ -322,7 +342,18 @@ class RunSettingsBlock(_Body, frozen=True):
     samples_per_query: Annotated[int, Meta(ge=1)] = 1
     server_target_qps: NonNegative = 0.0
     server_target_latency_ms: NonNegative = 0.0
+    offline_min_sample_count: Count = 0
+    expected_latency_ns: Count = 0  # per sample, from calibration (0: not recorded)
+    offline_expected_qps: NonNegative = 0.0
     batch_size: Annotated[int, Meta(ge=1)] = 1
+    schedule_seed: Seed = 0
+    sample_index_seed: Seed = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name, seed in (("schedule_seed", self.schedule_seed), ("sample_index_seed", self.sample_index_seed)):
+            if seed >= 2**64:
+                raise ValueError(f"{name} {seed} does not fit in LoadGen's 64 bits")
 
 
 class SettingsBlock(_Body, frozen=True):
@@ -372,10 +403,26 @@ class MlperfEnergy(_Body, frozen=True):
     samples_per_joule: NonNegative | None = None
 
 
+class PowerTrace(_Body, frozen=True):
+    """Power over the measured window and a tenth of it either side (``energy.trace``), thinned for a
+    plot: seconds from the window's start and the watts read then, pairwise."""
+
+    t_s: Annotated[tuple[Finite, ...], Meta(max_length=4096)]
+    w: Annotated[tuple[Finite, ...], Meta(max_length=4096)]
+    window_s: NonNegative | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.t_s) != len(self.w):
+            raise ValueError(f"a power trace of {len(self.t_s)} times and {len(self.w)} readings")
+
+
 class Energy(_Body, frozen=True):
     source: Name
     measured: bool
     rail: Text = ""
+    nominal_rate_hz: NonNegative | None = None  # the rate the source is configured for (0: unknown)
+    source_detail: Annotated[dict[Name, Free], Meta(max_length=256)] = {}  # what the source said about itself
     samples: Count = 0
     idle_power_w: NonNegative | None = None
     avg_power_w: NonNegative | None = None
@@ -386,12 +433,26 @@ class Energy(_Body, frozen=True):
     sample_rate_hz: NonNegative | None = None
     window_samples: Count | None = None
     window_s: NonNegative | None = None
+    method: Annotated[str, Meta(max_length=32)] | None = None  # how the window was integrated: trapezoid | counter
+    max_gap_s: NonNegative | None = None  # the longest stretch of the window without a reading
     mlperf: MlperfEnergy | None = None
+    grid_intensity_g_per_kwh: NonNegative | None = None
     gco2e_per_1000_inferences: NonNegative | None = None
     warnings: Annotated[tuple[Text, ...], Meta(max_length=64)] = ()
-    trace: dict[Name, Free] | None = None
+    trace: PowerTrace | None = None
 
-    _free: ClassVar[tuple[str, ...]] = ("trace",)
+    _free: ClassVar[tuple[str, ...]] = ("source_detail",)
+
+
+class Cooldown(_Body, frozen=True):
+    """The wait for ``--cooldown-below`` before a run (``thermals.cooldown``)."""
+
+    target_c: Celsius
+    timeout_s: NonNegative
+    waited_s: NonNegative
+    start_c: Celsius | None = None
+    end_c: Celsius | None = None
+    reached: bool = False
 
 
 class Thermals(_Body, frozen=True):
@@ -399,6 +460,8 @@ class Thermals(_Body, frozen=True):
     max_after_c: Celsius | None = None
     throttled: bool = False
     throttle_reasons: Annotated[tuple[Text, ...], Meta(max_length=64)] = ()
+    pi_throttled: Annotated[str, Meta(max_length=32)] | None = None  # the Pi firmware's throttle bits after the run, hex
+    cooldown: Cooldown | None = None
 
 
 class Memory(_Body, frozen=True):
@@ -453,6 +516,25 @@ class DatasetBlock(_Body, frozen=True):
     samples: Count = 0
 
 
+class Window(_Body, frozen=True):
+    """The measured window on the wall clock (``window``): from the first issue to the last completion."""
+
+    begin_unix_ns: Count
+    end_unix_ns: Count
+
+
+class Logs(_Body, frozen=True):
+    """The engine's own logs (``logs``): which engine ran and, for LoadGen, its log folder on the
+    machine that ran it, the files there, its summary carried inline (dropped when the result
+    would be too large to send) and the errors its detail log names."""
+
+    engine: Annotated[str, Meta(max_length=32)] = ""
+    dir: Text | None = None
+    files: Annotated[tuple[Name, ...], Meta(max_length=64)] = ()
+    summary: Annotated[str, Meta(max_length=1 << 16)] | None = None
+    errors: Annotated[tuple[Text, ...], Meta(max_length=4096)] = ()
+
+
 class Result(_Body, frozen=True):
     """A result document. Fields beyond these may be present and are kept as sent."""
 
@@ -470,15 +552,16 @@ class Result(_Body, frozen=True):
     valid: bool
     invalid_reasons: Annotated[tuple[Text, ...], Meta(max_length=64)]
     kpis: Kpis
-    logs: dict[Name, Free]
+    logs: Logs
     agent_version: Annotated[str, Meta(max_length=64)] = ""
     dataset: DatasetBlock | None = None
     checks: Annotated[tuple[Check, ...], Meta(max_length=64)] = ()
     ended_by: Text = ""
+    window: Window | None = None
     job: JobRef | None = None
     baseline: dict[Name, Free] | None = None
 
-    _free: ClassVar[tuple[str, ...]] = ("logs", "baseline")
+    _free: ClassVar[tuple[str, ...]] = ("baseline",)
 
 
 # --- envelopes ----------------------------------------------------------------------------------

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from agent.contract import Histogram
 
 # the percentiles a result reports (LoadGen's summary set): the one table every view reads
 REPORTED_PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p97": 0.97, "p99": 0.99, "p999": 0.999}
@@ -103,10 +106,9 @@ class LatencyHistogram:
                 "counts": {str(k): v for k, v in sorted(self.counts.items())}}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LatencyHistogram:
-        if data.get("unit") != "ns":
-            raise ValueError(f"histogram unit {data.get('unit')!r} is not ns")
-        return cls(Counter({int(k): int(v) for k, v in data["counts"].items()}), int(data["significant_digits"]))
+    def from_block(cls, block: Histogram) -> LatencyHistogram:
+        """The histogram a result carries (``kpis.latency_histogram``, typed by the contract), to merge or read."""
+        return cls(Counter(block.counts), block.significant_digits)
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:

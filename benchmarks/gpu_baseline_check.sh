@@ -39,7 +39,7 @@ runs = {"default": None, "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider
 summary, bad = {}, []
 for label, providers in runs.items():
     cid = baseline.run_baseline(spec, store, providers=providers, progress=print, idle_s=1.0)
-    jobs, docs = store.jobs(cid), store.results(cid)
+    jobs, docs = store.jobs(cid), store.documents(cid)  # the documents as stored: the summary copies whole blocks
     summary[label] = {"campaign": cid, "jobs": {j.key: [j.state, j.error] for j in jobs}, "results": [
         {k: d[k] for k in ("model", "runtime", "scenario", "mode", "valid", "invalid_reasons", "baseline")}
         | {"kpis": {k: d["kpis"].get(k) for k in ("latency_ms", "throughput_sps", "accuracy", "load_time_ms")},

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from agent import zoo
+from agent.contract import Result
 from agent.errors import SettingsError
 from controller import baseline
 from controller.baseline import NO_GPU_REASON, BaselineError
@@ -63,8 +64,8 @@ def cpu_run(tmp_path_factory):
         store.close()
 
 
-def by_variant(docs: list[dict]) -> dict[tuple[str, str], dict]:
-    return {(d["model"]["name"].split("/")[1], d["mode"]): d for d in docs}
+def by_variant(results: list[Result]) -> dict[tuple[str, str], Result]:
+    return {(r.model.name.split("/")[1], r.mode): r for r in results}
 
 
 def test_cpu_baseline_runs_every_job_as_a_labelled_host_cpu_campaign(cpu_run):
@@ -76,16 +77,16 @@ def test_cpu_baseline_runs_every_job_as_a_labelled_host_cpu_campaign(cpu_run):
     assert len(jobs) == 6 and {j.state for j in jobs} == {"done"}
     assert all(j.device_id.startswith("host-cpu:") and j.attempts == 1 for j in jobs)
 
-    docs = store.results(campaign_id)
-    assert len(docs) == 6
-    for doc in docs:
-        assert doc["device"]["id"] == jobs[0].device_id
-        assert doc["baseline"]["kind"] == "host-cpu" and doc["baseline"]["reason"] == NO_GPU_REASON
-        assert doc["baseline"]["providers"] == ["CPUExecutionProvider"]
-        assert (doc["runtime"]["name"], doc["runtime"]["accelerator"]) == ("onnxruntime", "CPUExecutionProvider")
-        assert doc["valid"], doc["invalid_reasons"]
+    results = store.results(campaign_id)
+    assert len(results) == 6
+    for result in results:
+        assert result.device.id == jobs[0].device_id
+        assert result.baseline["kind"] == "host-cpu" and result.baseline["reason"] == NO_GPU_REASON
+        assert result.baseline["providers"] == ["CPUExecutionProvider"]
+        assert (result.runtime.name, result.runtime.accelerator) == ("onnxruntime", "CPUExecutionProvider")
+        assert result.valid, result.invalid_reasons
         # the job key pairs the row with the edge campaign's: only the device part differs
-        assert doc["job"]["key"].split("/")[1:] == [CNN, doc["model"]["name"].split("/")[1], "SingleStream", doc["mode"], "r0"]
+        assert result.job.key.split("/")[1:] == [CNN, result.model.name.split("/")[1], "SingleStream", result.mode, "r0"]
 
     # said before anything ran, not only written into the results
     first_job = next(i for i, m in enumerate(messages) if m.startswith("[1/6]"))
@@ -95,42 +96,42 @@ def test_cpu_baseline_runs_every_job_as_a_labelled_host_cpu_campaign(cpu_run):
 
 def test_the_tflite_variant_ran_its_onnx_sibling_and_the_result_says_so(cpu_run):
     store, campaign_id, _ = cpu_run
-    docs = by_variant(store.results(campaign_id))
+    results = by_variant(store.results(campaign_id))
     for mode in ("performance", "accuracy"):
-        tfl = docs["int8-tflite", mode]
-        assert tfl["model"]["name"] == f"{CNN}/int8-tflite"  # the campaign's name, so rows pair up
-        assert (tfl["model"]["format"], tfl["model"]["sha256"]) == ("onnx", sha(INT8))  # the bytes that ran
-        assert tfl["model"]["path"].endswith("int8.onnx") and tfl["model"]["precision"] == "int8"
-        assert tfl["baseline"]["substituted_for"] == TFLITE and tfl["baseline"]["substituted_by"] == "zoo manifest"
-        assert any("runs int8.onnx" in n and "int8.tflite" in n for n in tfl["baseline"]["notes"])
+        tfl = results["int8-tflite", mode]
+        assert tfl.model.name == f"{CNN}/int8-tflite"  # the campaign's name, so rows pair up
+        assert (tfl.model.format, tfl.model.sha256) == ("onnx", sha(INT8))  # the bytes that ran
+        assert tfl.model.path.endswith("int8.onnx") and tfl.model.precision == "int8"
+        assert tfl.baseline["substituted_for"] == TFLITE and tfl.baseline["substituted_by"] == "zoo manifest"
+        assert any("runs int8.onnx" in n and "int8.tflite" in n for n in tfl.baseline["notes"])
         for other in ("int8.onnx", "fp32.onnx"):
-            assert "substituted_for" not in docs[other, mode]["baseline"]
-            assert not any("runs " in n for n in docs[other, mode]["baseline"]["notes"])
+            assert "substituted_for" not in results[other, mode].baseline
+            assert not any("runs " in n for n in results[other, mode].baseline["notes"])
     # the same file gives the same answers
-    tfl_acc, onnx_acc = docs["int8-tflite", "accuracy"]["kpis"]["accuracy"], docs["int8.onnx", "accuracy"]["kpis"]["accuracy"]
-    assert tfl_acc["n"] == 1000 and tfl_acc["top1"] == onnx_acc["top1"]
-    assert onnx_acc["top1"] == pytest.approx(zoo.resolve(INT8).facts["accuracy"]["subset_top1"])
-    assert docs["fp32.onnx", "accuracy"]["kpis"]["accuracy"]["top1"] == pytest.approx(
+    tfl_acc, onnx_acc = results["int8-tflite", "accuracy"].kpis.accuracy, results["int8.onnx", "accuracy"].kpis.accuracy
+    assert tfl_acc.n == 1000 and tfl_acc.top1 == onnx_acc.top1
+    assert onnx_acc.top1 == pytest.approx(zoo.resolve(INT8).facts["accuracy"]["subset_top1"])
+    assert results["fp32.onnx", "accuracy"].kpis.accuracy.top1 == pytest.approx(
         zoo.resolve(FP32).facts["accuracy"]["subset_top1"])
     # the variant's own providers were for its edge device, and the result says they were replaced
-    assert any("CUDAExecutionProvider" in n and "replaced" in n for n in docs["int8.onnx", "performance"]["baseline"]["notes"])
+    assert any("CUDAExecutionProvider" in n and "replaced" in n for n in results["int8.onnx", "performance"].baseline["notes"])
     # its threads still apply
-    assert docs["int8-tflite", "performance"]["runtime"]["threads"] == 2
+    assert results["int8-tflite", "performance"].runtime.threads == 2
 
 
 def test_energy_is_the_hosts_and_labelled(cpu_run):
     store, campaign_id, _ = cpu_run
     estimated_here = not power.availability("rapl").available and not power.availability("battery").available
-    for doc in store.results(campaign_id):
-        energy = doc["kpis"]["energy"]
-        assert energy is not None and energy["source"] != "nvml"
-        assert energy["source"] == doc["baseline"]["power"].split(":")[0]
-        assert energy["measured"] is (energy["source"] != "estimate")
-        assert energy["energy_per_inference_mj"] > 0
+    for result in store.results(campaign_id):
+        energy = result.kpis.energy
+        assert energy is not None and energy.source != "nvml"
+        assert energy.source == result.baseline["power"].split(":")[0]
+        assert energy.measured is (energy.source != "estimate")
+        assert energy.energy_per_inference_mj > 0
         if estimated_here:  # this machine: no meter, so the estimate, and it says so
-            assert energy["source"] == "estimate" and energy["measured"] is False
-            assert any(w.startswith("estimated, not measured") for w in energy["warnings"])
-            assert energy["source_detail"]["profile"] == "generic-x86"
+            assert energy.source == "estimate" and energy.measured is False
+            assert any(w.startswith("estimated, not measured") for w in energy.warnings)
+            assert energy.source_detail["profile"] == "generic-x86"
 
 
 def test_a_user_mapping_overrides_the_zoo_manifest(tmp_path):
@@ -138,11 +139,11 @@ def test_a_user_mapping_overrides_the_zoo_manifest(tmp_path):
     store = Store(tmp_path / "c.db")
     fp32 = str(zoo.resolve(FP32).path)
     campaign_id = baseline.run_baseline(spec, store, mapping={"int8-tflite": fp32}, power=None)
-    (doc,) = store.results(campaign_id)
-    assert (doc["model"]["sha256"], doc["model"]["precision"]) == (sha(FP32), "fp32")
-    assert doc["baseline"]["substituted_for"] == TFLITE and doc["baseline"]["substituted_by"] == "mapping"
-    assert doc["kpis"]["accuracy"]["top1"] == pytest.approx(zoo.resolve(FP32).facts["accuracy"]["subset_top1"])
-    assert doc["kpis"]["energy"] is None and doc["baseline"]["power"] is None  # power=None: no energy at all
+    (result,) = store.results(campaign_id)
+    assert (result.model.sha256, result.model.precision) == (sha(FP32), "fp32")
+    assert result.baseline["substituted_for"] == TFLITE and result.baseline["substituted_by"] == "mapping"
+    assert result.kpis.accuracy.top1 == pytest.approx(zoo.resolve(FP32).facts["accuracy"]["subset_top1"])
+    assert result.kpis.energy is None and result.baseline["power"] is None  # power=None: no energy at all
 
     # the variant may be named by its name, model/name, its artifact or that file's name
     for key in ("int8-tflite", f"{CNN}/int8-tflite", TFLITE, "int8.tflite"):
@@ -293,14 +294,14 @@ def test_a_cpu_baseline_on_an_nvidia_host_neither_meters_the_gpu_nor_uses_its_fi
     spec = campaign_file.load(write_campaign(tmp_path, f"      - {{artifact: '{TFLITE}'}}\n", "[accuracy]"))
     store = Store(tmp_path / "c.db")
     campaign_id = baseline.run_baseline(spec, store, idle_s=0.1)
-    (doc,) = store.results(campaign_id)
-    assert [g["name"] for g in doc["device"]["facts"]["gpus"]] == ["NVIDIA H200"]  # the host has one ...
-    assert doc["baseline"]["kind"] == "host-cpu" and doc["baseline"]["reason"] == NO_GPU_REASON  # ... ORT cannot use it
-    energy = doc["kpis"]["energy"]
-    assert energy["source"] != "nvml"
-    if energy["source"] == "estimate":
-        assert doc["baseline"]["power"] == "estimate:profile=generic-x86"  # the CPU's figures, not the H200's 700 W
-        assert energy["source_detail"]["profile"] == "generic-x86" and energy["measured"] is False
+    (result,) = store.results(campaign_id)
+    assert [g["name"] for g in result.device.facts["gpus"]] == ["NVIDIA H200"]  # the host has one ...
+    assert result.baseline["kind"] == "host-cpu" and result.baseline["reason"] == NO_GPU_REASON  # ... ORT cannot use it
+    energy = result.kpis.energy
+    assert energy.source != "nvml"
+    if energy.source == "estimate":
+        assert result.baseline["power"] == "estimate:profile=generic-x86"  # the CPU's figures, not the H200's 700 W
+        assert energy.source_detail["profile"] == "generic-x86" and energy.measured is False
 
 
 def test_gpu_energy_is_the_boards_through_nvml_on_the_gpu_cuda_uses(request, monkeypatch):

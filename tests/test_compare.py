@@ -44,14 +44,14 @@ def test_baseline_run_then_compare(tmp_path):
                                      [(d["job"]["key"], "pi-a", {}) for d in edge])
     for job, doc in zip(store.jobs(campaign), edge, strict=True):
         store.add_result(*checked_result(doc | {"run_id": store.start_attempt(job)}), "pi-a")
-    base_docs = store.results(store.campaign("fmnist-baseline")["id"])
+    base_results = store.results(store.campaign("fmnist-baseline")["id"])
     store.close()
 
     proc = edgeperf("compare", campaign, "--baseline", "fmnist-baseline", "--format", "json", "--db", str(db))
     assert proc.returncode == 0, proc.stderr
     comps = json.loads(proc.stdout)
     assert len(comps) == 4 and all(c["baseline"] for c in comps)
-    base_rows = {r.match_key: r for r in scorecard.build(base_docs)}
+    base_rows = {r.match_key: r for r in scorecard.build(base_results)}
     for c in comps:
         if c["edge"]["mode"] == "performance":
             key = ("fmnist", c["edge"]["model"].rsplit("/", 1)[1], "SingleStream", "performance")

@@ -62,13 +62,19 @@ def accepted_kinds(t: MI.Type) -> set[str]:
 TOO_MANY = object()  # marker: one item more than a list or mapping may hold
 
 
+def unwrap(t: MI.Type) -> MI.Type:
+    """The type a field holds under its annotation and an optional ``| None`` (wider unions stay as they are)."""
+    if isinstance(t, MI.Metadata):
+        return unwrap(t.type)
+    if isinstance(t, MI.UnionType):
+        members = [m for m in t.types if not isinstance(m, MI.NoneType)]
+        return unwrap(members[0]) if len(members) == 1 else t
+    return t
+
+
 def out_of_bounds(t: MI.Type) -> list[Any]:
     """Values of the right JSON type that break the type's bounds: length, range, pattern, choice."""
-    if isinstance(t, MI.Metadata):
-        return out_of_bounds(t.type)
-    if isinstance(t, MI.UnionType):  # ``X | None``: X's bounds; wider unions (free scalars) have none
-        members = [m for m in t.types if not isinstance(m, MI.NoneType)]
-        return out_of_bounds(members[0]) if len(members) == 1 else []
+    t = unwrap(t)
     out: list[Any] = []
     if isinstance(t, MI.StrType):
         out += ["x" * (t.max_length + 1)] if t.max_length is not None else []
@@ -87,41 +93,9 @@ def out_of_bounds(t: MI.Type) -> list[Any]:
     return out
 
 
-def struct_of(t: MI.Type) -> MI.StructType | None:
-    """The struct a (possibly optional, annotated) field holds, if any."""
-    if isinstance(t, MI.Metadata):
-        return struct_of(t.type)
-    if isinstance(t, MI.UnionType):
-        found = [struct_of(m) for m in t.types if struct_of(m) is not None]
-        return found[0] if len(found) == 1 else None
-    return t if isinstance(t, MI.StructType) else None
-
-
-def item_type(t: MI.Type) -> MI.Type | None:
-    """The element type of a list/tuple or the value type of a dict field."""
-    if isinstance(t, MI.Metadata):
-        return item_type(t.type)
-    if isinstance(t, MI.UnionType):
-        found = [item_type(m) for m in t.types if item_type(m) is not None]
-        return found[0] if len(found) == 1 else None
-    if isinstance(t, (MI.ListType, MI.VarTupleType)):
-        return t.item_type
-    if isinstance(t, MI.DictType):
-        return t.value_type
-    return None
-
-
-def max_items(t: MI.Type) -> int | None:
-    if isinstance(t, MI.Metadata):
-        return max_items(t.type)
-    if isinstance(t, MI.UnionType):
-        return next((max_items(m) for m in t.types if max_items(m) is not None), None)
-    return getattr(t, "max_length", None) if isinstance(t, (MI.ListType, MI.VarTupleType, MI.DictType)) else None
-
-
 def too_many(t: MI.Type, base: Any) -> Any:
     """A list or dict with one item more than the field allows (copies of the base's first item)."""
-    limit = max_items(t)
+    limit = unwrap(t).max_length
     if isinstance(base, list) and base:
         return [base[0]] * (limit + 1)
     if isinstance(base, dict) and base:
@@ -144,16 +118,16 @@ def mutations(t: MI.Type, base: Any, path: str) -> Iterator[Mutation]:
             yield Mutation(path, v)
         elif too_many(t, base) is not None:
             yield Mutation(path, too_many(t, base))
-    struct = struct_of(t)
-    if struct is not None and isinstance(base, dict):
-        for f in struct.fields:
+    inner = unwrap(t)
+    if isinstance(inner, MI.StructType) and isinstance(base, dict):
+        for f in inner.fields:
             if f.encode_name in base:
                 yield from mutations(f.type, base[f.encode_name], f"{path}.{f.encode_name}")
         return
-    inner = item_type(t)
-    if inner is not None and not isinstance(inner, MI.AnyType) and base:
+    items = inner.item_type if isinstance(inner, (MI.ListType, MI.VarTupleType)) else getattr(inner, "value_type", None)
+    if items is not None and not isinstance(items, MI.AnyType) and base:
         key = 0 if isinstance(base, list) else next(iter(base))
-        yield from mutations(inner, base[key], f"{path}.{key}")
+        yield from mutations(items, base[key], f"{path}.{key}")
 
 
 def mutated(message: dict[str, Any], m: Mutation) -> dict[str, Any]:
@@ -357,8 +331,8 @@ def test_retained_junk_does_not_stop_devices_or_a_campaign_and_the_fleet_still_w
         assert (summary["state"], summary["jobs"]) == ("finished", {"done": 1}), json.dumps(summary["failed"])
         with Store(db) as store:
             (campaign,) = store.campaigns()
-            (doc,) = store.results(campaign["id"])
-            assert doc["valid"] and doc["device"]["id"] == "pi-real"
+            (result,) = store.results(campaign["id"])
+            assert result.valid and result.device.id == "pi-real"
             assert {d["id"] for d in store.devices()} == {"pi-real"}
     finally:
         agent.terminate()

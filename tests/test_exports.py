@@ -3,7 +3,9 @@
 The documents are real: the agent's bench runs the zoo's int8 model under both engines (a
 LoadGen and a native SingleStream run, a native run with an energy estimate, a native Offline
 run, native and LoadGen accuracy runs on the committed Fashion-MNIST subset), and a real Store
-keeps them as a campaign's results, so the exporters read exactly what the controller stores.
+keeps them as a campaign's results, so the exporters read exactly what the controller stores:
+the typed results, and for MLflow's artifact the documents as stored. Expected values come from
+the stored documents.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from agent import __version__, bench, result
-from agent.contract import checked_result
+from agent import __version__, bench, contract, result
+from agent.contract import Result, checked_result
 from agent.energy_meter import PowerPlan
 from agent.errors import EdgeperfError
 from agent.scenarios.loadgen import parse_detail
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
-from controller.reports.exports import ExportError, campaign_docs, mlperf, safe_name
+from controller.reports.exports import ExportError, campaign_results, mlperf, safe_name
 from controller.reports.exports import mlflow as mlflow_export
 from controller.store.database import Store
 
@@ -51,7 +54,13 @@ LG_PERF, NATIVE_ENERGY, NATIVE_OFFLINE, NATIVE_ACC, LG_ACC = range(len(PLAN))
 class Stored:
     store: Store
     campaign: dict[str, Any]
-    docs: list[dict[str, Any]]
+    results: list[Result]  # what the exporters read
+    docs: list[dict[str, Any]]  # the same results as stored (Store.documents): what the tests check against
+
+
+def typed(doc: dict[str, Any]) -> Result:
+    """A (changed) document as the controller reads it: decoded through the contract."""
+    return contract.convert("result", doc)
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +78,19 @@ def stored(tmp_path_factory: pytest.TempPathFactory) -> Stored:
             model=MODEL, settings=settings, engine=engine, dataset=dataset, device_id=device, run_id=run_id,
             power=PowerPlan("estimate", idle_s=0.2) if energy else None, log_dir=root / "loadgen-logs", warmup_runs=5))
         assert store.add_result(*checked_result(doc), device)
-    campaign, docs = campaign_docs(store, "exports-test")
+    campaign, results, docs = campaign_results(store, "exports-test")
     assert [d["engine"] for d in docs] == [p[2] for p in PLAN]
+    assert [r.run_id for r in results] == [d["run_id"] for d in docs]  # the same rows, in the same order
     assert docs[NATIVE_ENERGY]["kpis"]["energy"]["energy_per_inference_mj"] > 0
     assert docs[NATIVE_ACC]["kpis"]["accuracy"]["n"] == 1000
-    return Stored(store, campaign, docs)
+    return Stored(store, campaign, results, docs)
 
 
-def test_campaign_docs_refuses_a_campaign_without_results(tmp_path: Path) -> None:
+def test_campaign_results_refuses_a_campaign_without_results(tmp_path: Path) -> None:
     store = Store(tmp_path / "controller.db")
     store.create_campaign("empty", "x.yaml", {}, [("d/m/SingleStream/performance/r0", "d", {})])
     with pytest.raises(ExportError, match="no results"):
-        campaign_docs(store, "empty")
+        campaign_results(store, "empty")
 
 
 # ---- MLflow --------------------------------------------------------------------------------------
@@ -105,7 +115,7 @@ def test_mlflow_export_logs_one_run_per_result_with_params_metrics_and_artifacts
         stored: Stored, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
     uri = (tmp_path / "mlruns").as_uri()
-    ids = mlflow_export.export_campaign(stored.docs, stored.campaign, uri)
+    ids = mlflow_export.export_campaign(stored.results, stored.docs, stored.campaign, uri)
     assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ, "the exporter must put the environment back"
 
     client = _client(uri, monkeypatch)
@@ -125,6 +135,10 @@ def test_mlflow_export_logs_one_run_per_result_with_params_metrics_and_artifacts
         assert params["settings.expected_latency_ns"] == str(doc["settings"]["effective"]["expected_latency_ns"])
         assert params["runtime.name"] == "litert" and params["runtime.version"] == doc["runtime"]["version"]
         assert params["model.sha256"] == doc["model"]["sha256"] and params["model.precision"] == "int8"
+        tensor = doc["model"]["inputs"][0]
+        assert (params["model.inputs.0.name"], params["model.inputs.0.dtype"]) == (tensor["name"], tensor["dtype"])
+        assert params["model.inputs.0.shape"] == json.dumps(tensor["shape"])
+        assert params["settings.schedule_seed"] == str(doc["settings"]["effective"]["schedule_seed"])  # a uint64
         assert params["dataset.name"] == doc["dataset"]["name"]
         facts = doc["device"]["facts"]
         assert params["device.cpu_model"] == facts["cpu_model"]
@@ -148,6 +162,8 @@ def test_mlflow_export_logs_one_run_per_result_with_params_metrics_and_artifacts
         assert run.data.metrics[f"energy.{key}"] == energy[key]
     assert run.data.metrics["energy.mlperf.mj_per_query"] == energy["mlperf"]["mj_per_query"]
     assert run.data.params["energy.source"] == "estimate" and run.data.params["energy.measured"] == "false"
+    for key in ("method", "nominal_rate_hz", "grid_intensity_g_per_kwh"):
+        assert run.data.params[f"energy.{key}"] == (energy[key] if isinstance(energy[key], str) else json.dumps(energy[key]))
     assert run.data.metrics["early_stopping_latency_ms"] == stored.docs[NATIVE_ENERGY]["kpis"]["early_stopping_latency_ms"]
 
     accuracy = stored.docs[NATIVE_ACC]["kpis"]["accuracy"]
@@ -160,8 +176,8 @@ def test_mlflow_export_logs_one_run_per_result_with_params_metrics_and_artifacts
 def test_mlflow_artifacts_are_the_result_and_the_mlperf_logs(
         stored: Stored, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     uri = (tmp_path / "mlruns").as_uri()
-    ids = dict(zip((d["run_id"] for d in stored.docs), mlflow_export.export_campaign(stored.docs, stored.campaign, uri),
-                   strict=True))
+    ids = dict(zip((d["run_id"] for d in stored.docs),
+                   mlflow_export.export_campaign(stored.results, stored.docs, stored.campaign, uri), strict=True))
     client = _client(uri, monkeypatch)
 
     def fetch(doc: dict[str, Any], path: str) -> bytes:
@@ -182,9 +198,9 @@ def test_mlflow_artifacts_are_the_result_and_the_mlperf_logs(
 def test_mlflow_export_is_idempotent_and_redoes_a_run_an_interrupted_export_left(
         stored: Stored, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     uri = str(tmp_path / "mlruns")  # a plain path is a file store too
-    first = mlflow_export.export_runs(stored.docs, stored.campaign, uri, experiment="bench/edge")
+    first = mlflow_export.export_runs(stored.results, stored.docs, stored.campaign, uri, experiment="bench/edge")
     assert all(r.created for r in first)
-    again = mlflow_export.export_runs(stored.docs, stored.campaign, uri, experiment="bench/edge")
+    again = mlflow_export.export_runs(stored.results, stored.docs, stored.campaign, uri, experiment="bench/edge")
     assert [r.mlflow_run_id for r in again] == [r.mlflow_run_id for r in first]
     assert not any(r.created for r in again)
     client = _client(uri, monkeypatch)
@@ -192,7 +208,7 @@ def test_mlflow_export_is_idempotent_and_redoes_a_run_an_interrupted_export_left
 
     client.update_run(first[0].mlflow_run_id, status="RUNNING")  # what a crash between create and finish leaves
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
-    third = mlflow_export.export_runs(stored.docs, stored.campaign, uri, experiment="bench/edge")
+    third = mlflow_export.export_runs(stored.results, stored.docs, stored.campaign, uri, experiment="bench/edge")
     assert [r.created for r in third] == [True] + [False] * (len(stored.docs) - 1)
     assert third[0].mlflow_run_id != first[0].mlflow_run_id
     client = _client(uri, monkeypatch)
@@ -207,14 +223,14 @@ def test_mlflow_keys_are_sanitised_and_long_values_cut(stored: Stored, tmp_path:
     doc["device"]["facts"]["odd key/ü:x"] = "x" * 10_000
     doc["device"]["facts"]["gpus"] = [{"name": "NVIDIA H200", "driver_version": "580.1", "clocks_mhz": {"sm_max": 1980}}]
     doc["baseline"] = {"kind": "gpu"}
-    params = mlflow_export.run_params(doc)
+    params = mlflow_export.run_params(typed(doc))
     cut = params["device.odd_key___x"]
     assert len(cut) == mlflow_export.MAX_PARAM_VALUE and cut.endswith(mlflow_export.TRUNCATED)
     assert params["device.gpus.0.name"] == "NVIDIA H200" and params["device.gpus.0.clocks_mhz.sm_max"] == "1980"
     assert all(re.fullmatch(r"[A-Za-z0-9_.\-]{1,250}", key) for key in params)
 
     uri = (tmp_path / "mlruns").as_uri()
-    [run_id] = mlflow_export.export_campaign([doc], stored.campaign, uri)  # MLflow's own validation accepts all of it
+    [run_id] = mlflow_export.export_campaign([typed(doc)], [doc], stored.campaign, uri)  # MLflow's validation accepts it
     run = _client(uri, monkeypatch).get_run(run_id)
     assert run.data.params["device.odd_key___x"] == cut
     assert run.data.tags["edgeperf.baseline_kind"] == "gpu"
@@ -225,13 +241,13 @@ def test_mlflow_refuses_a_deleted_experiment(stored: Stored, tmp_path: Path, mon
     client = _client(uri, monkeypatch)
     client.delete_experiment(client.create_experiment("edgeperf/exports-test"))
     with pytest.raises(ExportError, match="deleted; restore it"):
-        mlflow_export.export_campaign(stored.docs[:1], stored.campaign, uri)
+        mlflow_export.export_campaign(stored.results[:1], stored.docs[:1], stored.campaign, uri)
 
 
 def test_mlflow_missing_names_the_extra(stored: Stored, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "mlflow", None)  # what Python does when mlflow is not installed
     with pytest.raises(mlflow_export.MlflowMissing) as caught:
-        mlflow_export.export_campaign(stored.docs, stored.campaign, (tmp_path / "mlruns").as_uri())
+        mlflow_export.export_campaign(stored.results, stored.docs, stored.campaign, (tmp_path / "mlruns").as_uri())
     assert str(caught.value) == "MLflow export needs mlflow: pip install 'edgeperf[mlflow]'"
     assert isinstance(caught.value, EdgeperfError) and caught.value.exit_code == 2
 
@@ -240,7 +256,7 @@ def test_mlflow_missing_names_the_extra(stored: Stored, tmp_path: Path, monkeypa
 @pytest.fixture
 def exported(stored: Stored, tmp_path: Path) -> tuple[Path, list[Path]]:
     out = tmp_path / "mlperf"
-    return out, mlperf.export_campaign(stored.docs, stored.campaign, out)
+    return out, mlperf.export_campaign(stored.results, stored.campaign, out)
 
 
 def test_mlperf_export_writes_the_results_tree(exported: tuple[Path, list[Path]]) -> None:
@@ -292,7 +308,7 @@ def test_native_summary_is_loadgen_format_with_the_document_numbers(stored: Stor
 
     tiny = copy.deepcopy(doc)
     tiny["kpis"]["latency_ms"]["p90"] = 249 / 1e6  # 249 ns, which is 248.99999999999997 once multiplied back
-    assert "\n90.0th percentile latency (ns) : 249\n" in mlperf.summary_log(tiny)
+    assert "\n90.0th percentile latency (ns) : 249\n" in mlperf.summary_log(typed(tiny))
 
     offline = stored.docs[NATIVE_OFFLINE]
     text = (out / "edge-a" / MODEL_DIR / "Offline/performance/run_1/mlperf_log_summary.txt").read_text()
@@ -341,7 +357,7 @@ def test_generated_logs_of_a_loadgen_run_match_loadgen_own(stored: Stored, tmp_p
     doc = stored.docs[LG_PERF]
     own = Path(doc["logs"]["dir"])
     theirs = (own / "mlperf_log_summary.txt").read_text().splitlines()
-    ours = mlperf.summary_log(doc).splitlines()
+    ours = mlperf.summary_log(typed(doc)).splitlines()
     assert len(ours) == len(theirs)
     for mine, real in zip(ours, theirs, strict=True):
         if real.startswith("SUT name"):
@@ -351,7 +367,7 @@ def test_generated_logs_of_a_loadgen_run_match_loadgen_own(stored: Stored, tmp_p
         else:
             assert mine == real
 
-    (tmp_path / "detail.txt").write_text(mlperf.detail_log(doc, "generated for a test"))
+    (tmp_path / "detail.txt").write_text(mlperf.detail_log(typed(doc), "generated for a test"))
     generated, loadgen = parse_detail(tmp_path / "detail.txt"), parse_detail(own / "mlperf_log_detail.txt")
     shared = set(generated) & set(loadgen) - {"generic_message", "test_datetime", "_errors", "_ending"}
     assert {"result_validity", "result_90.00_percentile_latency_ns", "effective_target_qps", "early_stopping_latency_ss",
@@ -363,7 +379,7 @@ def test_loadgen_run_whose_logs_stayed_on_the_device_gets_its_inline_summary(sto
     doc = copy.deepcopy(stored.docs[LG_PERF])
     doc["logs"]["dir"] = str(tmp_path / "on-the-device")  # not readable here
     out = tmp_path / "mlperf"
-    mlperf.export_campaign([doc], stored.campaign, out)
+    mlperf.export_campaign([typed(doc)], stored.campaign, out)
     run = out / "edge-a" / MODEL_DIR / "SingleStream/performance/run_1"
     assert sorted(p.name for p in run.iterdir()) == ["mlperf_log_detail.txt", "mlperf_log_summary.txt"]
     assert (run / "mlperf_log_summary.txt").read_text() == doc["logs"]["summary"]
@@ -406,24 +422,25 @@ def test_refuses_a_non_empty_folder_unless_told_to_overwrite(stored: Stored, exp
     stale.mkdir()
     (out / "notes.md").write_text("someone else's file\n")
     with pytest.raises(ExportError, match="not empty"):
-        mlperf.export_campaign(stored.docs, stored.campaign, out)
+        mlperf.export_campaign(stored.results, stored.campaign, out)
     assert stale.exists()
 
-    mlperf.export_campaign(stored.docs, stored.campaign, out, overwrite=True)
+    mlperf.export_campaign(stored.results, stored.campaign, out, overwrite=True)
     assert not stale.exists(), "an overwrite replaces the earlier export of a system whole"
     assert (out / "notes.md").read_text() == "someone else's file\n"
 
     foreign = out / "lab_pi_5"
     (foreign / "systems" / "lab_pi_5.json").write_text('{"submitter": "someone else"}')
     with pytest.raises(ExportError, match="no edgeperf export wrote it"):
-        mlperf.export_campaign(stored.docs, stored.campaign, out, overwrite=True)
+        mlperf.export_campaign(stored.results, stored.campaign, out, overwrite=True)
 
 
 def test_device_ids_that_sanitise_alike_get_their_own_folders(stored: Stored, tmp_path: Path) -> None:
-    docs = [copy.deepcopy(stored.docs[NATIVE_ENERGY]) for _ in range(2)]
-    # the export does not lean on the contract's alphabet: ids it refuses today (older stores had "pi 5") stay apart
-    docs[0]["device"]["id"], docs[1]["device"]["id"] = "pi/5", "pi 5"
-    files = mlperf.export_campaign(docs, stored.campaign, tmp_path / "mlperf")
+    # the export does not lean on the contract's alphabet: ids it refuses today (older stores had "pi 5") stay
+    # apart, so they go in after decoding (replace does not re-check bounds)
+    run = stored.results[NATIVE_ENERGY]
+    results = [msgspec.structs.replace(run, device=msgspec.structs.replace(run.device, id=device)) for device in ("pi/5", "pi 5")]
+    files = mlperf.export_campaign(results, stored.campaign, tmp_path / "mlperf")
     systems = sorted({f.relative_to(tmp_path / "mlperf").parts[0] for f in files})
     assert len(systems) == 2 and all(s.startswith("pi_5-") for s in systems)
     assert safe_name("../..") == "unnamed" and safe_name("a/../b") == "a_.._b"
@@ -434,5 +451,5 @@ def test_generated_summary_keeps_loadgen_own_warning_count(stored: Stored) -> No
     doc = copy.deepcopy(stored.docs[LG_PERF])
     doc["logs"]["summary"] = doc["logs"]["summary"].replace(
         "No warnings encountered during test.", "1 warning encountered. See detailed log.")
-    assert mlperf.summary_log(doc).splitlines()[-3:] == ["1 warning encountered. See detailed log.", "",
+    assert mlperf.summary_log(typed(doc)).splitlines()[-3:] == ["1 warning encountered. See detailed log.", "",
                                                         "No errors encountered during test."]

@@ -101,11 +101,11 @@ def test_two_agent_campaign_end_to_end(tmp_path, broker_kind):
                 campaign_id = fleet.create_campaign(spec)
                 assert fleet.run(campaign_id) == "finished"
                 one_result_per_job(fleet, campaign_id)
-                docs = fleet.store.results(campaign_id)
-                assert len(docs) == 8 and {d["device"]["id"] for d in docs} == {"pi-a", "pi-b"}
-                assert all(d["valid"] for d in docs), [d["invalid_reasons"] for d in docs]
-                accuracy = [d for d in docs if d["mode"] == "accuracy"]
-                assert len(accuracy) == 4 and all(d["kpis"]["accuracy"]["top1"] >= 0.86 for d in accuracy)
+                results = fleet.store.results(campaign_id)
+                assert len(results) == 8 and {r.device.id for r in results} == {"pi-a", "pi-b"}
+                assert all(r.valid for r in results), [r.invalid_reasons for r in results]
+                accuracy = [r for r in results if r.mode == "accuracy"]
+                assert len(accuracy) == 4 and all(r.kpis.accuracy.top1 >= 0.86 for r in accuracy)
                 devices = {d["id"]: d for d in fleet.store.devices()}
                 assert devices["pi-a"]["info"]["facts"]["os"] and devices["pi-a"]["tags"] == ["lab"]
             wait_until(lambda: all(outbox_drained(a) for a in agents), 10, "agents' outboxes emptied by acks")

@@ -146,11 +146,11 @@ def test_the_agent_comes_online_over_mtls_and_runs_a_campaign(lab, tmp_path):
                 "--artifact-host", "0.0.0.0", "--artifact-advertise", lab.host.gateway))
     store = Store(lab.db)
     try:
-        [doc] = store.results(store.campaign("latest")["id"])
+        [result] = store.results(store.campaign("latest")["id"])
     finally:
         store.close()
-    assert doc["device"]["id"] == DEVICE and doc["valid"] is True
-    assert doc["device"]["facts"]["hostname"] == lab.host.hostname  # measured on the test host, not here
+    assert result.device.id == DEVICE and result.valid is True
+    assert result.device.facts["hostname"] == lab.host.hostname  # measured on the test host, not here
 
 
 def test_a_second_flash_changes_nothing_and_finds_the_agent_online(lab):

@@ -4,7 +4,8 @@ empty, constant and hostile data.
 
 The result documents come from real benchmark runs of the zoo models (two "devices" on this
 machine, repeats, accuracy, estimated energy), with copies marked as a host-CPU baseline, so the
-report is tested on what a campaign actually stores.
+report is tested on what a campaign actually stores; reports read them typed, decoded through
+the contract as the store decodes them, and expected values come from the documents.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ import subprocess
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from agent import bench, contract
-from agent.contract import RuntimeOptions
+from agent.contract import Result, RuntimeOptions
 from agent.energy_meter import PowerPlan
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from agent.stats import LatencyHistogram
@@ -92,9 +95,26 @@ def docs(tmp_path_factory) -> dict[str, Any]:
     return {"edge": edge_a + edge_b, "evil": evil, "baseline": baseline, "powered": powered, "repeats": edge_a[:3]}
 
 
+def typed(doc: dict[str, Any]) -> Result:
+    """A document as the controller reads it: decoded through the contract."""
+    return contract.convert("result", doc)
+
+
 @pytest.fixture(scope="module")
-def page(docs) -> str:
-    return report.build_html(CAMPAIGN, [*docs["edge"], docs["evil"]], docs["baseline"])
+def results(docs) -> dict[str, Any]:
+    """``docs`` typed, the same runs under the same names (``powered`` is one of ``edge``)."""
+    of = {id(d): typed(d) for d in docs["edge"] + docs["baseline"]}
+    # the contract refuses a device id like EVIL on the wire; the report must still escape whatever a
+    # result holds, so the hostile id goes in after decoding (replace does not re-check bounds)
+    evil = typed(docs["evil"] | {"device": docs["evil"]["device"] | {"id": "evil"}})
+    evil = msgspec.structs.replace(evil, device=msgspec.structs.replace(evil.device, id=EVIL))
+    return {"edge": [of[id(d)] for d in docs["edge"]], "baseline": [of[id(d)] for d in docs["baseline"]], "evil": evil,
+            "powered": of[id(docs["powered"])], "repeats": [of[id(d)] for d in docs["repeats"]]}
+
+
+@pytest.fixture(scope="module")
+def page(results) -> str:
+    return report.build_html(CAMPAIGN, [*results["edge"], results["evil"]], results["baseline"])
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +160,7 @@ def _parse(page: str) -> _Tables:
 
 
 # ---- the HTML page ----------------------------------------------------------------------------------
-def test_html_has_the_scorecard_fleet_and_comparison_tables(docs, page):
+def test_html_has_the_scorecard_fleet_and_comparison_tables(results, page):
     parsed = _parse(page)
     titles = re.findall(r"<h3>(.*?)</h3>", page)
     assert {"scorecard", "fleet rows: device classes with more than one device", "datacenter baseline",
@@ -158,8 +178,8 @@ def test_html_has_the_scorecard_fleet_and_comparison_tables(docs, page):
                 and row[3][0] == "SS perf"]
     assert len(repeated) == 1 and repeated[0][4][0] == "3" and "[" in repeated[0][header.index("p90 ms")][0]
     # the comparison: the same ratios views.comparison formats, each next to both verdicts
-    rows = scorecard_rows(docs["edge"] + [docs["evil"]])
-    expected = report.verdict_first(report.comparison_view(compare(rows, scorecard_rows(docs["baseline"])), "x"))
+    rows = scorecard_rows(results["edge"] + [results["evil"]])
+    expected = report.verdict_first(report.comparison_view(compare(rows, scorecard_rows(results["baseline"])), "x"))
     comparison = parsed.tables[3]
     assert [c for c, _ in comparison[0]] == list(expected.headers)
     assert [tuple(c for c, _ in row) for row in comparison[1:]] == expected.rows
@@ -219,8 +239,8 @@ def test_header_environment_and_notes(docs, page):
         assert phrase in page
 
 
-def test_plots_are_omitted_with_a_reason(docs):
-    plain = [d for d in docs["edge"] if d is not docs["powered"]]
+def test_plots_are_omitted_with_a_reason(results):
+    plain = [r for r in results["edge"] if r is not results["powered"]]
     page = report.build_html(CAMPAIGN, plain)
     assert "energy per inference vs p90 latency omitted: no run measured energy" in page
     assert "power trace omitted: no run recorded one" in page
@@ -232,11 +252,11 @@ def test_plots_are_omitted_with_a_reason(docs):
     assert "latency CDF omitted" in empty and "throughput per device omitted" in empty
 
 
-def test_an_invalid_run_is_marked_everywhere(docs):
+def test_an_invalid_run_is_marked_everywhere(docs, results):
     bad = copy.deepcopy(docs["edge"][5])
     bad["device"]["id"], bad["valid"] = "edge-c", False
     bad["invalid_reasons"] = ["min_duration: ran 0.2 s of the required 60 s"]
-    page = report.build_html(CAMPAIGN, [*docs["edge"], bad])
+    page = report.build_html(CAMPAIGN, [*results["edge"], typed(bad)])
     rows = [r for r in _parse(page).tables[0][1:] if r[0][0] == "edge-c"]
     assert rows and rows[0][5] == ("INVALID 1/1: min_duration", "txt bad")
     assert "runs that are not valid" in page and "ran 0.2 s of the required 60 s" in page
@@ -244,12 +264,11 @@ def test_an_invalid_run_is_marked_everywhere(docs):
     assert "9 of 10 runs valid" in page
 
 
-def test_latency_cdf_reads_the_merged_histograms(docs):
-    repeats = docs["repeats"]
-    xs, ys = report.latency_cdf(repeats)
+def test_latency_cdf_reads_the_merged_histograms(docs, results):
+    xs, ys = report.latency_cdf(results["repeats"])
     merged = LatencyHistogram()
-    for doc in repeats:
-        merged.merge(LatencyHistogram.from_dict(doc["kpis"]["latency_histogram"]))
+    for doc in docs["repeats"]:
+        merged.merge(LatencyHistogram(Counter({int(b): n for b, n in doc["kpis"]["latency_histogram"]["counts"].items()})))
     assert len(xs) == len(merged.counts) and xs == sorted(xs) and ys == sorted(ys) and ys[-1] == pytest.approx(100)
     for p in (0.5, 0.9, 0.99):  # the first bucket past rank floor(n p) is the histogram's percentile
         rank = int(merged.n * p)
@@ -258,13 +277,13 @@ def test_latency_cdf_reads_the_merged_histograms(docs):
     assert report.latency_cdf([]) == ([], [])
 
 
-def test_trace_run_is_the_one_with_most_samples(docs):
+def test_trace_run_is_the_one_with_most_samples(docs, results):
     other = copy.deepcopy(docs["powered"])
     other["run_id"] = "longer"
     trace = other["kpis"]["energy"]["trace"]
     trace["t_s"], trace["w"] = trace["t_s"] * 2, trace["w"] * 2
-    assert report.trace_run([docs["powered"], other])["run_id"] == "longer"
-    assert report.trace_run(docs["repeats"]) is None
+    assert report.trace_run([results["powered"], typed(other)]).run_id == "longer"
+    assert report.trace_run(results["repeats"]) is None
 
 
 # ---- in a real browser ------------------------------------------------------------------------------------
@@ -402,8 +421,8 @@ def _floats_equal(a: float | None, b: str) -> bool:
     return (a is None and b == "") or (a is not None and b != "" and float(b) == a)
 
 
-def test_json_csv_and_markdown_carry_the_same_numbers(docs):
-    args = (CAMPAIGN, docs["edge"], docs["baseline"])
+def test_json_csv_and_markdown_carry_the_same_numbers(results):
+    args = (CAMPAIGN, results["edge"], results["baseline"])
     data = json.loads(report.build_json(*args))
     table = list(csv.DictReader(io.StringIO(report.build_csv(*args))))
     markdown = report.build_markdown(*args)
@@ -439,26 +458,27 @@ def test_json_csv_and_markdown_carry_the_same_numbers(docs):
         assert _floats_equal(comp["accuracy_delta_pp"], line["baseline.top1_delta_pp"])
     assert compared == 5  # both devices' SingleStream rows and edge-a's accuracy row have a baseline twin
     # Markdown shows the very cells of the HTML tables (the same views)
-    view = report.verdict_first(views.scorecard(scorecard_rows(docs["edge"]), "scorecard"))
+    view = report.verdict_first(views.scorecard(scorecard_rows(results["edge"]), "scorecard"))
     for row in view.rows:
         assert "| " + " | ".join(row) + " |" in markdown
     assert "### edge vs datacenter baseline" in markdown and "## Environment" in markdown
     assert "report-test &lt;&amp;&gt;" in markdown
 
 
-def test_markdown_escapes_html(docs):
-    markdown = report.build_markdown(CAMPAIGN, [docs["evil"]])
+def test_markdown_escapes_html(results):
+    markdown = report.build_markdown(CAMPAIGN, [results["evil"]])
     assert EVIL not in markdown and "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown
 
 
-def test_json_is_strict_and_build_dispatches(docs):
-    text = report.build("json", CAMPAIGN, docs["repeats"])
+def test_json_is_strict_and_build_dispatches(results):
+    repeats = results["repeats"]
+    text = report.build("json", CAMPAIGN, repeats)
     json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
-    assert report.build("csv", CAMPAIGN, docs["repeats"]) == report.build_csv(CAMPAIGN, docs["repeats"])
-    assert report.build("md", CAMPAIGN, docs["repeats"], title="T").startswith("# T\n")
-    assert "<title>T</title>" in report.build("html", CAMPAIGN, docs["repeats"], title="T")
+    assert report.build("csv", CAMPAIGN, repeats) == report.build_csv(CAMPAIGN, repeats)
+    assert report.build("md", CAMPAIGN, repeats, title="T").startswith("# T\n")
+    assert "<title>T</title>" in report.build("html", CAMPAIGN, repeats, title="T")
     with pytest.raises(ValueError, match="unknown report format 'pdf'; use one of: html, md, csv, json"):
-        report.build("pdf", CAMPAIGN, docs["repeats"])
+        report.build("pdf", CAMPAIGN, repeats)
 
 
 # ---- plots on their own -----------------------------------------------------------------------------------

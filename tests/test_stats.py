@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 
+import msgspec
 import numpy as np
 import pytest
 
+from agent import contract
 from agent.stats import LatencyHistogram, bucket_ns, latency_summary_ns, nearest_rank, wilson_interval
 
 
@@ -51,10 +54,12 @@ def test_merged_histogram_equals_histogram_of_all_samples(rng):
     assert abs(merged.percentile(0.99) - averaged_p99) > 100_000  # the average would be badly wrong
 
 
-def test_histogram_round_trips_through_json_dict(rng):
+def test_histogram_round_trips_through_the_result_contract(rng):
+    """What the agent writes (``to_dict``) comes back, as the controller reads it: JSON, then the typed block."""
     hist = LatencyHistogram.of(rng.integers(1_000, 2_000_000, 300))
-    again = LatencyHistogram.from_dict(hist.to_dict())
-    assert again.counts == hist.counts and again.digits == 3
+    block = msgspec.json.decode(json.dumps(hist.to_dict()), type=contract.Histogram)
+    again = LatencyHistogram.from_block(block)
+    assert again.counts == hist.counts and again.digits == 3 and block.n == hist.n
 
 
 def test_histograms_of_different_resolution_refuse_to_merge():

@@ -15,9 +15,8 @@ from typing import Any
 
 from agent.errors import EdgeperfError
 from agent.kpi import BY_KEY
-from agent.stats import LatencyHistogram
 from controller.analysis.intervals import histogram_percentile
-from controller.analysis.scorecard import ACCURACY_KPI, HISTOGRAM_PERCENTILES, Cell, Row
+from controller.analysis.scorecard import ACCURACY_KPI, HISTOGRAM_PERCENTILES, Cell, Row, latency_histogram
 
 ALIASES = {
     "p50": "latency_ms.p50", "p90": "latency_ms.p90", "p99": "latency_ms.p99", "es": "early_stopping_latency_ms",
@@ -75,8 +74,7 @@ def _interval(row: Row, kpi: str) -> tuple[float, float] | None:
     cell: Cell | None = row.cells.get(kpi)
     if cell is not None and cell.lo is not None:
         return (cell.lo, cell.hi)
-    if kpi in HISTOGRAM_PERCENTILES and row.runs == 1:
-        hist = LatencyHistogram.from_dict(row.docs[0]["kpis"]["latency_histogram"])
+    if kpi in HISTOGRAM_PERCENTILES and row.runs == 1 and (hist := latency_histogram(row.results[0])) is not None:
         lo, hi = histogram_percentile(hist, HISTOGRAM_PERCENTILES[kpi])
         return (lo / 1e6, hi / 1e6)
     return None

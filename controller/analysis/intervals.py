@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agent.stats import rank, wilson_interval
+from agent.stats import LatencyHistogram, rank, wilson_interval
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20260101  # fixed: the same results always give the same interval
@@ -29,6 +29,7 @@ def bootstrap_mean(values: Sequence[float], confidence: float = 0.95) -> tuple[f
         return (mean, None, None)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     means = data[rng.integers(0, data.size, size=(BOOTSTRAP_RESAMPLES, data.size))].mean(axis=1)
+    means = np.clip(means, data.min(), data.max())  # a mean of the data lies within it; float rounding can step past
     tail = (1 - confidence) / 2
     return (mean, float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)))
 
@@ -47,7 +48,8 @@ def difference(a: tuple[int, int], b: tuple[int, int]) -> tuple[float, float, fl
     return (d, d - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2), d + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))
 
 
-def histogram_percentile(hist, p: float, confidence: float = 0.95, resamples: int = 1000) -> tuple[float, float]:
+def histogram_percentile(hist: LatencyHistogram, p: float, confidence: float = 0.95,
+                         resamples: int = 1000) -> tuple[float, float]:
     """Interval of one run's p-th percentile: the run's latencies drawn again (a multinomial over
     its histogram buckets) — how far the percentile moves by sampling alone."""
     buckets = np.array(sorted(hist.counts), dtype=np.float64)

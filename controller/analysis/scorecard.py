@@ -14,12 +14,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.contract import Accuracy, Result
 from agent.kpi import BY_KEY
 from agent.stats import REPORTED_PERCENTILES, LatencyHistogram
 from controller.analysis.intervals import bootstrap_mean, difference, proportion
 from devices import profiles
 
-# KPIs a scorecard summarises per row (dotted paths inside a result's ``kpis``)
+# KPIs a scorecard summarises per row (KPI dictionary keys: dotted paths inside a result's ``kpis``)
 PERFORMANCE_KPIS = (
     "latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "early_stopping_latency_ms", "throughput_sps",
     "energy.energy_per_inference_mj", "energy.energy_per_inference_above_idle_mj", "energy.inferences_per_joule",
@@ -57,14 +58,14 @@ class Row:
     threads: int | None
     scenario: str
     mode: str
-    docs: list[dict[str, Any]] = field(default_factory=list)
+    results: list[Result] = field(default_factory=list)
     cells: dict[str, Cell] = field(default_factory=dict)
     fleet: bool = False
     baseline: str | None = None  # "gpu" | "host-cpu" for datacenter baseline rows
 
     @property
     def runs(self) -> int:
-        return len(self.docs)
+        return len(self.results)
 
     @property
     def family(self) -> str:
@@ -80,23 +81,23 @@ class Row:
     def match_key(self) -> tuple[str, ...]:
         """What pairs an edge row with its baseline row: the campaign job key without the device
         (model / variant / scenario / mode), else the model name, scenario and mode."""
-        job_key = (self.docs[0].get("job") or {}).get("key", "")
-        parts = job_key.split("/")
+        job = self.results[0].job
+        parts = (job.key or "").split("/") if job else []
         if len(parts) >= 6:
             return tuple(parts[1:5])
         return (self.model, self.scenario, self.mode)
 
     @property
     def energy_measured(self) -> bool | None:
-        blocks = [d["kpis"].get("energy") for d in self.docs if d["kpis"].get("energy")]
-        return all(b["measured"] for b in blocks) if blocks else None
+        blocks = [r.kpis.energy for r in self.results if r.kpis.energy is not None]
+        return all(b.measured for b in blocks) if blocks else None
 
     @property
     def verdict(self) -> str:
-        invalid = [d for d in self.docs if not d["valid"]]
+        invalid = [r for r in self.results if not r.valid]
         if not invalid:
             return "VALID"
-        reasons = sorted({r.split(":")[0] for d in invalid for r in d["invalid_reasons"]})
+        reasons = sorted({reason.split(":")[0] for r in invalid for reason in r.invalid_reasons})
         return f"INVALID {len(invalid)}/{self.runs}: {', '.join(reasons)}"
 
     def value(self, key: str) -> float | None:
@@ -109,7 +110,7 @@ class Row:
             "runtime": self.runtime, "accelerator": self.accelerator, "threads": self.threads, "scenario": self.scenario,
             "mode": self.mode, "runs": self.runs, "fleet": self.fleet, "baseline": self.baseline, "verdict": self.verdict,
             "energy_measured": self.energy_measured, "kpis": {k: c.to_dict() for k, c in self.cells.items()},
-            "run_ids": [d["run_id"] for d in self.docs],
+            "run_ids": [r.run_id for r in self.results],
         }
 
 
@@ -117,59 +118,73 @@ def model_family(name: str) -> str:
     return name.removeprefix("zoo:").rsplit("/", 1)[0]
 
 
-def kpi_value(doc: dict[str, Any], key: str) -> Any:
-    """A KPI of a result by its dotted path inside ``kpis`` (None where absent)."""
-    node: Any = doc["kpis"]
+def kpi_value(result: Result, key: str) -> Any:
+    """A KPI of a result by its KPI-dictionary key (``latency_ms.p90``, ``energy.mlperf.mj_per_query``):
+    the attributes of the typed ``kpis`` block the key names, in turn; None where a block the key
+    passes through is absent (a run without energy or accuracy)."""
+    node: Any = result.kpis
     for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None
+        node = getattr(node, part)
     return node
 
 
-def device_class(doc: dict[str, Any]) -> str:
+def device_class(result: Result) -> str:
     """What a fleet row pools: the device profile, else the board, else the CPU."""
-    if doc.get("baseline"):
-        return f"baseline:{doc['baseline'].get('kind', '?')}"
-    facts = doc["device"].get("facts", {})
+    if result.baseline:
+        return f"baseline:{result.baseline.get('kind', '?')}"
+    facts = result.device.facts
     profile = profiles.match(facts)
     return profile.name if profile else str(facts.get("board") or facts.get("cpu_model") or "unknown")
 
 
-def _row_for(doc: dict[str, Any], device: str, fleet: bool) -> Row:
-    rt = doc["runtime"]
-    return Row(device=device, device_class=device_class(doc), model=doc["model"]["name"], precision=doc["model"]["precision"],
-               runtime=rt["name"], accelerator=rt["accelerator"], threads=rt.get("threads"), scenario=doc["scenario"],
-               mode=doc["mode"], fleet=fleet, baseline=(doc.get("baseline") or {}).get("kind"))
+def _row_for(result: Result, device: str, fleet: bool) -> Row:
+    rt = result.runtime
+    return Row(device=device, device_class=device_class(result), model=result.model.name, precision=result.model.precision,
+               runtime=rt.name, accelerator=rt.accelerator, threads=rt.threads, scenario=result.scenario, mode=result.mode,
+               fleet=fleet, baseline=(result.baseline or {}).get("kind"))
 
 
-def _group(docs: Iterable[dict[str, Any]], fleet: bool) -> list[Row]:
+def _group(results: Iterable[Result], fleet: bool) -> list[Row]:
     rows: dict[tuple, Row] = {}
-    for doc in docs:
-        who = device_class(doc) if fleet else doc["device"]["id"]
-        rt = doc["runtime"]
-        key = (who, doc["model"]["name"], rt["name"], rt["accelerator"], rt.get("threads"), doc["scenario"], doc["mode"])
-        rows.setdefault(key, _row_for(doc, who, fleet)).docs.append(doc)
+    for result in results:
+        who = device_class(result) if fleet else result.device.id
+        rt = result.runtime
+        key = (who, result.model.name, rt.name, rt.accelerator, rt.threads, result.scenario, result.mode)
+        rows.setdefault(key, _row_for(result, who, fleet)).results.append(result)
     return list(rows.values())
 
 
-def merged_histogram(docs: Iterable[dict[str, Any]]) -> LatencyHistogram:
+def latency_histogram(result: Result) -> LatencyHistogram | None:
+    """A run's latency histogram, to merge or read percentiles from (None when it has none)."""
+    hist = result.kpis.latency_histogram
+    return LatencyHistogram.from_block(hist) if hist is not None else None
+
+
+def merged_histogram(results: Iterable[Result]) -> LatencyHistogram:
     """Every run's latency histogram added into one (runs without one add nothing)."""
     merged = LatencyHistogram()
-    for doc in docs:
-        hist = doc["kpis"].get("latency_histogram")
-        if hist and hist.get("counts"):
-            merged.merge(LatencyHistogram.from_dict(hist))
+    for result in results:
+        if (hist := latency_histogram(result)) is not None and hist.counts:
+            merged.merge(hist)
     return merged
 
 
-def _scored(row: Row) -> list[dict[str, Any]]:
+def _scored(row: Row) -> list[Accuracy]:
     """The accuracy blocks of the row's runs that scored samples."""
-    return [a for d in row.docs if (a := kpi_value(d, "accuracy"))]
+    return [r.kpis.accuracy for r in row.results if r.kpis.accuracy is not None]
+
+
+def _correct(accuracy: Accuracy) -> int:
+    """Samples scored correct: as counted, else from top-1 × n (a result that did not carry the count)."""
+    return accuracy.correct if accuracy.correct is not None else round(accuracy.top1 * accuracy.n)
 
 
 def _counts(row: Row) -> tuple[int, int]:
     """(correct, scored) pooled over the row's runs."""
     scored = _scored(row)
-    return sum(a["correct"] for a in scored), sum(a["n"] for a in scored)
+    return sum(_correct(a) for a in scored), sum(a.n for a in scored)
 
 
 def _summarise(row: Row) -> None:
@@ -179,12 +194,12 @@ def _summarise(row: Row) -> None:
             row.cells[ACCURACY_KPI] = Cell(value, lo, hi, len(scored))
         return
     for key in PERFORMANCE_KPIS:
-        values = [v for d in row.docs if (v := kpi_value(d, key)) is not None]
+        values = [v for r in row.results if (v := kpi_value(r, key)) is not None]
         if values:
             mean, lo, hi = bootstrap_mean(values)
             row.cells[key] = Cell(mean, lo, hi, len(values))
     if row.fleet:  # pooled percentiles: from the merged histograms, never an average of percentiles
-        merged = merged_histogram(row.docs)
+        merged = merged_histogram(row.results)
         if merged.n:
             for key, p in HISTOGRAM_PERCENTILES.items():
                 row.cells[key] = Cell(merged.percentile(p) / 1e6, None, None, row.runs)
@@ -202,9 +217,9 @@ def _accuracy_deltas(rows: Sequence[Row]) -> None:
         row.cells[DELTA_KPI] = Cell(d * 100, lo * 100, hi * 100, row.runs)
 
 
-def build(docs: Sequence[dict[str, Any]], fleet: bool = False) -> list[Row]:
-    """Scorecard rows for ``docs``; with ``fleet``, rows per device class instead of per device."""
-    rows = _group(docs, fleet)
+def build(results: Sequence[Result], fleet: bool = False) -> list[Row]:
+    """Scorecard rows for ``results``; with ``fleet``, rows per device class instead of per device."""
+    rows = _group(results, fleet)
     for row in rows:
         _summarise(row)
     _accuracy_deltas(rows)
@@ -243,10 +258,11 @@ def rank(rows: Sequence[Row], kpi: str | None = None, weights: dict[str, float] 
     return sorted(out, key=lambda pair: -pair[1])
 
 
-def by_baseline(docs: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def by_baseline(results: Iterable[Result]) -> tuple[list[Result], list[Result]]:
     """(edge results, baseline results)."""
-    edge, base = [], []
-    for doc in docs:
-        (base if doc.get("baseline") else edge).append(doc)
+    edge: list[Result] = []
+    base: list[Result] = []
+    for result in results:
+        (base if result.baseline else edge).append(result)
     return edge, base
 

@@ -50,22 +50,22 @@ class LocalArtifacts:
         """Nothing was granted."""
 
 
-def summary(doc: dict[str, Any]) -> str:
+def summary(result: contract.Result) -> str:
     """One line per finished job for the progress view."""
-    k = doc["kpis"]
+    k = result.kpis
 
     def fmt(value: Any, spec: str) -> str:
         return "n/a" if value is None else format(value, spec)
 
-    if doc["mode"] == "accuracy" and k.get("accuracy"):
-        text = f"top-1 {fmt(k['accuracy'].get('top1'), '.4f')} (n={k['accuracy'].get('n')})"
+    if result.mode == "accuracy" and k.accuracy is not None:
+        text = f"top-1 {fmt(k.accuracy.top1, '.4f')} (n={k.accuracy.n})"
     else:
-        text = f"p90 {fmt(k['latency_ms'].get('p90'), '.3f')} ms, {fmt(k.get('throughput_sps'), '.1f')} samples/s"
-    energy = k.get("energy")
-    if energy and energy.get("energy_per_inference_mj") is not None:
-        text += (f", {energy['energy_per_inference_mj']:.3f} mJ/inference "
-                 f"({'measured' if energy['measured'] else 'estimated'}, {energy['source']})")
-    return text + (", VALID" if doc["valid"] else f", INVALID ({'; '.join(doc['invalid_reasons'])})")
+        text = f"p90 {fmt(k.latency_ms.p90, '.3f')} ms, {fmt(k.throughput_sps, '.1f')} samples/s"
+    energy = k.energy
+    if energy is not None and energy.energy_per_inference_mj is not None:
+        text += (f", {energy.energy_per_inference_mj:.3f} mJ/inference "
+                 f"({'measured' if energy.measured else 'estimated'}, {energy.source})")
+    return text + (", VALID" if result.valid else f", INVALID ({'; '.join(result.invalid_reasons)})")
 
 
 class LocalExecutor:
@@ -136,12 +136,12 @@ class LocalExecutor:
             doc["baseline"]["notes"].append(f"asked for {first} first, but ONNX Runtime ran {', '.join(used)}")
         doc = json.loads(result.dumps(doc))  # what a device sends: plain JSON, NaN as null
         try:
-            contract.checked_result(doc)
+            checked, _ = contract.checked_result(doc)
         except ProtocolError as exc:  # the engine broke its own contract: a bug, but one job's
             self._fail(job, f"the result breaks the contract: {exc}", False, what)
             return
         self._say("results", "result", doc)
-        self.progress(f"{what}: {summary(doc)}")
+        self.progress(f"{what}: {summary(checked)}")
 
     def _fail(self, job: Job, reason: str, retryable: bool, what: str) -> None:
         self._say("events", "failed", contract.Failed(job.run_id, reason[:4096], retryable))

@@ -21,6 +21,7 @@ from rich.live import Live
 from rich.table import Table
 
 from agent import zoo
+from agent.contract import Result
 from controller.analysis import scorecard
 from controller.cli import certs as certs_cli
 from controller.cli import fleet as fleet_cli
@@ -344,23 +345,24 @@ def results(
     """A campaign's results: one per job, as a table, JSON documents or CSV rows."""
     if fmt not in ("table", "json", "csv"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, json or csv", param_hint="--format")
-    campaign, docs = _campaign_docs(db, ref)
-    if fmt == "json":
-        _print_json(docs)
-    elif fmt == "csv":
+    if fmt == "json":  # every document whole, as stored (fields this version does not read included)
+        with _open_store(db) as store:
+            _print_json(store.documents(store.campaign(ref)["id"]))
+        return
+    campaign, results = _campaign_results(db, ref)
+    if fmt == "csv":
         out = io.StringIO()
-        rows = [tables.flat_row(doc) for doc in docs]
         writer = csv.DictWriter(out, fieldnames=list(tables.FLAT_COLUMNS))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(tables.flat_row(result) for result in results)
         sys.stdout.write(out.getvalue())
     else:
-        rows = scorecard.build(docs)
+        rows = scorecard.build(results)
         console.print(render.rich_table(views.scorecard(rows, f"campaign {campaign['name']} ({campaign['id']})")))
 
 
-def _campaign_docs(db: Path | None, ref: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The campaign ``ref`` names and its result documents."""
+def _campaign_results(db: Path | None, ref: str) -> tuple[dict[str, Any], list[Result]]:
+    """The campaign ``ref`` names and its results, typed."""
     with _open_store(db) as store:
         campaign = store.campaign(ref)
         return campaign, store.results(campaign["id"])
@@ -377,8 +379,8 @@ def scorecard_cmd(
     score: Annotated[Path | None, typer.Option(help="rank by a weighted score: YAML with a 'score:' map of KPI: weight")] = None,
 ) -> None:
     """Per-device KPI table with 95 % intervals; fleet rows per device class; rankings."""
-    campaign, docs = _campaign_docs(db, ref)
-    rows = scorecard.build(docs, fleet=fleet)
+    campaign, results = _campaign_results(db, ref)
+    rows = scorecard.build(results, fleet=fleet)
     ranked = None
     if rank or score:
         weights = ranking_weights(score) if score else None
@@ -469,9 +471,9 @@ def compare_cmd(
 
     if fmt not in ("table", "md", "html", "json"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, md, html or json", param_hint="--format")
-    campaign, docs = _campaign_docs(db, ref)
-    base_campaign, base_docs = _campaign_docs(db, baseline_ref)
-    comps = compare.compare(scorecard.build(docs), scorecard.build(base_docs))
+    campaign, results = _campaign_results(db, ref)
+    base_campaign, base_results = _campaign_results(db, baseline_ref)
+    comps = compare.compare(scorecard.build(results), scorecard.build(base_results))
     view = views.comparison(comps, f"{campaign['name']} vs baseline {base_campaign['name']} ({base_campaign['id']})")
     if fmt == "table" and out is None:
         console.print(render.rich_table(view))
@@ -498,8 +500,8 @@ def export_mlflow(
     from controller.reports.exports import mlflow
 
     with _open_store(db) as store:
-        campaign, docs = exports.campaign_docs(store, ref)
-    runs = mlflow.export_runs(docs, campaign, tracking_uri, experiment)
+        campaign, results, documents = exports.campaign_results(store, ref)
+    runs = mlflow.export_runs(results, documents, campaign, tracking_uri, experiment)
     new = sum(r.created for r in runs)
     name = experiment or mlflow.default_experiment(campaign)
     console.print(f"{len(runs)} runs in experiment {name!r} at {tracking_uri} ({new} new, {len(runs) - new} already there)")
@@ -518,8 +520,8 @@ def export_mlperf(
     from controller.reports.exports import mlperf
 
     with _open_store(db) as store:
-        campaign, docs = exports.campaign_docs(store, ref)
-    files = mlperf.export_campaign(docs, campaign, out, overwrite=overwrite)
+        campaign, results, _documents = exports.campaign_results(store, ref)
+    files = mlperf.export_campaign(results, campaign, out, overwrite=overwrite)
     console.print(f"{len(files)} files written under {out}")
 
 
@@ -538,9 +540,9 @@ def report_cmd(
 
     if fmt not in report.FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; use {', '.join(report.FORMATS)}", param_hint="--format")
-    campaign, docs = _campaign_docs(db, ref)
-    base = _campaign_docs(db, baseline_ref)[1] if baseline_ref else None
-    text = report.build(fmt, campaign, docs, base, title=title)
+    campaign, results = _campaign_results(db, ref)
+    base = _campaign_results(db, baseline_ref)[1] if baseline_ref else None
+    text = report.build(fmt, campaign, results, base, title=title)
     if out:
         out.write_text(text)
         console.print(f"written: {out}")
@@ -561,9 +563,9 @@ def diff_cmd(
     from controller.analysis import gate as diff
 
     rules = diff.parse_rules(fail_on)
-    old_campaign, old_docs = _campaign_docs(db, old)
-    new_campaign, new_docs = _campaign_docs(db, new)
-    findings, notes = diff.compare(scorecard.build(old_docs), scorecard.build(new_docs), rules)
+    old_campaign, old_results = _campaign_results(db, old)
+    new_campaign, new_results = _campaign_results(db, new)
+    findings, notes = diff.compare(scorecard.build(old_results), scorecard.build(new_results), rules)
     regressions = [f for f in findings if f.regression]
     if as_json:
         _print_json({"old": old_campaign["id"], "new": new_campaign["id"], "findings": [f.to_dict() for f in findings],

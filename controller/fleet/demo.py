@@ -68,7 +68,7 @@ def wait_online(fleet: Any, device_ids: list[str], agents: list[subprocess.Popen
 
 
 def run(console: Console, db: Path | None = None) -> list[dict[str, Any]]:
-    """Run the demo and return every result document."""
+    """Run the demo and return every result document, as stored."""
     spec = campaign_file.load(CAMPAIGN)
     with tempfile.TemporaryDirectory(prefix="edgeperf-demo-") as tmp, EmbeddedBroker() as broker:
         data = Path(tmp)
@@ -87,7 +87,7 @@ def run(console: Console, db: Path | None = None) -> list[dict[str, Any]]:
                 started = time.monotonic()
                 with Live(progress.view(fleet, campaign_id), console=console, refresh_per_second=4, transient=True) as live:
                     state = fleet.run(campaign_id, on_tick=lambda f, c: live.update(progress.view(f, c)))
-                docs = fleet.store.results(campaign_id)
+                results, docs = fleet.store.results(campaign_id), fleet.store.documents(campaign_id)
         finally:
             stop_agents(agents)
     console.print(
@@ -96,6 +96,6 @@ def run(console: Console, db: Path | None = None) -> list[dict[str, Any]]:
         "run one agent per device."
     )
     for device_id, _ in AGENTS:
-        rows = scorecard.build([d for d in docs if d["device"]["id"] == device_id])
+        rows = scorecard.build([r for r in results if r.device.id == device_id])
         console.print(render.rich_table(views.scorecard(rows, f"scorecard: {device_id}")))
     return docs

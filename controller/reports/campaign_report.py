@@ -12,14 +12,15 @@ is not a result. Estimated energy is labelled wherever it appears.
 
 Public API (all take the same arguments, all return text):
 
-- ``build_html(campaign, docs, baseline_docs=None, *, title=None) -> str``
+- ``build_html(campaign, results, baseline_results=None, *, title=None) -> str``
 - ``build_markdown(...)``, ``build_csv(...)``, ``build_json(...)``
-- ``build(fmt, campaign, docs, baseline_docs=None, *, title=None) -> str`` for ``fmt`` in ``FORMATS``
+- ``build(fmt, campaign, results, baseline_results=None, *, title=None) -> str`` for ``fmt`` in ``FORMATS``
 
 ``campaign`` is the store's campaign record (``id``, ``name``, ``state``, ``kind``,
-``created_at``, ``finished_at``, ``source``; missing keys are shown as "?"), ``docs`` its result
-documents, ``baseline_docs`` the datacenter baseline's results to compare against. Results in
-``docs`` that are themselves baseline results (a ``baseline`` block) are treated as baseline.
+``created_at``, ``finished_at``, ``source``; missing keys are shown as "?"), ``results`` its
+typed results (``Store.results``), ``baseline_results`` the datacenter baseline's results to
+compare against. Results in ``results`` that are themselves baseline results (a ``baseline``
+block) are treated as baseline.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import agent
+from agent.contract import Result
 from agent.result import json_safe
 from controller.analysis.compare import RATIOS, Comparison, compare
 from controller.analysis.scorecard import (
@@ -65,8 +67,8 @@ class ReportData:
     """Everything a report shows, computed once: rows, fleet rows, comparisons, metadata."""
 
     campaign: dict[str, Any]
-    edge_docs: list[dict[str, Any]]
-    base_docs: list[dict[str, Any]]
+    edge: list[Result]
+    base: list[Result]
     rows: list[Row]
     base_rows: list[Row]
     fleet_rows: list[Row]
@@ -76,30 +78,30 @@ class ReportData:
 
     @property
     def devices(self) -> list[str]:
-        return sorted({d["device"]["id"] for d in self.edge_docs})
+        return sorted({r.device.id for r in self.edge})
 
     @property
     def valid_count(self) -> int:
-        return sum(1 for d in self.edge_docs if d.get("valid"))
+        return sum(1 for r in self.edge if r.valid)
 
     @property
     def any_estimated(self) -> bool:
         return any(r.energy_measured is False for r in self.rows + self.base_rows)
 
 
-def prepare(campaign: dict[str, Any], docs: Sequence[dict[str, Any]], baseline_docs: Sequence[dict[str, Any]] | None = None,
+def prepare(campaign: dict[str, Any], results: Sequence[Result], baseline_results: Sequence[Result] | None = None,
             *, title: str | None = None) -> ReportData:
     """Split edge and baseline results, build the scorecard, fleet and comparison rows.
 
     Fleet rows are kept only for device classes with more than one device: a "fleet" of one is
     the device's own row again."""
-    edge, mixed_base = by_baseline(docs)
-    base = [*mixed_base, *(baseline_docs or [])]
+    edge, mixed_base = by_baseline(results)
+    base = [*mixed_base, *(baseline_results or [])]
     rows, base_rows = scorecard_rows(edge), scorecard_rows(base)
     per_class: dict[str, set[str]] = defaultdict(set)
-    for doc in edge:
-        per_class[device_class(doc)].add(doc["device"]["id"])
-    fleet_rows = scorecard_rows([d for d in edge if len(per_class[device_class(d)]) > 1], fleet=True)
+    for result in edge:
+        per_class[device_class(result)].add(result.device.id)
+    fleet_rows = scorecard_rows([r for r in edge if len(per_class[device_class(r)]) > 1], fleet=True)
     comparisons = compare(rows, base_rows) if base_rows else []
     name = str(campaign.get("name") or campaign.get("id") or "campaign")
     return ReportData(dict(campaign), edge, base, rows, base_rows, fleet_rows, comparisons,
@@ -118,8 +120,8 @@ def _when(value: Any) -> str:
 def header_facts(data: ReportData) -> list[tuple[str, str]]:
     """The report's header as (term, text) pairs: campaign, times, versions, counts."""
     c = data.campaign
-    agents = sorted({str(d.get("agent_version", "?")) for d in data.edge_docs + data.base_docs})
-    n = len(data.edge_docs)
+    agents = sorted({r.agent_version or "?" for r in data.edge + data.base})
+    n = len(data.edge)
     pairs = [
         ("campaign", f"{c.get('name', '?')} ({c.get('id', '?')})"),
         ("kind", str(c.get("kind", "fleet"))),
@@ -132,9 +134,9 @@ def header_facts(data: ReportData) -> list[tuple[str, str]]:
     ]
     if c.get("source"):
         pairs.insert(5, ("campaign file", str(c["source"])))
-    if data.base_docs:
-        kinds = sorted({str((d.get("baseline") or {}).get("kind", "?")) for d in data.base_docs})
-        pairs.append(("baseline results", f"{len(data.base_docs)} ({', '.join(kinds)})"))
+    if data.base:
+        kinds = sorted({str((r.baseline or {}).get("kind", "?")) for r in data.base})
+        pairs.append(("baseline results", f"{len(data.base)} ({', '.join(kinds)})"))
     pairs.append(("generated", data.generated_at))
     return pairs
 
@@ -162,11 +164,11 @@ def verdict_first(view: views.View) -> views.View:
                       frozenset(new for new, old in enumerate(order) if old in view.numeric), view.notes)
 
 
-def invalid_view(docs: Sequence[dict[str, Any]]) -> views.View | None:
+def invalid_view(results: Sequence[Result]) -> views.View | None:
     """The runs that are not valid and why (None when every run is valid)."""
-    rows = [(d["run_id"][:12], d["device"]["id"], d["model"]["name"].removeprefix("zoo:"), d["scenario"], d["mode"],
-             "; ".join(d.get("invalid_reasons") or ["?"]))
-            for d in docs if not d.get("valid")]
+    rows = [(r.run_id[:12], r.device.id, r.model.name.removeprefix("zoo:"), r.scenario, r.mode,
+             "; ".join(r.invalid_reasons or ["?"]))
+            for r in results if not r.valid]
     if not rows:
         return None
     return views.View("runs that are not valid", ("run", "device", "model", "scenario", "mode", "reasons"), rows)
@@ -181,7 +183,7 @@ def tables(data: ReportData) -> list[views.View]:
         out.append(views.scorecard(data.base_rows, "datacenter baseline"))
     if data.comparisons:
         out.append(comparison_view(data.comparisons, "edge vs datacenter baseline"))
-    if invalid := invalid_view(data.edge_docs + data.base_docs):
+    if invalid := invalid_view(data.edge + data.base):
         out.append(invalid)
     return [verdict_first(v) for v in out if v.rows]  # no results: no empty tables
 
@@ -196,11 +198,11 @@ class Figure:
     caption: str
 
 
-def latency_cdf(docs: Iterable[dict[str, Any]]) -> tuple[list[float], list[float]]:
-    """(latency ms, cumulative % of queries) over the merged latency histograms of ``docs``:
+def latency_cdf(results: Iterable[Result]) -> tuple[list[float], list[float]]:
+    """(latency ms, cumulative % of queries) over the merged latency histograms of ``results``:
     cumulative counts over the sorted buckets. Repeats merge by adding counts, never by
     averaging percentiles."""
-    merged = merged_histogram(docs)
+    merged = merged_histogram(results)
     if not merged.n:
         return [], []
     buckets, shares = merged.cdf()
@@ -216,7 +218,7 @@ def row_label(row: Row) -> str:
 
 def _cdf_figures(rows: Sequence[Row]) -> list[Figure]:
     timed = [r for r in rows if r.timed]
-    curves = [(r, latency_cdf(r.docs)) for r in timed]
+    curves = [(r, latency_cdf(r.results)) for r in timed]
     curves = [(r, c) for r, c in curves if c[0]]
     if not curves:
         return [Figure("latency CDF", None, "latency CDF omitted: no SingleStream, MultiStream or Server performance run "
@@ -316,39 +318,37 @@ def _bars_figures(rows: Sequence[Row]) -> list[Figure]:
     return out
 
 
-def trace_run(docs: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+def trace_run(results: Sequence[Result]) -> Result | None:
     """The run whose energy block has the most power-trace samples (the first such on a tie)."""
     best, most = None, 0
-    for doc in docs:
-        trace = ((doc["kpis"].get("energy") or {}).get("trace")) or {}
-        n = len(trace.get("t_s") or [])
+    for result in results:
+        energy = result.kpis.energy
+        n = len(energy.trace.t_s) if energy is not None and energy.trace is not None else 0
         if n > most:
-            best, most = doc, n
+            best, most = result, n
     return best
 
 
-def _trace_figure(docs: Sequence[dict[str, Any]]) -> Figure:
-    doc = trace_run(docs)
-    if doc is None:
+def _trace_figure(results: Sequence[Result]) -> Figure:
+    run = trace_run(results)
+    if run is None or run.kpis.energy is None or run.kpis.energy.trace is None:
         return Figure("power trace", None, "power trace omitted: no run recorded one (runs without --power have none)")
-    energy = doc["kpis"]["energy"]
-    trace = energy["trace"]
-    measured = bool(energy.get("measured"))
-    what = f"{doc['device']['id']} · {doc['model']['name'].removeprefix('zoo:')} · {doc['scenario']} {doc['mode']}"
+    energy, trace = run.kpis.energy, run.kpis.energy.trace
+    what = f"{run.device.id} · {run.model.name.removeprefix('zoo:')} · {run.scenario} {run.mode}"
     title = f"power trace: {what}"
-    svg = plots.trace_chart(trace["t_s"], trace["w"], trace.get("window_s"), title, idle_w=energy.get("idle_power_w"),
-                            line_label="power (measured)" if measured else "power (estimated, not measured)")
-    verdict = "VALID" if doc.get("valid") else "INVALID: " + "; ".join(doc.get("invalid_reasons") or [])
-    return Figure(title, svg, f"power trace of run {doc['run_id']} ({what}; {verdict}), the run with the most trace "
-                              f"samples ({len(trace['t_s'])}); source {energy.get('source', '?')} "
-                              f"({'measured' if measured else 'estimated'}), rail: {energy.get('rail', '?')}. "
+    svg = plots.trace_chart(trace.t_s, trace.w, trace.window_s, title, idle_w=energy.idle_power_w,
+                            line_label="power (measured)" if energy.measured else "power (estimated, not measured)")
+    verdict = "VALID" if run.valid else "INVALID: " + "; ".join(run.invalid_reasons)
+    return Figure(title, svg, f"power trace of run {run.run_id} ({what}; {verdict}), the run with the most trace "
+                              f"samples ({len(trace.t_s)}); source {energy.source} "
+                              f"({'measured' if energy.measured else 'estimated'}), rail: {energy.rail}. "
                               "The shaded band is the measured window; outside it the device idled or warmed up.")
 
 
 def figures(data: ReportData) -> list[Figure]:
     """Every plot of the report in order, or the reason each was left out."""
     rows = data.rows + data.base_rows
-    return [*_cdf_figures(rows), _scatter_figure(rows), *_bars_figures(rows), _trace_figure(data.edge_docs + data.base_docs)]
+    return [*_cdf_figures(rows), _scatter_figure(rows), *_bars_figures(rows), _trace_figure(data.edge + data.base)]
 
 
 # ---- environment ----------------------------------------------------------------------------------
@@ -424,16 +424,16 @@ def known_facts(f: dict[str, Any]) -> tuple[list[tuple[str, str]], set[str]]:
     return pairs, used
 
 
-def environment(docs: Sequence[dict[str, Any]]) -> list[tuple[str, list[tuple[str, str]]]]:
+def environment(results: Sequence[Result]) -> list[tuple[str, list[tuple[str, str]]]]:
     """Per device: (term, text) pairs of its facts (the newest run's), its runs' thermals, and a
     warning when its facts changed between runs (a kernel or runtime upgrade mid-campaign)."""
-    by_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for doc in docs:
-        by_device[doc["device"]["id"]].append(doc)
+    by_device: dict[str, list[Result]] = defaultdict(list)
+    for result in results:
+        by_device[result.device.id].append(result)
     out = []
-    for device in sorted(by_device, key=lambda d: (bool(by_device[d][0].get("baseline")), d)):  # baselines last
-        mine = sorted(by_device[device], key=lambda d: str(d.get("created_at", "")))
-        facts = mine[-1]["device"].get("facts") or {}
+    for device in sorted(by_device, key=lambda d: (bool(by_device[d][0].baseline), d)):  # baselines last
+        mine = sorted(by_device[device], key=lambda r: r.created_at)
+        facts = mine[-1].device.facts
         pairs: list[tuple[str, str]] = [("device class", device_class(mine[-1]))]
         shown, used = known_facts(facts)
         pairs += shown
@@ -441,12 +441,13 @@ def environment(docs: Sequence[dict[str, Any]]) -> list[tuple[str, list[tuple[st
             value = facts[key]
             if value not in (None, "", [], {}):
                 pairs.append((key, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)))
-        hottest = [t for d in mine if (t := ((d["kpis"].get("thermals") or {}).get("max_after_c"))) is not None]
-        throttled = sum(1 for d in mine if (d["kpis"].get("thermals") or {}).get("throttled"))
+        thermals = [t for r in mine if (t := r.kpis.thermals) is not None]
+        hottest = [t.max_after_c for t in thermals if t.max_after_c is not None]
+        throttled = sum(1 for t in thermals if t.throttled)
         pairs.append(("thermals (runs)", f"{len(mine)} run(s), {throttled} throttled"
                                          f"{f', hottest zone after a run {max(hottest):.1f} °C' if hottest else ''}"))
-        stable = {json.dumps({k: v for k, v in (d["device"].get("facts") or {}).items() if k not in VOLATILE_FACTS},
-                             sort_keys=True, default=str) for d in mine}
+        stable = {json.dumps({k: v for k, v in r.device.facts.items() if k not in VOLATILE_FACTS}, sort_keys=True, default=str)
+                  for r in mine}
         if len(stable) > 1:
             pairs.append(("note", f"facts changed between this device's runs ({len(stable)} versions); shown: the newest run's"))
         out.append((device, pairs))
@@ -536,12 +537,12 @@ def _dl(pairs: Sequence[tuple[str, str]], cls: str = "") -> str:
     return f'<dl class="{cls}">{items}</dl>' if cls else f"<dl>{items}</dl>"
 
 
-def build_html(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None, *,
+def build_html(campaign: dict[str, Any], results: list[Result], baseline_results: list[Result] | None = None, *,
                title: str | None = None) -> str:
     """One self-contained HTML page: header, validity summary, tables, plots, environment, notes."""
-    data = prepare(campaign, docs, baseline_docs, title=title)
+    data = prepare(campaign, results, baseline_results, title=title)
     body = [f"<h1>{_e(data.title)}</h1>", _dl(header_facts(data), "meta")]
-    n, valid = len(data.edge_docs), data.valid_count
+    n, valid = len(data.edge), data.valid_count
     summary = f"{valid} of {n} runs valid" if n else "no results in this campaign yet"
     body.append(f'<p class="summary{"" if valid == n else " bad"}">{_e(summary)}</p>')
     body.append("<h2>Tables</h2>")
@@ -555,7 +556,7 @@ def build_html(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_do
     body += [f'<p class="omitted">{_e(f.caption)}</p>' for f in figs if not f.svg]
     body.append("<h2>Environment</h2>")
     devices = "".join(f'<section class="device"><h3>{_e(name)}</h3>{_dl(pairs)}</section>'
-                      for name, pairs in environment(data.edge_docs + data.base_docs))
+                      for name, pairs in environment(data.edge + data.base))
     body.append(f'<div class="devices">{devices}</div>' if devices else '<p class="omitted">no results, so no device facts</p>')
     body.append("<h2>Notes</h2>")
     body.append('<ul class="notes">' + "".join(f"<li>{_e(n)}</li>" for n in notes(data)) + "</ul>")
@@ -579,13 +580,13 @@ def _md_view(view: views.View) -> views.View:
                       view.numeric, tuple(_md(n) for n in view.notes))
 
 
-def build_markdown(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None,
+def build_markdown(campaign: dict[str, Any], results: list[Result], baseline_results: list[Result] | None = None,
                    *, title: str | None = None) -> str:
     """The report as Markdown: the same tables, environment and notes; plots are in the HTML report."""
-    data = prepare(campaign, docs, baseline_docs, title=title)
+    data = prepare(campaign, results, baseline_results, title=title)
     out = [f"# {_md(data.title)}", ""]
     out += [f"- **{_md(k)}**: {_md(v)}" for k, v in header_facts(data)]
-    n = len(data.edge_docs)
+    n = len(data.edge)
     out += ["", f"**{data.valid_count} of {n} runs valid**" if n else "**no results in this campaign yet**", ""]
     for view in tables(data):
         out.append(render.markdown(_md_view(view)))
@@ -595,7 +596,7 @@ def build_markdown(campaign: dict[str, Any], docs: list[dict[str, Any]], baselin
             "(`--format html`)."]
     out += [f"- {_md(f.caption)}" for f in figures(data) if not f.svg]
     out += ["", "## Environment", ""]
-    for device, pairs in environment(data.edge_docs + data.base_docs):
+    for device, pairs in environment(data.edge + data.base):
         out += [f"### {_md(device)}", ""] + [f"- **{_md(k)}**: {_md(v)}" for k, v in pairs] + [""]
     out += ["## Notes", ""] + [f"- {_md(n)}" for n in notes(data)]
     return "\n".join(out) + "\n"
@@ -623,7 +624,7 @@ def _csv_row(kind: str, row: Row, comp: Comparison | None) -> dict[str, str]:
            "threads": "" if row.threads is None else str(row.threads), "scenario": row.scenario, "mode": row.mode,
            "runs": str(row.runs), "verdict": row.verdict,
            "energy_measured": {None: "", True: "true", False: "false"}[row.energy_measured],
-           "run_ids": " ".join(d["run_id"] for d in row.docs)}
+           "run_ids": " ".join(r.run_id for r in row.results)}
     timed = row.timed
     for key in CSV_KPIS:
         c = row.cells.get(key) if timed or key not in LATENCY_KPIS else None
@@ -636,7 +637,7 @@ def _csv_row(kind: str, row: Row, comp: Comparison | None) -> dict[str, str]:
     return out
 
 
-def build_csv(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None, *,
+def build_csv(campaign: dict[str, Any], results: list[Result], baseline_results: list[Result] | None = None, *,
               title: str | None = None) -> str:
     """One rectangular CSV for spreadsheets and scripts: a line per scorecard row (``kind`` =
     device, fleet or baseline) with raw numbers (value, .lo, .hi per KPI; empty where absent,
@@ -647,7 +648,7 @@ def build_csv(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_doc
     headers are not CSV any tool reads, and "12.3 [11.9, 12.8]" is text, not a number. The
     formatted tables are in the Markdown and HTML reports. ``title`` is accepted for symmetry
     and unused (CSV has no title line)."""
-    data = prepare(campaign, docs, baseline_docs, title=title)
+    data = prepare(campaign, results, baseline_results, title=title)
     by_edge = {id(c.edge): c for c in data.comparisons}
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=csv_columns(), lineterminator="\n")
@@ -662,23 +663,23 @@ def build_csv(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_doc
 
 
 # ---- JSON -------------------------------------------------------------------------------------------
-def build_json(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None, *,
+def build_json(campaign: dict[str, Any], results: list[Result], baseline_results: list[Result] | None = None, *,
                title: str | None = None) -> str:
     """The report as JSON: campaign metadata, scorecard/fleet/baseline rows and comparisons as
     their ``to_dict()``, per-device facts, and the notes."""
-    data = prepare(campaign, docs, baseline_docs, title=title)
+    data = prepare(campaign, results, baseline_results, title=title)
     c = data.campaign
     doc = {
         "schema": SCHEMA, "title": data.title, "generated_at": data.generated_at, "edgeperf_version": agent.__version__,
         "campaign": {k: c.get(k) for k in ("id", "name", "kind", "state", "source", "created_at", "finished_at", "spec")
                      if k in c},
-        "counts": {"devices": len(data.devices), "results": len(data.edge_docs), "valid": data.valid_count,
-                   "baseline_results": len(data.base_docs)},
+        "counts": {"devices": len(data.devices), "results": len(data.edge), "valid": data.valid_count,
+                   "baseline_results": len(data.base)},
         "rows": [r.to_dict() for r in ordered(data.rows)],
         "fleet_rows": [r.to_dict() for r in ordered(data.fleet_rows)],
         "baseline_rows": [r.to_dict() for r in ordered(data.base_rows)],
         "comparisons": [comp.to_dict() for comp in data.comparisons],
-        "devices": {d: dict(pairs) for d, pairs in environment(data.edge_docs + data.base_docs)},
+        "devices": {d: dict(pairs) for d, pairs in environment(data.edge + data.base)},
         "notes": notes(data),
     }
     return json.dumps(json_safe(doc), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
@@ -687,11 +688,11 @@ def build_json(campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_do
 FORMATS: dict[str, Callable[..., str]] = {"html": build_html, "md": build_markdown, "csv": build_csv, "json": build_json}
 
 
-def build(fmt: str, campaign: dict[str, Any], docs: list[dict[str, Any]], baseline_docs: list[dict[str, Any]] | None = None,
+def build(fmt: str, campaign: dict[str, Any], results: list[Result], baseline_results: list[Result] | None = None,
           *, title: str | None = None) -> str:
     """The report in ``fmt`` (one of ``FORMATS``: html, md, csv, json)."""
     try:
         builder = FORMATS[fmt]
     except KeyError:
         raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}") from None
-    return builder(campaign, docs, baseline_docs, title=title)
+    return builder(campaign, results, baseline_results, title=title)

@@ -8,6 +8,8 @@ from typing import Any
 
 from rich.table import Table
 
+from agent.contract import Result
+
 
 def devices(rows: Sequence[dict[str, Any]]) -> Table:
     """The fleet as the controller last heard it."""
@@ -57,33 +59,33 @@ FLAT_COLUMNS = (
 )
 
 
-def flat_row(doc: dict[str, Any]) -> dict[str, Any]:
+def flat_row(result: Result) -> dict[str, Any]:
     """One result as a CSV row of its headline KPIs."""
-    k, acc = doc["kpis"], doc["kpis"].get("accuracy") or {}
-    lat = k["latency_ms"]
+    k, acc = result.kpis, result.kpis.accuracy
+    lo, hi = acc.ci95 if acc is not None else (None, None)
     return {
-        "run_id": doc["run_id"],
-        "device": doc["device"]["id"],
-        "model": doc["model"]["name"],
-        "precision": doc["model"]["precision"],
-        "runtime": doc["runtime"]["name"],
-        "accelerator": doc["runtime"]["accelerator"],
-        "threads": doc["runtime"]["threads"],
-        "scenario": doc["scenario"],
-        "mode": doc["mode"],
-        "engine": doc["engine"],
-        "valid": doc["valid"],
-        "p50_ms": lat.get("p50"),
-        "p90_ms": lat.get("p90"),
-        "p99_ms": lat.get("p99"),
-        "early_stopping_ms": k.get("early_stopping_latency_ms"),
-        "throughput_sps": k.get("throughput_sps"),
-        "top1": acc.get("top1"),
-        "top1_ci_lo": (acc.get("ci95") or [None, None])[0],
-        "top1_ci_hi": (acc.get("ci95") or [None, None])[1],
-        "peak_rss_mb": k["memory"]["peak_rss_mb"],
-        "model_size_mb": k["model_size_mb"],
-        "load_time_ms": k["load_time_ms"],
+        "run_id": result.run_id,
+        "device": result.device.id,
+        "model": result.model.name,
+        "precision": result.model.precision,
+        "runtime": result.runtime.name,
+        "accelerator": result.runtime.accelerator,
+        "threads": result.runtime.threads,
+        "scenario": result.scenario,
+        "mode": result.mode,
+        "engine": result.engine,
+        "valid": result.valid,
+        "p50_ms": k.latency_ms.p50,
+        "p90_ms": k.latency_ms.p90,
+        "p99_ms": k.latency_ms.p99,
+        "early_stopping_ms": k.early_stopping_latency_ms,
+        "throughput_sps": k.throughput_sps,
+        "top1": acc.top1 if acc is not None else None,
+        "top1_ci_lo": lo,
+        "top1_ci_hi": hi,
+        "peak_rss_mb": k.memory.peak_rss_mb,
+        "model_size_mb": k.model_size_mb,
+        "load_time_ms": k.load_time_ms,
     }
 
 

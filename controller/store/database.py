@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.contract import Result
+from agent.contract import RESULT_SCHEMA, ProtocolError, Result, decode_body
 from agent.errors import EdgeperfError
 
 SCHEMA_VERSION = 2  # raise with every schema change: a file at this version is opened without a write
@@ -335,14 +335,46 @@ class Store:
             )
         return inserted
 
-    def results(self, campaign_id: str) -> list[dict[str, Any]]:
-        """The result of each job of a campaign (the first that arrived), in matrix order."""
-        rows = self.db.execute(
-            "SELECT results.doc FROM jobs JOIN results ON results.run_id = jobs.result_run_id "
+    def _result_rows(self, campaign_id: str) -> list[sqlite3.Row]:
+        """(run id, stored JSON) of each job's result (the first that arrived), in matrix order."""
+        return self.db.execute(
+            "SELECT results.run_id, results.doc FROM jobs JOIN results ON results.run_id = jobs.result_run_id "
             "WHERE jobs.campaign_id = ? ORDER BY jobs.position",
             (campaign_id,),
-        )
-        return [json.loads(r[0]) for r in rows]
+        ).fetchall()
+
+    def results(self, campaign_id: str) -> list[Result]:
+        """The result of each job of a campaign, typed, in matrix order: what analysis and reports read.
+
+        A stored document that no longer decodes (written by an older edgeperf whose results this
+        contract refuses) is a ``StoreError`` naming its run id, not a row silently left out: a
+        scorecard, report, export or regression gate without it would look complete and be wrong.
+        ``documents`` still gives every row as stored."""
+        out = []
+        for row in self._result_rows(campaign_id):
+            try:
+                out.append(decode_body("result", row["doc"].encode()))
+            except ProtocolError as exc:
+                raise StoreError(
+                    f"result {row['run_id']} does not read as {RESULT_SCHEMA}: {str(exc).removeprefix('bad result: ')} "
+                    "(stored by another edgeperf version; 'edgeperf results --format json' shows it as stored)"
+                ) from None
+        return out
+
+    def documents(self, campaign_id: str) -> list[dict[str, Any]]:
+        """The result of each job of a campaign as its JSON was stored (extra fields included), in matrix
+        order: for output of the whole document (``results --format json``, the MLflow artifact)."""
+        return [json.loads(row["doc"]) for row in self._result_rows(campaign_id)]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads that see one state of the file (a read transaction): ``results`` and ``documents`` of a
+        campaign that is still running are the same rows, in the same order."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.db.execute("COMMIT")
 
     def result_count(self, campaign_id: str | None = None) -> int:
         if campaign_id is None:

@@ -1,4 +1,4 @@
-"""A campaign in MLflow: one experiment per campaign name, one MLflow run per result document.
+"""A campaign in MLflow: one experiment per campaign name, one MLflow run per result.
 
 Teams that already track training in MLflow want benchmark numbers next to their models, with
 MLflow's run comparison, charts and search. Each result becomes a run named
@@ -9,7 +9,7 @@ MLflow's run comparison, charts and search. Each result becomes a run named
   ``edgeperf.mode``, ``edgeperf.valid`` (``true``/``false``), ``edgeperf.engine``,
   ``edgeperf.profile``, ``edgeperf.job_key``, ``edgeperf.baseline_kind`` (datacenter baseline
   runs only), ``edgeperf.invalid_reasons`` (INVALID runs only), and a run description;
-- params: the run's conditions, as dotted paths into the result document: ``settings.*`` (the
+- params: the run's conditions, named by their dotted paths in the result: ``settings.*`` (the
   effective settings; ``settings.requested.*`` only where the request differed, e.g. the
   calibrated expected latency; ``settings.derived.*``), ``runtime.*``, ``model.*`` (name,
   sha256, precision, format, size, parameters, input and output specs), ``dataset.*``,
@@ -60,8 +60,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from agent import __version__, result
+from agent import __version__, contract
+from agent.contract import Result
 from agent.kpi import KPIS
+from agent.result import dumps
 from controller.analysis.scorecard import kpi_value
 from controller.reports.exports import ExportError, mlperf
 
@@ -73,8 +75,6 @@ TRUNCATED = "...[truncated]"
 RUN_ID_TAG = "edgeperf.run_id"
 RESULT_ARTIFACT = "edgeperf_result.json"
 LOGS_ARTIFACT_DIR = "mlperf_logs"
-ENERGY_PARAMS = ("source", "measured", "rail", "nominal_rate_hz", "method", "grid_intensity_g_per_kwh", "warnings")
-MODEL_PARAMS = ("name", "sha256", "precision", "format", "size_bytes", "parameters", "inputs", "outputs")
 MISSING = "MLflow export needs mlflow: pip install 'edgeperf[mlflow]'"
 
 
@@ -84,7 +84,7 @@ class MlflowMissing(ExportError):
 
 @dataclass(frozen=True)
 class ExportedRun:
-    """One result document's MLflow run, and whether this export created it or found it there."""
+    """One result's MLflow run, and whether this export created it or found it there."""
 
     edgeperf_run_id: str
     mlflow_run_id: str
@@ -96,21 +96,25 @@ def default_experiment(campaign: dict[str, Any]) -> str:
     return f"edgeperf/{campaign.get('name') or campaign.get('id') or 'campaign'}"
 
 
-def export_campaign(docs: list[dict[str, Any]], campaign: dict[str, Any], tracking_uri: str,
+def export_campaign(results: list[Result], documents: list[dict[str, Any]], campaign: dict[str, Any], tracking_uri: str,
                     experiment: str | None = None) -> list[str]:
-    """Export ``docs`` (one campaign's results) to MLflow at ``tracking_uri``; the MLflow run id of each document.
+    """Export ``results`` (one campaign's) to MLflow at ``tracking_uri``; the MLflow run id of each result.
 
-    Ids are returned for every document, in order, whether this call created the run or found
-    it from an earlier export (``export_runs`` says which). For a ``file:`` URI (or a plain
-    path) ``MLFLOW_ALLOW_FILE_STORE=true`` is set while the export runs, because MLflow 3.17 put
-    the file store in maintenance mode and refuses it otherwise; the previous value is restored.
+    ``documents`` are the same results as stored (``Store.documents``, in the same order): each
+    is attached whole, extra fields included. Ids are returned for every result, in order,
+    whether this call created the run or found it from an earlier export (``export_runs`` says
+    which). For a ``file:`` URI (or a plain path) ``MLFLOW_ALLOW_FILE_STORE=true`` is set while
+    the export runs, because MLflow 3.17 put the file store in maintenance mode and refuses it
+    otherwise; the previous value is restored.
     """
-    return [run.mlflow_run_id for run in export_runs(docs, campaign, tracking_uri, experiment)]
+    return [run.mlflow_run_id for run in export_runs(results, documents, campaign, tracking_uri, experiment)]
 
 
-def export_runs(docs: list[dict[str, Any]], campaign: dict[str, Any], tracking_uri: str,
+def export_runs(results: list[Result], documents: list[dict[str, Any]], campaign: dict[str, Any], tracking_uri: str,
                 experiment: str | None = None) -> list[ExportedRun]:
-    """``export_campaign`` with, for each document, whether its run was created now (for the CLI's count)."""
+    """``export_campaign`` with, for each result, whether its run was created now (for the CLI's count)."""
+    if len(results) != len(documents):
+        raise ValueError(f"{len(results)} results but {len(documents)} stored documents: read both in one Store.snapshot()")
     mlflow = _mlflow()
     from mlflow.exceptions import MlflowException
 
@@ -123,16 +127,16 @@ def export_runs(docs: list[dict[str, Any]], campaign: dict[str, Any], tracking_u
             experiment_id = _experiment(client, name, campaign)
             existing = _existing_runs(client, experiment_id)
             exported: list[ExportedRun] = []
-            for doc in docs:
-                found = existing.get(doc["run_id"])
+            for run, document in zip(results, documents, strict=True):
+                found = existing.get(run.run_id)
                 if found is not None and found[1] == "FINISHED":
-                    exported.append(ExportedRun(doc["run_id"], found[0], created=False))
+                    exported.append(ExportedRun(run.run_id, found[0], created=False))
                     continue
                 if found is not None:  # left RUNNING by an interrupted export: log it again, whole
                     client.delete_run(found[0])
-                mlflow_run_id = _log_run(client, experiment_id, doc, campaign)
-                existing[doc["run_id"]] = (mlflow_run_id, "FINISHED")
-                exported.append(ExportedRun(doc["run_id"], mlflow_run_id, created=True))
+                mlflow_run_id = _log_run(client, experiment_id, run, document, campaign)
+                existing[run.run_id] = (mlflow_run_id, "FINISHED")
+                exported.append(ExportedRun(run.run_id, mlflow_run_id, created=True))
             return exported
     except MlflowException as exc:
         raise ExportError(f"MLflow at {tracking_uri}: {exc.message}") from None
@@ -217,7 +221,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
             _flatten(f"{prefix}.{k}", v, out)
-    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+    elif isinstance(value, (list, tuple)) and value and all(isinstance(v, dict) for v in value):
         for i, v in enumerate(value):
             _flatten(f"{prefix}.{i}", v, out)
     elif value is not None:
@@ -228,36 +232,44 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def run_params(doc: dict[str, Any]) -> dict[str, str]:
+def run_params(result: Result) -> dict[str, str]:
     """The conditions of a run, flattened to MLflow params (see the module docstring for the names)."""
     out: dict[str, str] = {}
-    settings = doc.get("settings") or {}
-    effective = settings.get("effective") or {}
-    requested = settings.get("requested") or {}
-    for key in ("scenario", "mode", "engine", "profile", "agent_version", "ended_by"):
-        _flatten(key, doc.get(key), out)
+    settings = result.settings
+    effective = contract.to_builtins(settings.effective)
+    run = {"scenario": result.scenario, "mode": result.mode, "engine": result.engine, "profile": result.profile,
+           "agent_version": result.agent_version, "ended_by": result.ended_by}
+    for key, value in run.items():
+        _flatten(key, value, out)
     _flatten("settings", effective, out)
-    _flatten("settings.requested", {k: v for k, v in requested.items() if effective.get(k) != v}, out)
-    _flatten("settings.derived", settings.get("derived"), out)
-    _flatten("runtime", doc.get("runtime"), out)
-    _flatten("model", {k: doc["model"].get(k) for k in MODEL_PARAMS}, out)
-    _flatten("dataset", doc.get("dataset"), out)
-    _flatten("device", {"id": doc["device"]["id"]} | (doc["device"].get("facts") or {}), out)
-    _flatten("baseline", doc.get("baseline"), out)
-    energy = doc["kpis"].get("energy") or {}
-    _flatten("energy", {k: energy.get(k) for k in ENERGY_PARAMS}, out)
+    _flatten("settings.requested", {k: v for k, v in settings.requested.items() if effective.get(k) != v}, out)
+    _flatten("settings.derived", settings.derived, out)
+    _flatten("runtime", contract.to_builtins(result.runtime), out)
+    model = result.model
+    _flatten("model", contract.to_builtins({"name": model.name, "sha256": model.sha256, "precision": model.precision,
+                                            "format": model.format, "size_bytes": model.size_bytes,
+                                            "parameters": model.parameters, "inputs": model.inputs,
+                                            "outputs": model.outputs}), out)
+    _flatten("dataset", contract.to_builtins(result.dataset), out)
+    _flatten("device", {"id": result.device.id} | result.device.facts, out)
+    _flatten("baseline", result.baseline, out)
+    if (energy := result.kpis.energy) is not None:
+        _flatten("energy", contract.to_builtins({
+            "source": energy.source, "measured": energy.measured, "rail": energy.rail,
+            "nominal_rate_hz": energy.nominal_rate_hz, "method": energy.method,
+            "grid_intensity_g_per_kwh": energy.grid_intensity_g_per_kwh, "warnings": energy.warnings}), out)
     for kpi in KPIS:  # descriptive KPIs (a source name, a throttled flag) are conditions, not measurements
-        value = kpi_value(doc, kpi.key)
+        value = kpi_value(result, kpi.key)
         if isinstance(value, (str, bool)):
             _flatten(kpi.key, value, out)
     return out
 
 
-def run_metrics(doc: dict[str, Any]) -> dict[str, float]:
+def run_metrics(result: Result) -> dict[str, float]:
     """Every numeric KPI under its KPI-dictionary key (``accuracy.ci95`` as ``.lo`` / ``.hi``); None and NaN left out."""
     out: dict[str, float] = {}
     for kpi in KPIS:
-        value = kpi_value(doc, kpi.key)
+        value = kpi_value(result, kpi.key)
         if kpi.key == "accuracy.ci95" and isinstance(value, (list, tuple)) and len(value) == 2:
             for end, bound in zip(("lo", "hi"), value, strict=True):
                 if _finite(bound):
@@ -267,78 +279,78 @@ def run_metrics(doc: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def run_name(doc: dict[str, Any]) -> str:
-    return f"{doc['device']['id']}/{doc['model']['name']}/{doc['scenario']}/{doc['mode']}"
+def run_name(result: Result) -> str:
+    return f"{result.device.id}/{result.model.name}/{result.scenario}/{result.mode}"
 
 
-def run_tags(doc: dict[str, Any], campaign: dict[str, Any]) -> dict[str, str]:
+def run_tags(result: Result, campaign: dict[str, Any]) -> dict[str, str]:
     """The tags runs are searched and filtered by; the first is the idempotency key."""
+    job, baseline = result.job, result.baseline or {}
     tags = {
-        RUN_ID_TAG: doc["run_id"],
+        RUN_ID_TAG: result.run_id,
         "edgeperf.campaign_id": campaign.get("id"),
         "edgeperf.campaign_name": campaign.get("name"),
-        "edgeperf.device_id": doc["device"]["id"],
-        "edgeperf.model": doc["model"]["name"],
-        "edgeperf.scenario": doc["scenario"],
-        "edgeperf.mode": doc["mode"],
-        "edgeperf.valid": "true" if doc["valid"] else "false",
-        "edgeperf.engine": doc.get("engine"),
-        "edgeperf.profile": doc.get("profile"),
-        "edgeperf.job_key": (doc.get("job") or {}).get("key"),
-        "edgeperf.baseline_kind": (doc.get("baseline") or {}).get("kind"),
-        "edgeperf.invalid_reasons": "; ".join(doc.get("invalid_reasons") or []) or None,
+        "edgeperf.device_id": result.device.id,
+        "edgeperf.model": result.model.name,
+        "edgeperf.scenario": result.scenario,
+        "edgeperf.mode": result.mode,
+        "edgeperf.valid": "true" if result.valid else "false",
+        "edgeperf.engine": result.engine,
+        "edgeperf.profile": result.profile,
+        "edgeperf.job_key": job.key if job else None,
+        "edgeperf.baseline_kind": baseline.get("kind"),
+        "edgeperf.invalid_reasons": "; ".join(result.invalid_reasons) or None,
         "edgeperf.exporter": f"edgeperf {__version__}",
     }
-    verdict = "VALID" if doc["valid"] else "INVALID: " + "; ".join(doc.get("invalid_reasons") or [])
-    tags["mlflow.note.content"] = (f"edgeperf result `{doc['run_id']}`: {doc['model']['name']} on {doc['device']['id']}, "
-                                   f"{doc['scenario']} {doc['mode']}, {doc.get('engine')} engine, {doc.get('profile')} profile. "
+    verdict = "VALID" if result.valid else "INVALID: " + "; ".join(result.invalid_reasons)
+    tags["mlflow.note.content"] = (f"edgeperf result `{result.run_id}`: {result.model.name} on {result.device.id}, "
+                                   f"{result.scenario} {result.mode}, {result.engine} engine, {result.profile} profile. "
                                    f"{verdict}")
     return {k: _cut(str(v), MAX_TAG_VALUE) for k, v in tags.items() if v not in (None, "")}
 
 
-def _times_ms(doc: dict[str, Any]) -> tuple[int, int]:
-    """The measured window in epoch ms (start, end); the document's creation time where there is none."""
-    window = doc.get("window") or {}
-    begin, end = window.get("begin_unix_ns") or 0, window.get("end_unix_ns") or 0
-    if begin > 0 and end >= begin:
-        return begin // 1_000_000, end // 1_000_000
-    created = int(datetime.fromisoformat(doc["created_at"]).timestamp() * 1000)
+def _times_ms(result: Result) -> tuple[int, int]:
+    """The measured window in epoch ms (start, end); the result's creation time where there is none."""
+    window = result.window
+    if window is not None and window.begin_unix_ns > 0 and window.end_unix_ns >= window.begin_unix_ns:
+        return window.begin_unix_ns // 1_000_000, window.end_unix_ns // 1_000_000
+    created = int(datetime.fromisoformat(result.created_at).timestamp() * 1000)
     return created, created
 
 
-def _log_files(doc: dict[str, Any], tmp: Path) -> list[Path]:
+def _log_files(result: Result, tmp: Path) -> list[Path]:
     """The MLPerf log files to attach: LoadGen's own, else its inline summary, else generated (native engine)."""
-    if files := mlperf.loadgen_files(doc):
+    if files := mlperf.loadgen_files(result):
         return files
     tmp.mkdir(parents=True, exist_ok=True)
-    inline = mlperf.inline_summary(doc)
+    inline = mlperf.inline_summary(result)
     if inline:
         (tmp / mlperf.SUMMARY).write_text(inline, encoding="utf-8")
         return [tmp / mlperf.SUMMARY]
-    if doc["mode"] != "performance":
+    if result.mode != "performance":
         return []
-    (tmp / mlperf.SUMMARY).write_text(mlperf.summary_log(doc), encoding="utf-8")
-    (tmp / mlperf.DETAIL).write_text(mlperf.detail_log(doc, mlperf.native_note(doc)), encoding="utf-8")
+    (tmp / mlperf.SUMMARY).write_text(mlperf.summary_log(result), encoding="utf-8")
+    (tmp / mlperf.DETAIL).write_text(mlperf.detail_log(result, mlperf.native_note(result)), encoding="utf-8")
     return [tmp / mlperf.SUMMARY, tmp / mlperf.DETAIL]
 
 
-def _log_run(client: Any, experiment_id: str, doc: dict[str, Any], campaign: dict[str, Any]) -> str:
+def _log_run(client: Any, experiment_id: str, result: Result, document: dict[str, Any], campaign: dict[str, Any]) -> str:
     """Create the run, log everything, and only then mark it FINISHED (what makes a re-export skip it)."""
     from mlflow.entities import Metric, Param
 
-    start_ms, end_ms = _times_ms(doc)
-    run = client.create_run(experiment_id, start_time=start_ms, tags=run_tags(doc, campaign), run_name=run_name(doc))
+    start_ms, end_ms = _times_ms(result)
+    run = client.create_run(experiment_id, start_time=start_ms, tags=run_tags(result, campaign), run_name=run_name(result))
     run_id = run.info.run_id
     client.log_batch(
         run_id,
-        metrics=[Metric(key, value, end_ms, 0) for key, value in run_metrics(doc).items()],
-        params=[Param(key, value) for key, value in run_params(doc).items()],
+        metrics=[Metric(key, value, end_ms, 0) for key, value in run_metrics(result).items()],
+        params=[Param(key, value) for key, value in run_params(result).items()],
     )
     with tempfile.TemporaryDirectory(prefix="edgeperf-mlflow-") as tmp:
         path = Path(tmp) / RESULT_ARTIFACT
-        path.write_text(result.dumps(doc), encoding="utf-8")
+        path.write_text(dumps(document), encoding="utf-8")
         client.log_artifact(run_id, str(path))
-        for file in _log_files(doc, Path(tmp) / LOGS_ARTIFACT_DIR):
+        for file in _log_files(result, Path(tmp) / LOGS_ARTIFACT_DIR):
             client.log_artifact(run_id, str(file), LOGS_ARTIFACT_DIR)
     client.set_terminated(run_id, "FINISHED", end_time=end_ms)
     return run_id
