@@ -25,14 +25,13 @@ from typing import Any
 import msgspec
 import psutil
 
-from agent import __version__, capabilities, contract, origins
+from agent import __version__, contract, device_info, origins
 from agent.artifacts import ArtifactCache, ArtifactError
 from agent.config import AgentConfig
 from agent.contract import MAX_PAYLOAD_BYTES, TOPICS, Envelope, Job, ProtocolError, Topics
 from agent.drops import DropLog
 from agent.outbox import Outbox
 from agent.transport import BrokerUrl, Connection, Message, TlsFiles
-from devices import power, probe
 
 log = logging.getLogger("edgeperf.agent")
 HOUSEKEEPING_S = 2.0
@@ -144,6 +143,7 @@ class AgentDaemon:
         self._stop = stop or threading.Event()
         self._connected = threading.Event()
         self.drops = DropLog(log)
+        self._info: contract.Info | None = None
         offline = self._envelope("status", self._status_data("offline")).encode()
         broker = BrokerUrl.parse(config.broker).with_credentials(config.username, config.password)
         self.origins = origins.resolve(config.artifact_origins, broker.host)
@@ -213,15 +213,9 @@ class AgentDaemon:
     def _publish_presence(self) -> None:
         state = "busy" if self._job else "online"
         self._send("status", self._envelope("status", self._status_data(state)))
-        info = contract.convert("info", {
-            "agent_version": __version__,
-            "tags": list(self.config.tags),
-            "facts": probe.collect(),
-            "installed": capabilities.installed(),
-            "power_sources": [a.__dict__ for a in power.survey()],
-            "max_payload_bytes": MAX_PAYLOAD_BYTES,
-        })
-        self._send("info", self._envelope("info", info))
+        if self._info is None:  # facts do not change while the agent runs: gathered once, in a child process
+            self._info = device_info.collect(__version__, tuple(self.config.tags), MAX_PAYLOAD_BYTES)
+        self._send("info", self._envelope("info", self._info))
 
     def _resend(self, everything: bool = False) -> None:
         """Re-publish unacknowledged messages: all of them after a (re)connect, else those due."""
@@ -297,6 +291,8 @@ class AgentDaemon:
         return False
 
     def _telemetry(self) -> None:
+        from devices import probe  # only while a job runs
+
         temps: dict[str, Any] = {}
         probe.collect_thermal(temps, Path("/"))
         data = {"run_id": self._job.run_id if self._job else None, "cpu_pct": psutil.cpu_percent(interval=None),
