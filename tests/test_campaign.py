@@ -458,3 +458,14 @@ def test_no_device_at_all_is_an_error_even_without_a_devices_key():
     with pytest.raises(CampaignError) as info:
         campaign.expand(c, [])
     assert str(info.value) == "camp.yaml:2: devices: no device matches (all); known devices: none yet"
+
+
+def test_a_variant_stored_before_the_contract_keeps_its_options_on_resume():
+    """Campaign rows written by the previous version hold the options flat; resuming one must not drop them."""
+    old = {"name": "v", "artifact": "zoo:fashion-mnist-cnn/int8.onnx", "runtime": "onnxruntime", "threads": 2,
+           "providers": ["CPUExecutionProvider"], "provider_options": {}, "optimization": "basic", "xnnpack": None,
+           "batch_size": 4, "shapes": {"image": [1, 1, 28, 28]}}
+    v = Variant.from_dict(old)
+    assert v.options == RuntimeOptions(threads=2, providers=("CPUExecutionProvider",), optimization_level="basic",
+                                       shapes={"image": (1, 1, 28, 28)})
+    assert v.batch_size == 4 and Variant.from_dict(v.to_dict()) == v

@@ -113,8 +113,11 @@ class Variant:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Variant:
+        options = d.get("options")
+        if options is None:  # stored before the contract: the options sat beside the name, unset ones as null
+            options = {k: v for k, v in d.items() if k in _OPTION_FIELDS and v not in (None, [], {})}
         return cls(name=d["name"], artifact=d["artifact"], runtime=d.get("runtime"),
-                   options=contract.build(RuntimeOptions, d.get("options") or {}), batch_size=d.get("batch_size"))
+                   options=contract.build(RuntimeOptions, options), batch_size=d.get("batch_size"))
 
 
 @dataclass(frozen=True)
