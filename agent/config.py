@@ -21,7 +21,7 @@ from typing import Any
 
 from agent import origins
 from agent.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
-from agent.contract import DEFAULT_PREFIX, check_device_id
+from agent.contract import DEFAULT_PREFIX, check_device_id, check_tags
 from agent.errors import SettingsError
 
 if sys.version_info >= (3, 11):
@@ -125,6 +125,7 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, toml: Pa
     config = AgentConfig(**merged)
     try:
         check_device_id(config.device_id)
+        check_tags(config.tags)  # the contract's: a status with any other tag is dropped by every controller
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
     if config.mqtt_version not in ("3.1.1", "5"):

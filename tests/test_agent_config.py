@@ -126,3 +126,13 @@ def test_no_agent_module_runs_a_shell():
     shell = re.compile(r"shell\s*=\s*True|os\.system\(|os\.popen\(|subprocess\.getoutput")
     offenders = [str(p.relative_to(root)) for p in root.rglob("*.py") if shell.search(p.read_text())]
     assert offenders == []
+
+
+def test_tags_outside_the_contract_are_refused_at_start_not_dropped_by_every_controller():
+    assert config.load({"device_id": "pi", "tags": ("rpi5", "lab:a", "zone=2")}, {}).tags == ("rpi5", "lab:a", "zone=2")
+    for bad in (("lab a",), ("x" * 65,), tuple(f"t{i}" for i in range(65))):
+        with pytest.raises(SettingsError, match="at most 64 tags of 1-64 characters"):
+            config.load({"device_id": "pi", "tags": bad}, {})
+    # what the agent then announces is what the contract accepts
+    status = contract.Status("online", tags=("rpi5", "lab:a", "zone=2"))
+    assert contract.decode("status", contract.Envelope("status", "pi", status).encode()).data.tags == status.tags

@@ -128,6 +128,20 @@ def test_job_schema():
         contract.convert("job", JOB | {"overrides": {"min_queries": 100, "max_queries": 10}})
 
 
+def test_a_directory_model_travels_as_the_artifact_server_packs_it(tmp_path):
+    """The artifact server's own block for a Core ML package (a tar) is a valid job artifact, as is a file's."""
+    from agent import zoo
+    from controller.fleet.artifact_server import ArtifactServer
+
+    server = ArtifactServer("127.0.0.1")
+    for name in ("zoo:fashion-mnist-cnn/int8.mlpackage", "zoo:fashion-mnist-cnn/int8.tflite"):
+        block = server.add(zoo.resolve(name).path)
+        job = contract.convert("job", JOB | {"artifact": block})
+        assert job.artifact.archive == block["archive"] and job.artifact.sha256 == block["sha256"]
+    with pytest.raises(ProtocolError, match=r"at \$\.artifact\.archive"):
+        contract.convert("job", JOB | {"artifact": JOB["artifact"] | {"archive": "zip"}})
+
+
 def test_job_artifact_token_is_optional_and_bounded():
     contract.convert("job", JOB)
     for good in ("A" * 43, "abc.DEF_ghi-jkl~mno+p/q==", "x" * 256):
