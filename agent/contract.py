@@ -66,6 +66,7 @@ NonNegative = Annotated[float, Meta(ge=0, le=1e300)]
 Positive = Annotated[float, Meta(gt=0, le=1e300)]
 Count = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Celsius = Annotated[float, Meta(ge=-273.15, le=1e4)]
+Fraction = Annotated[float, Meta(ge=0, le=1)]
 Seq = Annotated[int, Meta(ge=0, le=2**53)]
 Seed = Annotated[int, Meta(ge=0)]  # LoadGen's uint64 seeds: msgspec bounds stop at int64, so the top is checked by the struct
 Scalar = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
@@ -389,12 +390,12 @@ class Histogram(_Body, frozen=True):
 
 
 class Accuracy(_Body, frozen=True):
-    top1: Annotated[float, Meta(ge=0, le=1)]
-    ci95: Annotated[tuple[Annotated[float, Meta(ge=0, le=1)], Annotated[float, Meta(ge=0, le=1)]], Meta()]
+    top1: Fraction
+    ci95: tuple[Fraction, Fraction]  # Wilson's 95 % interval of top1
     n: Count
-    precision_macro: Annotated[float, Meta(ge=0, le=1)] | None = None
-    recall_macro: Annotated[float, Meta(ge=0, le=1)] | None = None
-    f1_macro: Annotated[float, Meta(ge=0, le=1)] | None = None
+    precision_macro: Fraction | None = None
+    recall_macro: Fraction | None = None
+    f1_macro: Fraction | None = None
     confusion_matrix: Annotated[tuple[Annotated[tuple[Count, ...], Meta(max_length=4096)], ...], Meta(max_length=4096)] = ()
     correct: Count | None = None
 
