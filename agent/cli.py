@@ -39,6 +39,20 @@ def _provider(text: str) -> tuple[str, dict[str, str]]:
     return name, options
 
 
+# the bench flag behind each job-option field, so a refused value is reported under the flag the user typed
+FLAGS = {"min_duration_s": "--min-duration", "max_duration_s": "--max-duration", "min_queries": "--min-queries",
+         "max_queries": "--max-queries", "target_qps": "--target-qps", "target_latency_ms": "--target-latency-ms",
+         "batch_size": "--batch-size", "threads": "--threads", "providers": "--provider", "provider_options": "--provider",
+         "optimization": "--optimization", "delegates": "--delegate", "compute_units": "--compute-units", "shapes": "--shape"}
+
+
+def _flag_error(problem: str) -> str:
+    """The contract's ``Expected int >= 1 - at $.threads`` as ``--threads: expected int >= 1``."""
+    text, _, where = problem.partition(" - at $.")
+    flag = FLAGS.get(where.split(".")[0].split("[")[0])
+    return (f"{flag}: {text[:1].lower()}{text[1:]}" if flag else text) + " (see --help)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Benchmark models on this device under MLPerf LoadGen rules.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -136,7 +150,7 @@ def _bench(args: argparse.Namespace) -> int:
             "shapes": parse_shape_overrides(args.shape),
         })
     except contract.ProtocolError as exc:
-        raise SettingsError(f"bad option: {exc} (see --help)") from None
+        raise SettingsError(_flag_error(str(exc))) from None
     settings = settings_for(args.profile, args.scenario, args.mode, run)
     dataset = args.dataset or ("fashion-mnist" if settings.mode.value == "accuracy" else "synthetic")
     plan = None

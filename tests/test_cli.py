@@ -98,6 +98,13 @@ def test_auto_engine_falls_back_to_native_without_loadgen(tmp_path):
         (("--engine", "tensorrt"), "unknown engine"),
         (("--threads", "two"), "invalid int value"),
         (("--shape", "image=1xAx28"), "bad --shape"),
+        # job options go through the contract's bounds, reported under the flag that set them
+        (("--threads", "0"), "--threads: expected int >= 1"),
+        (("--threads", "100000"), "--threads: expected int <= 1024"),
+        (("--target-qps", "-5"), "--target-qps: expected float > 0.0"),
+        (("--batch-size", "0"), "--batch-size: expected int >= 1"),
+        (("--optimization", "fast"), "--optimization: invalid enum value 'fast'"),
+        (("--min-queries", "100", "--max-queries", "10"), "max_queries (10) is below min_queries (100)"),
     ],
 )
 def test_bad_settings(flags, fragment):
