@@ -400,7 +400,8 @@ def test_the_server_wants_this_jobs_token_for_this_artifact(server, method, capl
     conn.request(method, path, headers={"Authorization": f"Basic {block['token']}"})
     assert conn.getresponse().status == 401
     conn.close()
-    assert request(server, method, path, "x" + block["token"][1:])[0] == 403  # wrong
+    wrong = ("y" if block["token"][0] == "x" else "x") + block["token"][1:]  # one character off, never the token itself
+    assert request(server, method, path, wrong)[0] == 403  # wrong
     assert request(server, method, path, other["token"])[0] == 403  # another artifact's
     assert request(server, method, path, revoked["token"])[0] == 403  # revoked when its job ended
     assert request(server, method, path, short["token"])[0] == 200
