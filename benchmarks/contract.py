@@ -2,9 +2,9 @@
 
 ``python benchmarks/contract.py [--before TREE]`` prints, side by side in one run:
 
-1. Decoding one real result document (made here by ``edgeperf-agent bench`` on the zoo's int8
-   ONNX model, SingleStream, smoke profile): plain ``json.loads`` with the old field-presence
-   check, msgspec through ``agent.contract`` (types, ranges, lengths checked), and pydantic v2
+1. Decoding real result documents (made here by ``edgeperf-agent bench`` on the zoo's int8
+   ONNX model, SingleStream performance and accuracy, smoke profile): plain ``json.loads`` with the old
+   field-presence check, msgspec through ``agent.contract`` (types, ranges, lengths checked), and pydantic v2
    models generated from the same schema (the same fields and bounds), in µs per document.
 2. Importing ``agent`` and ``agent.daemon`` in a fresh interpreter (wall ms, median of N) and the
    interpreter's RSS after it, for this tree and, with ``--before``, another checkout (the tree
@@ -42,10 +42,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def real_result(tmp: Path) -> bytes:
-    out = tmp / "result.json"
+def real_result(tmp: Path, mode: str) -> bytes:
+    out = tmp / f"result-{mode}.json"
     subprocess.run([sys.executable, "-m", "agent.cli", "bench", "zoo:fashion-mnist-cnn/int8.onnx", "--profile", "smoke",
-                    "--engine", "native", "--json", str(out)], check=True, capture_output=True, cwd=ROOT)
+                    "--engine", "native", "--mode", mode, "--json", str(out)], check=True, capture_output=True, cwd=ROOT)
     return out.read_bytes()
 
 
@@ -170,21 +170,22 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        payload = real_result(tmp)
-
-        def old(p: bytes) -> None:
-            doc = json.loads(p)
-            missing = [k for k in ("schema", "run_id", "device", "model", "runtime", "kpis", "valid", "logs") if k not in doc]
-            assert not missing
-
         model = pydantic_type(msgspec.inspect.type_info(contract.Result), {})
-        print(f"decoding one real result ({len(payload):,} bytes, SingleStream smoke, int8.onnx), µs per document:")
-        base = per_doc_us(old, payload)
-        for name, fn in (("json.loads + presence check (before)", old),
-                         ("msgspec, agent.contract.Result (typed, bounded)", lambda p: contract.decode_body("result", p)),
-                         ("pydantic v2, the same schema", model.model_validate_json)):
-            us = base if fn is old else per_doc_us(fn, payload)
-            print(f"  {name:<50} {us:8.1f} µs  ({us / base:.2f}× json)")
+        for mode in ("performance", "accuracy"):
+            payload = real_result(tmp, mode)
+
+            def old(p: bytes) -> None:
+                doc = json.loads(p)
+                missing = [k for k in ("schema", "run_id", "device", "model", "runtime", "kpis", "valid", "logs") if k not in doc]
+                assert not missing
+
+            print(f"decoding one real result ({len(payload):,} bytes, SingleStream {mode}, int8.onnx), µs per document:")
+            base = per_doc_us(old, payload)
+            for name, fn in (("json.loads + presence check (before)", old),
+                             ("msgspec, agent.contract.Result (typed, bounded)", lambda p: contract.decode_body("result", p)),
+                             ("pydantic v2, the same schema", model.model_validate_json)):
+                us = base if fn is old else per_doc_us(fn, payload)
+                print(f"  {name:<50} {us:8.1f} µs  ({us / base:.2f}× json)")
         trees = [("this tree", ROOT)] + ([("before", args.before.resolve())] if args.before else [])
         print(f"import in a fresh interpreter (median of {args.imports}): wall ms, RSS MB after")
         for label, tree in trees:
