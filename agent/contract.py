@@ -672,29 +672,30 @@ def peek_run_id(payload: bytes, device: str) -> str | None:
     return peek.data.run_id
 
 
+def _encoded(value: Any, what: str) -> bytes:
+    """Python values as the JSON a peer would send; what JSON cannot carry is the contract's error."""
+    try:
+        return msgspec.json.encode(value)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ProtocolError(f"{what}{_problem(exc)}") from None
+
+
 def convert(kind: str, value: Any) -> Any:
     """A body from Python values (a dict, structs within), checked exactly as if it had arrived: through JSON."""
-    try:
-        payload = msgspec.json.encode(value)
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise ProtocolError(f"bad {kind}: {_problem(exc)}") from None
-    return decode_body(kind, payload)
+    return decode_body(kind, _encoded(value, f"bad {kind}: "))
 
 
 def checked_result(doc: dict[str, Any]) -> tuple[Result, bytes]:
     """A result document made in this process (the baseline, tests) as it would arrive: typed, and its JSON."""
-    try:
-        raw = msgspec.json.encode(doc)
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise ProtocolError(f"bad result: {_problem(exc)}") from None
+    raw = _encoded(doc, "bad result: ")
     return decode_body("result", raw), raw
 
 
 def build(kind: type[Struct], value: dict[str, Any]) -> Any:
     """A job-option struct (``RuntimeOptions``, ``RunLength``) from plain values, checked as if it had arrived."""
     try:
-        return msgspec.json.decode(msgspec.json.encode(value), type=kind)
-    except (TypeError, msgspec.EncodeError, msgspec.DecodeError) as exc:
+        return msgspec.json.decode(_encoded(value, ""), type=kind)
+    except msgspec.DecodeError as exc:
         raise ProtocolError(_problem(exc)) from None
 
 

@@ -274,7 +274,7 @@ def test_junk_of_every_agent_message_kind_is_dropped_by_the_controller_nothing_s
         assert fleet.counters.dropped == len(messages)
         assert fleet.counters.results_stored == fleet.counters.events == fleet.counters.telemetry == 0
         assert fleet.store.devices() == [] and fleet.store.result_count() == 0 and "fuzz-dev" not in fleet.devices
-        assert fleet.drops.total == len(messages) and len(fleet.drops.by_reason) > 20
+        assert fleet.counters.drops.total == len(messages) and len(fleet.counters.drops.by_reason) > 20
         client.loop_stop()
         client.disconnect()
 

@@ -70,11 +70,10 @@ from controller.fleet.yaml_nodes import NodeReader, compose, got, join_key, read
 from devices.power import parse_spec
 
 UNLABELLED_DATASETS = ("synthetic",)
-# YAML keys of runtime options whose file name differs from the field's wire name (one item or a list)
-OPTION_KEYS = {"provider": "providers", "delegate": "delegates", "shape": "shapes"}
+# runtime options whose YAML key (singular: one item or a list) differs from the field's wire name
+OPTION_KEYS = {"providers": "provider", "delegates": "delegate", "shapes": "shape"}
 _OPTION_FIELDS = {f.encode_name: f for f in msgspec.inspect.type_info(RuntimeOptions).fields}
-YAML_OPTIONS = {**{name: name for name in _OPTION_FIELDS if name not in OPTION_KEYS.values()},
-                **{key: name for key, name in OPTION_KEYS.items()}}  # YAML key -> field's wire name
+YAML_OPTIONS = {OPTION_KEYS.get(name, name): name for name in _OPTION_FIELDS}  # YAML key -> field's wire name
 OVERRIDES = tuple(f.encode_name for f in msgspec.inspect.type_info(RunLength).fields)
 _TOP_KEYS = (
     "name", "profile", "engine", "scenarios", "modes", "repeats", "cooldown_s", "power", "timeout_s", "retries",

@@ -60,8 +60,12 @@ class Counters:
     results_stored: int = 0
     results_duplicate: int = 0
     telemetry: int = 0
-    dropped: int = 0
     events: int = 0
+    drops: DropLog = field(default_factory=lambda: DropLog(log))  # messages that broke the contract, by reason
+
+    @property
+    def dropped(self) -> int:
+        return self.drops.total
 
 
 def artifact_path(reference: str) -> Path:
@@ -106,7 +110,6 @@ class Fleet:
         self._artifact_blocks: dict[str, dict[str, Any]] = {}
         self._grants: dict[str, dict[str, Any]] = {}  # run id -> its artifact block with its own token
         self._waiting_since: dict[str, float] = {}
-        self.drops = DropLog(log)
 
     # ---- receiving ---------------------------------------------------------------------------
     def pump(self, wait_s: float = 0.1, batch: int = 250) -> int:
@@ -134,12 +137,11 @@ class Fleet:
 
     def _drop(self, message: Message, reason: str) -> None:
         """Count and log (once per device and reason, rate-limited) a message that breaks the contract."""
-        self.counters.dropped += 1
         try:
             device = self.topics.parse(message.topic)[0]
         except ProtocolError:
             device = "?"
-        self.drops.drop(device, reason, message.topic)
+        self.counters.drops.drop(device, reason, message.topic)
 
     def handle(self, msg: Message) -> None:
         """Decode one message through the contract and act on it; raises ``ProtocolError`` for anything invalid."""
