@@ -1,11 +1,21 @@
-"""Classification accuracy of a run: top-1 with a Wilson interval, macro P/R/F1, confusion matrix.
+"""Classification accuracy of a run: top-1 with a Wilson interval, macro P/R/F1, confusion matrix,
+and which samples were right.
 
 Macro averages are over the classes that occur in the labels or the predictions (as
 scikit-learn's ``average="macro"`` does), with 0 where a class has no predictions or no support.
+
+Which samples were right travels as a bitset (``correct_bits``): bit i is the i-th scored sample
+in dataset order (a valid accuracy run scores every sample, so bit i is dataset sample i), set
+when it was scored correct — ``numpy.packbits`` (first sample in the high bit of the first byte,
+padding bits zero) as base64 text: 168 characters for 1,000 samples.
+Two runs over the same samples (``samples_sha256``) can then be compared sample by sample: an
+int8 model against its fp32 reference is a paired comparison, far narrower than two independent
+samples (``controller.analysis.paired``).
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import numpy as np
@@ -37,4 +47,15 @@ def classification_metrics(predicted: np.ndarray, labels: np.ndarray, n_classes:
         "recall_macro": float(recall[present].mean()),
         "f1_macro": float(f1[present].mean()),
         "confusion_matrix": confusion.tolist(),
+        "correct_bits": pack_correctness(predicted == labels),
     }
+
+
+def pack_correctness(correct: np.ndarray) -> str:
+    """A bool per sample as the result carries it: ``numpy.packbits`` (big-endian bit order), base64."""
+    return base64.b64encode(np.packbits(np.asarray(correct, dtype=bool))).decode("ascii")
+
+
+def unpack_correctness(bits: str, n: int) -> np.ndarray:
+    """The bool per sample of ``pack_correctness``'s text for ``n`` samples (contract-checked text)."""
+    return np.unpackbits(np.frombuffer(base64.b64decode(bits), dtype=np.uint8), count=n).astype(bool)

@@ -25,11 +25,11 @@ from agent.energy_meter import EnergyMeter, PowerPlan, open_meter
 from agent.errors import DatasetError
 from agent.resources import CpuWindow, peak_rss_mb, rss_mb
 from agent.runtimes.base import SessionInfo
+from agent.scenarios import server_search
 from agent.scenarios.settings import Mode, RunSettings, Scenario
 from agent.scenarios.sut import ModelSut
 from devices import probe, thermal
 
-SERVER_LOAD_FRACTION = 0.5  # default Server target: half the measured single-sample capacity
 OFFLINE_QPS_SLACK = 1.5  # Offline's one query is sized from this many times the fastest warm-up rate
 Progress = Callable[[str, dict[str, Any]], None]  # (phase, details), e.g. ("running", {"expected_s": 10})
 
@@ -64,13 +64,16 @@ def default_log_root() -> Path:
     return Path(base) / "edgeperf" / "runs"
 
 
-def _calibrate(sut: ModelSut, settings: RunSettings, warmup_runs: int) -> tuple[RunSettings, dict[str, Any]]:
+def _calibrate(sut: ModelSut, settings: RunSettings,
+               warmup_runs: int) -> tuple[RunSettings, dict[str, Any], server_search.OperatingPoint | None]:
     """Warm up and size the run from what the model does here, as LoadGen's expected latency / QPS.
 
     LoadGen pre-generates queries from the expected latency (SingleStream/MultiStream: 2× the
     minimum duration's worth) or QPS (Offline: 1.1× in one query); a steady state faster than the
     guess runs out of queries before the minimum duration and the run is INVALID. A warm-up slowed
     by a busy machine must not do that, so the guesses come from the fastest warm-up sample.
+    Server also times a SingleStream pass after the warm-up: its p99 sets the latency bound where
+    none is given, and its median the search's first rate (``server_search``).
     """
     group = sut.batch_size if settings.scenario == Scenario.OFFLINE else 1
     timings = []
@@ -88,10 +91,12 @@ def _calibrate(sut: ModelSut, settings: RunSettings, warmup_runs: int) -> tuple[
         # Offline runs every sample of its query, so extra samples cost run time; the slack covers a
         # steady state up to 1.65× faster than the fastest warm-up sample.
         out = replace(out, offline_expected_qps=OFFLINE_QPS_SLACK * 1e9 / fastest_ns)
-    if settings.scenario == Scenario.SERVER and not settings.server_target_qps:
-        out = replace(out, server_target_qps=round(SERVER_LOAD_FRACTION * 1e9 / median_ns, 1))
-        derived["server_target_qps"] = f"derived: {SERVER_LOAD_FRACTION:.0%} of 1/warm-up median latency"
-    return out, derived
+    if settings.scenario != Scenario.SERVER:
+        return out, derived, None
+    out, point = server_search.operating_point(out, server_search.single_stream(sut))
+    if settings.server_target_qps or settings.mode == Mode.ACCURACY:
+        out = server_search.unsearched_rate(out, point)
+    return out, derived, point
 
 
 def _model_block(model: model_file.ModelFile, info: SessionInfo) -> dict[str, Any]:
@@ -138,9 +143,12 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     t0 = time.perf_counter_ns()
     sut.process([0])
     first_ms = (time.perf_counter_ns() - t0) / 1e6
-    effective, derived = _calibrate(sut, settings, req.warmup_runs)
+    effective, derived, server = _calibrate(sut, settings, req.warmup_runs)
 
     log_dir = (req.log_dir or default_log_root()) / req.run_id
+    search = server is not None and not effective.server_target_qps  # Server without a given rate
+    if search:
+        server_search.find(engine, sut, effective, log_dir, server, progress)
     cooled = None
     if req.cooldown_below_c is not None:
         progress("cooling", {"target_c": req.cooldown_below_c})
@@ -154,13 +162,17 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
                          "max_duration_s": effective.max_duration_ms / 1e3})
     cpu = CpuWindow()
     cpu.start()
-    outcome = scenarios.run(engine, sut, effective, log_dir)
+    if search:
+        outcome = server_search.measure(engine, sut, effective, log_dir, server)
+    else:
+        outcome = scenarios.run(engine, sut, effective, log_dir)
+    effective = outcome.settings  # a searched Server run: the rate it ran at
     cpu.stop()
     thermals = heat.finish(cooled)
     energy = meter.finish(outcome) if meter else None
 
     progress("scoring", {"valid": outcome.valid})
-    accuracy = kpi.accuracy_of(outcome, samples.labels, session.info.outputs)
+    accuracy = kpi.accuracy_of(outcome, samples, session.info.outputs)
     kpis = kpi.kpis_of(outcome, accuracy, {
         "memory": {"peak_rss_mb": peak_rss_mb(), "model_rss_mb": model_rss},
         "model_size_mb": model.size_bytes / (1 << 20),
@@ -186,7 +198,8 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
         "engine": engine,
         "profile": effective.profile,
         "dataset": {"name": samples.name, "source": samples.source, "samples": len(samples)},
-        "settings": {"requested": settings.to_dict(), "effective": effective.to_dict(), "derived": derived},
+        "settings": {"requested": settings.to_dict(), "effective": effective.to_dict(), "derived": derived}
+        | ({"server": server.to_dict()} if server else {}),
         "valid": outcome.valid,
         "invalid_reasons": outcome.invalid_reasons,
         "checks": [c.to_dict() for c in outcome.checks],

@@ -71,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-duration", type=float, metavar="S", help="end the run after S seconds (native engine: exactly)")
     run.add_argument("--min-queries", type=int, metavar="N", help="override the profile's minimum query count")
     run.add_argument("--max-queries", type=int, metavar="N", help="stop after N queries")
-    run.add_argument("--target-qps", type=float, help="Server arrival rate (default: half the measured capacity)")
-    run.add_argument("--target-latency-ms", type=float, help="Server latency bound (default 10 ms)")
+    run.add_argument("--target-qps", type=float, metavar="QPS", help="Server arrival rate, run as given (default: the highest "
+                                                                    "rate that meets the latency bound, searched for)")
+    run.add_argument("--target-latency-ms", type=float, metavar="MS", help="Server latency bound (default: derived from the "
+                                                                          "model's SingleStream p99 here; docs/engines.md)")
     run.add_argument("--batch-size", type=int, help="samples per runtime call for Offline/MultiStream (free batch dim)")
     run.add_argument("--warmup", type=int, default=20, metavar="N", help="untimed runs before measuring (default 20)")
     rt = bench.add_argument_group("runtime")

@@ -21,6 +21,8 @@ its line in docs/campaigns.md.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import time
 from typing import Annotated, Any, ClassVar, Literal
@@ -360,10 +362,41 @@ class RunSettingsBlock(_Body, frozen=True):
                 raise ValueError(f"{name} {seed} does not fit in LoadGen's 64 bits")
 
 
+class ServerTrial(_Body, frozen=True):
+    """One Server run at one rate (``settings.server.trials``): a shortened search trial, whose
+    ``valid`` is the latency constraint alone, or a measured run (``final``) with its full verdict."""
+
+    target_qps: Positive
+    achieved_qps: NonNegative | None = None
+    p99_ms: NonNegative | None = None
+    queries: Count = 0
+    over_latency: Count = 0  # queries slower than the bound
+    valid: bool = False
+    reason: Text = ""
+    final: bool = False
+
+
+class ServerBlock(_Body, frozen=True):
+    """How a Server run's latency bound and rate were set (``settings.server``): the bound given or
+    derived from the model's SingleStream p99 here, and the rate given or searched (docs/engines.md)."""
+
+    latency_bound_ms: Positive
+    latency_bound_rule: Text
+    target_qps: NonNegative  # the measured run's rate
+    target_qps_rule: Text
+    searched: bool = False
+    single_stream_samples: Count = 0
+    single_stream_median_ms: NonNegative | None = None
+    single_stream_p99_ms: NonNegative | None = None
+    max_trials: Count = 0
+    trials: Annotated[tuple[ServerTrial, ...], Meta(max_length=64)] = ()
+
+
 class SettingsBlock(_Body, frozen=True):
     effective: RunSettingsBlock = RunSettingsBlock()
     requested: dict[Name, Free] = {}
     derived: dict[Name, Free] = {}
+    server: ServerBlock | None = None  # Server runs only
 
     _free: ClassVar[tuple[str, ...]] = ("requested", "derived")
 
@@ -390,6 +423,10 @@ class Histogram(_Body, frozen=True):
 
 
 class Accuracy(_Body, frozen=True):
+    """Top-1 of an accuracy run; newer agents add which samples were right (``correct_bits``: bit i
+    is the i-th scored sample, ``numpy.packbits`` order, base64) and which samples those are
+    (``samples_sha256``), so two runs over the same samples compare sample by sample. Both or neither."""
+
     top1: Fraction
     ci95: tuple[Fraction, Fraction]  # Wilson's 95 % interval of top1
     n: Count
@@ -398,6 +435,26 @@ class Accuracy(_Body, frozen=True):
     f1_macro: Fraction | None = None
     confusion_matrix: Annotated[tuple[Annotated[tuple[Count, ...], Meta(max_length=4096)], ...], Meta(max_length=4096)] = ()
     correct: Count | None = None
+    correct_bits: Annotated[str, Meta(max_length=MAX_PAYLOAD_BYTES, pattern=r"^[A-Za-z0-9+/]*={0,2}$")] | None = None
+    samples_sha256: Sha256 | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.correct_bits is None) != (self.samples_sha256 is None):
+            raise ValueError("correct_bits and samples_sha256 come together: per-sample correctness names its samples")
+        if self.correct_bits is None:
+            return
+        try:
+            bits = base64.b64decode(self.correct_bits, validate=True)
+        except binascii.Error:
+            raise ValueError("correct_bits is not base64 text") from None
+        if len(bits) != (self.n + 7) // 8:
+            raise ValueError(f"correct_bits holds {len(bits)} bytes; {self.n} samples take {(self.n + 7) // 8}")
+        ones = int.from_bytes(bits, "big")
+        if ones & ((1 << (-self.n % 8)) - 1):
+            raise ValueError(f"correct_bits sets bits past sample {self.n}")
+        if self.correct is not None and ones.bit_count() != self.correct:
+            raise ValueError(f"correct_bits marks {ones.bit_count()} samples right, correct says {self.correct}")
 
 
 class MlperfEnergy(_Body, frozen=True):

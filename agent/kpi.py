@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 
 from agent.accuracy import classification_metrics
+from agent.datasets import Samples
 from agent.runtimes.base import TensorSpec
 from agent.runtimes.quant import to_real_output
 from agent.scenarios import early_stopping
 from agent.scenarios.outcome import Outcome
 from agent.scenarios.settings import Mode, Scenario
-from agent.stats import LatencyHistogram, latency_summary_ns
+from agent.stats import REPORTED_PERCENTILES, LatencyHistogram, latency_summary_ns
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("accuracy.f1_macro", "F1 (macro)", "fraction", "higher", "Mean per-class F1 over the same classes."),
     Kpi("accuracy.confusion_matrix", "confusion matrix", "count", "", "rows: true class, columns: predicted class."),
     Kpi("accuracy.n", "scored samples", "count", "", "Samples scored (the whole dataset, each once)."),
+    Kpi("accuracy.correct_bits", "per-sample correctness", "bitset", "",
+        "Bit i set when the i-th scored sample (dataset order) was right: numpy.packbits (first sample in the "
+        "high bit of byte 0), base64. Pairs two runs over the same samples sample by sample."),
+    Kpi("accuracy.samples_sha256", "samples fingerprint", "sha256", "",
+        "sha256 over the scored samples as the dataset holds them, in order (header, inputs, int64 labels): "
+        "equal fingerprints, the same samples, whatever the dataset is called."),
     Kpi("energy.source", "power source", "name", "",
         "ina219 | serial | jtop | nvml | rapl | battery | estimate; `energy` is null without --power."),
     Kpi("energy.measured", "measured", "bool", "", "False only for the estimate (CPU use x device profile)."),
@@ -111,8 +118,17 @@ def _ms(ns: float | None) -> float | None:
 
 
 def _metric_latencies(o: Outcome) -> np.ndarray:
-    """Per-query latencies for MultiStream (its metric), per-sample latencies otherwise."""
+    """Per-query raw latencies for MultiStream (its metric), per-sample otherwise; empty from loadgen."""
     return o.query_latencies_ns if o.settings.scenario == Scenario.MULTI_STREAM else o.sample_latencies_ns
+
+
+def _binned_summary_ns(h: LatencyHistogram) -> dict[str, float]:
+    """The latency table read from a histogram, to its resolution: LoadGen's accuracy mode reports none."""
+    if not h.n:
+        return {}
+    mean = sum(bucket * n for bucket, n in h.counts.items()) / h.n
+    percentiles = {name: h.percentile(p) for name, p in REPORTED_PERCENTILES.items()}
+    return {"min": min(h.counts), "mean": mean} | percentiles | {"max": max(h.counts)}
 
 
 def _throughput(o: Outcome) -> float | None:
@@ -139,26 +155,29 @@ def _early_stopping_ns(o: Outcome, latencies: np.ndarray) -> tuple[float | None,
     return early_stopping.estimate(ordered, o.settings.target_latency_percentile), p99
 
 
-def accuracy_of(o: Outcome, labels: np.ndarray | None, outputs: Sequence[TensorSpec]) -> dict[str, Any] | None:
-    """Top-1 and friends from the kept outputs (first output, dequantised, arg-max on its last axis)."""
-    if o.outputs is None or labels is None:
+def accuracy_of(o: Outcome, samples: Samples, outputs: Sequence[TensorSpec]) -> dict[str, Any] | None:
+    """Top-1 and friends from the kept outputs (first output, dequantised, arg-max on its last axis),
+    with which samples were right and the fingerprint of the samples scored (to pair runs by)."""
+    if o.outputs is None or samples.labels is None:
         return None
-    order = sorted(o.outputs)
+    order = np.array(sorted(o.outputs), dtype=np.int64)
     scores = np.stack([to_real_output(o.outputs[i][0], outputs[0]).reshape(-1) for i in order])
-    return classification_metrics(scores.argmax(axis=1), labels[order], scores.shape[1])
+    metrics = classification_metrics(scores.argmax(axis=1), samples.labels[order], scores.shape[1])
+    return metrics | {"samples_sha256": samples.fingerprint(order)}
 
 
 def kpis_of(o: Outcome, accuracy: dict[str, Any] | None, extra: dict[str, Any]) -> dict[str, Any]:
     """The result's ``kpis`` block for an outcome, its accuracy and the session/resource figures."""
     latencies = _metric_latencies(o)
-    summary = o.reported.get("latency_ns") or latency_summary_ns(latencies)
+    histogram = o.latency_histogram if o.latency_histogram is not None else LatencyHistogram.of(latencies)
+    summary = o.reported.get("latency_ns") or latency_summary_ns(latencies) or _binned_summary_ns(histogram)
     es, es99 = _early_stopping_ns(o, latencies)
     return {
         "latency_ms": {k: _ms(v) for k, v in summary.items()},
         "latency_basis": "query" if o.settings.scenario == Scenario.MULTI_STREAM else "sample",
         "early_stopping_latency_ms": _ms(es),
         "early_stopping_p99_latency_ms": _ms(es99),
-        "latency_histogram": LatencyHistogram.of(latencies).to_dict(),
+        "latency_histogram": histogram.to_dict(),
         "throughput_sps": _throughput(o),
         "query_count": o.query_count,
         "sample_count": o.sample_count,
@@ -167,20 +186,59 @@ def kpis_of(o: Outcome, accuracy: dict[str, Any] | None, extra: dict[str, Any]) 
     } | extra
 
 
+# How the controller's views summarise these KPIs: (view, statistic, interval or spread). Kept
+# next to the dictionary so that docs/kpis.md states, for every number a user sees, how it is made.
+SCORECARD_VIEWS: tuple[tuple[str, str, str], ...] = (
+    ("scorecard row: latency p50/p90/p99, early stopping, throughput, energy, power, RSS, size, load time",
+     "mean over the row's runs of each run's own value (a run's percentiles are its engine's: LoadGen's own under "
+     "`--engine loadgen`)",
+     "3+ runs: Student's t 95 % interval of the mean `[lo, hi]` (`method: t`); 2 runs: their range `(lo–hi)`, not a "
+     "confidence interval (`range`); 1 run: none"),
+    ("scorecard row: top-1",
+     "correct / scored samples, each distinct sample of a dataset counted once (runs over the same dataset: per-sample "
+     "mean correctness)", "Wilson 95 %"),
+    ("scorecard row: Δ fp32 (pp)", "row top-1 − the fp32 variant's top-1 on the same device",
+     "Newcombe's paired interval on the same samples (both results carry `correct_bits` over equal `samples_sha256`), "
+     "else Newcombe's unpaired one; `method` names which"),
+    ("fleet row (`--fleet`): p50/p90/p99", "nearest rank on the merged latency histogram of every run of the device class",
+     "none (a pooled statistic; `method: merged histogram`)"),
+    ("fleet row: early stopping", "LoadGen's estimate `sorted[n − t]` on the merged histogram",
+     "none (`method: merged early stopping`)"),
+    ("fleet row: other KPIs, top-1", "as a scorecard row, over every run of the class", "as a scorecard row"),
+    ("ranking (`--rank`, `--score`)", "rows ordered within one scenario × mode; a score sums weight × KPI normalised "
+     "to [0, 1] over the group", "none; rows missing a KPI are named, not ranked"),
+    ("compare (edge vs baseline)", "edge row value ÷ baseline row value; accuracy as edge − baseline in pp", "none"),
+    ("report latency CDF", "the run's (or merged runs') latency histogram, the same latencies as the table", "none"),
+    ("diff (regression gate)", "means over each campaign's repeats; the change in the rule's unit",
+     "Welch's t-test on the per-run values (p < 0.05), McNemar exact on paired top-1; one run on a side: noise unknown"),
+)
+
+
 def markdown() -> str:
-    """docs/kpis.md, generated from ``KPIS``."""
+    """docs/kpis.md, generated from ``KPIS`` and ``SCORECARD_VIEWS``."""
     lines = [
         "# KPI dictionary",
         "",
         "Generated from `agent/kpi.py` (`python -m agent.kpi > docs/kpis.md`); every result's `kpis`",
         "block uses these keys. Percentiles are LoadGen's nearest rank, `sorted[floor(n*p)]`, over",
         "per-sample latencies (per-query for MultiStream, see `latency_basis`). Confidence intervals",
-        "across repeats (bootstrap) are computed by the controller's scorecards.",
+        "across repeats are computed by the controller's scorecards (see Scorecard views below).",
         "",
         "| key | label | unit | better | definition |",
         "|---|---|---|---|---|",
     ]
     lines += [f"| `{k.key}` | {k.label} | {k.unit} | {k.better or '–'} | {k.definition} |" for k in KPIS]
+    lines += [
+        "",
+        "## Scorecard views",
+        "",
+        "Every number the controller shows, with the statistic behind it and its interval method",
+        "(`--json` names the method of each cell in `method`).",
+        "",
+        "| view | statistic | interval |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {view} | {statistic} | {interval} |" for view, statistic, interval in SCORECARD_VIEWS]
     return "\n".join(lines) + "\n"
 
 

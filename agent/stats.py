@@ -86,7 +86,13 @@ class LatencyHistogram:
 
     def percentile(self, p: float) -> int:
         """The bucket holding ``rank(n, p)``, as ``nearest_rank`` would pick from the raw latencies."""
-        index, seen = rank(self.n, p), 0
+        return self.value_at(rank(self.n, p))
+
+    def value_at(self, index: int) -> int:
+        """The bucket holding the ``index``-th (0-based) latency in ascending order: what
+        ``sorted(latencies)[index]`` reads, to the histogram's resolution (early stopping reads
+        ``sorted[n - t]``)."""
+        seen = 0
         for bucket in sorted(self.counts):
             seen += self.counts[bucket]
             if seen > index:

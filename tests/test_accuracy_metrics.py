@@ -20,6 +20,7 @@ def test_hand_worked_three_class_case():
     f1 = [2 * p * r / (p + r) for p, r in ((1, 2 / 3), (0.5, 0.5), (0.5, 1))]
     assert m["f1_macro"] == pytest.approx(sum(f1) / 3)
     assert m["n"] == 6 and m["correct"] == 4
+    assert m["correct_bits"] == "1A=="  # right, right, wrong, right, wrong, right: 11010100 = 0xD4
     assert m["ci95"][0] < 4 / 6 < m["ci95"][1]
 
 

@@ -9,6 +9,7 @@ test_power_sources (the ctypes boundary), and the provider choice from ORT's pro
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from controller.fleet import campaign as campaign_file
 from controller.store.database import Store
 from devices import power, probe
 from devices.power.base import PowerSourceError
+from tests.cli_harness import edgeperf
 from tests.test_power_sources import FakeGpu, FakeNvmlLib, install_nvml  # noqa: F401  (a fixture, asked for by name)
 
 TFLITE, INT8, FP32 = "zoo:fashion-mnist-cnn/int8.tflite", "zoo:fashion-mnist-cnn/int8.onnx", "zoo:fashion-mnist-cnn/fp32.onnx"
@@ -229,7 +231,7 @@ def test_a_failing_job_is_stored_as_failed_with_its_reason_and_the_run_goes_on(t
     campaign_id = baseline.run_baseline(spec, store, power=None, progress=messages.append)
 
     corrupt, reshape, good = store.jobs(campaign_id)
-    assert store.campaign(campaign_id)["state"] == "finished" and good.state == "done"
+    assert store.campaign(campaign_id)["state"] == "finished_with_failures" and good.state == "done"
     assert corrupt.state == "failed" and corrupt.attempts == 1  # the user's to fix: not retried
     assert "corrupt.onnx is not a loadable ONNX model" in corrupt.error
     assert reshape.state == "failed" and reshape.attempts == 2  # ORT's own error: retried (retries: 1), then final
@@ -238,6 +240,23 @@ def test_a_failing_job_is_stored_as_failed_with_its_reason_and_the_run_goes_on(t
     assert store.result_count(campaign_id) == 1
     assert any("reshape.onnx" in m and "failed: Fail: " in m and m.endswith("retrying") for m in messages)
     assert messages[-1].endswith("1 done, 2 failed")
+
+
+def test_baseline_run_and_resume_with_a_failed_job_exit_1_naming_it(tmp_path):
+    (tmp_path / "corrupt.onnx").write_bytes(b"not a protobuf at all")
+    spec = write_campaign(tmp_path, f"      - {{artifact: corrupt.onnx}}\n      - {{artifact: '{INT8}'}}\n", "[accuracy]")
+    db = tmp_path / "c.db"
+    run = edgeperf("baseline", "run", str(spec), "--db", str(db), "--power", "none")
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr and "(finished_with_failures)" in run.stdout and "VALID" in run.stdout
+    (line,) = [line for line in run.stderr.splitlines() if line.startswith("failed ")]
+    host = baseline.host_device_id("host-cpu")
+    assert line.startswith(f"failed {host}/{CNN}/corrupt.onnx/") and f" on {host} after 1 attempt(s): " in line, line
+    assert "corrupt.onnx is not a loadable ONNX model" in line
+    resumed = edgeperf("baseline", "resume", "fmnist-baseline", "--db", str(db), "--json")  # failed jobs are not re-run
+    assert resumed.returncode == 1, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert (summary["state"], summary["jobs"], summary["results"]) == ("finished_with_failures", {"done": 1, "failed": 1}, 1)
 
 
 def test_an_interrupted_baseline_resumes_without_running_anything_twice(tmp_path):

@@ -36,20 +36,29 @@ def test_multistream_reports_per_query_latency_of_eight_samples(engine):
     assert k["throughput_sps"] == pytest.approx(k["sample_count"] / k["duration_s"], rel=0.1)
 
 
-def test_server_at_a_given_rate_completes_about_that_rate():
-    doc = run("int8.tflite", Scenario.SERVER, server_target_qps=2000.0)
+@pytest.mark.parametrize("engine", ["native", "loadgen"])
+def test_server_at_a_given_rate_completes_about_that_rate_without_a_search(engine):
+    doc = run("int8.tflite", Scenario.SERVER, engine=engine, server_target_qps=2000.0)
     k = doc["kpis"]
     assert doc["valid"], doc["invalid_reasons"]
     assert k["throughput_sps"] == pytest.approx(2000, rel=0.15)
     assert {c["name"] for c in doc["checks"]} == {"min_duration", "min_queries", "latency_bound", "early_stopping"}
+    server = doc["settings"]["server"]
+    assert server["target_qps"] == doc["settings"]["effective"]["server_target_qps"] == 2000.0
+    assert (server["searched"], server["trials"], server["target_qps_rule"]) == (False, [], "given")
+    assert server["latency_bound_rule"].startswith("derived")  # no bound was given
 
 
-def test_server_without_a_rate_derives_one_and_says_so():
-    doc = run("int8.tflite", Scenario.SERVER, engine="native")
-    derived = doc["settings"]["derived"]
-    assert "derived" in derived["server_target_qps"]
-    assert doc["settings"]["requested"]["server_target_qps"] == 0
-    assert doc["settings"]["effective"]["server_target_qps"] > 0
+def test_server_without_a_rate_searches_one_and_records_it():
+    doc = run("int8.tflite", Scenario.SERVER, engine="native", min_duration_ms=200)
+    settings, server = doc["settings"], doc["settings"]["server"]
+    assert settings["requested"]["server_target_qps"] == settings["requested"]["server_target_latency_ms"] == 0  # not given
+    assert server["searched"] and server["target_qps_rule"].startswith("searched")
+    assert settings["effective"]["server_target_qps"] == server["target_qps"] == server["trials"][-1]["target_qps"] > 0
+    assert settings["effective"]["server_target_latency_ms"] == server["latency_bound_ms"] > 0
+    assert server["single_stream_p99_ms"] >= server["single_stream_median_ms"] > 0
+    assert server["trials"][0]["final"] is False and server["trials"][-1]["final"] is True
+    assert doc["kpis"]["query_count"] == server["trials"][-1]["queries"]  # the result is the last measured run
 
 
 @pytest.mark.parametrize("engine", ["native", "loadgen"])

@@ -168,3 +168,27 @@ def test_every_job_option_is_documented_and_read_from_a_campaign_file():
     yaml_keys = set(campaign.YAML_OPTIONS.values())
     assert yaml_keys == {f.encode_name for f in msgspec.inspect.type_info(contract.RuntimeOptions).fields}
     assert set(campaign.OVERRIDES) == {f.encode_name for f in msgspec.inspect.type_info(contract.RunLength).fields}
+
+
+ACCURACY = {"top1": 0.6, "ci95": [0.3, 0.8], "n": 10, "correct": 6}
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    ({"correct_bits": "2UA="}, "come together"),
+    ({"samples_sha256": "a" * 64}, "come together"),
+    ({"correct_bits": "2Q==", "samples_sha256": "a" * 64}, "holds 1 bytes; 10 samples take 2"),
+    ({"correct_bits": "2UE=", "samples_sha256": "a" * 64}, "sets bits past sample 10"),
+    ({"correct_bits": "2cA=", "samples_sha256": "a" * 64}, "marks 7 samples right, correct says 6"),
+    ({"correct_bits": "2UA", "samples_sha256": "a" * 64}, "not base64"),
+])
+def test_per_sample_correctness_must_match_its_counts(extra, problem):
+    """``correct_bits`` is read sample by sample by the controller: its length, padding and count are checked on arrival."""
+    with pytest.raises(ProtocolError, match=problem):
+        contract.build(contract.Accuracy, ACCURACY | extra)
+
+
+def test_accuracy_of_an_older_agent_still_decodes():
+    old = contract.build(contract.Accuracy, ACCURACY)
+    assert old.correct_bits is None and old.samples_sha256 is None
+    new = contract.build(contract.Accuracy, ACCURACY | {"correct_bits": "2UA=", "samples_sha256": "a" * 64})
+    assert new.correct_bits == "2UA="  # 11011001 01: six of ten right

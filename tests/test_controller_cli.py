@@ -52,7 +52,7 @@ def test_run_then_status_results_and_devices(lab, tmp_path):
     rows = list(csv.DictReader(io.StringIO(edgeperf("results", "latest", "--db", str(db), "--format", "csv").stdout)))
     assert len(rows) == 2 and rows[1]["top1"] and rows[0]["device"] == "bench-01" and rows[0]["valid"] == "True"
     listed = json.loads(edgeperf("campaign", "list", "--db", str(db), "--json").stdout)
-    assert [c["name"] for c in listed] == ["cli"]
+    assert [(c["name"], c["state"]) for c in listed] == [("cli", "finished")]
     devices = json.loads(edgeperf("devices", "--broker", url, "--db", str(db), "--json", "--wait", "1").stdout)
     (device,) = [d for d in devices if d["id"] == "bench-01"]
     assert device["state"] == "online" and device["tags"] == ["lab"] and device["info"]["facts"]["cpu_count_logical"] >= 1
@@ -64,11 +64,45 @@ def test_job_timeout_is_retried_then_failed_and_reported(lab, tmp_path):
     spec = campaign_file(tmp_path / "slow.yaml", variants=["int8.onnx"], scenarios=["SingleStream"], modes=["performance"],
                          devices="{ids: [bench-01]}", min_duration_s=30, timeout_s=3, retries=1)
     run = edgeperf("campaign", "run", str(spec), *common(url, db), "--json")
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # nothing measured, a job failed: not a success
     summary = json.loads(run.stdout)
+    assert summary["state"] == "finished_with_failures" and summary["results"] == 0
     (failure,) = summary["failed"]
     assert failure["attempts"] == 2 and "timed out on the device" in failure["error"]
     assert [a["state"] for a in summary["requeued"][0]["attempts"]] == ["failed", "failed"]
+    assert f"failed {failure['key']} on bench-01 after 2 attempt(s): " in run.stderr
+    assert "nothing measured: campaign slow" in run.stderr and "stored no result" in run.stderr
+
+
+def test_a_failed_job_ends_the_campaign_finished_with_failures_and_exits_1_naming_it(lab, tmp_path):
+    url, _, _ = lab
+    db = tmp_path / "c.db"
+    spec = tmp_path / "mixed.yaml"  # one good variant, one whose --shape names an input the model lacks: the agent refuses it
+    spec.write_text(
+        "name: mixed\nprofile: smoke\nscenarios: [SingleStream]\nmodes: [performance]\ndataset: synthetic\n"
+        "devices: {ids: [bench-01]}\noverrides: {min_duration_s: 0.2}\nmodels:\n  - name: fmnist\n    variants:\n"
+        "      - {artifact: 'zoo:fashion-mnist-cnn/int8.tflite', threads: 1}\n"
+        "      - {artifact: 'zoo:fashion-mnist-cnn/int8.tflite', name: bad-shape, threads: 1, shape: {nope: 1x28}}\n"
+    )
+    run = edgeperf("campaign", "run", str(spec), *common(url, db))
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    assert "finished_with_failures" in run.stdout and "VALID" in run.stdout  # the scorecard of what was measured
+    bad = "bench-01/fmnist/bad-shape/SingleStream/performance/r0"
+    (line,) = [line for line in run.stderr.splitlines() if line.startswith("failed ")]
+    assert line.startswith(f"failed {bad} on bench-01 after 1 attempt(s): ") and "'nope'" in line, line  # not retried
+    status = json.loads(edgeperf("campaign", "status", "latest", "--db", str(db), "--json").stdout)
+    assert (status["state"], status["jobs"], status["results"]) == ("finished_with_failures", {"done": 1, "failed": 1}, 1)
+    (good,) = json.loads(edgeperf("results", "latest", "--db", str(db), "--format", "json").stdout)
+    assert good["model"]["name"] == "fmnist/int8.tflite" and good["valid"]
+    listed = json.loads(edgeperf("campaign", "list", "--db", str(db), "--json").stdout)
+    assert [(c["name"], c["state"]) for c in listed] == [("mixed", "finished_with_failures")]
+    # resume re-sends jobs that were out, never re-runs a failed one: the campaign ends as it was, exit 1 again
+    resumed = edgeperf("campaign", "resume", "latest", *common(url, db), "--json")
+    assert resumed.returncode == 1, resumed.stderr
+    again = json.loads(resumed.stdout)
+    assert (again["state"], again["jobs"], again["results"]) == ("finished_with_failures", {"done": 1, "failed": 1}, 1)
+    assert again["failed"][0]["attempts"] == 1 and f"failed {bad} on bench-01" in resumed.stderr
 
 
 def test_cancel_stops_a_running_campaign(lab, tmp_path):
@@ -93,7 +127,8 @@ def test_cancel_stops_a_running_campaign(lab, tmp_path):
     cancel = edgeperf("campaign", "cancel", "latest", "--db", str(db))
     assert cancel.returncode == 0 and "cancel requested" in cancel.stdout
     out, err = runner.communicate(timeout=60)
-    assert runner.returncode == 0, err
+    assert runner.returncode == 1, err  # cancelled before anything was measured: not a success
+    assert "nothing measured: campaign long" in err and "was cancelled before any result was stored" in err
     summary = json.loads(out)
     assert summary["state"] == "cancelled" and set(summary["jobs"]) == {"cancelled"}
     wait_until(lambda: "cancelled by the controller" in agent.log(), 30, "the agent stopping the job")

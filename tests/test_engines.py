@@ -17,6 +17,7 @@ from agent.contract import RuntimeOptions
 from agent.scenarios import loadgen, native, run
 from agent.scenarios.settings import Mode, RunSettings, Scenario, for_profile
 from agent.scenarios.sut import ModelSut
+from agent.stats import bucket_ns
 from tests.suts import FixedDelaySut
 
 ENGINES = ("native", "loadgen")
@@ -56,7 +57,8 @@ def test_real_model_same_verdict_and_latency(tmp_path):
         ("ss-too-few-for-early-stopping", Scenario.SINGLE_STREAM, {"min_query_count": 40}, False, 40, 40),
         ("ss-max-queries", Scenario.SINGLE_STREAM, {"min_query_count": 100, "max_query_count": 70}, False, 70, 70),
         ("ms-minimums", Scenario.MULTI_STREAM, {"min_query_count": 662}, True, 662, 5296),
-        ("server-within-bound", Scenario.SERVER, {"min_query_count": 459, "server_target_qps": 300.0}, True, 459, 459),
+        ("server-within-bound", Scenario.SERVER,
+         {"min_query_count": 459, "server_target_qps": 300.0, "server_target_latency_ms": 10.0}, True, 459, 459),
         ("offline-samples", Scenario.OFFLINE, {"offline_min_sample_count": 300}, True, 1, 300),
         ("offline-short", Scenario.OFFLINE,
          {"offline_min_sample_count": 200, "min_duration_ms": 1500, "offline_expected_qps": 100.0}, False, 1, 200),
@@ -112,14 +114,14 @@ def test_native_max_duration_ends_the_run_on_time():
 
 
 def test_loadgen_logs_are_kept_and_server_latencies_come_from_its_trace(tmp_path):
-    settings = replace(for_profile("smoke", Scenario.SERVER), min_duration_ms=0, min_query_count=459, server_target_qps=500.0)
+    settings = replace(for_profile("smoke", Scenario.SERVER), min_duration_ms=0, min_query_count=459, server_target_qps=500.0,
+                       server_target_latency_ms=10.0)
     outcome = loadgen.run(FixedDelaySut(0.0005), settings, tmp_path)
     assert {"mlperf_log_summary.txt", "mlperf_log_detail.txt"} <= set(outcome.logs["files"])
     assert "Result is : VALID" in outcome.logs["summary"]
-    assert not (tmp_path / "mlperf_log_trace.json").exists()  # read, then removed: it grows 770 bytes a sample
-    assert len(outcome.sample_latencies_ns) == 459
-    ordered = sorted(outcome.sample_latencies_ns)
-    assert ordered[int(459 * 0.99)] == outcome.reported["latency_ns"]["p99"]  # LoadGen's own numbers
+    assert not (tmp_path / "mlperf_log_trace.json").exists()  # streamed through a pipe: it grows 650 bytes a sample
+    assert outcome.latency_histogram.n == 459
+    assert outcome.latency_histogram.percentile(0.99) == bucket_ns(outcome.reported["latency_ns"]["p99"])  # LoadGen's own
 
 
 def test_server_schedule_is_poisson_at_the_target_rate():

@@ -123,7 +123,9 @@ def test_a_device_that_never_comes_online_fails_its_jobs(setup):
     fleet, device, tmp = setup
     device.status("offline")
     campaign_id = start(fleet, tmp, devices="{ids: [d1, ghost]}")
-    wait_until(lambda: fleet.tick(campaign_id) == "finished", 10, "the campaign to give up", step=lambda: fleet.pump(0.1))
+    wait_until(lambda: fleet.tick(campaign_id) == "finished_with_failures", 10, "the campaign to give up",
+               step=lambda: fleet.pump(0.1))
+    assert fleet.store.campaign(campaign_id)["finished_at"] is not None
     jobs = {j.device_id: j for j in fleet.store.jobs(campaign_id)}
     assert jobs["ghost"].state == "failed" and "ghost was not online" in jobs["ghost"].error
     assert jobs["d1"].state == "failed"

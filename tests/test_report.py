@@ -235,7 +235,7 @@ def test_header_environment_and_notes(docs, page):
     assert all(v in page for v in installed)
     for device in ("edge-a", "edge-b", "dc-host"):
         assert f'<section class="device"><h3>{device}</h3>' in page
-    for phrase in ("bootstrap interval", "edge ÷ baseline", "Estimated energy", "merged histograms"):
+    for phrase in ("t interval of the mean", "edge ÷ baseline", "Estimated energy", "merged histograms"):
         assert phrase in page
 
 

@@ -14,11 +14,14 @@ from collections import Counter
 import msgspec
 import numpy as np
 import pytest
+from scipy import stats
 
 from agent import bench, contract, kpi
+from agent.accuracy import pack_correctness, unpack_correctness
 from agent.contract import Result, RuntimeOptions
+from agent.scenarios import early_stopping
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
-from agent.stats import LatencyHistogram, latency_summary_ns
+from agent.stats import LatencyHistogram, bucket_ns
 from controller.analysis import gate as diff
 from controller.analysis import scorecard
 from tests.cli_harness import edgeperf
@@ -42,7 +45,7 @@ def document(result: Result, docs: list[dict]) -> dict:
 
 @pytest.fixture(scope="module")
 def docs():
-    perf = [run("int8.onnx", "pi-a") for _ in range(3)] + [run("int8.onnx", "pi-b")]
+    perf = [run("int8.onnx", "pi-a") for _ in range(3)] + [run("int8.onnx", "pi-b"), run("int8.onnx", "pi-a", Scenario.OFFLINE)]
     acc = [run(m, "pi-a", mode=Mode.ACCURACY, dataset="fashion-mnist:subset") for m in ("int8.tflite", "fp32.onnx")]
     return perf + acc
 
@@ -52,16 +55,19 @@ def results(docs):
     return typed(docs)
 
 
-def test_repeats_get_bootstrap_intervals_and_single_runs_get_none(docs, results):
-    rows = {(r.device, r.mode, r.model): r for r in scorecard.build(results)}
-    repeated = rows[("pi-a", "performance", "zoo:fashion-mnist-cnn/int8.onnx")]
+def test_repeats_get_t_intervals_and_single_runs_get_none(docs, results):
+    rows = {(r.device, r.scenario, r.mode, r.model): r for r in scorecard.build(results)}
+    repeated = rows[("pi-a", "SingleStream", "performance", "zoo:fashion-mnist-cnn/int8.onnx")]
     assert repeated.runs == 3
     p90 = repeated.cells["latency_ms.p90"]
     values = [document(r, docs)["kpis"]["latency_ms"]["p90"] for r in repeated.results]
-    assert p90.value == pytest.approx(np.mean(values)) and p90.lo <= p90.value <= p90.hi
-    assert min(values) <= p90.lo and p90.hi <= max(values)  # a bootstrap of the mean stays inside the data
-    single = rows[("pi-b", "performance", "zoo:fashion-mnist-cnn/int8.onnx")].cells["latency_ms.p90"]
-    assert single.lo is None and single.runs == 1
+    half = stats.t.ppf(0.975, 2) * np.std(values, ddof=1) / np.sqrt(3)
+    assert p90.method == "t" and p90.value == pytest.approx(np.mean(values))
+    assert (p90.lo, p90.hi) == pytest.approx((np.mean(values) - half, np.mean(values) + half))
+    single = rows[("pi-b", "SingleStream", "performance", "zoo:fashion-mnist-cnn/int8.onnx")].cells["latency_ms.p90"]
+    assert single.lo is None and single.runs == 1 and single.method == "none"
+    two = scorecard.build(results[:2])[0].cells["latency_ms.p90"]  # two runs: their range, not a confidence interval
+    assert two.lo is None and two.method == "range" and two.spread == (min(values[:2]), max(values[:2]))
 
 
 def test_accuracy_is_pooled_and_set_against_fp32(docs, results):
@@ -77,14 +83,36 @@ def test_accuracy_is_pooled_and_set_against_fp32(docs, results):
 
 
 def test_fleet_rows_merge_histograms_instead_of_averaging_percentiles(docs, results):
-    perf = [r for r in results if r.mode == "performance"]
+    perf = [r for r in results if r.mode == "performance" and r.scenario == "SingleStream"]
     (row,) = scorecard.build(perf, fleet=True)
     assert row.fleet and row.runs == 4 and row.device == scorecard.device_class(perf[0])
     merged = LatencyHistogram()
     for d in docs:
-        if d["mode"] == "performance":
+        if d["mode"] == "performance" and d["scenario"] == "SingleStream":
             merged.merge(LatencyHistogram(Counter({int(b): n for b, n in d["kpis"]["latency_histogram"]["counts"].items()})))
     assert row.cells["latency_ms.p90"].value == merged.percentile(0.90) / 1e6
+    # early stopping as LoadGen computes it, on the merged latencies: sorted[n - t]
+    for key, p in (("early_stopping_latency_ms", 0.90), ("early_stopping_p99_latency_ms", 0.99)):
+        t = early_stopping.discard_count(merged.n, p)
+        assert row.cells[key].value == merged.value_at(merged.n - t) / 1e6 and row.cells[key].method == "merged early stopping"
+
+
+@pytest.mark.parametrize("engine", ["loadgen", "native"])
+def test_table_fleet_row_and_cdf_read_one_latency_source(engine):
+    """The table shows the engine's own percentiles (LoadGen's under loadgen); the fleet row, the
+    report's CDF and the gate read the stored histogram. Both must be the same latencies."""
+    settings = with_overrides(for_profile("smoke", Scenario.SINGLE_STREAM), min_duration_ms=300)
+    doc = bench.run(bench.BenchRequest(model="zoo:fashion-mnist-cnn/int8.tflite", settings=settings, engine=engine,
+                                       options=RuntimeOptions(threads=1), warmup_runs=3, device_id="pi-a"))
+    result = contract.convert("result", doc)
+    (row,), (fleet,) = scorecard.build([result]), scorecard.build([result], fleet=True)
+    for key in ("latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "early_stopping_latency_ms"):
+        table_ns = round(row.cells[key].value * 1e6)
+        assert fleet.cells[key].value * 1e6 == pytest.approx(bucket_ns(table_ns), abs=1), key  # to the bucket
+    hist = scorecard.latency_histogram(result)
+    buckets, shares = hist.cdf()
+    i, k = buckets.index(bucket_ns(round(row.cells["latency_ms.p90"].value * 1e6))), int(hist.n * 0.90)
+    assert shares[i] >= (k + 1) / hist.n and (shares[i - 1] if i else 0.0) <= k / hist.n  # the CDF crosses p90 there
 
 
 def test_every_kpi_key_names_fields_of_the_typed_kpis_block(results):
@@ -113,73 +141,125 @@ def _struct_in(t: msgspec.inspect.Type) -> msgspec.inspect.Type:
     return t
 
 
-def test_ranking_by_kpi_direction_and_by_weights(results):
-    rows = [r for r in scorecard.build(results) if r.mode == "performance"]
+def test_ranking_only_among_rows_of_one_scenario_and_mode(docs, results):
+    rows = scorecard.build(results)
     by_latency = scorecard.rank(rows, kpi="latency_ms.p90")
-    assert [r.value("latency_ms.p90") for r, _ in by_latency] == sorted(r.value("latency_ms.p90") for r in rows)
-    by_throughput = scorecard.rank(rows, kpi="throughput_sps")
-    assert by_throughput[0][0].value("throughput_sps") == max(r.value("throughput_sps") for r in rows)
+    assert set(by_latency.groups) == {("SingleStream", "performance"), ("Offline", "performance")}
+    assert ("SingleStream", "accuracy") in by_latency.inapplicable  # accuracy runs have no latency to rank
+    for (scenario, mode), group in by_latency.groups.items():
+        assert {(r.scenario, r.mode) for r, _ in group} == {(scenario, mode)}
+        assert [r.value("latency_ms.p90") for r, _ in group] == sorted(r.value("latency_ms.p90") for r, _ in group)
     weighted = scorecard.rank(rows, weights={"latency_ms.p90": 1.0, "throughput_sps": 1.0})
-    assert all(0 <= score <= 2 for _, score in weighted) and len(weighted) == len(rows)
+    assert all(0 <= score <= 2 for group in weighted.groups.values() for _, score in group)
+    # a row without a weighted KPI is named, not ranked as best or worst
+    lost = copy.deepcopy(next(d for d in docs if d["device"]["id"] == "pi-b"))
+    lost["device"]["id"] = "pi-c"
+    lost["kpis"]["throughput_sps"] = None
+    ranked = scorecard.rank(scorecard.build([*results, contract.convert("result", lost)]), kpi="throughput_sps")
+    assert [(r.device, missing) for r, missing in ranked.unscored] == [("pi-c", ["throughput_sps"])]
+    assert "pi-c" not in {r.device for group in ranked.groups.values() for r, _ in group}
 
 
-def slowed(docs: list[dict], factor: float) -> list[dict]:
-    """The same runs with every latency ``factor`` times longer (histogram included)."""
-    out = []
-    for doc in docs:
-        doc = copy.deepcopy(doc)
-        k = doc["kpis"]
-        k["latency_ms"] = {name: v * factor for name, v in k["latency_ms"].items()}
-        hist = k["latency_histogram"]
-        hist["counts"] = {str(round(int(b) * factor)): n for b, n in hist["counts"].items()}
-        out.append(doc)
-    return out
+def scaled(doc: dict, factor: float) -> dict:
+    """A real run's document with every latency ``factor`` times its own (histogram included): a
+    run-to-run spread the test controls, so the gate's verdict does not depend on how noisy this
+    machine happened to be."""
+    doc = copy.deepcopy(doc)
+    k = doc["kpis"]
+    k["latency_ms"] = {name: v * factor for name, v in k["latency_ms"].items()}
+    hist = k["latency_histogram"]
+    hist["counts"] = {str(round(int(b) * factor)): n for b, n in hist["counts"].items()}
+    return doc
 
 
+def campaign(doc: dict, factors: list[float]) -> list[dict]:
+    """One run of ``doc`` per factor: a campaign's repeats of one row."""
+    return [scaled(doc, f) for f in factors]
 
-def test_diff_fails_only_beyond_threshold_and_noise(docs, tmp_path):
+
+UNCHANGED = ([1.00, 1.02, 0.99], [1.01, 0.98, 1.02])  # repeats of two campaigns of the same code: ±2 % noise
+
+
+def gate(old: list[dict], new: list[dict], rules: str, strict: bool = False) -> diff.Outcome:
+    return diff.compare(scorecard.build(typed(old)), scorecard.build(typed(new)), diff.parse_rules(rules), strict=strict)
+
+
+@pytest.fixture(scope="module")
+def perf_doc(docs):
+    return next(d for d in docs if d["mode"] == "performance" and d["device"]["id"] == "pi-b")
+
+
+def test_unchanged_campaigns_pass_and_a_real_slowdown_fails(perf_doc):
+    old = campaign(perf_doc, UNCHANGED[0])
+    same = gate(old, campaign(perf_doc, UNCHANGED[1]), "p90:+5%")
+    assert same.passed and not same.regressions
+    slower = gate(old, campaign(perf_doc, [1.15 * f for f in UNCHANGED[1]]), "p90:+5%")
+    (f,) = slower.findings
+    assert f.regression and f.test.name == "Welch t" and f.test.p_value < 0.05 and f.change == pytest.approx(14.9, abs=0.5)
+    assert (f.test.n_old, f.test.n_new) == (3, 3) and not slower.passed
+
+
+def test_beyond_the_threshold_but_within_the_noise_is_not_a_regression(perf_doc):
+    noisy = gate(campaign(perf_doc, [0.80, 1.20, 1.00]), campaign(perf_doc, [0.90, 1.35, 1.05]), "p90:+5%")
+    (f,) = noisy.findings
+    assert f.beyond_threshold and f.test.significant is False and f.verdict == "within noise" and noisy.passed
+
+
+def test_without_repeats_the_noise_is_unknown_and_fails_only_when_strict(perf_doc):
+    loose = gate([perf_doc], [scaled(perf_doc, 1.5)], "p90:+5%")
+    (f,) = loose.findings
+    assert f.test.significant is None and f.verdict == "noise unknown" and loose.passed
+    strict = gate([perf_doc], [scaled(perf_doc, 1.5)], "p90:+5%", strict=True)
+    assert strict.findings[0].verdict == "REGRESSION (noise unknown)" and not strict.passed
+
+
+def test_the_diff_cli_fits_80_columns_names_the_row_and_exits_by_its_verdict(perf_doc, tmp_path):
     db = tmp_path / "c.db"
-    perf = [d for d in docs if d["mode"] == "performance" and d["device"]["id"] == "pi-b"]
-    store_campaign(db, "old", perf)
-    store_campaign(db, "slower", slowed(perf, 1.5))
-    store_campaign(db, "same", perf)
-    gate = edgeperf("diff", "old", "slower", "--fail-on", "p90:+5%", "--db", str(db), "--json")
-    assert gate.returncode == 1, gate.stderr
-    (finding,) = json.loads(gate.stdout)["findings"]
-    assert finding["regression"] and finding["intervals_overlap"] is False
-    assert finding["new"] == pytest.approx(finding["old"] * 1.5)
-    assert edgeperf("diff", "old", "same", "--fail-on", "p90:+5%", "--db", str(db)).returncode == 0
-    lenient = edgeperf("diff", "old", "slower", "--fail-on", "p90:+80%", "--db", str(db))
-    assert lenient.returncode == 0 and "no regressions" in lenient.stdout
+    store_campaign(db, "old", campaign(perf_doc, UNCHANGED[0]))
+    store_campaign(db, "same", campaign(perf_doc, UNCHANGED[1]))
+    store_campaign(db, "slower", campaign(perf_doc, [1.2 * f for f in UNCHANGED[1]]))
+    passed = edgeperf("diff", "old", "same", "--fail-on", "p90:+5%,throughput:-5%", "--db", str(db))
+    assert passed.returncode == 0 and "PASS" in passed.stdout, passed.stdout + passed.stderr
+    failed = edgeperf("diff", "old", "slower", "--fail-on", "p90:+5%", "--db", str(db))
+    assert failed.returncode == 1 and "REGRESSION" in failed.stdout and "pi-b fashion-mnist-cnn/int8.onnx" in failed.stdout
+    assert max(len(line) for line in failed.stdout.splitlines()) <= 80
+    out = json.loads(edgeperf("diff", "old", "slower", "--fail-on", "p90:+5%", "--db", str(db), "--json").stdout)
+    (f,) = out["findings"]
+    assert f["old"]["ci95"][0] < f["old"]["value"] < f["old"]["ci95"][1] and f["old"]["method"] == "t"
+    assert f["test"] == "Welch t" and f["p_value"] < 0.05 and f["df"] > 0 and f["statistic"] > 0 and not out["passed"]
 
 
-def with_latencies(doc: dict, latencies_ns: np.ndarray) -> dict:
-    """A real run's document carrying these latencies instead of its own: a spread the test controls,
-    so the gate's verdict does not depend on how noisy this machine happened to be."""
+def test_a_row_the_new_campaign_did_not_measure_fails_the_gate(docs, perf_doc, tmp_path):
+    db = tmp_path / "c.db"
+    other = next(d for d in docs if d["mode"] == "performance" and d["device"]["id"] == "pi-a")
+    store_campaign(db, "old", [perf_doc, other])
+    store_campaign(db, "new", [perf_doc])
+    lost = edgeperf("diff", "old", "new", "--fail-on", "p90:+5%", "--db", str(db))
+    text = " ".join(lost.stdout.split())  # lines are wrapped at 80 columns
+    assert lost.returncode == 1 and "not comparable: pi-a" in text and "no result in the new campaign" in text
+    nothing = edgeperf("diff", "new", "new", "--fail-on", "top1:-1pp", "--db", str(db))
+    assert nothing.returncode == 1 and "nothing to compare" in nothing.stdout
+
+
+def with_wrong(doc: dict, flips: int) -> dict:
+    """An accuracy run's document with its first ``flips`` correct samples answered wrong instead."""
     out = copy.deepcopy(doc)
-    out["kpis"]["latency_ms"] = {k: v / 1e6 for k, v in latency_summary_ns(latencies_ns).items()}
-    out["kpis"]["latency_histogram"] = LatencyHistogram.of(latencies_ns).to_dict()
+    a = out["kpis"]["accuracy"]
+    bits = unpack_correctness(a["correct_bits"], a["n"])
+    bits[np.flatnonzero(bits)[:flips]] = False
+    a["correct_bits"], a["correct"] = pack_correctness(bits), int(bits.sum())
+    a["top1"] = a["correct"] / a["n"]
     return out
 
 
-def test_a_change_inside_the_noise_is_not_a_regression(docs):
-    spread = np.random.default_rng(7).lognormal(np.log(60_000), 0.3, 4000).astype(np.int64)  # ~±1.5 % p90 noise
-    perf = [with_latencies(d, spread) for d in docs if d["mode"] == "performance" and d["device"]["id"] == "pi-b"]
-    rule = diff.parse_rules("p90:+0.5%")
-    findings, _ = diff.compare(scorecard.build(typed(perf)), scorecard.build(typed(slowed(perf, 1.01))), rule)
-    (f,) = findings
-    assert f.beyond_threshold and f.intervals_overlap and not f.regression and f.verdict.startswith("within noise")
-
-
-def test_accuracy_drop_in_percentage_points(docs):
-    acc = [d for d in docs if d["mode"] == "accuracy"]
-    worse = copy.deepcopy(acc)
-    for doc in worse:
-        a = doc["kpis"]["accuracy"]
-        a["correct"] -= 100  # ten points lower on 1,000 images: far outside both Wilson intervals
-        a["top1"] = a["correct"] / a["n"]
-    findings, _ = diff.compare(scorecard.build(typed(acc)), scorecard.build(typed(worse)), diff.parse_rules("top1:-0.5pp"))
-    assert findings and all(f.regression for f in findings)
+def test_top1_is_judged_paired_and_in_percentage_points(docs):
+    int8 = [d for d in docs if d["mode"] == "accuracy" and d["model"]["precision"] == "int8"]
+    drop = gate(int8, [with_wrong(d, 25) for d in int8], "top1:-0.5pp")  # 2.5 pp on 1,000 images, all one way
+    (f,) = drop.findings
+    assert f.regression and f.test.name == "McNemar exact" and f.test.p_value < 1e-6
+    assert f.change == pytest.approx(-2.5) and f.interval[0] < -2.5 < f.interval[1] < 0
+    small = gate(int8, [with_wrong(d, 3) for d in int8], "top1:-0.5pp")  # 0.3 pp: inside the threshold
+    assert small.passed and small.findings[0].verdict == "ok"
 
 
 @pytest.mark.parametrize("bad", ["p90", "p90:5%", "p90:+5pp", "latency:+5%", ""])
@@ -196,10 +276,14 @@ def test_scorecard_cli_json_and_ranking(docs, tmp_path):
     proc = edgeperf("scorecard", "card", "--db", str(db), "--score", str(weights), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert len(out["rows"]) == 4 and len(out["ranking"]) == 2
+    assert len(out["rows"]) == 5
+    groups = {(g["scenario"], g["mode"]): g["rows"] for g in out["ranking"]["groups"]}
+    assert len(groups[("SingleStream", "performance")]) == 2 and len(groups[("Offline", "performance")]) == 1
     table = edgeperf("scorecard", "card", "--db", str(db), "--fleet")
     assert table.returncode == 0 and "fleet scorecard" in table.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("score:\n  speed: 1\n")
     failed = edgeperf("scorecard", "card", "--db", str(db), "--score", str(bad))
     assert failed.returncode == 2 and "score.speed: unknown KPI" in failed.stderr
+    none = edgeperf("scorecard", "card", "--db", str(db), "--rank", "energy.energy_per_inference_mj")
+    assert none.returncode == 1 and "nothing ranked" in none.stderr

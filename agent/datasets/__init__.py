@@ -3,10 +3,15 @@
 ``synthetic`` fits any model: it draws inputs from the model's own input specs (several inputs,
 integer inputs, dynamic dimensions resolved with ``--shape``). ``fashion-mnist`` is real data
 for the zoo's classifier. Samples are converted (and quantised) here, once, before any timing.
+
+Labelled samples keep their raw inputs beside their labels (``Samples.raw``), so a score can name
+the exact samples it was computed on (``fingerprint``): an int8 and an fp32 model fed the same images
+(quantised differently) score the same samples, whatever the dataset was called.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,17 +27,39 @@ SYNTHETIC_SAMPLES = 64
 DATASETS = ("synthetic", "fashion-mnist", "fashion-mnist:subset", "fashion-mnist:full")
 
 
+def fingerprint(inputs: np.ndarray, labels: np.ndarray) -> str:
+    """sha256 over samples as the dataset holds them, in order: a header line (the inputs' dtype,
+    per-sample shape and the sample count), every input's bytes (C order), then every label as a
+    little-endian int64. Runs with equal fingerprints scored the same samples in the same order."""
+    inputs = np.ascontiguousarray(inputs)
+    if len(inputs) != len(labels):
+        raise DatasetError(f"{len(inputs)} inputs and {len(labels)} labels cannot be fingerprinted together")
+    shape = "x".join(map(str, inputs.shape[1:]))
+    digest = hashlib.sha256(f"{inputs.dtype.str} {shape} {len(labels)}\n".encode())
+    digest.update(inputs.tobytes())
+    digest.update(np.asarray(labels, dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class Samples:
-    """Per-sample feeds (each with a leading batch dimension of 1) and labels when known."""
+    """Per-sample feeds (each with a leading batch dimension of 1), labels when known, and the
+    dataset's own inputs (before any conversion for a model) for labelled data, to fingerprint."""
 
     name: str
     source: str
     feeds: list[dict[str, np.ndarray]]
     labels: np.ndarray | None
+    raw: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.feeds)
+
+    def fingerprint(self, indices: np.ndarray) -> str:
+        """``fingerprint`` of the labelled samples at ``indices`` (ascending: dataset order)."""
+        if self.labels is None or self.raw is None:
+            raise DatasetError(f"{self.name} has no labelled inputs to fingerprint")
+        return fingerprint(self.raw[indices], self.labels[indices])
 
 
 Shapes = dict[str, tuple[int, ...]]
@@ -95,5 +122,5 @@ def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0)
     if name.startswith("fashion-mnist") and name in DATASETS:
         split = name.partition(":")[2] or "auto"
         data = fashion_mnist.test_set(split)
-        return Samples(name, data.source, _fit_images(data.images, inputs, shapes, name), data.labels)
+        return Samples(name, data.source, _fit_images(data.images, inputs, shapes, name), data.labels, data.images)
     raise DatasetError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}")

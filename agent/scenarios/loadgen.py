@@ -2,20 +2,17 @@
 
 LoadGen decides what to issue and judges the run; the verdict, percentiles, early-stopping
 estimates and throughput in the result are the ones LoadGen wrote to ``mlperf_log_detail.txt``.
-LoadGen's per-sample latencies reach Python only through its trace file (~770 bytes a sample).
-For Server, where latency counts from the scheduled arrival and queueing is the point, the trace
-is written, its latencies read into the result's histogram, and the file deleted. For the other
-scenarios the histogram comes from timings inside our SUT callback, which differ from LoadGen's
-only by its dispatch overhead (a few µs, measured by benchmarks/harness_overhead.py).
+The latency histogram holds LoadGen's latencies too, so that fleet percentiles, CDFs and the
+regression gate read the same numbers as the table: LoadGen hands them out only through its
+trace, which ``loadgen_trace`` streams through a named pipe into a histogram, in every scenario
+and mode, without writing it to disk.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
-import re
 import time
-from array import array
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import RuntimeMissing
+from agent.scenarios.loadgen_trace import TraceError, TraceReader
 from agent.scenarios.outcome import Check, Outcome
 from agent.scenarios.settings import Mode, RunSettings, Scenario
 from agent.scenarios.sut import SystemUnderTest
@@ -32,7 +30,6 @@ from agent.stats import REPORTED_PERCENTILES
 ENGINE = "loadgen"
 LOG_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json")
 _SEED_MASK = (1 << 64) - 1
-_TRACE_LATENCY = re.compile(rb'"name":"Sample".*"complete_ns":(\d+)')
 
 
 def available() -> bool:
@@ -100,17 +97,6 @@ def parse_detail(path: Path) -> dict[str, Any]:
     return values
 
 
-def trace_latencies_ns(path: Path) -> np.ndarray:
-    """Per-sample latencies (``complete_ns`` of each Sample begin event) from LoadGen's trace."""
-    found = array("q")
-    with path.open("rb") as f:
-        for line in f:
-            match = _TRACE_LATENCY.search(line)
-            if match:
-                found.append(int(match.group(1)))
-    return np.frombuffer(found, dtype=np.int64)
-
-
 def _power_time_ns(text: str) -> int:
     """LoadGen's power_begin/power_end stamp (``%m-%d-%Y %H:%M:%S.%f``, UTC) → unix ns."""
     stamp = datetime.strptime(text, "%m-%d-%Y %H:%M:%S.%f").replace(tzinfo=timezone.utc)
@@ -165,15 +151,17 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
     log_dir.mkdir(parents=True, exist_ok=True)
     accuracy = settings.mode == Mode.ACCURACY
     outputs: dict[int, list[np.ndarray]] = {}
-    sample_lat, query_lat = array("q"), array("q")
     failures: list[BaseException] = []
     clock = time.perf_counter_ns
     marks = {"first": 0, "last_issue": 0, "done": 0}  # our own clock, finer than LoadGen's ms stamps
+    answered = {"queries": 0, "samples": 0}
 
     def issue(query_samples: list[Any]) -> None:
         entered = clock()
         marks["first"] = marks["first"] or entered
         marks["last_issue"] = entered
+        answered["queries"] += 1
+        answered["samples"] += len(query_samples)
         for begin in range(0, len(query_samples), sut.batch_size):
             chunk = query_samples[begin : begin + sut.batch_size]
             keep, responses = [], []
@@ -182,8 +170,6 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
             except Exception as exc:  # a failing SUT must not take LoadGen's thread down with it
                 failures.append(exc)
                 results = [[] for _ in chunk]
-            done = clock()
-            sample_lat.extend([done - entered] * len(chunk))
             for q, out in zip(chunk, results, strict=True):
                 if accuracy and out:
                     outputs[q.index] = out
@@ -194,7 +180,6 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
                     responses.append(lg.QuerySampleResponse(q.id, 0, 0))
             lg.QuerySamplesComplete(responses)
         marks["done"] = clock()
-        query_lat.append(marks["done"] - entered)
 
     count = sut.sample_count
     lg_sut = lg.ConstructSUT(issue, lambda: None)
@@ -202,15 +187,20 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(log_dir)
     log_settings.log_output.copy_summary_to_stdout = False
-    use_trace = settings.scenario == Scenario.SERVER and not accuracy
-    log_settings.enable_trace = use_trace
-    try:
-        lg.StartTestWithLogSettings(lg_sut, qsl, test_settings(lg, settings, count), log_settings)
-    finally:
-        lg.DestroyQSL(qsl)
-        lg.DestroySUT(lg_sut)
-    if failures:
-        raise failures[0]
+    log_settings.enable_trace = True
+    per_query = settings.samples_per_query if settings.scenario == Scenario.MULTI_STREAM else 0
+    with TraceReader(log_dir, per_query) as trace:
+        try:
+            lg.StartTestWithLogSettings(lg_sut, qsl, test_settings(lg, settings, count), log_settings)
+        finally:
+            lg.DestroyQSL(qsl)
+            lg.DestroySUT(lg_sut)
+        if failures:
+            raise failures[0]
+        traced = trace.finish()
+    if traced.samples != answered["samples"]:
+        raise TraceError(f"LoadGen's trace held {traced.samples} samples of the {answered['samples']} answered: "
+                         f"its format may differ in LoadGen {version()}; use --engine native")
 
     log = parse_detail(log_dir / "mlperf_log_detail.txt")
     wall_minus_mono = time.time_ns() - time.monotonic_ns()
@@ -220,14 +210,10 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
         perf_minus_mono = time.perf_counter_ns() - time.monotonic_ns()
         begin = marks["first"] - perf_minus_mono + wall_minus_mono
         end = marks["done"] - perf_minus_mono + wall_minus_mono
-    samples = np.frombuffer(sample_lat, dtype=np.int64)
-    trace = log_dir / "mlperf_log_trace.json"
-    if use_trace:
-        samples = trace_latencies_ns(trace)
-    trace.unlink(missing_ok=True)
+    no_raw = np.empty(0, dtype=np.int64)  # LoadGen's latencies are in the histogram and its summary only
     outcome = Outcome(
-        ENGINE, settings, samples, np.frombuffer(query_lat, dtype=np.int64),
-        int(log.get("result_query_count") or len(query_lat)), len(samples),
+        ENGINE, settings, no_raw, no_raw,
+        int(log.get("result_query_count") or answered["queries"]), answered["samples"],
         final_issue_ns=marks["last_issue"] - marks["first"], last_done_ns=marks["done"] - marks["first"],
         window_unix_ns=(begin, end),
         window_monotonic_ns=(begin - wall_minus_mono, end - wall_minus_mono),
@@ -236,6 +222,7 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
         reported=_reported(settings, log),
         logs={"dir": str(log_dir), "loadgen_version": version(), "files": [f for f in LOG_FILES if (log_dir / f).exists()],
               "summary": (log_dir / "mlperf_log_summary.txt").read_text(errors="replace"), "errors": log["_errors"]},
+        latency_histogram=traced.histogram,
     )
     outcome.checks = judge(outcome) if accuracy else _checks(settings, log)
     return outcome

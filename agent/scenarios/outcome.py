@@ -3,6 +3,8 @@
 Both engines fill the same record, so KPIs, reports and the result document never need to know
 which engine ran. Times are integer ns from the run's own start on a monotonic clock; the wall
 clock window is kept separately for cutting power traces to exactly the measured interval.
+The native engine keeps raw latencies (its verdict needs exact order statistics); LoadGen judges
+the run itself, so its latencies arrive binned, which keeps a 20 M-sample run in a few kB.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from agent.scenarios.settings import RunSettings
+from agent.stats import LatencyHistogram
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,8 @@ class Outcome:
 
     engine: str
     settings: RunSettings  # effective settings (after calibration and derivations)
-    sample_latencies_ns: np.ndarray  # per sample, from its query's scheduled/issue time
-    query_latencies_ns: np.ndarray  # per query (MultiStream: its slowest sample)
+    sample_latencies_ns: np.ndarray  # per sample, from its query's scheduled/issue time (native; loadgen: empty)
+    query_latencies_ns: np.ndarray  # per query (MultiStream: its slowest sample) (native; loadgen: empty)
     query_count: int
     sample_count: int
     final_issue_ns: int = 0  # SingleStream/MultiStream: issue time of the last query
@@ -48,6 +51,9 @@ class Outcome:
     outputs: dict[int, list[np.ndarray]] | None = None  # accuracy mode: outputs by sample index
     reported: dict[str, Any] = field(default_factory=dict)  # engine-reported metrics (LoadGen log)
     logs: dict[str, Any] = field(default_factory=dict)
+    # the metric's latencies (per query for MultiStream, else per sample) binned, from an engine
+    # that keeps no raw ones (loadgen: LoadGen's own, read from its trace); None: bin the raw ones
+    latency_histogram: LatencyHistogram | None = None
 
     @property
     def valid(self) -> bool:

@@ -47,8 +47,8 @@ class RunSettings:
     max_query_count: int = 0
     samples_per_query: int = 1  # MultiStream: 8; Offline: the whole query (set by effective())
     target_latency_percentile: float = 0.90
-    server_target_qps: float = 0.0  # 0: derived from a calibration run and recorded as such
-    server_target_latency_ms: float = 10.0
+    server_target_qps: float = 0.0  # 0: not given; the highest passing rate is searched (server_search)
+    server_target_latency_ms: float = 0.0  # 0: not given; derived from the model's SingleStream p99 (server_search)
     offline_min_sample_count: int = 512
     expected_latency_ns: int = 1_000_000  # per sample, from calibration; sizes LoadGen's query pool
     offline_expected_qps: float = 0.0  # 0: offline_min_sample_count decides the query size alone
@@ -112,6 +112,6 @@ def with_overrides(settings: RunSettings, **overrides: Any) -> RunSettings:
         )
     if out.batch_size < 1 or out.min_query_count < 1:
         raise SettingsError("--batch-size and --min-queries must be at least 1")
-    if out.server_target_qps < 0 or out.server_target_latency_ms <= 0:
-        raise SettingsError("--target-qps must be positive and --target-latency-ms above 0")
+    if out.server_target_qps < 0 or out.server_target_latency_ms < 0:  # 0 is "not given": searched / derived
+        raise SettingsError("--target-qps and --target-latency-ms must be above 0 (leave them out to search / derive them)")
     return out

@@ -1,22 +1,27 @@
 """``edgeperf diff OLD NEW --fail-on "p90:+5%,top1:-0.5pp,energy:+10%"``: a CI regression gate.
 
-A change fails the gate only when it is beyond its threshold in the bad direction *and* outside
-the noise: the two runs' 95 % intervals do not overlap. Intervals come from repeats (bootstrap)
-where a row has them, from a single run's own latency histogram otherwise (how far its p90 would
-move if the samples were drawn again), and from Wilson for accuracy. A KPI with no interval at
-all (one run's throughput or energy) is judged on its threshold alone, and the table says so.
+Like pyperf's ``compare_to``, it compares campaigns, not one run's histogram: a change is a
+regression only when it is beyond the user's threshold in the bad direction *and* significant —
+Welch's t-test on the two campaigns' repeats (``significance``), or for top-1 the exact McNemar
+test on the same samples scored by both (``paired``). One run's latency histogram says how its
+percentile would move if its samples were drawn again, not how the next campaign will differ,
+so it is not used. Without repeats on both sides the noise is unknown: such a change is shown
+as "noise unknown" and fails only with ``strict``. A reference row the new campaign did not
+measure, or a KPI it lost, fails the gate: nothing measured is not a pass.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import EdgeperfError
 from agent.kpi import BY_KEY
-from controller.analysis.intervals import histogram_percentile
-from controller.analysis.scorecard import ACCURACY_KPI, HISTOGRAM_PERCENTILES, Cell, Row, latency_histogram
+from controller.analysis import paired, significance
+from controller.analysis.intervals import Estimate, mean_interval
+from controller.analysis.scorecard import ACCURACY_KPI, Row, kpi_value
 
 ALIASES = {
     "p50": "latency_ms.p50", "p90": "latency_ms.p90", "p99": "latency_ms.p99", "es": "early_stopping_latency_ms",
@@ -41,13 +46,16 @@ class Rule:
     unit: str  # "%" | "pp" | ""
     text: str
 
-    def exceeded(self, old: float, new: float) -> bool:
-        change = (new - old) * self.sign
+    def change(self, old: float, new: float) -> float | None:
+        """new − old in the rule's unit: % of old, percentage points, or the KPI's own unit (None:
+        a relative change from 0)."""
         if self.unit == "%":
-            return old != 0 and change / abs(old) * 100 > self.amount
-        if self.unit == "pp":
-            return change * 100 > self.amount
-        return change > self.amount
+            return None if old == 0 else (new - old) / abs(old) * 100
+        return (new - old) * (100 if self.unit == "pp" else 1)
+
+    def exceeded(self, old: float, new: float) -> bool:
+        change = self.change(old, new)
+        return change is not None and change * self.sign > self.amount
 
 
 def parse_rules(text: str) -> list[Rule]:
@@ -69,67 +77,123 @@ def parse_rules(text: str) -> list[Rule]:
     return rules
 
 
-def _interval(row: Row, kpi: str) -> tuple[float, float] | None:
-    """The row's 95 % interval for ``kpi``: from repeats, else a single run's own histogram."""
-    cell: Cell | None = row.cells.get(kpi)
-    if cell is not None and cell.lo is not None:
-        return (cell.lo, cell.hi)
-    if kpi in HISTOGRAM_PERCENTILES and row.runs == 1 and (hist := latency_histogram(row.results[0])) is not None:
-        lo, hi = histogram_percentile(hist, HISTOGRAM_PERCENTILES[kpi])
-        return (lo / 1e6, hi / 1e6)
-    return None
-
-
 @dataclass(frozen=True)
 class Finding:
-    row: str
+    """One rule on one row both campaigns measured: both sides' estimates, the change in the
+    rule's unit, and the significance test behind the verdict."""
+
+    row: Row
     kpi: str
-    old: float
-    new: float
     rule: Rule
-    beyond_threshold: bool
-    intervals_overlap: bool | None  # None: no interval to judge noise by
+    old: Estimate
+    new: Estimate
+    test: significance.Test
+    strict: bool = False
+    interval: tuple[float, float] | None = None  # top-1: the 95 % interval of new − old, in the rule's unit
+
+    @property
+    def change(self) -> float | None:
+        return self.rule.change(self.old.value, self.new.value)
+
+    @property
+    def beyond_threshold(self) -> bool:
+        return self.rule.exceeded(self.old.value, self.new.value)
 
     @property
     def regression(self) -> bool:
-        return self.beyond_threshold and self.intervals_overlap is not True
+        if not self.beyond_threshold:
+            return False
+        return self.test.significant is True or (self.test.significant is None and self.strict)
 
     @property
     def verdict(self) -> str:
         if self.regression:
-            return "REGRESSION" + (" (no interval: threshold only)" if self.intervals_overlap is None else "")
-        if self.beyond_threshold:
-            return "within noise (intervals overlap)"
-        return "ok"
+            return "REGRESSION" if self.test.significant else "REGRESSION (noise unknown)"
+        if not self.beyond_threshold:
+            return "ok"
+        return "noise unknown" if self.test.significant is None else "within noise"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "kpi": self.kpi, "old": self.old, "new": self.new, "rule": self.rule.text,
-                "beyond_threshold": self.beyond_threshold, "intervals_overlap": self.intervals_overlap,
+        side = lambda e: {"value": e.value, "ci95": [e.lo, e.hi] if e.method == "t" else None,  # noqa: E731
+                          "range": [e.lo, e.hi] if e.method == "range" else None, "runs": e.n, "method": e.method}
+        return {"row": label(self.row), "device": self.row.device, "model": self.row.model, "runtime": self.row.runtime,
+                "accelerator": self.row.accelerator, "threads": self.row.threads, "scenario": self.row.scenario,
+                "mode": self.row.mode, "kpi": self.kpi, "rule": self.rule.text, "old": side(self.old), "new": side(self.new),
+                "change": self.change, "change_unit": self.rule.unit or BY_KEY[self.kpi].unit,
+                "change_ci95": None if self.interval is None else list(self.interval),
+                "beyond_threshold": self.beyond_threshold, **self.test.to_dict(),
                 "regression": self.regression, "verdict": self.verdict}
 
 
-def _label(row: Row) -> str:
-    return f"{row.device} {row.model} {row.runtime}/{row.accelerator} {row.scenario} {row.mode}"
+@dataclass
+class Outcome:
+    """Everything ``compare`` found; the gate passes only when ``passed``."""
+
+    findings: list[Finding]
+    missing: list[str]  # what the reference measured and the new campaign did not
+    notes: list[str]
+
+    @property
+    def regressions(self) -> list[Finding]:
+        return [f for f in self.findings if f.regression]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.findings) and not self.regressions and not self.missing
+
+
+def label(row: Row) -> str:
+    """``pi-a fashion-mnist-cnn/int8.onnx onnxruntime/CPU×1 SingleStream performance``"""
+    threads = f"×{row.threads}" if row.threads else ""
+    accelerator = row.accelerator.removesuffix("ExecutionProvider")
+    return f"{row.device} {row.model.removeprefix('zoo:')} {row.runtime}/{accelerator}{threads} {row.scenario} {row.mode}"
 
 
 def _key(row: Row) -> tuple:
     return (row.device, row.model, row.runtime, row.accelerator, row.threads, row.scenario, row.mode)
 
 
-def compare(old_rows: list[Row], new_rows: list[Row], rules: list[Rule]) -> tuple[list[Finding], list[str]]:
-    """Findings for every rule on every row both sides have, and notes on rows only one side has."""
+def _values(row: Row, kpi: str) -> list[float]:
+    return [v for r in row.results if (v := kpi_value(r, kpi)) is not None and math.isfinite(v)]
+
+
+def _accuracy_finding(a: Row, b: Row, rule: Rule, strict: bool) -> Finding | None:
+    """top-1 judged on the samples themselves: paired (McNemar) where both runs carry them."""
+    old_blocks = [r.kpis.accuracy for r in a.results if r.kpis.accuracy is not None]
+    new_blocks = [r.kpis.accuracy for r in b.results if r.kpis.accuracy is not None]
+    old, new = paired.pooled(old_blocks), paired.pooled(new_blocks)
+    d = paired.delta(new_blocks, old_blocks)
+    if old is None or new is None or d is None:
+        return None
+    test = significance.from_p_value("McNemar exact" if d.paired else "two-proportion z", d.p_value, old.samples, new.samples)
+    scale = 100 if rule.unit == "pp" else (100 / old.value if rule.unit == "%" and old.value else 1)
+    return Finding(b, rule.kpi, rule, Estimate(old.value, old.lo, old.hi, "wilson", old.runs),
+                   Estimate(new.value, new.lo, new.hi, "wilson", new.runs), test, strict, (d.lo * scale, d.hi * scale))
+
+
+def compare(old_rows: list[Row], new_rows: list[Row], rules: list[Rule], strict: bool = False) -> Outcome:
+    """Every rule on every row both sides have; what the new side lost; rows only one side has."""
     old = {_key(r): r for r in old_rows}
     new = {_key(r): r for r in new_rows}
-    findings, notes = [], []
+    out = Outcome([], [], [])
     for key in sorted(old.keys() & new.keys(), key=str):
         a, b = old[key], new[key]
         for rule in rules:
-            va, vb = a.value(rule.kpi), b.value(rule.kpi)
-            if va is None or vb is None:  # Row.value is None for NaN too
+            if rule.kpi == ACCURACY_KPI and a.mode == "accuracy":
+                finding = _accuracy_finding(a, b, rule, strict)
+                if finding is None:
+                    out.missing.append(f"{label(b)}: {rule.kpi} not measured in the new campaign")
+                else:
+                    out.findings.append(finding)
                 continue
-            ia, ib = _interval(a, rule.kpi), _interval(b, rule.kpi)
-            overlap = None if ia is None or ib is None else not (ia[1] < ib[0] or ib[1] < ia[0])
-            findings.append(Finding(_label(b), rule.kpi, va, vb, rule, rule.exceeded(va, vb), overlap))
-    notes += [f"only in the old campaign: {_label(old[k])}" for k in sorted(old.keys() - new.keys(), key=str)]
-    notes += [f"only in the new campaign: {_label(new[k])}" for k in sorted(new.keys() - old.keys(), key=str)]
-    return findings, notes
+            va, vb = _values(a, rule.kpi), _values(b, rule.kpi)
+            if not va:
+                continue  # the rule does not apply to this row (top-1 of a performance run)
+            if not vb:
+                out.missing.append(f"{label(b)}: {rule.kpi} not measured in the new campaign")
+                continue
+            out.findings.append(Finding(b, rule.kpi, rule, mean_interval(va), mean_interval(vb),
+                                        significance.welch(va, vb), strict))
+    out.missing += [f"{label(old[k])}: no result in the new campaign" for k in sorted(old.keys() - new.keys(), key=str)]
+    out.notes += [f"only in the new campaign: {label(new[k])}" for k in sorted(new.keys() - old.keys(), key=str)]
+    return out

@@ -1,63 +1,57 @@
-"""Confidence intervals for scorecards: bootstrap over repeats, Wilson for proportions, Newcombe
-for a difference of proportions (an int8 model's accuracy against its fp32 reference).
+"""Confidence intervals over repeats: Student's t on the mean, or an honest "no interval".
 
-A single run's p90 says nothing about how much the next run's will differ; repeats do, and a
-percentile bootstrap over them makes no assumption about their distribution. With fewer than two
-repeats there is no interval, and the scorecard shows none rather than a fake one.
+Repeats of a run are few (3 to 10), and their noise is close to normal or mildly skewed. A
+percentile bootstrap over so few values is too narrow — with 3 repeats it is exactly [min, max]
+and covers the true mean about 75 % of the time. Student's t on the mean holds its coverage:
+simulated (``tests/test_intervals.py``) at n = 3, 5, 10 it covers 95 % under normal noise and
+at least 93 % under log-normal noise up to σ = 0.3 (a 30 % run-to-run spread, far beyond what a
+benchmark run shows). With two repeats the t interval is valid but ±12.7 standard errors wide, so
+the scorecard shows their range instead and says it is not a confidence interval; one run has no
+interval at all.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from agent.stats import LatencyHistogram, rank, wilson_interval
-
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 20260101  # fixed: the same results always give the same interval
+MIN_REPEATS_FOR_INTERVAL = 3
+CONFIDENCE = 0.95
 
 
-def bootstrap_mean(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float | None, float | None]:
-    """Mean of ``values`` and its percentile-bootstrap interval (None, None with one value)."""
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over repeats and what is known about its spread.
+
+    ``method`` names what ``lo``/``hi`` are: ``t`` (Student's t 95 % interval of the mean),
+    ``range`` (min and max of two runs: not a confidence interval) or ``none`` (one run)."""
+
+    value: float
+    lo: float | None
+    hi: float | None
+    method: str
+    n: int
+
+
+def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
+    """Two-sided Student's t critical value (scipy: the controller's statistics library)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + confidence / 2, df))
+
+
+def mean_interval(values: Sequence[float | None]) -> Estimate:
+    """Mean of the finite ``values`` with a t interval (n ≥ 3), their range (n = 2) or nothing."""
     data = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=np.float64)
     if data.size == 0:
-        return (math.nan, None, None)
+        return Estimate(math.nan, None, None, "none", 0)
     mean = float(data.mean())
-    if data.size < 2:
-        return (mean, None, None)
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    means = data[rng.integers(0, data.size, size=(BOOTSTRAP_RESAMPLES, data.size))].mean(axis=1)
-    means = np.clip(means, data.min(), data.max())  # a mean of the data lies within it; float rounding can step past
-    tail = (1 - confidence) / 2
-    return (mean, float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)))
-
-
-def proportion(successes: int, n: int) -> tuple[float, float, float]:
-    """A proportion with its 95 % Wilson interval."""
-    lo, hi = wilson_interval(successes, n)
-    return (successes / n if n else math.nan, lo, hi)
-
-
-def difference(a: tuple[int, int], b: tuple[int, int]) -> tuple[float, float, float]:
-    """p_a - p_b with Newcombe's hybrid score interval (1998, method 10), from (successes, n) pairs."""
-    pa, la, ua = proportion(*a)
-    pb, lb, ub = proportion(*b)
-    d = pa - pb
-    return (d, d - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2), d + math.sqrt((ua - pa) ** 2 + (pb - lb) ** 2))
-
-
-def histogram_percentile(hist: LatencyHistogram, p: float, confidence: float = 0.95,
-                         resamples: int = 1000) -> tuple[float, float]:
-    """Interval of one run's p-th percentile: the run's latencies drawn again (a multinomial over
-    its histogram buckets) — how far the percentile moves by sampling alone."""
-    buckets = np.array(sorted(hist.counts), dtype=np.float64)
-    counts = np.array([hist.counts[int(b)] for b in buckets], dtype=np.int64)
-    n = int(counts.sum())
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    draws = rng.multinomial(n, counts / n, size=resamples)
-    positions = (np.cumsum(draws, axis=1) > rank(n, p)).argmax(axis=1)  # the bucket LatencyHistogram.percentile picks
-    values = buckets[positions]
-    tail = (1 - confidence) / 2
-    return (float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail)))
+    if data.size == 1:
+        return Estimate(mean, None, None, "none", 1)
+    if data.size < MIN_REPEATS_FOR_INTERVAL:
+        return Estimate(mean, float(data.min()), float(data.max()), "range", int(data.size))
+    half = t_quantile(data.size - 1) * float(data.std(ddof=1)) / math.sqrt(data.size)
+    return Estimate(mean, mean - half, mean + half, "t", int(data.size))

@@ -1,10 +1,12 @@
 """Scorecards: one row per device × model variant × scenario × mode, with intervals, and fleet rows.
 
-Repeats of a row are summarised by their mean with a bootstrap interval (latency, throughput,
-energy), accuracy by pooling every scored sample into one Wilson interval, and an int8 model's
-accuracy is set against the fp32 variant of the same model on the same device (Newcombe's
-interval for the difference). Fleet rows pool a device class: their latency percentiles come
-from the merged latency histograms of every run — percentiles are never averaged.
+Repeats of a row are summarised by their mean with Student's t interval (latency, throughput,
+energy; three repeats at least, see ``intervals``), accuracy by counting each scored sample of a
+dataset once in one Wilson interval, and an int8 model's accuracy is set against the fp32
+variant of the same model on the same device with a paired interval where both carry their
+per-sample correctness (``paired``). Fleet rows pool a device class: their latency percentiles
+and early-stopping estimates come from the merged latency histograms of every run with
+LoadGen's own rules — percentiles are never averaged.
 """
 
 from __future__ import annotations
@@ -14,15 +16,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.contract import Accuracy, Result
+from agent.contract import Result
 from agent.kpi import BY_KEY
+from agent.scenarios import early_stopping
 from agent.stats import REPORTED_PERCENTILES, LatencyHistogram
-from controller.analysis.intervals import bootstrap_mean, difference, proportion
+from controller.analysis import paired
+from controller.analysis.intervals import mean_interval
 from devices import profiles
 
 # KPIs a scorecard summarises per row (KPI dictionary keys: dotted paths inside a result's ``kpis``)
 PERFORMANCE_KPIS = (
-    "latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "early_stopping_latency_ms", "throughput_sps",
+    "latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "early_stopping_latency_ms", "early_stopping_p99_latency_ms",
+    "throughput_sps",
     "energy.energy_per_inference_mj", "energy.energy_per_inference_above_idle_mj", "energy.inferences_per_joule",
     "energy.avg_power_w", "memory.peak_rss_mb", "model_size_mb", "load_time_ms",
 )
@@ -34,15 +39,25 @@ TIMED_SCENARIOS = ("SingleStream", "MultiStream", "Server")  # scenarios whose p
 
 @dataclass(frozen=True)
 class Cell:
-    """A KPI's value with its 95 % interval (None when there is nothing to base one on)."""
+    """A KPI's value, its 95 % confidence interval ``lo``/``hi`` (None when there is nothing to
+    base one on) and how both were made.
+
+    ``method`` says what the value and interval are (docs/kpis.md, "Scorecard views"): ``t``
+    (mean over repeats, Student's t), ``range`` (mean of two runs; ``spread`` holds their min and
+    max, which is not a confidence interval), ``none`` (one run), ``wilson`` (a proportion),
+    ``merged histogram`` / ``merged early stopping`` (a fleet row's pooled percentile), or the
+    accuracy difference's own method."""
 
     value: float | None
     lo: float | None = None
     hi: float | None = None
     runs: int = 1
+    method: str = "none"
+    spread: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "ci95": None if self.lo is None else [self.lo, self.hi], "runs": self.runs}
+        return {"value": self.value, "ci95": None if self.lo is None else [self.lo, self.hi], "runs": self.runs,
+                "method": self.method, "range": None if self.spread is None else list(self.spread)}
 
 
 @dataclass
@@ -76,6 +91,12 @@ class Row:
     def timed(self) -> bool:
         """Latency is this row's metric: a performance run of a scenario other than Offline."""
         return self.mode == "performance" and self.scenario in TIMED_SCENARIOS
+
+    @property
+    def kind(self) -> tuple[str, str]:
+        """What makes two rows comparable: their scenario and mode (an Offline rate is not a
+        SingleStream rate, and an accuracy row has no latency)."""
+        return (self.scenario, self.mode)
 
     @property
     def match_key(self) -> tuple[str, ...]:
@@ -171,38 +192,50 @@ def merged_histogram(results: Iterable[Result]) -> LatencyHistogram:
     return merged
 
 
-def _scored(row: Row) -> list[Accuracy]:
+def _accuracy_blocks(row: Row) -> list[Any]:
     """The accuracy blocks of the row's runs that scored samples."""
     return [r.kpis.accuracy for r in row.results if r.kpis.accuracy is not None]
 
 
-def _correct(accuracy: Accuracy) -> int:
-    """Samples scored correct: as counted, else from top-1 × n (a result that did not carry the count)."""
-    return accuracy.correct if accuracy.correct is not None else round(accuracy.top1 * accuracy.n)
-
-
-def _counts(row: Row) -> tuple[int, int]:
-    """(correct, scored) pooled over the row's runs."""
-    scored = _scored(row)
-    return sum(_correct(a) for a in scored), sum(a.n for a in scored)
+def _early_stopping(row: Row, merged: LatencyHistogram) -> dict[str, Cell]:
+    """A fleet row's early-stopping estimates from its merged histogram, by LoadGen's formula
+    (``sorted[n - t]``): the scenario's percentile, and p99 for SingleStream. Server and Offline
+    have no estimate."""
+    if row.scenario not in ("SingleStream", "MultiStream"):
+        return {}
+    target = row.results[0].settings.effective.target_latency_percentile
+    wanted = {"early_stopping_latency_ms": target}
+    if row.scenario == "SingleStream":
+        wanted["early_stopping_p99_latency_ms"] = 0.99
+    out = {}
+    for key, p in wanted.items():
+        t = early_stopping.discard_count(merged.n, p)
+        value = None if t is None else merged.value_at(merged.n - t) / 1e6
+        out[key] = Cell(value, None, None, row.runs, "merged early stopping")
+    return out
 
 
 def _summarise(row: Row) -> None:
     if row.mode == "accuracy":
-        if scored := _scored(row):
-            value, lo, hi = proportion(*_counts(row))
-            row.cells[ACCURACY_KPI] = Cell(value, lo, hi, len(scored))
+        if (pooled := paired.pooled(_accuracy_blocks(row))) is not None:
+            row.cells[ACCURACY_KPI] = Cell(pooled.value, pooled.lo, pooled.hi, pooled.runs, pooled.method)
         return
     for key in PERFORMANCE_KPIS:
         values = [v for r in row.results if (v := kpi_value(r, key)) is not None]
         if values:
-            mean, lo, hi = bootstrap_mean(values)
-            row.cells[key] = Cell(mean, lo, hi, len(values))
+            est = mean_interval(values)
+            ci = est.method == "t"
+            row.cells[key] = Cell(est.value, est.lo if ci else None, est.hi if ci else None, est.n, est.method,
+                                  (est.lo, est.hi) if est.method == "range" else None)
     if row.fleet:  # pooled percentiles: from the merged histograms, never an average of percentiles
         merged = merged_histogram(row.results)
         if merged.n:
             for key, p in HISTOGRAM_PERCENTILES.items():
-                row.cells[key] = Cell(merged.percentile(p) / 1e6, None, None, row.runs)
+                row.cells[key] = Cell(merged.percentile(p) / 1e6, None, None, row.runs, "merged histogram")
+            row.cells.update(_early_stopping(row, merged))
+        else:  # no histogram to pool: an average of percentiles would be wrong, so nothing is shown
+            for key in (*HISTOGRAM_PERCENTILES, "early_stopping_latency_ms", "early_stopping_p99_latency_ms"):
+                row.cells.pop(key, None)
 
 
 def _accuracy_deltas(rows: Sequence[Row]) -> None:
@@ -210,11 +243,10 @@ def _accuracy_deltas(rows: Sequence[Row]) -> None:
     references = {(r.device, r.family, r.scenario): r for r in rows if r.mode == "accuracy" and r.precision == "fp32"}
     for row in rows:
         ref = references.get((row.device, row.family, row.scenario))
-        if row.mode != "accuracy" or ref is None or ref is row or ACCURACY_KPI not in row.cells or ACCURACY_KPI not in ref.cells:
+        if row.mode != "accuracy" or ref is None or ref is row:
             continue
-        mine, theirs = _counts(row), _counts(ref)
-        d, lo, hi = difference(mine, theirs)
-        row.cells[DELTA_KPI] = Cell(d * 100, lo * 100, hi * 100, row.runs)
+        if (d := paired.delta(_accuracy_blocks(row), _accuracy_blocks(ref))) is not None:
+            row.cells[DELTA_KPI] = Cell(d.delta * 100, d.lo * 100, d.hi * 100, row.runs, d.method)
 
 
 def build(results: Sequence[Result], fleet: bool = False) -> list[Row]:
@@ -231,12 +263,24 @@ def ordered(rows: Iterable[Row]) -> list[Row]:
     return sorted(rows, key=lambda r: (r.device, r.family, r.model, r.scenario, r.mode))
 
 
-def rank(rows: Sequence[Row], kpi: str | None = None, weights: dict[str, float] | None = None) -> list[tuple[Row, float]]:
-    """Rows ordered best first by one KPI (its dictionary direction) or by a weighted score.
+@dataclass
+class Ranking:
+    """Rows ranked best first within each comparable group (scenario × mode), and the rows that
+    could not be scored, each with the KPIs it lacks."""
 
-    The score normalises each weighted KPI to [0, 1] across the rows being ranked (1 = best, by
+    wanted: list[str]  # the KPIs ranked by
+    groups: dict[tuple[str, str], list[tuple[Row, float]]]
+    unscored: list[tuple[Row, list[str]]]
+    inapplicable: list[tuple[str, str]]  # groups where no row has every weighted KPI (accuracy rows have no latency)
+
+
+def rank(rows: Sequence[Row], kpi: str | None = None, weights: dict[str, float] | None = None) -> Ranking:
+    """Rows ordered best first by one KPI (its dictionary direction) or by a weighted score,
+    only ever against rows of the same scenario and mode.
+
+    The score normalises each weighted KPI to [0, 1] across the group's scored rows (1 = best, by
     the KPI's own direction) and sums weight × normalised value; a row missing a weighted KPI is
-    left out rather than scored as if it were worst or best.
+    reported as not scored rather than scored as if it were worst or best.
     """
     if (kpi is None) == (weights is None):
         raise ValueError("rank by one KPI or by weights, not both or neither")
@@ -244,18 +288,28 @@ def rank(rows: Sequence[Row], kpi: str | None = None, weights: dict[str, float] 
     for key in weights:
         if key not in BY_KEY and key != DELTA_KPI:
             raise KeyError(key)
-    scored = [r for r in rows if all(r.value(k) is not None for k in weights)]
-    out = []
-    for row in scored:
-        total = 0.0
-        for key, weight in weights.items():
-            values = [r.value(key) for r in scored]
-            low, high = min(values), max(values)
-            share = 0.5 if high == low else (row.value(key) - low) / (high - low)
-            better = BY_KEY[key].better if key in BY_KEY else "higher"
-            total += weight * (1 - share if better == "lower" else share)
-        out.append((row, total))
-    return sorted(out, key=lambda pair: -pair[1])
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.kind, []).append(row)
+    out = Ranking(list(weights), {}, [], [])
+    for kind, members in sorted(groups.items()):
+        scored = [r for r in members if all(r.value(k) is not None for k in weights)]
+        if not scored:
+            out.inapplicable.append(kind)
+            continue
+        out.unscored += [(r, [k for k in weights if r.value(k) is None]) for r in members if r not in scored]
+        ranked = []
+        for row in scored:
+            total = 0.0
+            for key, weight in weights.items():
+                values = [r.value(key) for r in scored]
+                low, high = min(values), max(values)
+                share = 0.5 if high == low else (row.value(key) - low) / (high - low)
+                better = BY_KEY[key].better if key in BY_KEY else "higher"
+                total += weight * (1 - share if better == "lower" else share)
+            ranked.append((row, total))
+        out.groups[kind] = sorted(ranked, key=lambda pair: -pair[1])
+    return out
 
 
 def by_baseline(results: Iterable[Result]) -> tuple[list[Result], list[Result]]:

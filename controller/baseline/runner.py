@@ -66,7 +66,7 @@ def run_baseline(
 def resume_baseline(store: Store, ref: str, *, progress: Progress | None = None) -> str:
     """Finish an interrupted baseline on the host it started on; done jobs are not run again."""
     progress = progress or silent
-    row = store.campaign(ref)
+    row = store.campaign(ref, kind="baseline")
     spec = row["spec"]
     if row.get("kind") != "baseline" or "baseline" not in spec:
         raise BaselineError(f"campaign {row['name']} ({row['id']}) is a {row.get('kind')} campaign, not a baseline")
@@ -103,5 +103,5 @@ def _drive(store: Store, campaign_id: str, spec: dict[str, Any], progress: Progr
         return campaign_id
     jobs = store.jobs(campaign_id)
     failed = [j for j in jobs if j.state == "failed"]
-    progress(f"baseline {campaign_id}: {len(jobs) - len(failed)} done, {len(failed)} failed")
+    progress(f"baseline {campaign_id} {state}: {len(jobs) - len(failed)} done, {len(failed)} failed")
     return campaign_id

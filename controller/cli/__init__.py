@@ -1,8 +1,10 @@
 """``edgeperf``: the controller CLI. Thin typer commands over the controller library.
 
-Exit codes: 0 ok, 1 a bug, 2 a usage or input error (bad flag, bad YAML, unknown campaign),
-3 broker or device unreachable, 4 an INVALID run with ``--strict``, 130 interrupted. Errors are
-one line on stderr; every listing command takes ``--json`` for scripts.
+Exit codes: 0 something was measured and nothing failed; 1 something failed or nothing was
+measured (a failed job, a regression, a row not comparable, nothing to rank), or a bug; 2 a usage
+or input error (bad flag, bad YAML, unknown campaign), 3 broker or device unreachable, 4 an
+INVALID run with ``--strict``, 130 interrupted. Errors are one line on stderr; every listing
+command takes ``--json`` for scripts.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from agent import zoo
@@ -27,6 +30,7 @@ from controller.cli import certs as certs_cli
 from controller.cli import fleet as fleet_cli
 from controller.cli import progress
 from controller.cli.common import (
+    KINDS,
     ArtifactHost,
     ArtifactPort,
     ArtifactUrlHost,
@@ -36,6 +40,7 @@ from controller.cli.common import (
     CertFile,
     Db,
     KeyFile,
+    Kind,
     MqttVersion,
     Username,
     cli_errors,
@@ -238,14 +243,24 @@ def _resume_baseline(store: Store, ref: str, as_json: bool) -> None:
 
 
 def _report(store: Store, campaign_id: str, as_json: bool) -> None:
-    """The campaign's job summary (JSON) or its scorecard and failures, as it ended."""
+    """The campaign's job summary (JSON) or its scorecard, then its failures on stderr, as it ended.
+
+    Exit 0 means something was measured and nothing failed, so a script or CI job can trust it: a
+    campaign ``finished_with_failures`` or without a single result stored exits 1. A cancelled one that
+    stored results exits 0 (the cancel was asked for; what it measured is kept)."""
     summary = _status(store, campaign_id)
     if as_json:
         _print_json(summary)
     else:
         rows = scorecard.build(store.results(campaign_id))
         console.print(render.rich_table(views.scorecard(rows, f"campaign {campaign_id} ({summary['state']})")))
-        _print_failures(summary)
+    _print_failures(summary)
+    if summary["results"] == 0:
+        why = "was cancelled before any result was stored" if summary["state"] == "cancelled" else "stored no result"
+        err_console.print(f"[red]nothing measured[/]: campaign {escape(summary['name'])} ({campaign_id}) {why}",
+                          highlight=False, soft_wrap=True)
+    if summary["results"] == 0 or summary["state"] == "finished_with_failures":
+        raise typer.Exit(1)
 
 
 def _status(store: Store, ref: str) -> dict[str, Any]:
@@ -272,9 +287,11 @@ def _status(store: Store, ref: str) -> dict[str, Any]:
 
 
 def _print_failures(summary: dict[str, Any]) -> None:
+    """One stderr line per failed job: its key, device, attempts and the last attempt's reason."""
     for failure in summary["failed"]:
         err_console.print(
-            f"[red]failed[/] {failure['key']} after {failure['attempts']} attempt(s): {failure['error']}", highlight=False
+            f"[red]failed[/] {escape(failure['key'])} on {escape(failure['device'])} after {failure['attempts']} attempt(s): "
+            f"{escape(failure['error'] or '')}", highlight=False, soft_wrap=True,
         )
 
 
@@ -341,15 +358,16 @@ def results(
     ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")] = "latest",
     db: Db = None,
     fmt: Annotated[str, typer.Option("--format", help="table | json | csv")] = "table",
+    kind: Kind = "fleet",
 ) -> None:
     """A campaign's results: one per job, as a table, JSON documents or CSV rows."""
     if fmt not in ("table", "json", "csv"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, json or csv", param_hint="--format")
     if fmt == "json":  # every document whole, as stored (fields this version does not read included)
         with _open_store(db) as store:
-            _print_json(store.documents(store.campaign(ref)["id"]))
+            _print_json(store.documents(store.campaign(ref, _checked_kind(kind))["id"]))
         return
-    campaign, results = _campaign_results(db, ref)
+    campaign, results = _campaign_results(db, ref, kind)
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=list(tables.FLAT_COLUMNS))
@@ -361,10 +379,16 @@ def results(
         console.print(render.rich_table(views.scorecard(rows, f"campaign {campaign['name']} ({campaign['id']})")))
 
 
-def _campaign_results(db: Path | None, ref: str) -> tuple[dict[str, Any], list[Result]]:
-    """The campaign ``ref`` names and its results, typed."""
+def _checked_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise typer.BadParameter(f"unknown kind {kind!r}; use {' or '.join(KINDS)}", param_hint="--kind")
+    return kind
+
+
+def _campaign_results(db: Path | None, ref: str, kind: str = "fleet") -> tuple[dict[str, Any], list[Result]]:
+    """The campaign ``ref`` names (``latest``: the newest of ``kind``) and its results, typed."""
     with _open_store(db) as store:
-        campaign = store.campaign(ref)
+        campaign = store.campaign(ref, _checked_kind(kind))
         return campaign, store.results(campaign["id"])
 
 
@@ -377,9 +401,10 @@ def scorecard_cmd(
     fleet: Annotated[bool, typer.Option("--fleet", help="rows per device class, percentiles from merged histograms")] = False,
     rank: Annotated[str | None, typer.Option(help="rank rows by one KPI key, e.g. latency_ms.p90")] = None,
     score: Annotated[Path | None, typer.Option(help="rank by a weighted score: YAML with a 'score:' map of KPI: weight")] = None,
+    kind: Kind = "fleet",
 ) -> None:
-    """Per-device KPI table with 95 % intervals; fleet rows per device class; rankings."""
-    campaign, results = _campaign_results(db, ref)
+    """Per-device KPI table with 95 % intervals; fleet rows per device class; rankings within a scenario and mode."""
+    campaign, results = _campaign_results(db, ref, kind)
     rows = scorecard.build(results, fleet=fleet)
     ranked = None
     if rank or score:
@@ -388,14 +413,24 @@ def scorecard_cmd(
             ranked = scorecard.rank(rows, kpi=None if weights else rank, weights=weights)
         except KeyError as exc:
             raise typer.BadParameter(f"unknown KPI {exc.args[0]!r}; see docs/kpis.md", param_hint="--rank/--score") from None
+    by = rank or f"score in {score}"
     if as_json:
-        _print_json({"campaign": campaign["id"], "rows": [r.to_dict() for r in rows],
-                     "ranking": [{"score": s, "row": r.to_dict()} for r, s in ranked] if ranked else None})
-        return
-    title = f"{'fleet ' if fleet else ''}scorecard: {campaign['name']} ({campaign['id']})"
-    console.print(render.rich_table(views.scorecard(rows, title)))
-    if ranked:
-        console.print(render.rich_table(views.ranking(ranked, rank or f"score in {score}")))
+        _print_json({"campaign": campaign["id"], "rows": [r.to_dict() for r in rows], "ranking": None if ranked is None else {
+            "by": by,
+            "groups": [{"scenario": k[0], "mode": k[1], "rows": [{"rank": i, "score": sc, "row": r.to_dict()}
+                                                                for i, (r, sc) in enumerate(group, 1)]}
+                       for k, group in ranked.groups.items()],
+            "unscored": [{"row": r.to_dict(), "missing": missing} for r, missing in ranked.unscored]}})
+    else:
+        title = f"{'fleet ' if fleet else ''}scorecard: {campaign['name']} ({campaign['id']})"
+        console.print(render.rich_table(views.scorecard(rows, title)))
+        for (scenario, mode), group in (ranked.groups.items() if ranked else ()):
+            console.print(render.rich_table(views.ranking(group, f"{by} — {scenario} {mode}")))
+        for row, missing in (ranked.unscored if ranked else ()):
+            err_console.print(f"not ranked: {views.row_label(row)} has no {', '.join(missing)}", highlight=False)
+    if ranked is not None and not ranked.groups:
+        err_console.print(f"[red]nothing ranked[/]: no row has {', '.join(ranked.wanted)}", highlight=False)
+        raise typer.Exit(1)
 
 
 def ranking_weights(path: Path) -> dict[str, float]:
@@ -460,8 +495,8 @@ def baseline_resume(ref: Annotated[str, typer.Argument(help="baseline campaign i
 @app.command("compare")
 @cli_errors
 def compare_cmd(
-    ref: Annotated[str, typer.Argument(help="the edge campaign (id, name or 'latest')")],
-    baseline_ref: Annotated[str, typer.Option("--baseline", help="the baseline campaign (id or name)")],
+    ref: Annotated[str, typer.Argument(help="the edge campaign (id, name or 'latest': the newest fleet campaign)")],
+    baseline_ref: Annotated[str, typer.Option("--baseline", help="the baseline campaign (id, name or 'latest')")],
     fmt: Annotated[str, typer.Option("--format", help="table | md | html | json")] = "table",
     out: Annotated[Path | None, typer.Option("-o", "--output", help="write here instead of the terminal")] = None,
     db: Db = None,
@@ -471,8 +506,15 @@ def compare_cmd(
 
     if fmt not in ("table", "md", "html", "json"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, md, html or json", param_hint="--format")
-    campaign, results = _campaign_results(db, ref)
-    base_campaign, base_results = _campaign_results(db, baseline_ref)
+    campaign, results = _campaign_results(db, ref, "fleet")
+    base_campaign, base_results = _campaign_results(db, baseline_ref, "baseline")
+    if base_campaign["id"] == campaign["id"]:
+        err_console.print(f"[yellow]warning[/]: both sides are campaign {campaign['name']} ({campaign['id']}): "
+                          "every ratio is 1×; name the edge campaign and the baseline (--baseline latest is the newest baseline)",
+                          highlight=False)
+    elif base_campaign.get("kind") != "baseline":
+        err_console.print(f"[yellow]warning[/]: --baseline {baseline_ref} is a {base_campaign.get('kind')} campaign, "
+                          "not a datacenter baseline", highlight=False)
     comps = compare.compare(scorecard.build(results), scorecard.build(base_results))
     view = views.comparison(comps, f"{campaign['name']} vs baseline {base_campaign['name']} ({base_campaign['id']})")
     if fmt == "table" and out is None:
@@ -534,14 +576,15 @@ def report_cmd(
     baseline_ref: Annotated[str | None, typer.Option("--baseline", help="a baseline campaign to compare with")] = None,
     title: Annotated[str | None, typer.Option(help="report title")] = None,
     db: Db = None,
+    kind: Kind = "fleet",
 ) -> None:
     """A shareable report: tables, plots (latency CDFs, energy vs latency, throughput, power trace) and device facts."""
     from controller.reports import campaign_report as report
 
     if fmt not in report.FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; use {', '.join(report.FORMATS)}", param_hint="--format")
-    campaign, results = _campaign_results(db, ref)
-    base = _campaign_results(db, baseline_ref)[1] if baseline_ref else None
+    campaign, results = _campaign_results(db, ref, kind)
+    base = _campaign_results(db, baseline_ref, "baseline")[1] if baseline_ref else None
     text = report.build(fmt, campaign, results, base, title=title)
     if out:
         out.write_text(text)
@@ -556,34 +599,33 @@ def diff_cmd(
     old: Annotated[str, typer.Argument(help="the reference campaign (id, name or 'latest')")],
     new: Annotated[str, typer.Argument(help="the campaign to judge")],
     fail_on: Annotated[str, typer.Option("--fail-on", help="e.g. 'p90:+5%,top1:-0.5pp,energy:+10%'")],
+    strict: Annotated[bool, typer.Option("--strict", help="also fail on changes beyond a threshold whose noise is "
+                                                          "unknown (a side without repeats)")] = False,
     db: Db = None,
     as_json: AsJson = False,
+    kind: Kind = "fleet",
 ) -> None:
-    """Exit 1 only for a change beyond its threshold AND outside the noise (the intervals)."""
-    from controller.analysis import gate as diff
+    """Exit 1 for a change beyond its threshold AND significant over the repeats, or a row not measured."""
+    from controller.analysis import gate
+    from controller.reports import gate_text
 
-    rules = diff.parse_rules(fail_on)
-    old_campaign, old_results = _campaign_results(db, old)
-    new_campaign, new_results = _campaign_results(db, new)
-    findings, notes = diff.compare(scorecard.build(old_results), scorecard.build(new_results), rules)
-    regressions = [f for f in findings if f.regression]
+    rules = gate.parse_rules(fail_on)
+    old_campaign, old_results = _campaign_results(db, old, kind)
+    new_campaign, new_results = _campaign_results(db, new, kind)
+    if old_campaign["id"] == new_campaign["id"]:
+        err_console.print(f"[yellow]warning[/]: both sides are campaign {old_campaign['name']} ({old_campaign['id']})",
+                          highlight=False)
+    outcome = gate.compare(scorecard.build(old_results), scorecard.build(new_results), rules, strict=strict)
     if as_json:
-        _print_json({"old": old_campaign["id"], "new": new_campaign["id"], "findings": [f.to_dict() for f in findings],
-                     "notes": notes, "regressions": len(regressions)})
+        _print_json({"old": old_campaign["id"], "new": new_campaign["id"], "rules": [r.text for r in rules],
+                     "strict": strict, "passed": outcome.passed, "findings": [f.to_dict() for f in outcome.findings],
+                     "missing": outcome.missing, "notes": outcome.notes, "regressions": len(outcome.regressions)})
     else:
-        names = f"{old_campaign['name']} ({old_campaign['id']}) -> {new_campaign['name']} ({new_campaign['id']})"
-        table = Table(title=f"diff {names}")
-        for name in ("row", "KPI", "old", "new", "change", "rule", "verdict"):
-            table.add_column(name, justify="right" if name in ("old", "new", "change") else "left")
-        for f in findings:
-            change = f"{(f.new - f.old) / f.old * 100:+.1f}%" if f.old else f"{f.new - f.old:+.4g}"
-            style = "bold red" if f.regression else None
-            table.add_row(f.row, f.kpi, f"{f.old:.4g}", f"{f.new:.4g}", change, f.rule.text, f.verdict, style=style)
-        console.print(table)
-        for note in notes:
-            console.print(note)
-        console.print(f"{len(regressions)} regression(s)" if regressions else "no regressions")
-    if regressions:
+        title = (f"diff {old_campaign['name']} ({old_campaign['id']}) -> "
+                 f"{new_campaign['name']} ({new_campaign['id']})")
+        for text, style in gate_text.lines(outcome, title, fail_on, strict):
+            console.print(text, style=style, highlight=False, markup=False)
+    if not outcome.passed:
         raise typer.Exit(1)
 
 
@@ -593,13 +635,18 @@ def demo(
     json_out: Annotated[Path | None, typer.Option("--json", help="write every result document to this file")] = None,
     db: Db = None,
 ) -> None:
-    """Offline, on this machine: a broker, an artifact server, two agents, a campaign, a scorecard."""
+    """Offline, on this machine: a broker, an artifact server, two agents, a campaign, a scorecard.
+
+    Exits 1 with one line naming the problem and the fix when it measured nothing or a job failed."""
     from controller.fleet import demo as demo_lib
 
-    docs = demo_lib.run(console, db)
+    outcome = demo_lib.run(console, db)
     if json_out:
-        json_out.write_text(json.dumps(docs, indent=2) + "\n")
+        json_out.write_text(json.dumps(outcome.docs, indent=2) + "\n")
         console.print(f"results: {json_out}")
+    if outcome.problem:
+        err_console.print(f"[bold red]error:[/] {escape(outcome.problem)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command("zoo")

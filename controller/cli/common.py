@@ -26,6 +26,8 @@ Db = Annotated[
     typer.Option("--db", envvar="EDGEPERF_DB", help="results database [default: ~/.local/share/edgeperf/controller.db]"),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+Kind = Annotated[str, typer.Option("--kind", help="what 'latest' names: the newest fleet campaign, or the newest baseline")]
+KINDS = ("fleet", "baseline")
 Username = Annotated[str | None, typer.Option(help="broker user (password: $EDGEPERF_PASSWORD)")]
 CaFile = Annotated[Path | None, typer.Option(help="CA bundle for mqtts://")]
 CertFile = Annotated[Path | None, typer.Option(help="client certificate for mutual TLS")]

@@ -280,7 +280,8 @@ class Fleet:
         """After a controller restart: jobs it had sent are sent again under the same run id.
 
         The agent answers from its own records — still running, or the result from its outbox —
-        so nothing runs twice and nothing is stored twice.
+        so nothing runs twice and nothing is stored twice. Jobs that failed for good stay failed: a
+        ``finished_with_failures`` campaign resumed ends the same way (a new campaign runs them again).
         """
         self.store.set_campaign_state(campaign_id, "running")
         for job in self.store.jobs(campaign_id, ("sent", "running")):
@@ -288,14 +289,17 @@ class Fleet:
             self.store.mark_resent(job)
 
     def tick(self, campaign_id: str) -> str:
-        """One scheduling pass over a running campaign; returns its state afterwards."""
+        """One scheduling pass over a running campaign; returns its state afterwards: ``running``, or how it
+        ended — ``finished``, ``finished_with_failures`` (a job failed for good, so "finished" alone would
+        claim a complete measurement) or ``cancelled``."""
         now = time.time()
         if self.store.cancel_requested(campaign_id):  # before anything is dispatched: a cancel stops the next job
             return self.cancel(campaign_id)
         active = self.store.jobs(campaign_id, ("pending", "sent", "running"))
         if not active:
-            self.store.set_campaign_state(campaign_id, "finished")
-            return "finished"
+            state = "finished_with_failures" if self.store.jobs(campaign_id, ("failed",)) else "finished"
+            self.store.set_campaign_state(campaign_id, state)
+            return state
         busy = {j.device_id for j in active if j.state in ("sent", "running")}
         for job in active:
             view = self.devices.get(job.device_id)

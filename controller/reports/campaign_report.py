@@ -56,7 +56,8 @@ from controller.reports import plots, render, views
 
 SCHEMA = "edgeperf.report/1"
 CSV_KPIS = (*PERFORMANCE_KPIS, ACCURACY_KPI, DELTA_KPI)
-LATENCY_KPIS = ("latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "early_stopping_latency_ms")  # blank unless timed
+LATENCY_KPIS = ("latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "early_stopping_latency_ms",  # blank unless timed
+                "early_stopping_p99_latency_ms")
 MAX_CURVES = 10  # more latency curves than this in one scenario: one chart per model family instead
 VOLATILE_FACTS = ("temperatures_c", "cpu_freq_mhz")  # change between runs without the device changing
 
@@ -307,11 +308,11 @@ def _bars_figures(rows: Sequence[Row]) -> list[Figure]:
                 for label, r in zip(_short_labels(mine), mine, strict=True)]
         families = sorted({r.family for r in mine})
         name = f"throughput per device, {scenario}{f' — {families[0]}' if len(families) == 1 else ''}"
-        svg = plots.bar_chart(bars, "throughput (samples/s)", name, interval_label="95 % bootstrap interval over repeats",
-                              order=series_order(rows))
-        repeated = sum(1 for r in mine if r.runs > 1)
-        whiskers = (f"whiskers are 95 % intervals for the {repeated} row(s) with repeats" if repeated else
-                    "no row has repeats, so there are no intervals to draw")
+        svg = plots.bar_chart(bars, "throughput (samples/s)", name,
+                              interval_label="95 % Student's t interval over 3 or more repeats", order=series_order(rows))
+        repeated = sum(1 for r in mine if r.cells["throughput_sps"].lo is not None)
+        whiskers = (f"whiskers are 95 % intervals for the {repeated} row(s) with 3 or more repeats" if repeated else
+                    "no row has 3 or more repeats, so there are no intervals to draw")
         meaning = {"SingleStream": "one stream's rate (about 1 / mean latency)", "Offline": "the whole device's rate",
                    "MultiStream": "samples of the 8-sample queries per second", "Server": "the rate the server sustained"}
         out.append(Figure(name, svg, f"{name}: mean samples/s per row ({meaning.get(scenario, scenario)}); {whiskers}."))
@@ -457,9 +458,10 @@ def environment(results: Sequence[Result]) -> list[tuple[str, list[tuple[str, st
 def notes(data: ReportData) -> list[str]:
     """What the numbers mean: intervals, ratios, estimated energy, how the plots were made."""
     out = [
-        "Values are means over a row's runs; [lo, hi] is a 95 % percentile-bootstrap interval over the repeats, shown only "
-        "where a row has at least two runs (one run says nothing about the next). Top-1 pools every scored sample into a "
-        "Wilson interval; Δ fp32 is the difference to the fp32 variant on the same device, with Newcombe's interval.",
+        "Values are means over a row's runs; [lo, hi] is a 95 % Student's t interval of the mean, shown where a row has "
+        "3 or more runs; (lo–hi) is the range of 2 runs, which is not a confidence interval; one run says nothing about "
+        "the next and has none. Top-1 counts each scored sample of a dataset once in a Wilson interval; Δ fp32 is the "
+        "difference to the fp32 variant on the same device, paired on the same samples where both runs carry them.",
         "Every row carries its verdict: VALID, or INVALID with the failed checks (LoadGen's minimum duration and query "
         "count, early stopping, accuracy). Plots mark rows with an invalid run [INVALID].",
         "Offline rows show no latency: in Offline, per-query latency is not the metric; throughput is.",
@@ -467,8 +469,8 @@ def notes(data: ReportData) -> list[str]:
         "latency), merged across repeats by adding counts.",
     ]
     if data.fleet_rows:
-        out.append("Fleet rows pool every run of a device class; their percentiles come from the merged histograms, never "
-                   "from averaging per-device percentiles.")
+        out.append("Fleet rows pool every run of a device class; their percentiles and early-stopping estimates come from "
+                   "the merged histograms, never from averaging per-device values.")
     if data.comparisons:
         out.append("Ratios read edge ÷ baseline: p90 latency × 12 means the device is twelve times slower than the baseline, "
                    "inferences/J × 3 that it does three times the work per joule. Δ top-1 is edge − baseline in "

@@ -37,12 +37,15 @@ def _digits(value: float) -> str:
 
 
 def cell(c: Cell | None, scale: float = 1.0) -> str:
-    """``12.3`` or ``12.3 [11.9, 12.8]`` (95 % interval), ``–`` when absent."""
+    """``12.3``, ``12.3 [11.9, 12.8]`` (95 % interval) or ``12.3 (11.9–12.8)`` (the range of two
+    runs, which is not an interval); ``–`` when absent."""
     if c is None or c.value is None or c.value != c.value:
         return "–"
     text = _digits(c.value * scale)
     if c.lo is not None and c.hi is not None:
         text += f" [{_digits(c.lo * scale)}, {_digits(c.hi * scale)}]"
+    elif c.spread is not None:
+        text += f" ({_digits(c.spread[0] * scale)}–{_digits(c.spread[1] * scale)})"
     return text
 
 
@@ -84,9 +87,11 @@ def scorecard(rows: Sequence[Row], title: str) -> View:
             cell(row.cells.get(DELTA_KPI)), _energy(row), cell(row.cells.get("energy.inferences_per_joule")),
             cell(row.cells.get("energy.avg_power_w")), cell(row.cells.get("memory.peak_rss_mb")), row.verdict,
         ))
-    notes = ("values are means over runs with 95 % bootstrap intervals [lo, hi] where there are repeats; top-1 (%) "
-             "pools every scored sample with a Wilson interval; Δ fp32 is against the fp32 variant on the same device "
-             "(Newcombe interval); (est.) marks estimated energy",)
+    notes = ("values are means over runs: [lo, hi] is a 95 % Student's t interval (3 or more runs); (lo–hi) is the range "
+             "of 2 runs, not a confidence interval; one run has none. Fleet rows read p50/p90/p99 and early stopping from "
+             "merged histograms. top-1 (%) counts each sample once with a Wilson interval; Δ fp32 is against the fp32 "
+             "variant on the same device, paired on the same samples where both runs carry them; (est.) marks estimated "
+             "energy; docs/kpis.md, \"Scorecard views\", says how each number is made",)
     return _without_empty_columns(View(title, headers, out, frozenset({4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}), notes))
 
 
@@ -97,6 +102,11 @@ def _without_empty_columns(view: View) -> View:
         return view
     return View(view.title, tuple(view.headers[i] for i in keep), [tuple(row[i] for i in keep) for row in view.rows],
                 frozenset(n for n, i in enumerate(keep) if i in view.numeric), view.notes)
+
+
+def row_label(row: Row) -> str:
+    """One line naming a row: device, variant, runtime and run."""
+    return f"{row.device} {_variant(row)} {runtime_text(row)} {_run(row)}"
 
 
 def ranking(ranked: Sequence[tuple[Row, float]], by: str) -> View:

@@ -27,6 +27,10 @@ SCHEMA_VERSION = 2  # raise with every schema change: a file at this version is 
 # version -> statements that bring a database of the version before it up to it
 MIGRATIONS = {2: ["ALTER TABLE campaigns ADD COLUMN kind TEXT NOT NULL DEFAULT 'fleet'"]}
 TERMINAL = ("done", "failed", "cancelled")
+# A campaign is ``running`` (a baseline stopped by Ctrl-C: ``interrupted``) until it ends in one of these:
+# every job done; every job settled but some failed (a result is still a result, but the campaign's exit
+# code is 1); or cancelled. Each stamps ``finished_at``; resuming sets ``running`` again.
+CAMPAIGN_ENDED = ("finished", "finished_with_failures", "cancelled")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices(
     id TEXT PRIMARY KEY, state TEXT, agent_version TEXT, tags TEXT, job TEXT, info TEXT, last_seen REAL);
@@ -187,10 +191,12 @@ class Store:
             )
         return campaign_id
 
-    def campaign(self, ref: str) -> dict[str, Any]:
-        """A campaign by id (or unique id prefix), by name (the newest of that name), or ``latest``."""
+    def campaign(self, ref: str, kind: str = "fleet") -> dict[str, Any]:
+        """A campaign by id (or unique id prefix), by name (the newest of that name), or ``latest``:
+        the newest campaign of ``kind`` (``fleet``; ``baseline`` for the datacenter baseline), so
+        that a baseline run after a campaign does not become the "latest" edge results."""
         if ref == "latest":
-            row = self.db.execute("SELECT * FROM campaigns ORDER BY created_at DESC LIMIT 1").fetchone()
+            row = self.db.execute("SELECT * FROM campaigns WHERE kind = ? ORDER BY created_at DESC LIMIT 1", (kind,)).fetchone()
         else:
             row = self.db.execute("SELECT * FROM campaigns WHERE id = ?", (ref,)).fetchone()
             row = (
@@ -213,7 +219,8 @@ class Store:
         ]
 
     def set_campaign_state(self, campaign_id: str, state: str) -> None:
-        finished = time.time() if state in ("finished", "cancelled") else None
+        """``running``, ``interrupted`` or one of ``CAMPAIGN_ENDED`` (which stamp the end time)."""
+        finished = time.time() if state in CAMPAIGN_ENDED else None
         self.db.execute("UPDATE campaigns SET state = ?, finished_at = ? WHERE id = ?", (state, finished, campaign_id))
 
     def request_cancel(self, campaign_id: str) -> None:

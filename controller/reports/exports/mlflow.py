@@ -232,6 +232,10 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+# a record of every sample, not a condition: the result JSON artifact carries it
+PER_SAMPLE = frozenset({"accuracy.correct_bits"})
+
+
 def run_params(result: Result) -> dict[str, str]:
     """The conditions of a run, flattened to MLflow params (see the module docstring for the names)."""
     out: dict[str, str] = {}
@@ -260,7 +264,7 @@ def run_params(result: Result) -> dict[str, str]:
             "grid_intensity_g_per_kwh": energy.grid_intensity_g_per_kwh, "warnings": energy.warnings}), out)
     for kpi in KPIS:  # descriptive KPIs (a source name, a throttled flag) are conditions, not measurements
         value = kpi_value(result, kpi.key)
-        if isinstance(value, (str, bool)):
+        if isinstance(value, (str, bool)) and kpi.key not in PER_SAMPLE:
             _flatten(kpi.key, value, out)
     return out
 
