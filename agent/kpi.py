@@ -210,7 +210,8 @@ SCORECARD_VIEWS: tuple[tuple[str, str, str], ...] = (
     ("compare (edge vs baseline)", "edge row value ÷ baseline row value; accuracy as edge − baseline in pp", "none"),
     ("report latency CDF", "the run's (or merged runs') latency histogram, the same latencies as the table", "none"),
     ("diff (regression gate)", "means over each campaign's repeats; the change in the rule's unit",
-     "Welch's t-test on the per-run values (p < 0.05), McNemar exact on paired top-1; one run on a side: noise unknown"),
+     "Student's t-test on the per-run values (pooled variance, as pyperf; p < 0.05), McNemar exact on paired "
+     "top-1; one run on a side: noise unknown"),
 )
 
 

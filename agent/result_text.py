@@ -34,6 +34,7 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append(("early stop", f"{pct} estimate {_num(k['early_stopping_latency_ms'])} ms"))
     rows.append(("throughput", f"{_num(k['throughput_sps'], ',.1f')} samples/s  ({k['query_count']} queries, "
                                f"{k['sample_count']} samples, {k['duration_s']:.2f} s)"))
+    rows += _server_rows(doc["settings"].get("server"))
     if (acc := k.get("accuracy")) is not None:
         lo, hi = acc["ci95"]
         rows.append(("accuracy", f"top-1 {acc['top1']:.4f} (95% CI {lo:.4f}–{hi:.4f}), macro F1 {acc['f1_macro']:.4f}, "
@@ -48,6 +49,17 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
     device = ", ".join(str(facts[key]) for key in ("board", "cpu_model", "os_release", "kernel") if key in facts)
     rows.append(("device", f"{doc['device']['id']}: {device}"))
     return rows
+
+
+def _server_rows(server: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """How a Server run's bound and rate were set: the run's numbers mean little without them."""
+    if not server:
+        return []
+    trials = [t for t in server["trials"] if not t["final"]]
+    return [("server", f"bound {server['latency_bound_ms']:g} ms ({server['latency_bound_rule']}); "
+                       f"rate {server['target_qps']:g} queries/s ({server['target_qps_rule']})"),
+            *(("  trial", f"{t['target_qps']:g} queries/s: p99 {_num(t['p99_ms'])} ms, {t['over_latency']} of "
+                          f"{t['queries']} over the bound, {'passed' if t['valid'] else t['reason']}") for t in trials)]
 
 
 def _energy_rows(e: dict[str, Any] | None) -> list[tuple[str, str]]:

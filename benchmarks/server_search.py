@@ -14,8 +14,8 @@ For each run it prints the SingleStream median and p99, the derived bound and it
 trial (target and achieved QPS, p99, queries over the bound, verdict and why), the chosen QPS,
 the verdict and the wall time of the whole bench run.
 
-    PYTHONPATH=. python benchmarks/server_search.py [--models image,kws] [--engines native,loadgen] [--profile quick]
-                                                   [--repeats 1] [--bound-multiple 4 --bound-floor-ms 5]
+    python benchmarks/server_search.py [--models image,kws] [--engines native,loadgen] [--profile quick]
+                                       [--repeats 1] [--bound-multiple 4 --bound-floor-ms 5]
 """
 
 from __future__ import annotations

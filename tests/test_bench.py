@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from agent import bench, contract, result
+from agent import bench, contract, result, result_text
 from agent.contract import RuntimeOptions
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 
@@ -59,6 +59,9 @@ def test_server_without_a_rate_searches_one_and_records_it():
     assert server["single_stream_p99_ms"] >= server["single_stream_median_ms"] > 0
     assert server["trials"][0]["final"] is False and server["trials"][-1]["final"] is True
     assert doc["kpis"]["query_count"] == server["trials"][-1]["queries"]  # the result is the last measured run
+    text = result_text.render(doc)  # the agent's terminal says how the bound and the rate were set
+    assert f"bound {server['latency_bound_ms']:g} ms (derived" in text and f"rate {server['target_qps']:g} queries/s" in text
+    assert text.count("  trial ") == sum(not t["final"] for t in server["trials"])
 
 
 @pytest.mark.parametrize("engine", ["native", "loadgen"])

@@ -48,23 +48,21 @@ def test_fewer_than_three_repeats_give_a_range_or_nothing_never_an_interval():
     assert mean_interval([]).method == "none"
 
 
-def test_welch_matches_a_hand_computed_example():
-    # old mean 10, var 1 (n 3); new mean 12, var 4 (n 4): t = 2 / sqrt(1/3 + 4/4), df by Welch-Satterthwaite
+def test_student_matches_a_hand_computed_example():
+    # old mean 10, var 1 (n 3); new mean 12, var 16/3 (n 4): pooled var (2·1 + 3·16/3) / 5 = 3.6, df 5
     old, new = [9.0, 10.0, 11.0], [10.0, 10.0, 14.0, 14.0]
-    test = significance.welch(old, new)
-    se2 = 1 / 3 + (16 / 3) / 4
-    assert test.statistic == pytest.approx(2 / math.sqrt(se2))
-    assert test.df == pytest.approx(se2**2 / ((1 / 3) ** 2 / 2 + ((16 / 3) / 4) ** 2 / 3))
-    assert 0.05 < test.p_value < 0.5 and test.significant is False
+    test = significance.student(old, new)
+    assert test.statistic == pytest.approx(2 / math.sqrt(3.6 * (1 / 3 + 1 / 4))) and test.df == 5
+    assert test.p_value == pytest.approx(0.1271, abs=1e-3) and test.significant is False  # t = 1.380 at 5 df
 
 
-def test_welch_false_alarms_stay_near_five_percent_on_unchanged_campaigns():
+def test_false_alarms_stay_near_five_percent_on_unchanged_campaigns():
     rng = np.random.default_rng(7)
-    alarms = sum(bool(significance.welch(rng.normal(10, 1, 3), rng.normal(10, 1, 3)).significant) for _ in range(2000))
+    alarms = sum(bool(significance.student(rng.normal(10, 1, 3), rng.normal(10, 1, 3)).significant) for _ in range(2000))
     assert alarms / 2000 <= 0.07
 
 
 def test_without_repeats_or_with_constant_values_the_test_says_what_it_knows():
-    assert significance.welch([1.0], [2.0, 2.1]).significant is None
-    assert significance.welch([5.0, 5.0], [5.0, 5.0]).significant is False
-    assert significance.welch([5.0, 5.0], [6.0, 6.0]).significant is True  # a file size that changed did change
+    assert significance.student([1.0], [2.0, 2.1]).significant is None
+    assert significance.student([5.0, 5.0], [5.0, 5.0]).significant is False
+    assert significance.student([5.0, 5.0], [6.0, 6.0]).significant is True  # a file size that changed did change

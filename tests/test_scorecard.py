@@ -195,7 +195,7 @@ def test_unchanged_campaigns_pass_and_a_real_slowdown_fails(perf_doc):
     assert same.passed and not same.regressions
     slower = gate(old, campaign(perf_doc, [1.15 * f for f in UNCHANGED[1]]), "p90:+5%")
     (f,) = slower.findings
-    assert f.regression and f.test.name == "Welch t" and f.test.p_value < 0.05 and f.change == pytest.approx(14.9, abs=0.5)
+    assert f.regression and f.test.name == "Student t" and f.test.p_value < 0.05 and f.change == pytest.approx(14.9, abs=0.5)
     assert (f.test.n_old, f.test.n_new) == (3, 3) and not slower.passed
 
 
@@ -226,7 +226,7 @@ def test_the_diff_cli_fits_80_columns_names_the_row_and_exits_by_its_verdict(per
     out = json.loads(edgeperf("diff", "old", "slower", "--fail-on", "p90:+5%", "--db", str(db), "--json").stdout)
     (f,) = out["findings"]
     assert f["old"]["ci95"][0] < f["old"]["value"] < f["old"]["ci95"][1] and f["old"]["method"] == "t"
-    assert f["test"] == "Welch t" and f["p_value"] < 0.05 and f["df"] > 0 and f["statistic"] > 0 and not out["passed"]
+    assert f["test"] == "Student t" and f["p_value"] < 0.05 and f["df"] > 0 and f["statistic"] > 0 and not out["passed"]
 
 
 def test_a_row_the_new_campaign_did_not_measure_fails_the_gate(docs, perf_doc, tmp_path):
@@ -287,3 +287,18 @@ def test_scorecard_cli_json_and_ranking(docs, tmp_path):
     assert failed.returncode == 2 and "score.speed: unknown KPI" in failed.stderr
     none = edgeperf("scorecard", "card", "--db", str(db), "--rank", "energy.energy_per_inference_mj")
     assert none.returncode == 1 and "nothing ranked" in none.stderr
+
+
+def test_latest_is_the_newest_fleet_campaign_and_compare_warns_when_both_sides_are_one(perf_doc, tmp_path):
+    path = tmp_path / "c.db"
+    edge = store_campaign(path, "edge", [perf_doc])
+    gpu = store_campaign(path, "gpu", [perf_doc], kind="baseline")  # a baseline run after the campaign
+    db = str(path)
+    assert json.loads(edgeperf("scorecard", "latest", "--db", db, "--json").stdout)["campaign"] == edge
+    assert json.loads(edgeperf("scorecard", "latest", "--kind", "baseline", "--db", db, "--json").stdout)["campaign"] == gpu
+    quiet = edgeperf("compare", "latest", "--baseline", "latest", "--db", db)
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr
+    itself = edgeperf("compare", "edge", "--baseline", "edge", "--db", db)
+    assert "both sides are campaign edge" in " ".join(itself.stderr.split())
+    bad = edgeperf("scorecard", "latest", "--kind", "gpu", "--db", db)
+    assert bad.returncode == 2 and "unknown kind 'gpu'" in bad.stderr

@@ -2,7 +2,7 @@
 
 Like pyperf's ``compare_to``, it compares campaigns, not one run's histogram: a change is a
 regression only when it is beyond the user's threshold in the bad direction *and* significant —
-Welch's t-test on the two campaigns' repeats (``significance``), or for top-1 the exact McNemar
+Student's t-test on the two campaigns' repeats (``significance``), or for top-1 the exact McNemar
 test on the same samples scored by both (``paired``). One run's latency histogram says how its
 percentile would move if its samples were drawn again, not how the next campaign will differ,
 so it is not used. Without repeats on both sides the noise is unknown: such a change is shown
@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from agent.contract import Accuracy
 from agent.errors import EdgeperfError
 from agent.kpi import BY_KEY
 from controller.analysis import paired, significance
@@ -114,15 +115,20 @@ class Finding:
         return "noise unknown" if self.test.significant is None else "within noise"
 
     def to_dict(self) -> dict[str, Any]:
-        side = lambda e: {"value": e.value, "ci95": [e.lo, e.hi] if e.method == "t" else None,  # noqa: E731
-                          "range": [e.lo, e.hi] if e.method == "range" else None, "runs": e.n, "method": e.method}
         return {"row": label(self.row), "device": self.row.device, "model": self.row.model, "runtime": self.row.runtime,
                 "accelerator": self.row.accelerator, "threads": self.row.threads, "scenario": self.row.scenario,
-                "mode": self.row.mode, "kpi": self.kpi, "rule": self.rule.text, "old": side(self.old), "new": side(self.new),
+                "mode": self.row.mode, "kpi": self.kpi, "rule": self.rule.text, "old": _side(self.old), "new": _side(self.new),
                 "change": self.change, "change_unit": self.rule.unit or BY_KEY[self.kpi].unit,
                 "change_ci95": None if self.interval is None else list(self.interval),
                 "beyond_threshold": self.beyond_threshold, **self.test.to_dict(),
                 "regression": self.regression, "verdict": self.verdict}
+
+
+def _side(e: Estimate) -> dict[str, Any]:
+    """One campaign's estimate as ``--json`` shows it: a confidence interval or a range, never one for the other."""
+    interval = e.method in ("t", "wilson")
+    return {"value": e.value, "ci95": [e.lo, e.hi] if interval else None,
+            "range": [e.lo, e.hi] if e.method == "range" else None, "runs": e.n, "method": e.method}
 
 
 @dataclass
@@ -157,10 +163,10 @@ def _values(row: Row, kpi: str) -> list[float]:
     return [v for r in row.results if (v := kpi_value(r, kpi)) is not None and math.isfinite(v)]
 
 
-def _accuracy_finding(a: Row, b: Row, rule: Rule, strict: bool) -> Finding | None:
-    """top-1 judged on the samples themselves: paired (McNemar) where both runs carry them."""
-    old_blocks = [r.kpis.accuracy for r in a.results if r.kpis.accuracy is not None]
-    new_blocks = [r.kpis.accuracy for r in b.results if r.kpis.accuracy is not None]
+def _accuracy_finding(old_blocks: list[Accuracy], new_blocks: list[Accuracy], b: Row, rule: Rule,
+                      strict: bool) -> Finding | None:
+    """top-1 judged on the samples themselves: paired (McNemar) where both runs carry them; None
+    when the new campaign scored nothing."""
     old, new = paired.pooled(old_blocks), paired.pooled(new_blocks)
     d = paired.delta(new_blocks, old_blocks)
     if old is None or new is None or d is None:
@@ -179,8 +185,12 @@ def compare(old_rows: list[Row], new_rows: list[Row], rules: list[Rule], strict:
     for key in sorted(old.keys() & new.keys(), key=str):
         a, b = old[key], new[key]
         for rule in rules:
-            if rule.kpi == ACCURACY_KPI and a.mode == "accuracy":
-                finding = _accuracy_finding(a, b, rule, strict)
+            if rule.kpi == ACCURACY_KPI:
+                old_blocks = [r.kpis.accuracy for r in a.results if r.kpis.accuracy is not None]
+                if not old_blocks:
+                    continue  # the rule does not apply to this row (a performance run)
+                new_blocks = [r.kpis.accuracy for r in b.results if r.kpis.accuracy is not None]
+                finding = _accuracy_finding(old_blocks, new_blocks, b, rule, strict)
                 if finding is None:
                     out.missing.append(f"{label(b)}: {rule.kpi} not measured in the new campaign")
                 else:
@@ -193,7 +203,7 @@ def compare(old_rows: list[Row], new_rows: list[Row], rules: list[Rule], strict:
                 out.missing.append(f"{label(b)}: {rule.kpi} not measured in the new campaign")
                 continue
             out.findings.append(Finding(b, rule.kpi, rule, mean_interval(va), mean_interval(vb),
-                                        significance.welch(va, vb), strict))
+                                        significance.student(va, vb), strict))
     out.missing += [f"{label(old[k])}: no result in the new campaign" for k in sorted(old.keys() - new.keys(), key=str)]
     out.notes += [f"only in the new campaign: {label(new[k])}" for k in sorted(new.keys() - old.keys(), key=str)]
     return out

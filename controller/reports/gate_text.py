@@ -49,7 +49,7 @@ def finding_line(f: Finding) -> str:
 def lines(outcome: Outcome, title: str, rules: str, strict: bool) -> list[tuple[str, str | None]]:
     """(text, style) pairs: the title, the rule line, per row a header and its findings, the summary."""
     out: list[tuple[str, str | None]] = [(line, "bold") for line in textwrap.wrap(title, WIDTH)]
-    method = "beyond threshold and p < 0.05 (Welch t on repeats; McNemar on top-1)"
+    method = "beyond threshold and p < 0.05 (Student t on repeats; McNemar on top-1)"
     out += [(line, None) for line in textwrap.wrap(f"rules {rules}: a regression is {method}", WIDTH)]
     current = None
     for f in outcome.findings:
