@@ -115,7 +115,7 @@ class Finding:
         return "noise unknown" if self.test.significant is None else "within noise"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"row": label(self.row), "device": self.row.device, "model": self.row.model, "runtime": self.row.runtime,
+        return {"row": self.row.label, "device": self.row.device, "model": self.row.model, "runtime": self.row.runtime,
                 "accelerator": self.row.accelerator, "threads": self.row.threads, "scenario": self.row.scenario,
                 "mode": self.row.mode, "kpi": self.kpi, "rule": self.rule.text, "old": _side(self.old), "new": _side(self.new),
                 "change": self.change, "change_unit": self.rule.unit or BY_KEY[self.kpi].unit,
@@ -146,13 +146,6 @@ class Outcome:
     @property
     def passed(self) -> bool:
         return bool(self.findings) and not self.regressions and not self.missing
-
-
-def label(row: Row) -> str:
-    """``pi-a fashion-mnist-cnn/int8.onnx onnxruntime/CPU×1 SingleStream performance``"""
-    threads = f"×{row.threads}" if row.threads else ""
-    accelerator = row.accelerator.removesuffix("ExecutionProvider")
-    return f"{row.device} {row.model.removeprefix('zoo:')} {row.runtime}/{accelerator}{threads} {row.scenario} {row.mode}"
 
 
 def _key(row: Row) -> tuple:
@@ -192,7 +185,7 @@ def compare(old_rows: list[Row], new_rows: list[Row], rules: list[Rule], strict:
                 new_blocks = [r.kpis.accuracy for r in b.results if r.kpis.accuracy is not None]
                 finding = _accuracy_finding(old_blocks, new_blocks, b, rule, strict)
                 if finding is None:
-                    out.missing.append(f"{label(b)}: {rule.kpi} not measured in the new campaign")
+                    out.missing.append(f"{b.label}: {rule.kpi} not measured in the new campaign")
                 else:
                     out.findings.append(finding)
                 continue
@@ -200,10 +193,10 @@ def compare(old_rows: list[Row], new_rows: list[Row], rules: list[Rule], strict:
             if not va:
                 continue  # the rule does not apply to this row (top-1 of a performance run)
             if not vb:
-                out.missing.append(f"{label(b)}: {rule.kpi} not measured in the new campaign")
+                out.missing.append(f"{b.label}: {rule.kpi} not measured in the new campaign")
                 continue
             out.findings.append(Finding(b, rule.kpi, rule, mean_interval(va), mean_interval(vb),
                                         significance.student(va, vb), strict))
-    out.missing += [f"{label(old[k])}: no result in the new campaign" for k in sorted(old.keys() - new.keys(), key=str)]
-    out.notes += [f"only in the new campaign: {label(new[k])}" for k in sorted(new.keys() - old.keys(), key=str)]
+    out.missing += [f"{old[k].label}: no result in the new campaign" for k in sorted(old.keys() - new.keys(), key=str)]
+    out.notes += [f"only in the new campaign: {new[k].label}" for k in sorted(new.keys() - old.keys(), key=str)]
     return out

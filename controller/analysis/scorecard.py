@@ -93,6 +93,13 @@ class Row:
         return self.mode == "performance" and self.scenario in TIMED_SCENARIOS
 
     @property
+    def label(self) -> str:
+        """One line naming the row: ``pi-a fashion-mnist-cnn/int8.onnx onnxruntime/CPU×1 SingleStream performance``."""
+        threads = f"×{self.threads}" if self.threads else ""
+        runtime = f"{self.runtime}/{self.accelerator.removesuffix('ExecutionProvider')}{threads}"
+        return f"{self.device} {self.model.removeprefix('zoo:')} {runtime} {self.scenario} {self.mode}"
+
+    @property
     def kind(self) -> tuple[str, str]:
         """What makes two rows comparable: their scenario and mode (an Offline rate is not a
         SingleStream rate, and an accuracy row has no latency)."""
@@ -272,6 +279,13 @@ class Ranking:
     groups: dict[tuple[str, str], list[tuple[Row, float]]]
     unscored: list[tuple[Row, list[str]]]
     inapplicable: list[tuple[str, str]]  # groups where no row has every weighted KPI (accuracy rows have no latency)
+
+    def to_dict(self, by: str) -> dict[str, Any]:
+        return {"by": by,
+                "groups": [{"scenario": scenario, "mode": mode,
+                            "rows": [{"rank": i, "score": score, "row": r.to_dict()} for i, (r, score) in enumerate(group, 1)]}
+                           for (scenario, mode), group in self.groups.items()],
+                "unscored": [{"row": r.to_dict(), "missing": missing} for r, missing in self.unscored]}
 
 
 def rank(rows: Sequence[Row], kpi: str | None = None, weights: dict[str, float] | None = None) -> Ranking:

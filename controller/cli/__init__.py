@@ -379,6 +379,14 @@ def results(
         console.print(render.rich_table(views.scorecard(rows, f"campaign {campaign['name']} ({campaign['id']})")))
 
 
+def _warn_if_one_campaign(a: dict[str, Any], b: dict[str, Any], consequence: str) -> bool:
+    """A comparison of a campaign with itself is almost always a mistaken reference: say so on stderr."""
+    if a["id"] != b["id"]:
+        return False
+    err_console.print(f"[yellow]warning[/]: both sides are campaign {a['name']} ({a['id']}): {consequence}", highlight=False)
+    return True
+
+
 def _checked_kind(kind: str) -> str:
     if kind not in KINDS:
         raise typer.BadParameter(f"unknown kind {kind!r}; use {' or '.join(KINDS)}", param_hint="--kind")
@@ -415,19 +423,15 @@ def scorecard_cmd(
             raise typer.BadParameter(f"unknown KPI {exc.args[0]!r}; see docs/kpis.md", param_hint="--rank/--score") from None
     by = rank or f"score in {score}"
     if as_json:
-        _print_json({"campaign": campaign["id"], "rows": [r.to_dict() for r in rows], "ranking": None if ranked is None else {
-            "by": by,
-            "groups": [{"scenario": k[0], "mode": k[1], "rows": [{"rank": i, "score": sc, "row": r.to_dict()}
-                                                                for i, (r, sc) in enumerate(group, 1)]}
-                       for k, group in ranked.groups.items()],
-            "unscored": [{"row": r.to_dict(), "missing": missing} for r, missing in ranked.unscored]}})
+        _print_json({"campaign": campaign["id"], "rows": [r.to_dict() for r in rows],
+                     "ranking": None if ranked is None else ranked.to_dict(by)})
     else:
         title = f"{'fleet ' if fleet else ''}scorecard: {campaign['name']} ({campaign['id']})"
         console.print(render.rich_table(views.scorecard(rows, title)))
         for (scenario, mode), group in (ranked.groups.items() if ranked else ()):
             console.print(render.rich_table(views.ranking(group, f"{by} — {scenario} {mode}")))
         for row, missing in (ranked.unscored if ranked else ()):
-            err_console.print(f"not ranked: {views.row_label(row)} has no {', '.join(missing)}", highlight=False)
+            err_console.print(f"not ranked: {row.label} has no {', '.join(missing)}", highlight=False)
     if ranked is not None and not ranked.groups:
         err_console.print(f"[red]nothing ranked[/]: no row has {', '.join(ranked.wanted)}", highlight=False)
         raise typer.Exit(1)
@@ -508,11 +512,9 @@ def compare_cmd(
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, md, html or json", param_hint="--format")
     campaign, results = _campaign_results(db, ref, "fleet")
     base_campaign, base_results = _campaign_results(db, baseline_ref, "baseline")
-    if base_campaign["id"] == campaign["id"]:
-        err_console.print(f"[yellow]warning[/]: both sides are campaign {campaign['name']} ({campaign['id']}): "
-                          "every ratio is 1×; name the edge campaign and the baseline (--baseline latest is the newest baseline)",
-                          highlight=False)
-    elif base_campaign.get("kind") != "baseline":
+    itself = _warn_if_one_campaign(campaign, base_campaign, "every ratio is 1×; name the edge campaign and the baseline "
+                                                            "(--baseline latest is the newest baseline)")
+    if not itself and base_campaign.get("kind") != "baseline":
         err_console.print(f"[yellow]warning[/]: --baseline {baseline_ref} is a {base_campaign.get('kind')} campaign, "
                           "not a datacenter baseline", highlight=False)
     comps = compare.compare(scorecard.build(results), scorecard.build(base_results))
@@ -612,9 +614,7 @@ def diff_cmd(
     rules = gate.parse_rules(fail_on)
     old_campaign, old_results = _campaign_results(db, old, kind)
     new_campaign, new_results = _campaign_results(db, new, kind)
-    if old_campaign["id"] == new_campaign["id"]:
-        err_console.print(f"[yellow]warning[/]: both sides are campaign {old_campaign['name']} ({old_campaign['id']})",
-                          highlight=False)
+    _warn_if_one_campaign(old_campaign, new_campaign, "every change is 0")
     outcome = gate.compare(scorecard.build(old_results), scorecard.build(new_results), rules, strict=strict)
     if as_json:
         _print_json({"old": old_campaign["id"], "new": new_campaign["id"], "rules": [r.text for r in rules],

@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 
 from agent.kpi import BY_KEY
-from controller.analysis.gate import Finding, Outcome, label
+from controller.analysis.gate import Finding, Outcome
 
 WIDTH = 80
 
@@ -56,7 +56,7 @@ def lines(outcome: Outcome, title: str, rules: str, strict: bool) -> list[tuple[
         if f.row is not current:
             current = f.row
             out.append(("", None))
-            out += [(line, None) for line in textwrap.wrap(label(f.row), WIDTH)]
+            out += [(line, None) for line in textwrap.wrap(f.row.label, WIDTH)]
         out.append((finding_line(f), "bold red" if f.regression else None))
     if outcome.missing or outcome.notes:
         out.append(("", None))

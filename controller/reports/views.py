@@ -104,11 +104,6 @@ def _without_empty_columns(view: View) -> View:
                 frozenset(n for n, i in enumerate(keep) if i in view.numeric), view.notes)
 
 
-def row_label(row: Row) -> str:
-    """One line naming a row: device, variant, runtime and run."""
-    return f"{row.device} {_variant(row)} {runtime_text(row)} {_run(row)}"
-
-
 def ranking(ranked: Sequence[tuple[Row, float]], by: str) -> View:
     headers = ("#", "device", "model", "runtime", "run", "score", "verdict")
     rows = [(str(i), r.device, _variant(r), runtime_text(r), _run(r), f"{score:.3f}", r.verdict)
