@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from agent import cli
 from agent.contract import RunLength
 from agent.jobs import settings_for
-from agent.scenarios import early_stopping, server_search
+from agent.scenarios import early_stopping, native, server_search
 from agent.scenarios.server_search import SingleStream
 from agent.scenarios.settings import Scenario, for_profile
 from tests.suts import FixedDelaySut
@@ -96,11 +97,23 @@ def test_the_derived_bound_is_a_multiple_of_the_p99_with_a_floor():
     assert settings.server_target_latency_ms == 7.5 and point.latency_bound_rule == "given"
 
 
-def test_trials_are_shorter_than_the_profile_and_measured_runs_are_not():
+def test_trials_are_shorter_than_the_profile_but_keep_its_query_minimum():
+    """A trial replays the measured run's schedule up to the profile's query minimum, only shorter in time."""
     standard = for_profile("standard", Scenario.SERVER)
     trial = server_search.trial_settings(standard, 100.0)
-    assert (trial.min_duration_ms, trial.min_query_count) == (server_search.TRIAL_MIN_MS, server_search.TRIAL_MIN_QUERIES)
+    assert (trial.min_duration_ms, trial.min_query_count) == (server_search.TRIAL_MIN_MS, standard.min_query_count)
     assert trial.max_duration_ms == server_search.TRIAL_MAX_MS and trial.server_target_qps == 100.0
+    assert standard.min_duration_ms > trial.min_duration_ms
+
+
+def test_a_trial_replays_the_measured_runs_schedule_up_to_its_query_minimum():
+    """Arrivals come from a fixed seed: a trial at any rate sees the measured run's first queries,
+    bursts included, scaled to its rate (LoadGen draws its schedule the same way, from MLPerf's seed)."""
+    measured = replace(for_profile("quick", Scenario.SERVER), server_target_qps=100.0)  # 10 s: 1000 queries
+    trial = server_search.trial_settings(measured, 200.0)
+    run_times, trial_times = native.server_schedule(measured), native.server_schedule(trial)
+    assert len(trial_times) == measured.min_query_count < len(run_times)
+    assert np.allclose(trial_times * 2, run_times[:len(trial_times)], rtol=1e-6, atol=2)
     smoke = replace(for_profile("smoke", Scenario.SERVER), min_duration_ms=300)
     assert server_search.trial_settings(smoke, 5.0).min_duration_ms == 300  # never longer than the profile
 
@@ -128,3 +141,16 @@ def test_a_zero_rate_or_bound_is_refused_in_one_line(flag, capsys):
     code = cli.main(["bench", "zoo:fashion-mnist-cnn/int8.onnx", "--scenario", "Server", flag, "0"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and f"{flag}: expected float > 0" in err
+
+
+def test_a_measured_run_that_falls_behind_steps_down_from_the_rate_it_achieved(tmp_path, timed):
+    """The device slows down after the search (a shared machine's other load): the measured run
+    cannot keep up with the rate found, and the next one starts below what it did achieve."""
+    settings, point = server_search.operating_point(short(server_target_latency_ms=60.0), timed)
+    server_search.find("native", FixedDelaySut(DELAY_S), settings, tmp_path, point)
+    slower = FixedDelaySut(3 * DELAY_S)  # capacity 167 queries/s, below any rate the search keeps
+    server_search.measure("native", slower, settings, tmp_path, point)
+    first, second = [t for t in point.trials if t.final][:2]
+    assert first.achieved_qps < first.target_qps * 0.9 and not first.valid
+    assert second.target_qps == float(f"{server_search.STEP_DOWN * first.achieved_qps:.3g}")
+    assert "stepped down to" in point.target_qps_rule
