@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument("--artifact-origin", dest="artifact_origins", action="append", default=[], metavar="URL",
                          help="scheme://host[:port] jobs may download models from (repeat; default: the broker's host)")
     run_cmd.add_argument("--max-artifact-bytes", type=int, metavar="N", help="refuse models larger than N bytes (default 2 GiB)")
+    run_cmd.add_argument("--fleet-key-file", type=Path, metavar="PATH",
+                         help="the controller's fleet key, which signs every message (default ~/.local/share/edgeperf/"
+                              "fleet.key, created on first use)")
+    run_cmd.add_argument("--max-packet-bytes", type=int, metavar="N",
+                         help="the broker's packet limit for MQTT 3.1.1 (mosquitto max_packet_size); MQTT 5 brokers announce it")
+    run_cmd.add_argument("--heartbeat-s", type=float, metavar="S", help="re-publish status every S seconds (default 10)")
     run_cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
 
     power_cmd = sub.add_parser("power", help="power sources on this device")

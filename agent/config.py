@@ -58,19 +58,22 @@ class AgentConfig:
     threads: int | None = None  # runtime threads for jobs that do not set them
     resend_after_s: float = 30.0  # re-publish results not acked after this long, doubling per attempt
     telemetry_interval_s: float = 1.0
+    heartbeat_s: float = 10.0  # status re-published this often; the controller calls a device stale after 3 missed
+    fleet_key_file: Path | None = None  # the fleet key signing every message; default <data root>/../fleet.key, created
     reconnect_max_s: int = 30
     artifact_origins: tuple[str, ...] = ()  # scheme://host[:port] jobs may download from; () = the broker's host
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES  # refuse a job whose model is larger
+    max_packet_bytes: int | None = None  # the broker's packet limit (MQTT 3.1.1; MQTT 5 brokers announce theirs)
 
     @property
     def storage(self) -> Path:
         return self.data_dir or default_data_root() / self.device_id
 
 
-_PATHS = {"data_dir", "ca_file", "cert_file", "key_file"}
-_INTS = {"keepalive_s", "threads", "reconnect_max_s", "max_artifact_bytes"}
+_PATHS = {"data_dir", "ca_file", "cert_file", "key_file", "fleet_key_file"}
+_INTS = {"keepalive_s", "threads", "reconnect_max_s", "max_artifact_bytes", "max_packet_bytes"}
 _LISTS = {"tags", "artifact_origins"}
-_FLOATS = {"resend_after_s", "telemetry_interval_s"}
+_FLOATS = {"resend_after_s", "telemetry_interval_s", "heartbeat_s"}
 FIELDS = {f.name for f in fields(AgentConfig)}
 
 
@@ -132,6 +135,10 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, toml: Pa
         raise SettingsError(f"mqtt_version {config.mqtt_version!r}: use 3.1.1 or 5")
     if config.max_artifact_bytes <= 0:
         raise SettingsError(f"max_artifact_bytes {config.max_artifact_bytes} must be a positive byte count, e.g. 2147483648")
+    if config.max_packet_bytes is not None and config.max_packet_bytes < 1024:
+        raise SettingsError(f"max_packet_bytes {config.max_packet_bytes} is too small for the protocol; give at least 1024")
+    if not 0.1 <= config.heartbeat_s <= 3600:
+        raise SettingsError(f"heartbeat_s {config.heartbeat_s:g} must be between 0.1 and 3600 seconds")
     for origin in config.artifact_origins:
         origins.parse_origin(origin)  # a typo is reported at start-up, not as every job failing
     for name in ("ca_file", "cert_file", "key_file"):

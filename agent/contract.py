@@ -30,10 +30,13 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 from msgspec import Meta, Struct, field
 
+from agent import fleet_key
+
 PROTOCOL_VERSION = 1
 RESULT_SCHEMA = "edgeperf.result/1"
 DEFAULT_PREFIX = "edgeperf/v1"
 MAX_PAYLOAD_BYTES = 1 << 20  # 1 MiB: a result with histogram, trace and confusion matrix is ~20-80 KiB
+STALE_AFTER_HEARTBEATS = 3  # a device not heard for this many of its heartbeat periods is stale
 MAX_DEPTH = 16  # nesting of free-form values (device facts, runtime details, settings, power-source details, baseline)
 
 # topic kind -> (QoS, retained, direction)
@@ -56,6 +59,8 @@ ARTIFACT_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]{16,256}={0,2}")
 # --- field types: every bound in one place ------------------------------------------------------
 
 DeviceId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="1-64 of [A-Za-z0-9._:-]")]
+ControllerId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$", description="the controller that owns a job")]
+SessionId = Annotated[str, Meta(pattern=r"^[0-9a-f]{16}$", description="one run of an agent process: 16 hex digits")]
 # names files on the agent: 1-64 of [A-Za-z0-9._-], not only dots
 RunId = Annotated[str, Meta(max_length=64, pattern=r"^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$")]
 Tag = Annotated[str, Meta(pattern=f"^{_TAG.pattern}$")]
@@ -183,6 +188,7 @@ class Job(_Body, frozen=True):
     mode: Annotated[str, Meta(min_length=1, max_length=32)]
     profile: Annotated[str, Meta(min_length=1, max_length=32)]
     dataset: Name
+    controller: ControllerId  # the owner: only its acks and cancels apply to this run id
     campaign: Name | None = None
     key: Annotated[str, Meta(max_length=1024)] | None = None
     attempt: Annotated[int, Meta(ge=1, le=1000)] = 1
@@ -201,25 +207,43 @@ class Job(_Body, frozen=True):
 
 
 class Cancel(_Body, frozen=True):
+    """Stop a run; applies only when ``controller`` owns it."""
+
     run_id: RunId
+    controller: ControllerId
 
 
 class Ack(_Body, frozen=True):
-    """Run ids whose terminal message the controller has stored: the agent drops them from its outbox."""
+    """Run ids whose terminal message the controller has stored: the agent drops those this controller owns."""
 
     run_ids: Annotated[tuple[RunId, ...], Meta(max_length=4096)]
+    controller: ControllerId
+
+
+class Announce(_Body, frozen=True):
+    """A controller asks every agent to say its status and info now (on ``{prefix}/announce``)."""
+
+    controller: ControllerId
 
 
 # --- messages from the agent --------------------------------------------------------------------
 
 
 class Status(_Body, frozen=True):
-    """Retained presence; the last will says ``offline``."""
+    """Retained presence, repeated every ``heartbeat_s`` as the heartbeat; the last will says ``offline``.
+
+    ``session`` names one run of the agent process (Sparkplug's bdSeq idea): an ``offline`` from
+    an older session (a will delivered late) does not end a newer one, and two sessions alive
+    under one device id are two agents sharing an id.
+    """
 
     state: Literal["online", "busy", "offline"]
+    session: SessionId
+    heartbeat_s: Annotated[float, Meta(ge=0.1, le=86400)]
     agent_version: Annotated[str, Meta(max_length=64)] = ""
     job: RunId | None = None
     tags: Annotated[tuple[Tag, ...], Meta(max_length=MAX_TAGS)] = ()
+    uptime_s: NonNegative = 0.0  # since this session started (its own clock): of two agents on one id, the newer stops
 
 
 class PowerSource(_Body, frozen=True):
@@ -280,6 +304,21 @@ class Rejected(_Body, frozen=True):
     run_id: RunId
     reason: Text
     retryable: bool = True
+
+
+class Cancelled(_Body, frozen=True):
+    """A job stopped because its owner cancelled it: its own terminal state, kept until acked like a failure."""
+
+    run_id: RunId
+    reason: Text = ""
+
+
+class Duplicate(_Body, frozen=True):
+    """An agent found another agent alive under its device id and stops: it was the newer of the two."""
+
+    session: SessionId
+    other_session: SessionId
+    detail: Text = ""
 
 
 class Telemetry(_Body, frozen=True):
@@ -628,15 +667,17 @@ class Result(_Body, frozen=True):
 # --- envelopes ----------------------------------------------------------------------------------
 
 BODIES: dict[str, type[_Body]] = {
-    "status": Status, "info": Info, "job": Job, "cancel": Cancel, "ack": Ack, "accepted": Accepted,
-    "progress": Progress, "finished": Finished, "failed": Failed, "rejected": Rejected, "result": Result,
+    "status": Status, "info": Info, "job": Job, "cancel": Cancel, "ack": Ack, "announce": Announce, "accepted": Accepted,
+    "progress": Progress, "finished": Finished, "failed": Failed, "rejected": Rejected, "cancelled": Cancelled,
+    "duplicate": Duplicate,
+    "result": Result,
     "telemetry": Telemetry,
 }
 # envelope types allowed on each topic kind
 TYPES = {
     "status": ("status",), "info": ("info",), "jobs": ("job", "cancel"),
-    "events": ("accepted", "progress", "finished", "failed", "rejected"),
-    "results": ("result",), "acks": ("ack",), "telemetry": ("telemetry",),
+    "events": ("accepted", "progress", "finished", "failed", "rejected", "cancelled", "duplicate"),
+    "results": ("result",), "acks": ("ack",), "telemetry": ("telemetry",), "announce": ("announce",),
 }
 
 
@@ -649,10 +690,14 @@ class _Wire(Struct, frozen=True):
     data: msgspec.Raw
     seq: Seq = 0
     ts: NonNegative = 0.0
+    sig: Annotated[str, Meta(max_length=fleet_key.SIGNATURE_HEX)] = ""
 
 
 class Envelope(Struct, frozen=True):
-    """Every payload: protocol version, type, sender device, per-sender sequence, time, typed body."""
+    """Every payload: protocol version, type, device, per-sender sequence, time, typed body, signature.
+
+    ``device`` is the device the message is about (on ``announce``: the sending controller's id).
+    """
 
     type: str
     device: str
@@ -662,8 +707,13 @@ class Envelope(Struct, frozen=True):
     v: int = PROTOCOL_VERSION
     raw: bytes = b""  # received: the body's JSON as it came (a result is stored as sent, extra fields included)
 
-    def encode(self) -> bytes:
-        wire = {"v": self.v, "type": self.type, "device": self.device, "seq": self.seq, "ts": self.ts, "data": self.data}
+    def encode(self, key: bytes | None) -> bytes:
+        """The payload, signed with the fleet ``key`` (None: unsigned, which every receiver drops)."""
+        data = msgspec.json.encode(self.data)
+        wire = {"v": self.v, "type": self.type, "device": self.device, "seq": self.seq, "ts": self.ts,
+                "data": msgspec.Raw(data)}
+        if key is not None:
+            wire["sig"] = fleet_key.signature(key, self.v, self.type, self.device, data)
         body = msgspec.json.encode(wire)
         if len(body) > MAX_PAYLOAD_BYTES:
             raise ProtocolError(f"{self.type} message of {len(body)} bytes exceeds the {MAX_PAYLOAD_BYTES}-byte limit")
@@ -674,8 +724,8 @@ def _problem(exc: Exception) -> str:
     return str(exc).replace("`", "")[:300]
 
 
-def decode(topic_kind: str, payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> Envelope:
-    """Parse and check one payload received on a topic of ``topic_kind``; ``data`` is its typed body."""
+def _wire(payload: bytes, key: bytes | None, max_bytes: int = MAX_PAYLOAD_BYTES) -> _Wire:
+    """The envelope of ``payload``, its size, version and (with ``key``) signature checked; the body still raw."""
     if len(payload) > max_bytes:
         raise ProtocolError(f"payload of {len(payload)} bytes exceeds the {max_bytes}-byte limit")
     try:
@@ -684,6 +734,19 @@ def decode(topic_kind: str, payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) 
         raise ProtocolError(f"bad envelope: {_problem(exc)}") from None
     if wire.v != PROTOCOL_VERSION:
         raise ProtocolError(f"protocol version {wire.v!r}, this side speaks {PROTOCOL_VERSION}")
+    if key is not None and not fleet_key.verifies(key, wire.v, wire.type, wire.device, bytes(wire.data), wire.sig):
+        raise ProtocolError("not signed with this fleet's key" if not wire.sig else
+                            "signed with another fleet key: give this side the controller's fleet.key (docs/protocol.md)")
+    return wire
+
+
+def decode(topic_kind: str, payload: bytes, key: bytes | None, max_bytes: int = MAX_PAYLOAD_BYTES) -> Envelope:
+    """Parse and check one payload received on a topic of ``topic_kind``; ``data`` is its typed body.
+
+    With the fleet ``key`` (every network receiver), a message without a valid signature is refused
+    before its body is read; None skips that check (tests of the contract itself).
+    """
+    wire = _wire(payload, key, max_bytes)
     if wire.type not in TYPES.get(topic_kind, ()):
         raise ProtocolError(f"message type {wire.type!r} does not belong on {topic_kind}")
     body = decode_body(wire.type, wire.data)
@@ -705,28 +768,22 @@ class _PeekData(Struct):
     run_id: RunId
 
 
-class _Peek(Struct):
-    v: int
-    type: str
-    device: str
-    data: _PeekData
+def peek_run_id(payload: bytes, device: str, key: bytes) -> str | None:
+    """The run id of a signed job for ``device`` whose body failed its checks, where it has a
+    well-formed one (to refuse it by name, so the controller fails it at once instead of waiting
+    for its timeout).
 
-
-def peek_run_id(payload: bytes, device: str) -> str | None:
-    """The run id of a job for ``device`` whose body failed its checks, where it has a well-formed one
-    (to refuse it by name, so the controller fails it at once instead of waiting for its timeout).
-
-    None when the envelope itself is wrong: another protocol version, another type, or for another
-    device. Such a message is not this agent's to answer; an answer would settle a run that a newer
-    peer, or another device, owns.
+    None when the envelope itself is wrong: unsigned or signed with another key, another protocol
+    version, another type, or for another device. Such a message is not this agent's to answer; an
+    answer would settle a run that a stranger, a newer peer or another device owns.
     """
     try:
-        peek = msgspec.json.decode(payload, type=_Peek)
-    except (msgspec.DecodeError, RecursionError):
+        wire = _wire(payload, key)
+        if wire.type != "job" or wire.device != device:
+            return None
+        return msgspec.json.decode(wire.data, type=_PeekData).run_id
+    except (ProtocolError, msgspec.DecodeError, RecursionError):
         return None
-    if peek.v != PROTOCOL_VERSION or peek.type != "job" or peek.device != device:
-        return None
-    return peek.data.run_id
 
 
 def _encoded(value: Any, what: str) -> bytes:
@@ -771,6 +828,10 @@ class Topics(Struct, frozen=True):
             raise ValueError(f"unknown topic kind {kind!r}")
         check_device_id(device_id)
         return f"{self.prefix}/devices/{device_id}/{kind}"
+
+    def announce(self) -> str:
+        """The one fleet-wide topic: a controller's request that every agent say its status now."""
+        return f"{self.prefix}/announce"
 
     def all_devices(self, kind: str) -> str:
         """Subscription filter for one kind from every device."""

@@ -6,15 +6,25 @@ SQLite outbox before it is published, and is re-published after reconnects and r
 the controller acks it; a re-delivered job is answered from the outbox, never run twice. On
 SIGTERM the daemon stops the running job, records it as failed, publishes ``offline`` itself
 (a clean disconnect sends no last will) and exits.
+
+Two agents under one device id (cloned images share a hostname) would take each other's jobs.
+Each watches its own status topic: after connecting it waits ``SETTLE_S`` for the retained status
+before saying anything, and if that names another session as online it listens for that
+session's heartbeat before taking jobs; a live status of another session means two agents share
+the id, and the newer (shorter uptime) says so (a ``duplicate`` event) and exits with code 2.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import logging
+import math
 import queue
+import secrets
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,17 +35,28 @@ from typing import Any
 import msgspec
 import psutil
 
-from agent import __version__, contract, device_info, origins
+from agent import __version__, contract, device_info, fleet_key, origins
 from agent.artifacts import ArtifactCache, ArtifactError
 from agent.config import AgentConfig
-from agent.contract import MAX_PAYLOAD_BYTES, TOPICS, Envelope, Job, ProtocolError, Topics
+from agent.contract import MAX_PAYLOAD_BYTES, STALE_AFTER_HEARTBEATS, TOPICS, Envelope, Job, ProtocolError, Topics
 from agent.drops import DropLog
+from agent.errors import EXIT_USAGE
 from agent.outbox import Outbox
 from agent.transport import BrokerUrl, Connection, Message, TlsFiles
 
 log = logging.getLogger("edgeperf.agent")
 HOUSEKEEPING_S = 2.0
+SETTLE_S = 0.5  # after (re)connecting: time for the retained own status to arrive before speaking
+PROBATION_MAX_S = 30.0  # the longest wait for the heartbeat of a session the retained status calls online
 STDERR_TAIL = 2000
+NO_SPACE = "No space left on device"
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` means the agent's disk (or its quota) is full: from the OS or from SQLite."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.OperationalError) and "disk is full" in str(exc)
 
 
 class JobRun(threading.Thread):
@@ -45,11 +66,12 @@ class JobRun(threading.Thread):
         super().__init__(name=f"job-{job.run_id}", daemon=True)
         self.agent, self.job, self.run_id = daemon, job, job.run_id
         self._proc: subprocess.Popen[str] | None = None
-        self._stopped_because = ""
+        self._stopped_because, self._cancelled = "", False
 
-    def stop(self, reason: str) -> None:
-        """Kill the worker (cancel, timeout or shutdown); ``run`` then reports ``reason``."""
-        self._stopped_because = reason
+    def stop(self, reason: str, cancelled: bool = False) -> None:
+        """Kill the worker (cancel, timeout or shutdown); ``run`` then reports ``reason``, as a cancellation
+        when the job's owner asked for it, else as a failure."""
+        self._stopped_because, self._cancelled = reason, cancelled
         if self._proc and self._proc.poll() is None:
             self._proc.kill()
 
@@ -57,8 +79,11 @@ class JobRun(threading.Thread):
         try:
             terminal = self._execute()
         except Exception as exc:  # a bug here must fail the job, not leave the device busy forever
-            log.exception("job %s crashed the agent's job thread", self.run_id)
-            terminal = self.agent.failure(self.run_id, f"agent error: {type(exc).__name__}: {exc}")
+            if disk_full(exc):
+                terminal = self.agent.failure(self.run_id, self.agent.disk_full_reason(exc))
+            else:
+                log.exception("job %s crashed the agent's job thread", self.run_id)
+                terminal = self.agent.failure(self.run_id, f"agent error: {type(exc).__name__}: {exc}")
         self.agent.deliver(self.run_id, *terminal)
 
     def _execute(self) -> tuple[str, Envelope, str]:
@@ -113,10 +138,14 @@ class JobRun(threading.Thread):
             timeout.cancel()
         reader.join(5)
         text = "".join(stderr)
+        if self._cancelled:
+            return self.agent.cancellation(self.run_id, self._stopped_because)
         if self._stopped_because:
             return self.agent.failure(self.run_id, self._stopped_because)
         if code == 0:
             return self.agent.result_message(self.run_id, json.loads(out.read_bytes()))
+        if NO_SPACE in text:  # the worker could not write its logs or its result
+            return self.agent.failure(self.run_id, self.agent.disk_full_reason(OSError(errno.ENOSPC, NO_SPACE)))
         errors = [line[len("error: ") :] for line in text.splitlines() if line.startswith("error: ")]
         if errors:  # the worker's one-line user error (exit 2): the same job fails the same way again
             return self.agent.failure(self.run_id, errors[-1], retryable=False)
@@ -138,25 +167,39 @@ class AgentDaemon:
         storage.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(storage / "outbox.sqlite")
         self.cache = ArtifactCache(storage / "artifacts", config.max_artifact_bytes)
+        self.key = fleet_key.resolve(config.fleet_key_file)
+        self.session = secrets.token_hex(8)  # this run of the agent: its status, heartbeat and last will carry it
+        self._started = time.monotonic()
+        self._speaking = False  # presence published since the last connect: jobs are taken
+        self._settle_until = math.inf  # after a connect: time for the retained own status to arrive
+        self._probation_until = 0.0  # the retained status named another session online: listening for it
+        self.duplicate: str | None = None  # why this agent stopped: another agent holds its device id
+        self._newcomers: set[str] = set()  # sessions seen starting under this id after this one
         self._seq = itertools.count(1)
         self._job: JobRun | None = None
+        # The job thread delivers while the main thread re-sends: one publishes a new entry at a time,
+        # so no terminal message goes out twice.
+        self._publishing = threading.Lock()
         self._stop = stop or threading.Event()
         self._connected = threading.Event()
         self.drops = DropLog(log)
         self._info: contract.Info | None = None
-        offline = self._envelope("status", self._status_data("offline")).encode()
+        # The will is fixed at connect time: seq 0 marks it, and its session says which run of the agent ended.
+        offline = Envelope("status", self.device, self._status_data("offline"), seq=0).encode(self.key)
         broker = BrokerUrl.parse(config.broker).with_credentials(config.username, config.password)
         self.origins = origins.resolve(config.artifact_origins, broker.host)
         self.conn = Connection(
-            f"edgeperf-agent-{self.device}",
+            f"edgeperf-agent-{self.device}-{self.session[:8]}",  # two agents on one id must not kick each other off
             broker,
-            subscriptions=[(self.topics.device(self.device, "jobs"), 1), (self.topics.device(self.device, "acks"), 1)],
+            subscriptions=[(self.topics.device(self.device, kind), 1) for kind in ("jobs", "acks", "status")]
+            + [(self.topics.announce(), 1)],
             will=(self.topics.device(self.device, "status"), offline, 1, True),
             on_connected=self._connected.set,
             tls=TlsFiles(config.ca_file, config.cert_file, config.key_file),
             mqtt_version=config.mqtt_version,
             keepalive_s=config.keepalive_s,
             reconnect_s=(1, config.reconnect_max_s),
+            max_packet_bytes=config.max_packet_bytes,
         )
 
     # ---- building and sending messages -------------------------------------------------------
@@ -165,11 +208,29 @@ class AgentDaemon:
 
     def _status_data(self, state: str) -> contract.Status:
         job = self._job.run_id if self._job else None
-        return contract.Status(state, __version__, job, tuple(self.config.tags))
+        return contract.Status(state, self.session, self.config.heartbeat_s, __version__, job, tuple(self.config.tags),
+                               round(time.monotonic() - self._started, 3))
 
     def _send(self, topic_kind: str, envelope: Envelope) -> None:
         qos, retain, _ = TOPICS[topic_kind]
-        self.conn.publish(self.topics.device(self.device, topic_kind), envelope.encode(), qos=qos, retain=retain)
+        topic, payload = self.topics.device(self.device, topic_kind), envelope.encode(self.key)
+        if not self.conn.fits(topic, payload):  # only device facts can be this large: the broker would drop us
+            log.warning("%s message of %d bytes is over the broker's packet limit (%s bytes); not sent", envelope.type,
+                        len(payload), self.conn.max_packet_bytes)
+            return
+        self.conn.publish(topic, payload, qos=qos, retain=retain)
+
+    def _publishable(self, run_id: str, topic: str, payload: bytes) -> tuple[str, bytes]:
+        """A terminal message as it can go out: itself, or — over the broker's packet limit, where sending it
+        would cost the connection on every re-send — the failure that says so, in its place."""
+        if self.conn.fits(topic, payload):
+            return topic, payload
+        reason = (f"the result is {Connection.packet_bytes(topic, payload)} bytes, over the broker's packet limit of "
+                  f"{self.conn.max_packet_bytes} bytes; raise the broker's max_packet_size (and this agent's "
+                  "max_packet_bytes on MQTT 3.1.1), then run the job again")
+        failed = Envelope("failed", self.device, contract.Failed(run_id, reason, retryable=False), seq=next(self._seq))
+        log.warning("job %s: %s", run_id, reason)
+        return self.topics.device(self.device, "events"), failed.encode(self.key)
 
     def event(self, kind: str, body: Any) -> None:
         self._send("events", self._envelope(kind, body))
@@ -184,6 +245,11 @@ class AgentDaemon:
         log.warning("job %s failed: %s", run_id, reason)
         return "events", self._envelope("failed", contract.Failed(run_id, reason[:4096], retryable)), "failed"
 
+    def cancellation(self, run_id: str, reason: str) -> tuple[str, Envelope, str]:
+        """The terminal ``cancelled`` event: the job's owner stopped it, so it is no failure."""
+        log.info("job %s %s", run_id, reason)
+        return "events", self._envelope("cancelled", contract.Cancelled(run_id, reason[:4096])), "cancelled"
+
     def result_message(self, run_id: str, doc: dict[str, Any]) -> tuple[str, Envelope, str]:
         """The ``result`` message for the worker's document, checked against the contract before it leaves."""
         try:
@@ -192,50 +258,99 @@ class AgentDaemon:
             return self.failure(run_id, f"the result breaks the contract: {exc}")
         envelope = self._envelope("result", doc)
         try:
-            envelope.encode()
+            envelope.encode(self.key)
         except ProtocolError:
             doc.setdefault("logs", {}).pop("summary", None)  # the file stays on the device
             envelope = self._envelope("result", doc)
             try:
-                envelope.encode()
+                envelope.encode(self.key)
             except ProtocolError as exc:
                 return self.failure(run_id, f"result too large to send: {exc}")
         return "results", envelope, "finished"
 
+    def disk_full_reason(self, exc: BaseException) -> str:
+        """The one line a full disk gets, naming where to make room."""
+        return f"disk full on the device ({exc}); free space under {self.config.storage}, then run the job again"
+
     def deliver(self, run_id: str, topic_kind: str, envelope: Envelope, state: str) -> None:
-        """Make the terminal message durable, then publish it; the outbox re-sends until acked."""
-        topic, payload = self.topics.device(self.device, topic_kind), envelope.encode()
-        self.outbox.put(run_id, topic, payload)
-        self.outbox.set_job_state(run_id, state)
-        self.conn.publish(topic, payload, qos=1)
-        self.outbox.mark_sent([run_id])
+        """Make the terminal message durable, then publish it; the outbox re-sends until the job's owner acks it.
+
+        With the disk full it cannot be made durable: it is published once as it is (a result, or the
+        failure that says why), so the controller hears about the job now rather than at its timeout.
+        """
+        topic, payload = self.topics.device(self.device, topic_kind), envelope.encode(self.key)
+        with self._publishing:
+            try:
+                self.outbox.put(run_id, topic, payload, self._owner(run_id))
+                self.outbox.set_job_state(run_id, state)
+            except sqlite3.OperationalError as exc:
+                if not disk_full(exc):
+                    raise
+                log.error("job %s: %s; its terminal message is sent once, not kept", run_id, self.disk_full_reason(exc))
+                self.conn.publish(*self._publishable(run_id, topic, payload), qos=1)
+                return
+            self.conn.publish(*self._publishable(run_id, topic, payload), qos=1)
+            self._mark_sent([run_id])
+
+    def _owner(self, run_id: str) -> str | None:
+        """The controller that sent ``run_id``, from the job this agent recorded when it took it."""
+        job = self.outbox.job(run_id)
+        return job.get("controller") if job else None
+
+    def _publish_status(self) -> None:
+        """The retained status; repeated every ``heartbeat_s``, it is also the heartbeat."""
+        self._send("status", self._envelope("status", self._status_data("busy" if self._job else "online")))
 
     def _publish_presence(self) -> None:
-        state = "busy" if self._job else "online"
-        self._send("status", self._envelope("status", self._status_data(state)))
+        """Status and device facts: after every (re)connect and when a controller announces itself."""
+        self._publish_status()
         if self._info is None:  # facts do not change while the agent runs: gathered once, in a child process
             self._info = device_info.collect(__version__, tuple(self.config.tags), MAX_PAYLOAD_BYTES)
-        self._send("info", self._envelope("info", self._info))
+        info = self._envelope("info", self._info)
+        if not self.conn.fits(self.topics.device(self.device, "info"), info.encode(self.key)):
+            log.warning("device facts are over the broker's packet limit (%s bytes): announced without them",
+                        self.conn.max_packet_bytes)
+            info = self._envelope("info", msgspec.structs.replace(self._info, facts={}))
+        self._send("info", info)
 
     def _resend(self, everything: bool = False) -> None:
         """Re-publish unacknowledged messages: all of them after a (re)connect, else those due."""
-        due = self.outbox.pending() if everything else self.outbox.due(self.config.resend_after_s)
-        for entry in due:
-            self.conn.publish(entry.topic, entry.payload, qos=1)
-        if due:
-            self.outbox.mark_sent([e.run_id for e in due])
-            log.info("re-sent %d unacknowledged message(s)", len(due))
+        with self._publishing:
+            due = self.outbox.pending() if everything else self.outbox.due(self.config.resend_after_s)
+            for entry in due:
+                self.conn.publish(*self._publishable(entry.run_id, entry.topic, entry.payload), qos=1)
+            if due:
+                self._mark_sent([e.run_id for e in due])
+                log.info("re-sent %d unacknowledged message(s)", len(due))
+
+    def _mark_sent(self, run_ids: list[str]) -> None:
+        """Record a publish; with the disk full the record is skipped (the entry is only re-sent sooner)."""
+        try:
+            self.outbox.mark_sent(run_ids)
+        except sqlite3.OperationalError as exc:
+            if not disk_full(exc):
+                raise
+            log.warning("could not record re-sends: %s", self.disk_full_reason(exc))
 
     # ---- handling what arrives ---------------------------------------------------------------
     def _handle(self, msg: Message) -> None:
-        """Decode one message through the contract and act on it; anything invalid is counted and dropped."""
+        """Decode one message through the contract (the fleet key's signature first) and act on it;
+        anything invalid is counted and dropped."""
         try:
+            if msg.topic == self.topics.announce():  # a controller (re)subscribed: report now, re-send what it lacks
+                contract.decode("announce", msg.payload, self.key)
+                self._publish_presence()
+                self._resend(everything=True)
+                return
             device, kind = self.topics.parse(msg.topic)
             if device != self.device:
                 raise ProtocolError(f"a message for device {device!r} reached {self.device}")
-            envelope = contract.decode(kind, msg.payload)
+            envelope = contract.decode(kind, msg.payload, self.key)
             if envelope.device != self.device:
                 raise ProtocolError(f"a message for device {envelope.device!r} on {msg.topic}")
+            if kind == "status":
+                self._on_own_status(envelope.data, msg.retain)
+                return
         except ProtocolError as exc:
             self.drops.drop("controller", str(exc), msg.topic)
             if msg.topic == self.topics.device(self.device, "jobs"):
@@ -244,22 +359,54 @@ class AgentDaemon:
         log.debug("%s message on %s (%d bytes)", envelope.type, msg.topic, len(msg.payload))  # no payload: jobs hold tokens
         body = envelope.data
         if isinstance(body, contract.Ack):
-            self.outbox.ack(body.run_ids)
+            self.outbox.ack(body.run_ids, body.controller)
         elif isinstance(body, contract.Cancel):
-            if self._job and self._job.run_id == body.run_id:
-                self._job.stop("cancelled by the controller")
+            job = self._job
+            if job and job.run_id == body.run_id and job.job.controller == body.controller:
+                job.stop("cancelled by the controller", cancelled=True)
         elif isinstance(body, Job):
             self._take(body)
+
+    def _on_own_status(self, status: contract.Status, retained: bool) -> None:
+        """A status on this agent's own topic: its own echo, or another agent using the same device id."""
+        if status.session == self.session or status.state == "offline":
+            return
+        if retained:  # may be hours old: if it says online, listen for that session's heartbeat before speaking
+            if not self._speaking:
+                self._probation_until = time.monotonic() + min(STALE_AFTER_HEARTBEATS * status.heartbeat_s, PROBATION_MAX_S)
+                log.info("the retained status of %s names another session (%s) as %s; listening for it before "
+                         "taking jobs", self.device, status.session, status.state)
+            return
+        mine = time.monotonic() - self._started
+        if not self._speaking:  # it was there before this agent said a word
+            newer = True
+        else:  # both speaking (they started together): the shorter uptime stops, the session breaks a tie
+            newer = self.session > status.session if abs(mine - status.uptime_s) < 2.0 else mine < status.uptime_s
+        if not newer:
+            if status.session not in self._newcomers:
+                self._newcomers.add(status.session)
+                log.warning("another agent (session %s, up %.0f s) uses device id %s; it is the newer one and stops itself",
+                            status.session, status.uptime_s, self.device)
+            return
+        self.duplicate = (f"device id {self.device} is already used by another agent (session {status.session}, up "
+                          f"{status.uptime_s:.0f} s; this one up {mine:.0f} s): give this agent its own device_id "
+                          "(--device-id or agent.toml) and start it again")
+        self.event("duplicate", contract.Duplicate(self.session, status.session, self.duplicate[:4096]))
+        log.error("%s", self.duplicate)
+        self._stop.set()
 
     def _reject_malformed(self, payload: bytes, problem: ProtocolError) -> None:
         """Tell the controller a job it sent cannot be read, when its run id can be: it fails it at once, not by timeout.
         A message of another protocol version or for another device is only dropped (``peek_run_id``)."""
-        run_id = contract.peek_run_id(payload, self.device)
+        run_id = contract.peek_run_id(payload, self.device, self.key)
         if run_id is not None:
             self.event("rejected", contract.Rejected(run_id, f"malformed job: {problem}"[:4096], retryable=False))
 
     def _take(self, job: Job) -> None:
         run_id = job.run_id
+        if not self._speaking:  # not yet sure this device id is ours alone: the job's owner will send it again
+            log.info("job %s arrived before this agent announced itself; left for the controller to re-send", run_id)
+            return
         state = self.outbox.job_state(run_id)
         if state is not None:  # a re-delivery: answer, never run twice
             if self._job and self._job.run_id == run_id:
@@ -275,18 +422,24 @@ class AgentDaemon:
             log.warning("rejected job %s: busy with %s", run_id, self._job.run_id)
             self.event("rejected", contract.Rejected(run_id, f"busy with {self._job.run_id}"))
             return
-        self.outbox.set_job_state(run_id, "accepted", contract.to_builtins(job.without_token()))
+        try:
+            self.outbox.set_job_state(run_id, "accepted", contract.to_builtins(job.without_token()))
+        except sqlite3.OperationalError as exc:
+            if not disk_full(exc):
+                raise
+            self.event("rejected", contract.Rejected(run_id, self.disk_full_reason(exc)))
+            return
         self._job = JobRun(self, job)
         self.event("accepted", contract.Accepted(run_id))
-        self._send("status", self._envelope("status", self._status_data("busy")))
+        self._publish_status()
         self._job.start()
 
     def _resend_one(self, run_id: str) -> bool:
         """Re-publish ``run_id``'s unacknowledged terminal message; False if there is none."""
         for entry in self.outbox.pending():
             if entry.run_id == run_id:
-                self.conn.publish(entry.topic, entry.payload, qos=1)
-                self.outbox.mark_sent([run_id])
+                self.conn.publish(*self._publishable(entry.run_id, entry.topic, entry.payload), qos=1)
+                self._mark_sent([run_id])
                 return True
         return False
 
@@ -319,12 +472,16 @@ class AgentDaemon:
             self.config.storage,
             origins.describe(self.origins),
         )
-        next_housekeeping = next_telemetry = time.monotonic()
+        next_housekeeping = next_telemetry = next_heartbeat = time.monotonic()
         while not self._stop.is_set():
-            if self._connected.is_set():
+            if self._connected.is_set():  # (re)connected: listen for the retained own status first
                 self._connected.clear()
+                self._speaking, self._settle_until = False, time.monotonic() + SETTLE_S
+            if not self._speaking and time.monotonic() >= max(self._settle_until, self._probation_until):
+                self._speaking = True
                 self._publish_presence()
                 self._resend(everything=True)
+                next_heartbeat = time.monotonic() + self.config.heartbeat_s
             try:
                 message = self.conn.inbox.get(timeout=0.1)
             except queue.Empty:
@@ -332,16 +489,22 @@ class AgentDaemon:
             if message is not None:
                 try:
                     self._handle(message)
-                except Exception:  # one bad message must not stop the agent
-                    log.exception("error while handling a message on %s; continuing", message.topic)
+                except Exception as exc:  # one bad message must not stop the agent
+                    if disk_full(exc):
+                        log.warning("could not act on a message on %s: %s", message.topic, self.disk_full_reason(exc))
+                    else:
+                        log.exception("error while handling a message on %s; continuing", message.topic)
             now = time.monotonic()
             if self._job and not self._job.is_alive():
                 self._job = None
-                self._send("status", self._envelope("status", self._status_data("online")))
+                self._publish_status()
             if self._job and now >= next_telemetry and self.config.telemetry_interval_s > 0:
                 next_telemetry = now + self.config.telemetry_interval_s
                 self._telemetry()
-            if now >= next_housekeeping:
+            if self._speaking and now >= next_heartbeat:
+                next_heartbeat = now + self.config.heartbeat_s
+                self._publish_status()
+            if self._speaking and now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING_S
                 self._resend()
         self._shutdown()
@@ -352,8 +515,9 @@ class AgentDaemon:
             job.stop("the agent was stopped (SIGTERM) during the job")
             job.join(30)
         self._job = None
-        offline = self._envelope("status", self._status_data("offline")).encode()
-        self.conn.stop(final=[(self.topics.device(self.device, "status"), offline, 1, True)])
+        # A duplicate says nothing more on the shared status topic: it is the other agent's now.
+        offline = self._envelope("status", self._status_data("offline")).encode(self.key)
+        self.conn.stop(final=[] if self.duplicate else [(self.topics.device(self.device, "status"), offline, 1, True)])
         self.outbox.close()
         log.info("agent %s stopped", self.device)
 
@@ -363,5 +527,6 @@ def serve(config: AgentConfig) -> int:
     stop = threading.Event()  # wired first: a SIGTERM during start-up still ends cleanly
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    AgentDaemon(config, stop).run()
-    return 0
+    daemon = AgentDaemon(config, stop)
+    daemon.run()
+    return EXIT_USAGE if daemon.duplicate else 0

@@ -32,7 +32,7 @@ class DropLog:
         self.total += 1
         key = (device[:64], reason[:300])
         if key not in self.by_reason and len(self.by_reason) >= MAX_REASONS:
-            key = (device[:64], "other reasons")
+            key = ("*", "other devices and reasons")  # junk can invent device ids without end: one bucket, not one each
         self.by_reason[key] = self.by_reason.get(key, 0) + 1
         now, count = self.clock(), self.by_reason[key]
         last = self._last_logged.get(key)

@@ -28,7 +28,7 @@ from typing import Any
 
 from agent.errors import EdgeperfError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # One entry per version: the statements that take a file at version N-1 to version N. Never edit
 # a released entry; append a new one (PRAGMA user_version records how far a file has come).
 MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -52,6 +52,9 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
            )""",
         "CREATE INDEX jobs_by_state ON jobs (state)",
     ),
+    # the controller that owns each entry's job: only its ack deletes the entry (NULL, as for entries
+    # made before: any controller's)
+    2: ("ALTER TABLE outbox ADD COLUMN controller TEXT",),
 }
 
 JOB_STATES = ("accepted", "running", "finished", "failed", "cancelled")
@@ -158,14 +161,16 @@ class Outbox:
 
     # -- results ---------------------------------------------------------------------------------
 
-    def put(self, run_id: str, topic: str, payload: bytes) -> None:
-        """Store a result durably; a second put of the same run id keeps the first (a re-run must not replace it)."""
+    def put(self, run_id: str, topic: str, payload: bytes, controller: str | None) -> None:
+        """Store a result durably for ``controller``, the owner of its job (None: an owner this agent
+        never learnt, as for entries made before owners were kept, which any fleet controller's ack
+        deletes); a second put of the same run id keeps the first (a re-run must not replace it)."""
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise TypeError(f"outbox payload must be bytes, not {type(payload).__name__}")
         with self._lock, self._tx() as tx:
             tx.execute(
-                "INSERT OR IGNORE INTO outbox (run_id, topic, payload, created_at) VALUES (?, ?, ?, ?)",
-                (run_id, topic, bytes(payload), self._clock()),
+                "INSERT OR IGNORE INTO outbox (run_id, topic, payload, created_at, controller) VALUES (?, ?, ?, ?, ?)",
+                (run_id, topic, bytes(payload), self._clock(), controller),
             )
 
     def pending(self, older_than_s: float = 0.0, limit: int | None = None) -> list[OutboxEntry]:
@@ -212,10 +217,13 @@ class Outbox:
                 ((now, run_id) for run_id in run_ids),
             )
 
-    def ack(self, run_ids: Iterable[str]) -> int:
-        """Delete entries the controller has stored; returns how many went (unknown or repeated ids count 0)."""
+    def ack(self, run_ids: Iterable[str], controller: str) -> int:
+        """Delete the entries ``controller`` owns (or whose owner was never learnt) and has stored; returns
+        how many went (unknown, repeated or another controller's ids count 0: a colleague's controller on
+        the same broker cannot take them)."""
         with self._lock, self._tx() as tx:
-            cursor = tx.executemany("DELETE FROM outbox WHERE run_id = ?", ((run_id,) for run_id in run_ids))
+            cursor = tx.executemany("DELETE FROM outbox WHERE run_id = ? AND (controller = ? OR controller IS NULL)",
+                                    ((run_id, controller) for run_id in run_ids))
             return max(cursor.rowcount, 0)
 
     def __len__(self) -> int:

@@ -3,8 +3,11 @@
 The last will is set before ``connect``; subscriptions are renewed in ``on_connect`` so they
 survive reconnects; paho's network thread reconnects with doubling back-off; callbacks only
 hand messages to a queue, so a slow consumer never stalls the socket (mosquitto drops QoS 1
-messages for a subscriber whose queue fills). Sessions are clean: delivery guarantees come from
-the application (outbox, acks, job re-sends), not from broker queues.
+messages for a subscriber whose queue fills). Agents' sessions are clean: delivery guarantees
+come from the application (outbox, acks, job re-sends), not from broker queues. A controller
+running a campaign keeps a persistent session (``session_expiry_s``) so that what devices publish
+while it is briefly away or slow waits for it at the broker; that is a shortcut, never the
+guarantee.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from agent.errors import EXIT_UNREACHABLE, EdgeperfError, SettingsError
 
@@ -108,21 +113,31 @@ class Connection:
         mqtt_version: str = "3.1.1",
         keepalive_s: int = 30,
         reconnect_s: tuple[int, int] = (1, 30),
+        session_expiry_s: int | None = None,
+        max_packet_bytes: int | None = None,
     ) -> None:
         if mqtt_version not in ("3.1.1", "5"):
             raise SettingsError(f"unknown MQTT version {mqtt_version!r}; use 3.1.1 or 5")
         self.broker, self.inbox = broker, queue.Queue[Message]()
+        # The largest packet the broker takes: configured (MQTT 3.1.1 cannot learn it) or announced in
+        # CONNACK (MQTT 5), the smaller of the two. A bigger packet would make the broker drop the connection.
+        self._configured_max, self.max_packet_bytes = max_packet_bytes, max_packet_bytes
         self.connected = threading.Event()
         self._waiting = False
         self._subscriptions, self._on_connected, self._keepalive = list(subscriptions), on_connected, keepalive_s
         v5 = mqtt_version == "5"
+        persistent = session_expiry_s is not None
         self._client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=client_id,
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
+            clean_session=None if v5 else not persistent,  # 3.1.1: the broker's persistent_client_expiration ends it
         )
-        self._clean_start = True if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY
+        self._clean_start = (not persistent) if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY
+        self._properties: Properties | None = None
+        if v5 and persistent:
+            self._properties = Properties(PacketTypes.CONNECT)
+            self._properties.SessionExpiryInterval = session_expiry_s
         if broker.username:
             self._client.username_pw_set(broker.username, broker.password)
         if broker.tls:
@@ -150,6 +165,9 @@ class Connection:
         if reason_code.is_failure:
             log.warning("broker %s refused the connection: %s (retrying)", self.broker, reason_code)
             return
+        announced = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
+        limits = [n for n in (self._configured_max, announced) if n]
+        self.max_packet_bytes = min(limits) if limits else None
         if self._subscriptions:  # "connected" once the broker has granted them: nothing is missed after
             self._subscribe_mid = client.subscribe(self._subscriptions)[1]
         else:
@@ -186,12 +204,13 @@ class Connection:
         where, first_error = (self.broker.host, self.broker.port), ""
         self._waiting = wait_s is not None
         try:  # the first attempt in the foreground, so a refused certificate or a wrong port is said at once
-            self._client.connect(*where, keepalive=self._keepalive, clean_start=self._clean_start)
+            self._client.connect(*where, keepalive=self._keepalive, clean_start=self._clean_start, properties=self._properties)
         except (OSError, ssl.SSLError) as exc:
             first_error = f" ({exc})"
             log.log(logging.INFO if self._waiting else logging.WARNING,
                     "cannot connect to broker %s: %s (retrying in the background)", self.broker, exc)
-            self._client.connect_async(*where, keepalive=self._keepalive, clean_start=self._clean_start)
+            self._client.connect_async(*where, keepalive=self._keepalive, clean_start=self._clean_start,
+                                       properties=self._properties)
         self._client.loop_start()
         try:
             if self._waiting and not self.connected.wait(wait_s):
@@ -202,6 +221,15 @@ class Connection:
                 )
         finally:
             self._waiting = False
+
+    @staticmethod
+    def packet_bytes(topic: str, payload: bytes) -> int:
+        """A PUBLISH packet's size, at most: fixed header (5), topic (2 + its bytes), packet id (2), properties (4)."""
+        return 13 + len(topic.encode()) + len(payload)
+
+    def fits(self, topic: str, payload: bytes) -> bool:
+        """Whether the broker takes this message (a bigger one would cost the connection, and be re-sent forever)."""
+        return self.max_packet_bytes is None or self.packet_bytes(topic, payload) <= self.max_packet_bytes
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
         """Queue a message; QoS 1 messages published while disconnected go out after reconnecting."""

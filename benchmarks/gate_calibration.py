@@ -84,7 +84,7 @@ def run_campaign(options: session.FleetOptions, agents: list, folder: Path, name
     (as each ``edgeperf campaign run`` is a process of its own); its id."""
     path = folder / f"{name}.yaml"
     path.write_text(CAMPAIGN.format(name=name, device=DEVICE, artifact=folder / "chain.onnx", seconds=seconds, repeats=repeats))
-    with session.fleet(options, artifacts=True) as fleet:
+    with session.fleet(options, artifacts=True, owner=True) as fleet:
         wait_online(fleet, [DEVICE], agents, folder)
         campaign_id = fleet.create_campaign(campaign_file.load(path))
         state = fleet.run(campaign_id)

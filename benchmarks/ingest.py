@@ -8,8 +8,10 @@ queue limits, because those are what users run; only ``sys_interval 1`` is set, 
    process) that only counts them; then ``agents x telemetry-per-agent`` telemetry-sized messages at
    QoS 0. Rate = messages received / (first publish -> last arrival); the median of ``--relay-rounds``.
 2. The controller: ``--agents`` simulated agents publish their results and telemetry through the same
-   broker to one controller, the real ``Fleet`` opened by ``controller.session.fleet`` and driven by
-   ``pump()`` in its own process, so its CPU time and peak RSS are its own. Results/s = results
+   broker to one controller, the real ``Fleet`` opened by ``controller.session.fleet`` (as the campaign
+   owner) and driven by ``pump()`` in its own process, so its CPU time and peak RSS are its own. It
+   stores and acks only results of attempts it started, so before go it creates a campaign with one job
+   per result and starts an attempt of each, whose run ids the agents answer. Results/s = results
    stored / (go -> the last new result committed); telemetry msgs/s likewise. Both streams run at once,
    as in a fleet, while the reference relays one stream at a time: a ratio of 1 would mean the
    controller keeps up with what the broker alone can carry. "First pass" is what was stored before
@@ -25,12 +27,14 @@ queue limits, because those are what users run; only ``sys_interval 1`` is set, 
 
 The simulated agents are built from the agent's real parts, used as the daemon uses them: each has its
 own ``agent.outbox.Outbox`` (SQLite, WAL, synchronous=FULL) in a temporary directory and its own
-``agent.transport.Connection`` (a paho client with its network thread). Results are put in the outbox
-before the go signal (jobs that finished), published at QoS 1 from the outbox on go (what the daemon
-does on connecting), marked sent, deleted when the controller's ack names them, and re-published when
-no ack came within ``--resend-after-s`` (the daemon's default is 30 s; a few seconds keeps the run
-short). Telemetry is an ``Envelope("telemetry")`` at QoS 0 with the daemon's fields (run_id, cpu_pct,
-temperatures_c), interleaved with the results in proportion.
+``agent.transport.Connection`` (a paho client with its network thread); every message is signed with
+the run's own fleet key, which the controller holds too. Results are put in the outbox before the go
+signal (jobs that finished: one per attempt the controller started, kept for that controller), published
+at QoS 1 from the outbox on go (what the daemon does on connecting), marked sent, deleted when the
+controller's ack names them, and re-published when no ack came within ``--resend-after-s`` (the
+daemon's default is 30 s; a few seconds keeps the run short). Telemetry is an ``Envelope("telemetry")``
+at QoS 0 with the daemon's fields (run_id, cpu_pct, temperatures_c), interleaved with the results in
+proportion.
 
 Scaling to 1,000 agents on two cores: a Connection is a paho client with its own network thread, so
 agents are spread over worker processes (``--agent-processes``, default one per 250 agents) that each
@@ -72,6 +76,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import psutil
 
+from agent import fleet_key
 from agent.cli import run_command
 from agent.contract import Envelope, Topics, decode
 from agent.outbox import Outbox
@@ -226,8 +231,16 @@ def build_template(payload: str) -> dict[str, Any]:
     return doc
 
 
-def result_copy(template: dict[str, Any], device_id: str) -> dict[str, Any]:
-    return template | {"run_id": uuid.uuid4().hex, "device": template["device"] | {"id": device_id}}
+def result_copy(template: dict[str, Any], device_id: str, run_id: str) -> dict[str, Any]:
+    return template | {"run_id": run_id, "device": template["device"] | {"id": device_id}}
+
+
+def campaign_yaml(device_ids: Sequence[str], repeats: int) -> str:
+    """One performance job per result: the controller stores (and acks) only results of attempts it started."""
+    return (
+        f"name: ingest\nprofile: smoke\nscenarios: [SingleStream]\nmodes: [performance]\nrepeats: {repeats}\n"
+        f"devices: {{ids: [{', '.join(device_ids)}]}}\nmodels:\n  - name: fmnist\n    variants:\n      - artifact: {MODEL}\n"
+    )
 
 
 def telemetry_data(run_id: str | None) -> dict[str, Any]:
@@ -331,19 +344,32 @@ def measure_relay(ctx: Any, broker: Mosquitto, qos: int, payload: bytes, count: 
 
 
 # ---- the controller, in its own process -----------------------------------------------------------------
-def controller_process(url: str, db: str, board: Board, go: Any, stop: Any, report: Any) -> None:
+def controller_process(
+    url: str, db: str, key_file: str, device_ids: list[str], results: int, board: Board, go: Any, stop: Any, report: Any,
+) -> None:
     quiet_child()
     from agent.resources import peak_rss_mb
+    from controller.fleet import campaign
     from controller.fleet.session import FleetOptions, fleet
 
     def note_go() -> None:  # the CPU and time at go, read the moment it is given
         go.wait()
         board["cpu_at_go"], board["go_seen"] = time.process_time(), clock()
 
-    with fleet(FleetOptions(broker=url, db=Path(db))) as f:
+    with fleet(FleetOptions(broker=url, db=Path(db), fleet_key_file=Path(key_file)), owner=True) as f:
+        spec = campaign.loads(campaign_yaml(device_ids, results), "ingest.yaml", Path(db).parent)
+        jobs = campaign.expand(spec, [(d, ()) for d in device_ids])
+        runs: dict[str, list[str]] = {d: [] for d in device_ids}
+        campaign_id = f.store.create_campaign(  # its own transaction
+            spec.name, spec.source, spec.to_dict(), [(j.key, j.device_id, j.to_dict()) for j in jobs]
+        )
+        with f.store.transaction():  # every job out on its device, as the scheduler sends them
+            for job in f.store.jobs(campaign_id):
+                runs[job.device_id].append(f.store.start_attempt(job))
+        report.put({"controller": f.controller_id, "runs": runs})  # the agents answer these attempts, and only these
         probe = f.topics.device("ingest-probe", "telemetry")
         while f.counters.telemetry == 0:  # proves the subscriptions are active before anyone publishes
-            f.conn.publish(probe, Envelope("telemetry", "ingest-probe", {}).encode(), qos=0)
+            f.conn.publish(probe, Envelope("telemetry", "ingest-probe", {}).encode(f.key), qos=0)
             f.pump(wait_s=0.2)
         while f.pump(wait_s=0.3):  # probes still in flight
             pass
@@ -383,8 +409,8 @@ def vm_hwm_mb() -> float | None:
 class SimulatedAgent:
     """One agent's messaging: its own outbox and connection, acks applied, unacked results re-sent."""
 
-    def __init__(self, broker: BrokerUrl, device_id: str, topics: Topics) -> None:
-        self.device_id = device_id
+    def __init__(self, broker: BrokerUrl, device_id: str, topics: Topics, key: bytes) -> None:
+        self.device_id, self.key = device_id, key
         self.results_topic = topics.device(device_id, "results")
         self.telemetry_topic = topics.device(device_id, "telemetry")
         self.conn = Connection(f"sim-{device_id}", broker, subscriptions=[(topics.device(device_id, "acks"), 1)])
@@ -394,13 +420,13 @@ class SimulatedAgent:
         self.acked = self.resends = 0
         self.first_resend_at = 0.0
 
-    def finish_jobs(self, workdir: Path, template: dict[str, Any], count: int) -> None:
-        """Results of ``count`` finished jobs, made durable the way the daemon's ``deliver`` does."""
+    def finish_jobs(self, workdir: Path, template: dict[str, Any], run_ids: list[str], controller: str) -> None:
+        """Results of the jobs ``controller`` sent as ``run_ids``, made durable the way the daemon's ``deliver`` does."""
         self._outbox = Outbox(workdir / self.device_id / "outbox.sqlite")
-        for _ in range(count):
-            doc = result_copy(template, self.device_id)
-            self.outbox.put(doc["run_id"], self.results_topic, Envelope("result", self.device_id, doc, next(self.seq)).encode())
-            self.run_ids.append(doc["run_id"])
+        for run_id in run_ids:
+            envelope = Envelope("result", self.device_id, result_copy(template, self.device_id, run_id), next(self.seq))
+            self.outbox.put(run_id, self.results_topic, envelope.encode(self.key), controller)
+            self.run_ids.append(run_id)
 
     @property
     def outbox(self) -> Outbox:
@@ -415,7 +441,7 @@ class SimulatedAgent:
 
     def telemetry(self, run_id: str | None) -> None:
         envelope = Envelope("telemetry", self.device_id, telemetry_data(run_id), next(self.seq))
-        self.conn.publish(self.telemetry_topic, envelope.encode(), qos=0)
+        self.conn.publish(self.telemetry_topic, envelope.encode(self.key), qos=0)
 
     def take_acks(self) -> bool:
         got = False
@@ -425,7 +451,8 @@ class SimulatedAgent:
             except queue.Empty:
                 return got
             got = True
-            self.acked += self.outbox.ack(decode("acks", message.payload).data.run_ids)
+            ack = decode("acks", message.payload, self.key).data
+            self.acked += self.outbox.ack(ack.run_ids, ack.controller)
 
     def resend(self, resend_after_s: float) -> None:
         due = self.outbox.due(resend_after_s)
@@ -444,20 +471,21 @@ def schedule(results: int, telemetry: int) -> list[str]:
 
 
 def agent_process(
-    url: str, device_ids: list[str], template: dict[str, Any], results: int, telemetry: int, resend_after_s: float,
-    workdir: str, board: Board, go: Any, stop: Any, report: Any,
+    url: str, runs: dict[str, list[str]], template: dict[str, Any], results: int, telemetry: int, resend_after_s: float,
+    workdir: str, controller: str, key_file: str, board: Board, go: Any, stop: Any, report: Any,
 ) -> None:
+    """``runs``: each hosted device's run ids, attempts ``controller`` started; every message signed with the fleet key."""
     quiet_child()
     raise_fd_limit()
-    broker, topics = BrokerUrl.parse(url), Topics()
-    agents = [SimulatedAgent(broker, d, topics) for d in device_ids]
+    broker, topics, key = BrokerUrl.parse(url), Topics(), fleet_key.resolve(Path(key_file))
+    agents = [SimulatedAgent(broker, d, topics, key) for d in runs]
     try:
         # Sockets first: paho waits in select(), which cannot watch a descriptor numbered 1024 or more, so
         # the outboxes' SQLite files (three descriptors each) must not take the low numbers.
         for agent in agents:
             agent.conn.start(wait_s=60)
         for agent in agents:
-            agent.finish_jobs(Path(workdir), template, results)
+            agent.finish_jobs(Path(workdir), template, runs[agent.device_id], controller)
         time.sleep(1.0)  # SUBACKs for the ack topics
         board["ready"] = 1
         go.wait()
@@ -581,7 +609,9 @@ def agent_processes(agents: int, asked: int) -> int:
     return max(1, min(processes, agents))
 
 
-def measure_ingest(ctx: Any, broker: Mosquitto, template: dict[str, Any], args: argparse.Namespace, tmp: Path) -> Ingest:
+def measure_ingest(
+    ctx: Any, broker: Mosquitto, template: dict[str, Any], args: argparse.Namespace, tmp: Path, key_file: Path
+) -> Ingest:
     n, per_r, per_t = args.agents, args.results_per_agent, args.telemetry_per_agent
     processes = agent_processes(n, args.agent_processes)
     ids = [f"sim-{i:04d}" for i in range(n)]
@@ -591,13 +621,11 @@ def measure_ingest(ctx: Any, broker: Mosquitto, template: dict[str, Any], args: 
     boards = [Board(ctx, WORKER_FIELDS) for _ in shares]
     db = tmp / "controller.db"
     controller = ctx.Process(
-        target=controller_process, args=(broker.url, str(db), ctrl_board, go, stop, ctrl_report), daemon=True
+        target=controller_process,
+        args=(broker.url, str(db), str(key_file), ids, per_r, ctrl_board, go, stop, ctrl_report),
+        daemon=True,
     )
-    common = (template, per_r, per_t, args.resend_after_s, str(tmp / "agents"))
-    workers = [
-        ctx.Process(target=agent_process, args=(broker.url, share, *common, board, go, stop, agent_report), daemon=True)
-        for share, board in zip(shares, boards, strict=True)
-    ]
+    workers: list[Any] = []
     reports: list[dict[str, Any]] = []
     ctrl_final: dict[str, Any] = {}
     samples: list[tuple[float, float, float]] = []  # (time, mosquitto CPU s, agent processes' CPU s)
@@ -605,7 +633,14 @@ def measure_ingest(ctx: Any, broker: Mosquitto, template: dict[str, Any], args: 
     try:
         controller.start()
         wait_for(lambda: ctrl_board["ready"], 60, "the controller")
-        for worker in workers:
+        plan = ctrl_report.get(timeout=60)  # put before ready: its id and the attempts it started, per device
+        common = (template, per_r, per_t, args.resend_after_s, str(tmp / "agents"), plan["controller"], str(key_file))
+        for share, board in zip(shares, boards, strict=True):
+            runs = {d: plan["runs"][d] for d in share}
+            worker = ctx.Process(
+                target=agent_process, args=(broker.url, runs, *common, board, go, stop, agent_report), daemon=True
+            )
+            workers.append(worker)
             worker.start()
         print(f"  preparing {n} agents ({n * per_r} results in their outboxes) in {processes} process(es) ...", file=sys.stderr)
         wait_for(lambda: all(b["ready"] for b in boards), 120 + n * per_r * 0.05, "the simulated agents to connect")
@@ -690,7 +725,7 @@ class Idle:
     cpu_pct: float
 
 
-def measure_idle_agent(broker: Mosquitto, tmp: Path, seconds: float) -> Idle:
+def measure_idle_agent(broker: Mosquitto, tmp: Path, key_file: Path, seconds: float) -> Idle:
     """A real ``edgeperf-agent run`` process, sampled once it is connected and has published its presence."""
     device, data = "idle-1", tmp / "idle-agent"
     data.mkdir()
@@ -701,7 +736,8 @@ def measure_idle_agent(broker: Mosquitto, tmp: Path, seconds: float) -> Idle:
     watcher.connect("127.0.0.1", broker.port)
     watcher.loop_start()
     log = (data / "agent.log").open("wb")
-    proc = subprocess.Popen(run_command(broker.url, device, data), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    command = run_command(broker.url, device, data, "--fleet-key-file", str(key_file))
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: {"status", "info"} <= seen or proc.poll() is not None, 60, "the idle agent to connect")
         if proc.poll() is not None:
@@ -816,8 +852,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.callback(broker.stop)
         print(f"building a real result document ({MODEL}) ...", file=sys.stderr)
         template = build_template(args.payload)
-        sample = Envelope("result", "sim-0000", result_copy(template, "sim-0000"), seq=1).encode()
-        tel = Envelope("telemetry", "sim-0000", telemetry_data(uuid.uuid4().hex), seq=1).encode()
+        key_file = tmp / "fleet.key"  # this run's own fleet: nothing is written outside its folder
+        key = fleet_key.generate(key_file)
+        sample = Envelope("result", "sim-0000", result_copy(template, "sim-0000", uuid.uuid4().hex), seq=1).encode(key)
+        tel = Envelope("telemetry", "sim-0000", telemetry_data(uuid.uuid4().hex), seq=1).encode(key)
         n_r, n_t = args.agents * args.results_per_agent, args.agents * args.telemetry_per_agent
         print(f"raw relay: {n_r} x {len(sample)} B at QoS 1, then {n_t} x {len(tel)} B at QoS 0 ...", file=sys.stderr)
         relays = (
@@ -825,11 +863,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure_relay(ctx, broker, 0, tel, n_t, args.relay_rounds, args.timeout_s),
         )
         print(f"ingest: {args.agents} agents -> mosquitto -> controller ...", file=sys.stderr)
-        ingest = measure_ingest(ctx, broker, template, args, tmp)
+        ingest = measure_ingest(ctx, broker, template, args, tmp, key_file)
         idle = None
         if args.idle_seconds > 0:
             print(f"idle agent: sampling for {args.idle_seconds:g} s ...", file=sys.stderr)
-            idle = measure_idle_agent(broker, tmp, args.idle_seconds)
+            idle = measure_idle_agent(broker, tmp, key_file, args.idle_seconds)
         report(broker, relays, ingest, idle, args)
     lost = ingest.results_sent - ingest.results_rows + ingest.results_extra
     return 1 if lost or ingest.outbox_left or ingest.timed_out else 0

@@ -10,6 +10,19 @@ import pytest
 ZOO = Path(__file__).resolve().parent.parent / "agent" / "zoo" / "fashion-mnist-cnn"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_fleet_key(tmp_path_factory):
+    """One fleet key for the session's controllers and agents, module-scoped agents included (they start
+    before any test's own data directory is set)."""
+    from agent import fleet_key
+
+    key_file = tmp_path_factory.mktemp("fleet") / "fleet.key"
+    fleet_key.generate(key_file)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EDGEPERF_FLEET_KEY_FILE", str(key_file))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _own_data_dir(tmp_path_factory, monkeypatch):
     """Keep LoadGen logs of test runs out of the user's data directory."""

@@ -6,6 +6,7 @@ Debian's mosquitto (or the embedded amqtt broker), and the controller is the rea
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,8 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from agent import fleet_key
 from agent.cli import run_command
 from controller.fleet.broker import free_port
+
+
+def signed(message: dict, key: bytes) -> dict:
+    """A hand-made envelope (any field possibly wrong) with the signature its fields and body bytes have
+    under ``key``: junk that gets past the signature check to the contract's own checks."""
+    body = json.dumps(message["data"], allow_nan=False).encode()  # the bytes json.dumps puts in the payload
+    return message | {"sig": fleet_key.signature(key, message["v"], message["type"], message["device"], body)}
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float, what: str, step: Callable[[], object] | None = None) -> None:
@@ -160,12 +169,12 @@ class SimulatedAgent:
     of a real result document, each with its own run id, as fast as the broker takes them.
     """
 
-    def __init__(self, broker_url: str, device_id: str, workdir: Path) -> None:
+    def __init__(self, broker_url: str, device_id: str, workdir: Path, key: bytes) -> None:
         from agent.contract import Topics
         from agent.outbox import Outbox
         from agent.transport import BrokerUrl, Connection
 
-        self.device_id, self.topics = device_id, Topics()
+        self.device_id, self.topics, self.key = device_id, Topics(), key
         self.outbox = Outbox(workdir / device_id / "outbox.sqlite")
         self.conn = Connection(
             f"sim-{device_id}", BrokerUrl.parse(broker_url), subscriptions=[(self.topics.device(device_id, "acks"), 1)]
@@ -176,20 +185,17 @@ class SimulatedAgent:
         self.conn.start(wait_s=10)
         return self
 
-    def burst(self, template: dict, count: int) -> list[str]:
-        import uuid
-
+    def burst(self, template: dict, run_ids: list[str], controller: str) -> None:
+        """A result for each of ``run_ids`` (attempts ``controller`` sent to this device), as fast as possible."""
         from agent.contract import Envelope
 
-        topic, run_ids = self.topics.device(self.device_id, "results"), []
-        for seq in range(count):
-            doc = template | {"run_id": uuid.uuid4().hex, "device": {"id": self.device_id, "facts": {}}}
-            payload = Envelope("result", self.device_id, doc, seq=seq).encode()
-            self.outbox.put(doc["run_id"], topic, payload)
+        topic = self.topics.device(self.device_id, "results")
+        for seq, run_id in enumerate(run_ids):
+            doc = template | {"run_id": run_id, "device": {"id": self.device_id, "facts": {}}}
+            payload = Envelope("result", self.device_id, doc, seq=seq).encode(self.key)
+            self.outbox.put(run_id, topic, payload, controller)
             self.conn.publish(topic, payload, qos=1)
-            run_ids.append(doc["run_id"])
         self.outbox.mark_sent(run_ids)
-        return run_ids
 
     def serve(self, resend_after_s: float) -> None:
         """Apply acks that arrived; re-send what is still unacknowledged after ``resend_after_s``."""
@@ -202,7 +208,8 @@ class SimulatedAgent:
                 message = self.conn.inbox.get_nowait()
             except queue.Empty:
                 break
-            self.acked += self.outbox.ack(decode("acks", message.payload).data.run_ids)
+            ack = decode("acks", message.payload, self.key).data
+            self.acked += self.outbox.ack(ack.run_ids, ack.controller)
         for entry in self.outbox.due(resend_after_s):
             self.conn.publish(entry.topic, entry.payload, qos=1)
             self.outbox.mark_sent([entry.run_id])

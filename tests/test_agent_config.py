@@ -96,6 +96,7 @@ def test_jobs_are_checked_before_anything_runs(tmp_path):
         "mode": "performance",
         "profile": "smoke",
         "dataset": "synthetic",
+        "controller": "controller-test",
         "artifact": {"url": "http://c/a", "sha256": "a" * 64, "size": 1, "name": "m.onnx"},
         "options": {"threads": 2, "providers": ["CPUExecutionProvider"], "shapes": {"x": [1, 3]}},
         "overrides": {"min_duration_s": 0.5, "batch_size": 8},
@@ -134,5 +135,5 @@ def test_tags_outside_the_contract_are_refused_at_start_not_dropped_by_every_con
         with pytest.raises(SettingsError, match="at most 64 tags of 1-64 characters"):
             config.load({"device_id": "pi", "tags": bad}, {})
     # what the agent then announces is what the contract accepts
-    status = contract.Status("online", tags=("rpi5", "lab:a", "zone=2"))
-    assert contract.decode("status", contract.Envelope("status", "pi", status).encode()).data.tags == status.tags
+    status = contract.Status("online", "0123456789abcdef", 10.0, tags=("rpi5", "lab:a", "zone=2"))
+    assert contract.decode("status", contract.Envelope("status", "pi", status).encode(None), None).data.tags == status.tags

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from agent import fleet_key
 from agent.contract import TOPICS as TOPIC_TABLE
 from agent.contract import Info, Topics, decode
 from agent.outbox import Outbox
@@ -51,7 +52,7 @@ class Watcher:
         except queue.Empty:
             return
         device, kind = TOPICS.parse(message.topic)
-        env = decode(kind, message.payload)
+        env = decode(kind, message.payload, fleet_key.resolve(None))
         key = (device, env.type if kind == "events" else kind)
         self.last[key], self.retained[key] = env.data, message.retain
 
@@ -104,8 +105,9 @@ def test_sigterm_mid_job_records_the_failure_and_delivers_it_after_restart(tmp_p
             "overrides": {"min_duration_s": 60},
             "timeout_s": 120,
             "artifact": server.grant(server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.onnx").path), 300),
+            "controller": "controller-test",
         }
-        watcher.conn.publish(TOPICS.device("pi-c", "jobs"), Envelope("job", "pi-c", job).encode())
+        watcher.conn.publish(TOPICS.device("pi-c", "jobs"), Envelope("job", "pi-c", job).encode(fleet_key.resolve(None)))
         wait_until(
             lambda: getattr(watcher.last.get(("pi-c", "progress")), "phase", None) == "running",
             60,
@@ -201,24 +203,24 @@ class Recorder:
         self.messages.append((message.topic, message.payload))
         kind = TOPICS.parse(message.topic)[1]
         if kind in ("events", "results"):
-            env = decode(kind, message.payload)
+            env = decode(kind, message.payload, fleet_key.resolve(None))
             self.events.setdefault(env.data.run_id, []).append((env.type, env.data))
 
     def state(self) -> str | None:
         for topic, payload in reversed(self.messages):
             if topic.endswith("/status"):
-                return decode("status", payload).data.state
+                return decode("status", payload, fleet_key.resolve(None)).data.state
         return None
 
     def terminal(self, run_id: str) -> tuple[str, Any] | None:
-        return next(((t, d) for t, d in self.events.get(run_id, []) if t in ("result", "failed", "rejected")), None)
+        return next(((t, d) for t, d in self.events.get(run_id, []) if t in ("result", "failed", "rejected", "cancelled")), None)
 
 
 def publish_job(rec: Recorder, device: str, job: dict) -> tuple[str, Any]:
     from agent.contract import Envelope
 
     wait_until(lambda: rec.state() == "online", 30, f"{device} idle", step=rec.drain)
-    rec.conn.publish(TOPICS.device(device, "jobs"), Envelope("job", device, job).encode())
+    rec.conn.publish(TOPICS.device(device, "jobs"), Envelope("job", device, job).encode(fleet_key.resolve(None)))
     wait_until(lambda: rec.terminal(job["run_id"]) is not None, 120, f"{job['run_id']} answered", step=rec.drain)
     return rec.terminal(job["run_id"])
 
@@ -233,6 +235,7 @@ def smoke_job(run_id: str, artifact: dict) -> dict:
         "overrides": {"min_duration_s": 0.2},
         "timeout_s": 120,
         "artifact": artifact,
+        "controller": "controller-test",
     }
 
 
@@ -316,3 +319,72 @@ def test_a_foreign_artifact_url_and_an_oversized_model_fail_before_any_request(t
         rec.conn.stop()
         assert agent.terminate() == 0
     assert list((agent.data_dir / "artifacts").rglob("*.tflite")) == []
+
+
+def test_heartbeats_announce_answers_and_acks_only_from_the_jobs_owner(tmp_path, mosquitto):
+    """The status repeats every heartbeat and answers a controller's announce at once, live (not retained);
+    a result stays in the outbox until the controller that sent its job acks it."""
+    from agent.contract import Ack, Announce, Envelope, Failed
+
+    key = fleet_key.resolve(None)
+    agent = AgentProcess(mosquitto.url, "pi-h", tmp_path, "--heartbeat-s", "0.5").start()
+    rec = Recorder(mosquitto.url, "pi-h")
+    try:
+        wait_until(lambda: rec.state() == "online", 30, "online", step=rec.drain)
+        heard = len(rec.messages)
+        wait_until(lambda: sum(t.endswith("/status") for t, _ in rec.messages[heard:]) >= 3, 10, "three heartbeats",
+                   step=rec.drain)
+        beats = [decode("status", p, key).data for t, p in rec.messages[heard:] if t.endswith("/status")]
+        assert len({b.session for b in beats}) == 1 and beats[0].heartbeat_s == 0.5
+        marker = len(rec.messages)
+        rec.conn.publish(TOPICS.announce(), Envelope("announce", "controller-x", Announce("controller-x")).encode(key))
+        wait_until(lambda: any(t.endswith("/info") for t, _ in rec.messages[marker:]), 10, "info on announce",
+                   step=rec.drain)
+        owed = Envelope("failed", "pi-h", Failed("owed", "a failure owed to controller-a")).encode(key)
+        with Outbox(agent.data_dir / "outbox.sqlite") as box:  # as a job of controller-a's leaves it
+            box.put("owed", TOPICS.device("pi-h", "events"), owed, "controller-a")
+        for owner in ("controller-b", "controller-a"):
+            rec.conn.publish(TOPICS.device("pi-h", "acks"), Envelope("ack", "pi-h", Ack(("owed",), owner)).encode(key))
+            rec.conn.publish(TOPICS.announce(), Envelope("announce", owner, Announce(owner)).encode(key))
+            sent = len(rec.messages)
+            wait_until(lambda: any(t.endswith("/info") for t, _ in rec.messages[sent:]), 10,  # noqa: B023
+                       "the agent past the ack", step=rec.drain)  # announce after the ack: the ack was handled
+            with Outbox(agent.data_dir / "outbox.sqlite") as box:
+                assert [e.run_id for e in box.pending()] == (["owed"] if owner == "controller-b" else [])
+    finally:
+        rec.conn.stop()
+        assert agent.terminate() == 0
+
+
+def test_only_the_jobs_owner_can_cancel_it_and_a_cancel_is_its_own_terminal_state(tmp_path, mosquitto):
+    from agent import zoo
+    from agent.contract import Announce, Cancel, Envelope
+    from controller.fleet.artifact_server import ArtifactServer
+
+    key = fleet_key.resolve(None)
+    agent = AgentProcess(mosquitto.url, "pi-x", tmp_path).start()
+    rec = Recorder(mosquitto.url, "pi-x")
+    try:
+        with ArtifactServer("127.0.0.1") as server:
+            artifact = server.grant(server.add(zoo.resolve("zoo:fashion-mnist-cnn/int8.onnx").path), 300)
+            job = smoke_job("to-cancel", artifact) | {"overrides": {"min_duration_s": 60}}
+            wait_until(lambda: rec.state() == "online", 30, "online", step=rec.drain)
+            rec.conn.publish(TOPICS.device("pi-x", "jobs"), Envelope("job", "pi-x", job).encode(key))
+            wait_until(lambda: any(t == "progress" and d.phase == "running" for t, d in rec.events.get("to-cancel", [])),
+                       60, "the job running", step=rec.drain)
+            cancel = TOPICS.device("pi-x", "jobs")
+            rec.conn.publish(cancel, Envelope("cancel", "pi-x", Cancel("to-cancel", "controller-other")).encode(key))
+            rec.conn.publish(TOPICS.announce(), Envelope("announce", "c", Announce("controller-other")).encode(key))
+            wait_until(lambda: len([t for t, _ in rec.messages if t.endswith("/info")]) >= 2, 10, "past the stranger's cancel",
+                       step=rec.drain)
+            assert rec.terminal("to-cancel") is None  # another controller's cancel: still running
+            rec.conn.publish(cancel, Envelope("cancel", "pi-x", Cancel("to-cancel", "controller-test")).encode(key))
+            wait_until(lambda: any(t == "cancelled" for t, _ in rec.events.get("to-cancel", [])), 30, "the cancellation",
+                       step=rec.drain)
+        kinds = [t for t, _ in rec.events["to-cancel"]]
+        assert "failed" not in kinds and kinds.count("cancelled") == 1
+        with Outbox(agent.data_dir / "outbox.sqlite") as box:
+            assert box.job_state("to-cancel") == "cancelled" and [e.run_id for e in box.pending()] == ["to-cancel"]
+    finally:
+        rec.conn.stop()
+        assert agent.terminate() == 0

@@ -19,6 +19,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from agent import fleet_key
 from agent.contract import DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, Envelope, Topics, decode
 from agent.transport import BrokerUrl, Connection, Message, TlsFiles
 from controller.provisioning import broker_config
@@ -138,6 +139,8 @@ def test_the_config_is_tls_only_with_certificate_identities(tmp_path):
         f"pattern read {DEFAULT_PREFIX}/devices/%u/jobs",
         f"pattern read {DEFAULT_PREFIX}/devices/%u/acks",
         *(f"pattern write {DEFAULT_PREFIX}/devices/%u/{kind}" for kind in AGENT_KINDS),
+        f"pattern read {DEFAULT_PREFIX}/devices/%u/status",
+        f"pattern read {DEFAULT_PREFIX}/announce",
         "user edgeperf-controller",
         f"topic readwrite {DEFAULT_PREFIX}/#",
     ]
@@ -154,8 +157,10 @@ def test_a_device_reads_and_writes_only_its_own_topics(lab):
     controller = Client(broker, pki, pki.controller_files, [TOPICS.all_devices(kind) for kind in AGENT_KINDS])
     # device A tries to listen to everything, including B's jobs
     a = Client(broker, pki, pki.device_files("pi-a"),
-               [device_topic("pi-a", "jobs"), device_topic("pi-a", "acks"), device_topic("pi-b", "jobs"), f"{DEFAULT_PREFIX}/#"])
-    b = Client(broker, pki, pki.device_files("pi-b"), [device_topic("pi-b", "jobs"), device_topic("pi-b", "acks")])
+               [device_topic("pi-a", "jobs"), device_topic("pi-a", "acks"), device_topic("pi-b", "jobs"), TOPICS.announce(),
+                f"{DEFAULT_PREFIX}/#"])
+    b = Client(broker, pki, pki.device_files("pi-b"), [device_topic("pi-b", "jobs"), device_topic("pi-b", "acks"),
+                                                       TOPICS.announce()])
     # A again, claiming the controller's name as its MQTT username: the certificate's CN wins
     impostor = Client(broker, pki, pki.device_files("pi-a"), [TOPICS.all_devices(kind) for kind in AGENT_KINDS],
                       username=pki.controller_name)
@@ -166,6 +171,7 @@ def test_a_device_reads_and_writes_only_its_own_topics(lab):
         a.publish(device_topic("pi-b", "jobs"), b'{"forged": true}')
         a.publish(device_topic("pi-a", "jobs"), b'{"forged": true}')
         a.publish(f"{DEFAULT_PREFIX}/devices", b"{}")
+        a.publish(TOPICS.announce(), b'{"forged": true}')  # only the controller announces
         for kind in AGENT_KINDS:
             a.publish(device_topic("pi-a", kind))
         # mosquitto relays one client's publishes in order: once A's own last report arrived, a forged one would have too
@@ -176,20 +182,23 @@ def test_a_device_reads_and_writes_only_its_own_topics(lab):
         wait_until(lambda: controller.topics().count(device_topic("pi-a", "status")) == 2, 10, "the impostor's own status",
                    step=controller.pump)
         assert device_topic("pi-b", "status") not in controller.topics()
-        assert impostor.topics() == [], "a device read other devices' reports with the controller's username"
+        # with the controller's username claimed, it still reads nothing but its own status
+        assert set(impostor.topics()) <= {device_topic("pi-a", "status")}, "a device read other devices' reports"
 
-        # the controller writes jobs and acks; each device receives only its own
+        # the controller announces to all, and writes jobs and acks; each device receives only its own
+        controller.publish(TOPICS.announce(), b'{"for": "all"}')
         controller.publish(device_topic("pi-b", "jobs"), b'{"for": "b"}')
         controller.publish(device_topic("pi-b", "acks"), b'{"for": "b"}')
         controller.publish(device_topic("pi-a", "jobs"), b'{"for": "a"}')
         controller.publish(device_topic("pi-a", "acks"), b'{"for": "a"}')
         b.wait_for(device_topic("pi-b", "acks"), "B's ack")
         a.wait_for(device_topic("pi-a", "acks"), "A's ack")
-        assert b.topics() == [device_topic("pi-b", "jobs"), device_topic("pi-b", "acks")]
-        assert all(m.payload == b'{"for": "b"}' for m in b.seen), "B received A's forged job"
-        # A saw nothing of B's (nor its own reports, which are write-only), despite subscribing to # and B's jobs
-        assert sorted(set(a.topics())) == [device_topic("pi-a", "acks"), device_topic("pi-a", "jobs")]
-        assert {m.payload for m in a.seen} == {b'{"for": "a"}'}
+        assert b.topics() == [TOPICS.announce(), device_topic("pi-b", "jobs"), device_topic("pi-b", "acks")]
+        assert [m.payload for m in b.seen] == [b'{"for": "all"}', b'{"for": "b"}', b'{"for": "b"}'], "B received forgeries"
+        # A saw nothing of B's, despite subscribing to # and B's jobs; of its own reports only its status
+        own = [device_topic("pi-a", "status"), device_topic("pi-a", "acks"), device_topic("pi-a", "jobs")]
+        assert sorted(set(a.topics())) == sorted([TOPICS.announce(), *own])
+        assert {m.payload for m in a.seen if not m.topic.endswith("/status")} == {b'{"for": "all"}', b'{"for": "a"}'}
     finally:
         for client in (controller, a, b, impostor):
             client.stop()
@@ -204,7 +213,7 @@ def test_the_real_agent_works_through_the_acl_and_its_will_reaches_the_controlle
 
     def state() -> str | None:
         statuses = [m for m in controller.seen if m.topic == device_topic("pi-c", "status")]
-        return decode("status", statuses[-1].payload).data.state if statuses else None
+        return decode("status", statuses[-1].payload, fleet_key.resolve(None)).data.state if statuses else None
 
     try:
         wait_until(lambda: state() == "online", 30, "the agent online over mutual TLS", step=controller.pump)
@@ -298,8 +307,9 @@ def test_revocation_takes_a_restart_and_spares_the_other_devices(tmp_path):
 
 def test_envelopes_from_the_protocol_fit_the_packet_limit():
     """The largest envelope the protocol lets a side encode still fits in one broker packet."""
-    room = MAX_PAYLOAD_BYTES - len(Envelope("result", "x" * 64, {"pad": ""}, seq=2**31, ts=1e10).encode())
-    body = Envelope("result", "x" * 64, {"pad": "p" * room}, seq=2**31, ts=1e10).encode()
+    key = bytes(32)
+    room = MAX_PAYLOAD_BYTES - len(Envelope("result", "x" * 64, {"pad": ""}, seq=2**31, ts=1e10).encode(key))
+    body = Envelope("result", "x" * 64, {"pad": "p" * room}, seq=2**31, ts=1e10).encode(key)
     topic = Topics("a" * 200).device("x" * 64, "telemetry")
     assert len(body) == MAX_PAYLOAD_BYTES
     assert 5 + 2 + len(topic) + 2 + len(body) + 64 < MAX_PACKET_BYTES  # header, topic, packet id, MQTT 5 properties

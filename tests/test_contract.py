@@ -5,6 +5,8 @@ Every field of every message kind given a wrong type is in ``test_contract_fuzz.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -43,20 +45,36 @@ def test_device_ids_cannot_break_topics(bad):
         check_device_id(bad)
 
 
+KEY = bytes(range(32))
+
+
 def test_envelope_round_trip_is_golden():
-    env = Envelope("status", "pi5-01", contract.Status("online", "0.1.0", None, ("rpi5",)), seq=7, ts=1700000000.5)
-    body = env.encode()
-    assert json.loads(body) == {
-        "v": 1,
-        "type": "status",
-        "device": "pi5-01",
-        "seq": 7,
-        "ts": 1700000000.5,
-        "data": {"state": "online", "agent_version": "0.1.0", "job": None, "tags": ["rpi5"]},
-    }
-    got = decode("status", body)
+    status = contract.Status("online", "0123456789abcdef", 10.0, "0.1.0", None, ("rpi5",))
+    env = Envelope("status", "pi5-01", status, seq=7, ts=1700000000.5)
+    body = env.encode(KEY)
+    data = {"state": "online", "session": "0123456789abcdef", "heartbeat_s": 10.0, "agent_version": "0.1.0", "job": None,
+            "tags": ["rpi5"], "uptime_s": 0.0}
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    expected_sig = hmac.new(KEY, b"1\nstatus\npi5-01\n" + raw, hashlib.sha256).hexdigest()  # the documented recipe
+    assert json.loads(body) == {"v": 1, "type": "status", "device": "pi5-01", "seq": 7, "ts": 1700000000.5, "data": data,
+                                "sig": expected_sig}
+    got = decode("status", body, KEY)
     assert (got.type, got.device, got.seq, got.ts, got.data) == (env.type, env.device, 7, 1700000000.5, env.data)
     assert got.data.tags == ("rpi5",) and got.data.state == "online"  # attributes, typed
+
+
+def test_only_messages_signed_with_the_fleet_key_are_read():
+    ack = Envelope("ack", "pi", contract.Ack(("r1",), "controller-a"))
+    with pytest.raises(ProtocolError, match="not signed"):
+        decode("acks", ack.encode(None), KEY)
+    with pytest.raises(ProtocolError, match="another fleet key"):
+        decode("acks", ack.encode(bytes(32)), KEY)
+    signed = ack.encode(KEY)
+    for tampered in (signed.replace(b'"r1"', b'"r2"'), signed.replace(b'"device":"pi"', b'"device":"px"'),
+                     signed.replace(b'"type":"ack"', b'"type":"job"')):
+        with pytest.raises(ProtocolError, match=r"another fleet key|does not belong"):
+            decode("acks", tampered, KEY)
+    assert decode("acks", signed, KEY).data.run_ids == ("r1",)
 
 
 @pytest.mark.parametrize(
@@ -80,18 +98,18 @@ def test_envelope_round_trip_is_golden():
 )
 def test_decode_refuses(kind, payload, problem):
     with pytest.raises(ProtocolError, match=problem):
-        decode(kind, payload)
+        decode(kind, payload, None)
 
 
 def test_every_topic_kind_has_its_message_types():
-    assert set(TYPES) == set(TOPICS)
+    assert set(TYPES) == set(TOPICS) | {"announce"}  # announce: the one fleet-wide topic
     assert TYPES["jobs"] == ("job", "cancel")
     assert {t for types in TYPES.values() for t in types} == set(contract.BODIES)
 
 
 def test_oversized_messages_are_refused_before_sending():
     with pytest.raises(ProtocolError, match="exceeds"):
-        Envelope("result", "a", {"blob": "x" * MAX_PAYLOAD_BYTES}).encode()
+        Envelope("result", "a", {"blob": "x" * MAX_PAYLOAD_BYTES}).encode(KEY)
 
 
 def test_a_body_that_breaks_the_contract_is_refused_before_it_is_sent():
@@ -105,6 +123,7 @@ JOB = {
     "mode": "performance",
     "profile": "smoke",
     "dataset": "synthetic",
+    "controller": "controller-test",
     "artifact": {"url": "http://c/artifacts/x", "sha256": "a" * 64, "size": 10, "name": "m.tflite"},
 }
 

@@ -5,6 +5,9 @@ waiting on the broker before ``edgeperf devices`` and ``edgeperf campaign run`` 
 
 What must hold: no exception escapes a receive loop, every junk message is counted as dropped,
 nothing of it is stored, and afterwards the real fleet still runs a campaign to a VALID result.
+The junk is signed with the fleet key (as a buggy agent or controller holding it would send it),
+so it gets past the signature check to every field's own; unsigned junk stops at the signature
+(``test_contract.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 
-from agent import __version__, bench, capabilities, contract
+from agent import __version__, bench, capabilities, contract, fleet_key
 from agent.config import AgentConfig
 from agent.contract import BODIES, MAX_PAYLOAD_BYTES, TYPES, ProtocolError, Topics
 from agent.daemon import AgentDaemon
@@ -32,7 +35,7 @@ from controller.fleet import session
 from controller.store.database import Store
 from devices import power, probe
 from tests.cli_harness import edgeperf
-from tests.fleet_harness import AgentProcess, Mosquitto, campaign_file, wait_until
+from tests.fleet_harness import AgentProcess, Mosquitto, campaign_file, signed, wait_until
 
 pytestmark = pytest.mark.slow
 TOPICS = Topics()
@@ -145,11 +148,12 @@ def envelope(kind: str, device: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 ENVELOPE_TYPE = MI.type_info(contract._Wire)
+KEY = bytes(range(32))
 
 
-def junk(kind: str, device: str, body: dict[str, Any]) -> list[tuple[str, bytes]]:
-    """(what, payload) for every mutation of one valid message: its envelope's fields and its body's."""
-    message = envelope(kind, device, body)
+def junk(kind: str, device: str, body: dict[str, Any], key: bytes) -> list[tuple[str, bytes]]:
+    """(what, payload) for every mutation of one valid message, signed: its envelope's fields and its body's."""
+    message = signed(envelope(kind, device, body), key)
     out = []
     for f in ENVELOPE_TYPE.fields:
         if f.encode_name == "data":
@@ -159,7 +163,8 @@ def junk(kind: str, device: str, body: dict[str, Any]) -> list[tuple[str, bytes]
         for m in found:
             if m.path == "v" and m.value == 1:
                 continue
-            payload = json.dumps(mutated(message, m), allow_nan=False).encode()
+            changed = mutated(message, m)
+            payload = json.dumps(changed if m.path == "sig" else signed(changed, key), allow_nan=False).encode()
             if len(payload) <= MAX_PAYLOAD_BYTES:
                 out.append((f"{kind} {m.path}={str(m.value)[:40]!r}", payload))
     return out
@@ -189,15 +194,17 @@ def bodies() -> dict[str, list[dict[str, Any]]]:
            "overrides": {"min_duration_s": 0.5, "max_duration_s": 5.0, "min_queries": 10, "max_queries": 100,
                          "target_qps": 10.0, "target_latency_ms": 5.0, "batch_size": 2},
            "scenario": "SingleStream", "mode": "performance", "profile": "smoke", "dataset": "synthetic", "engine": "native",
-           "timeout_s": 60.0, "power": "estimate", "power_idle_s": 0.5}
+           "timeout_s": 60.0, "power": "estimate", "power_idle_s": 0.5, "controller": "controller-0123"}
     out = {
-        "status": [{"state": "busy", "agent_version": __version__, "job": run_id, "tags": ["rpi5", "lab-a"]}],
+        "status": [{"state": "busy", "session": "0123456789abcdef", "heartbeat_s": 10.0, "agent_version": __version__,
+                    "job": run_id, "tags": ["rpi5", "lab-a"]}],
         "info": [{"agent_version": __version__, "tags": ["rpi5"], "facts": probe.collect(),
                   "installed": capabilities.installed(), "max_payload_bytes": MAX_PAYLOAD_BYTES,
                   "power_sources": [a.__dict__ | {"detail": {"k": 1}} for a in power.survey()]}],
         "job": [job],
-        "cancel": [{"run_id": run_id}],
-        "ack": [{"run_ids": [run_id, uuid.uuid4().hex]}],
+        "cancel": [{"run_id": run_id, "controller": "controller-0123"}],
+        "ack": [{"run_ids": [run_id, uuid.uuid4().hex], "controller": "controller-0123"}],
+        "announce": [{"controller": "controller-0123"}],
         "accepted": [{"run_id": run_id, "duplicate": False}],
         "progress": [{"run_id": run_id, "phase": "running", "details": {"engine": "native", "min_duration_s": 1.0}}],
         "finished": [{"run_id": run_id, "duplicate": True, "reason": "already finished"}],
@@ -212,11 +219,11 @@ def bodies() -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def junk_for(bodies: dict[str, list[dict[str, Any]]], kinds: list[str], device: str) -> list[tuple[str, str, bytes]]:
-    """(topic, what, payload) of every mutation of every valid body of ``kinds``."""
+def junk_for(bodies: dict[str, list[dict[str, Any]]], kinds: list[str], device: str, key: bytes) -> list[tuple[str, str, bytes]]:
+    """(topic, what, payload) of every mutation of every valid body of ``kinds``, signed with ``key``."""
     topic_of = {t: kind for kind, types in TYPES.items() for t in types}
-    return [(TOPICS.device(device, topic_of[t]), what, payload)
-            for t in kinds for body in bodies[t] for what, payload in junk(t, device, body)]
+    return [(TOPICS.announce() if t == "announce" else TOPICS.device(device, topic_of[t]), what, payload)
+            for t in kinds for body in bodies[t] for what, payload in junk(t, device, body, key)]
 
 
 def test_every_mutation_is_refused_by_the_contract_and_names_its_field(bodies):
@@ -225,9 +232,9 @@ def test_every_mutation_is_refused_by_the_contract_and_names_its_field(bodies):
     count = 0
     for kind, examples in bodies.items():
         for body in examples:
-            for what, payload in junk(kind, "fuzz-dev", body):
+            for what, payload in junk(kind, "fuzz-dev", body, KEY):
                 with pytest.raises(ProtocolError):
-                    contract.decode(topic_of[kind], payload)
+                    contract.decode(topic_of[kind], payload, KEY)
                     pytest.fail(f"accepted: {what}")
                 count += 1
     fields = sum(len(MI.type_info(b).fields) for b in BODIES.values())
@@ -264,7 +271,7 @@ def publish_all(client: mqtt.Client, messages: list[tuple[str, bytes]], retain: 
 
 def test_junk_of_every_agent_message_kind_is_dropped_by_the_controller_nothing_stored(bodies, tmp_path, mosquitto):
     kinds = ["status", "info", "accepted", "progress", "finished", "failed", "rejected", "telemetry", "result"]
-    messages = junk_for(bodies, kinds, "fuzz-dev")
+    messages = junk_for(bodies, kinds, "fuzz-dev", fleet_key.resolve(None))
     with session.fleet(session.FleetOptions(broker=mosquitto.url, db=tmp_path / "c.db")) as fleet:
         client = publisher(mosquitto.url)
         publish_all(client, [(topic, payload) for topic, _, payload in messages])
@@ -284,10 +291,11 @@ def test_junk_jobs_cancels_and_acks_are_dropped_by_the_agent_which_keeps_its_out
     config = AgentConfig(broker=mosquitto.url, device_id=device, data_dir=tmp_path / "agent")
     stop = threading.Event()
     daemon = AgentDaemon(config, stop)
-    daemon.outbox.put("kept-run", TOPICS.device(device, "results"), b"{}")  # an unacknowledged result it must keep
+    # an unacknowledged result it must keep
+    daemon.outbox.put("kept-run", TOPICS.device(device, "results"), b"{}", "controller-0123")
     thread = threading.Thread(target=daemon.run, kwargs={"connect_wait_s": 10}, daemon=True)
     thread.start()
-    messages = junk_for(bodies, ["job", "cancel", "ack"], device)
+    messages = junk_for(bodies, ["job", "cancel", "ack", "announce"], device, daemon.key)
     try:
         wait_until(daemon.conn.connected.is_set, 10, "the agent to connect")
         client = publisher(mosquitto.url)
@@ -307,11 +315,14 @@ def test_junk_jobs_cancels_and_acks_are_dropped_by_the_agent_which_keeps_its_out
 def test_retained_junk_does_not_stop_devices_or_a_campaign_and_the_fleet_still_works(bodies, tmp_path, mosquitto):
     """Junk left retained on the broker (a status/info per mutation, each on its own device topic) is
     waiting for every controller that starts: `edgeperf devices` and `campaign run` still work."""
-    retained = []
+    retained, key = [], fleet_key.resolve(None)
     for kind in ("status", "info"):
-        for i, (_, _what, payload) in enumerate(junk_for(bodies, [kind], "x")):
-            device = f"junk-{kind}-{i:04d}"
-            retained.append((TOPICS.device(device, kind), payload.replace(b'"device":"x"', f'"device":"{device}"'.encode())))
+        for i, (_, what, payload) in enumerate(junk_for(bodies, [kind], "x", key)):
+            device, message = f"junk-{kind}-{i:04d}", json.loads(payload)
+            if message["device"] == "x":  # on its own device's topic, signed again (unless the signature is the junk)
+                message["device"] = device
+                message = message if " sig=" in what else signed(message, key)
+            retained.append((TOPICS.device(device, kind), json.dumps(message).encode()))
     client = publisher(mosquitto.url)
     publish_all(client, retained, retain=True)
     db = tmp_path / "c.db"

@@ -193,7 +193,7 @@ def test_live_view_shows_each_device_and_what_just_happened(lab, tmp_path):
 
     url, _, _ = lab
     options = session.FleetOptions(broker=url, db=tmp_path / "c.db", artifact_host="127.0.0.1", artifact_advertise="127.0.0.1")
-    with session.fleet(options, artifacts=True) as fleet:
+    with session.fleet(options, artifacts=True, owner=True) as fleet:
         fleet.discover(1.0)
         spec = campaign_module.load(campaign_file(tmp_path / "v.yaml", variants=["int8.tflite"], scenarios=["SingleStream"],
                                                   modes=["performance"], devices="{ids: [bench-01]}"))

@@ -43,13 +43,13 @@ def controller(broker_url: str, db: Path, mqtt_version: str = "3.1.1", **kwargs)
         offline_grace_s=kwargs.pop("offline_grace_s", 3.0),
         device_wait_s=60.0,
     )
-    with session.fleet(options, artifacts=True) as fleet:
+    with session.fleet(options, artifacts=True, owner=True) as fleet:
         yield fleet
 
 
 def online(fleet: Fleet, *device_ids: str, timeout_s: float = 30) -> None:
     wait_until(
-        lambda: all(fleet.devices.get(d) and fleet.devices[d].state == "online" for d in device_ids),
+        lambda: all(fleet.devices.get(d) and fleet.devices[d].available for d in device_ids),
         timeout_s,
         f"{', '.join(device_ids)} online",
         step=lambda: fleet.pump(0.1),

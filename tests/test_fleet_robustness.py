@@ -11,13 +11,15 @@ from typing import Any
 
 import pytest
 
-from agent import bench, zoo
+from agent import bench, fleet_key, zoo
 from agent.contract import MAX_PAYLOAD_BYTES, RuntimeOptions, Topics, decode
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from agent.transport import BrokerUrl, Connection
 from controller.fleet import session
 from controller.fleet.artifact_server import ArtifactServer
-from tests.fleet_harness import AgentProcess, Mosquitto, SimulatedAgent, wait_until
+from controller.fleet.campaign import expand
+from controller.fleet.campaign import load as load_campaign
+from tests.fleet_harness import AgentProcess, Mosquitto, SimulatedAgent, campaign_file, signed, wait_until
 
 pytestmark = pytest.mark.slow
 TOPICS = Topics()
@@ -37,7 +39,9 @@ def raw_client(url: str, *subscriptions: str) -> Connection:
 
 
 def envelope(kind: str, device: str, data: dict, v: int = 1) -> bytes:
-    return json.dumps({"v": v, "type": kind, "device": device, "seq": 1, "ts": time.time(), "data": data}).encode()
+    """A hand-made message signed with this test's fleet key, so the check that refuses it is the one it is about."""
+    message = {"v": v, "type": kind, "device": device, "seq": 1, "ts": time.time(), "data": data}
+    return json.dumps(signed(message, fleet_key.resolve(None))).encode()
 
 
 def test_controller_drops_bad_messages_and_keeps_serving(tmp_path, mosquitto):
@@ -63,7 +67,8 @@ def test_controller_drops_bad_messages_and_keeps_serving(tmp_path, mosquitto):
             "every bad message counted",
             step=lambda: fleet.pump(0.1),
         )
-        rogue.publish(TOPICS.device("rogue", "status"), envelope("status", "rogue", {"state": "online", "tags": ["x"]}))
+        online = {"state": "online", "session": "0123456789abcdef", "heartbeat_s": 10.0, "tags": ["x"]}
+        rogue.publish(TOPICS.device("rogue", "status"), envelope("status", "rogue", online))
         wait_until(
             lambda: "rogue" in fleet.devices and fleet.devices["rogue"].state == "online",
             10,
@@ -95,6 +100,7 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
                 "dataset": "synthetic",
                 "overrides": {"min_duration_s": 0.2},
                 "timeout_s": 60,
+                "controller": "controller-test",
             }
             seen: dict[str, list[tuple[str, Any]]] = {}  # run id -> (type, typed body)
             state = {"now": "offline"}
@@ -105,7 +111,7 @@ def test_agent_rejects_bad_jobs_and_still_runs_a_good_one(tmp_path, mosquitto):
                 except queue.Empty:
                     return
                 kind = TOPICS.parse(message.topic)[1]
-                env = decode(kind, message.payload)
+                env = decode(kind, message.payload, fleet_key.resolve(None))
                 if kind == "status":
                     state["now"] = env.data.state
                 else:
@@ -159,10 +165,23 @@ def test_burst_of_5000_results_from_50_agents_is_stored_exactly_once(tmp_path, m
         )
     )
     options = session.FleetOptions(broker=mosquitto.url, db=tmp_path / "c.db")
-    agents = [SimulatedAgent(mosquitto.url, f"sim-{i:02d}", tmp_path).start() for i in range(50)]
+    key = fleet_key.resolve(None)
+    agents = [SimulatedAgent(mosquitto.url, f"sim-{i:02d}", tmp_path, key).start() for i in range(50)]
+    ids = [a.device_id for a in agents]
+    spec = load_campaign(campaign_file(tmp_path / "burst.yaml", variants=["int8.tflite"], scenarios=["SingleStream"],
+                                       modes=["performance"], repeats=100, devices=f"{{ids: [{', '.join(ids)}]}}"))
     try:
-        with session.fleet(options) as fleet:
-            sent = [run_id for agent in agents for run_id in agent.burst(template, 100)]
+        with session.fleet(options, owner=True) as fleet:
+            jobs = expand(spec, [(i, ()) for i in ids])
+            campaign_id = fleet.store.create_campaign(spec.name, spec.source, spec.to_dict(),
+                                                      [(j.key, j.device_id, j.to_dict()) for j in jobs])
+            with fleet.store.transaction():  # 100 attempts out on each device, as the scheduler sends them
+                attempts = {i: [] for i in ids}
+                for job in fleet.store.jobs(campaign_id):
+                    attempts[job.device_id].append(fleet.store.start_attempt(job))
+            sent = [run_id for agent in agents for run_id in attempts[agent.device_id]]
+            for agent in agents:
+                agent.burst(template, attempts[agent.device_id], fleet.controller_id)
             assert len(set(sent)) == 5000
 
             def step() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import queue
+import shutil
+import textwrap
 import time
 import uuid
 from typing import Any
@@ -11,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from agent import bench
+from agent import bench, fleet_key, zoo
 from agent.contract import Artifact, Envelope, RuntimeOptions, Topics, decode
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from agent.transport import BrokerUrl, Connection
@@ -34,17 +37,19 @@ def template():
 class ScriptedDevice:
     """A device the test drives by hand: it only says what the test tells it to."""
 
-    def __init__(self, url: str, device_id: str) -> None:
-        self.id = device_id
+    def __init__(self, url: str, device_id: str, key: bytes, heartbeat_s: float = 10.0) -> None:
+        self.id, self.key, self.heartbeat_s, self.session = device_id, key, heartbeat_s, uuid.uuid4().hex[:16]
         self.conn = Connection(f"dev-{uuid.uuid4().hex[:6]}", BrokerUrl.parse(url),
                                subscriptions=[(TOPICS.device(device_id, "jobs"), 1), (TOPICS.device(device_id, "acks"), 1)])
         self.conn.start(wait_s=10)
 
-    def say(self, kind: str, msg_type: str, data: dict) -> None:
-        self.conn.publish(TOPICS.device(self.id, kind), Envelope(msg_type, self.id, data).encode(), retain=kind == "status")
+    def say(self, kind: str, msg_type: str, data: dict, key: bytes | None = None) -> None:
+        payload = Envelope(msg_type, self.id, data).encode(key or self.key)
+        self.conn.publish(TOPICS.device(self.id, kind), payload, retain=kind == "status")
 
-    def status(self, state: str) -> None:
-        self.say("status", "status", {"state": state, "tags": ["t"], "agent_version": "test"})
+    def status(self, state: str, session: str | None = None) -> None:
+        self.say("status", "status", {"state": state, "session": session or self.session, "heartbeat_s": self.heartbeat_s,
+                                      "tags": ["t"], "agent_version": "test"})
 
     def next(self, fleet, campaign_id: str, msg_type: str, timeout_s: float = 10) -> Any:
         """Pump the controller until this device receives a ``msg_type`` message; its typed body."""
@@ -57,7 +62,7 @@ class ScriptedDevice:
                 message = self.conn.inbox.get(timeout=0.02)
             except queue.Empty:
                 continue
-            env = decode(TOPICS.parse(message.topic)[1], message.payload)
+            env = decode(TOPICS.parse(message.topic)[1], message.payload, self.key)
             if env.type == msg_type:
                 return env.data
         pytest.fail(f"{self.id} got no {msg_type} within {timeout_s} s")
@@ -68,9 +73,9 @@ def setup(tmp_path):
     with EmbeddedBroker() as broker:
         options = session.FleetOptions(broker=broker.url, db=tmp_path / "c.db", artifact_host="127.0.0.1",
                                        artifact_advertise="127.0.0.1", offline_grace_s=0.5, device_wait_s=1.5)
-        with session.fleet(options, artifacts=True) as fleet:
+        with session.fleet(options, artifacts=True, owner=True) as fleet:
             fleet.accept_timeout_s = 0.5
-            device = ScriptedDevice(broker.url, "d1")
+            device = ScriptedDevice(broker.url, "d1", fleet.key)
             yield fleet, device, tmp_path
             device.conn.stop()
 
@@ -182,3 +187,124 @@ def test_cancelling_a_campaign_revokes_the_tokens_of_jobs_out_on_devices(setup):
     assert head(job.artifact) == 200
     assert fleet.cancel(campaign_id) == "cancelled"
     assert head(job.artifact) == 403
+
+
+def test_a_silent_device_goes_stale_and_its_job_is_lost_and_sent_again_once_it_is_heard(setup):
+    """No last will (a frozen device, a dropped message): missing heartbeats end the attempt all the same."""
+    fleet, device, tmp = setup
+    device.heartbeat_s = 0.3  # stale after 3 × 0.3 s without a status
+    device.status("online")
+    campaign_id = start(fleet, tmp, devices="{ids: [d1]}", retries=2)
+    job = device.next(fleet, campaign_id, "job")
+    device.say("events", "accepted", {"run_id": job.run_id})
+    wait_until(lambda: fleet.store.jobs(campaign_id)[0].state == "pending", 10, "the attempt given up",
+               step=lambda: (fleet.pump(0.05), fleet.tick(campaign_id)))
+    (attempt,) = fleet.store.attempts(fleet.store.jobs(campaign_id)[0].id)
+    assert attempt["state"] == "lost" and "stopped its heartbeat (every 0.3 s)" in attempt["reason"]
+    assert fleet.devices["d1"].describe().startswith("stale (last said online")
+    for _ in range(10):  # still stale: nothing is sent to it
+        fleet.pump(0.02)
+        fleet.tick(campaign_id)
+    assert fleet.store.jobs(campaign_id)[0].state == "pending"
+    device.status("online")  # a heartbeat again
+    rerun = device.next(fleet, campaign_id, "job")
+    assert rerun.run_id != job.run_id and rerun.attempt == 2
+
+
+def test_a_retained_status_names_a_device_but_only_a_live_one_makes_it_available(tmp_path):
+    """After a broker or controller restart a retained "online" can be hours old: the device shows as
+    stale, and no job goes to it until it is heard."""
+    with EmbeddedBroker() as broker:
+        device = ScriptedDevice(broker.url, "d1", fleet_key.resolve(None))
+        device.status("online")  # retained; this device does not answer the controller's announce
+        options = session.FleetOptions(broker=broker.url, db=tmp_path / "c.db", artifact_host="127.0.0.1",
+                                       artifact_advertise="127.0.0.1", device_wait_s=60)
+        with session.fleet(options, artifacts=True, owner=True) as fleet:
+            wait_until(lambda: "d1" in fleet.devices, 10, "the retained status", step=lambda: fleet.pump(0.05))
+            view = fleet.devices["d1"]
+            assert view.state == "online" and not view.available
+            assert view.describe() == "stale (last said online; not heard since this controller connected)"
+            campaign_id = start(fleet, tmp_path, devices="{ids: [d1]}")
+            for _ in range(10):
+                fleet.pump(0.02)
+                fleet.tick(campaign_id)
+            assert fleet.store.jobs(campaign_id)[0].state == "pending"
+            device.status("online")  # heard live
+            assert device.next(fleet, campaign_id, "job").controller == fleet.controller_id
+        device.conn.stop()
+
+
+def test_the_late_will_of_an_earlier_agent_run_leaves_the_current_one_online(setup):
+    fleet, device, _ = setup
+    device.status("online")
+    device.status("offline", session="0" * 16)  # the will of the agent process before this one, delivered late
+    device.say("events", "progress", {"run_id": "r", "phase": "idle"})  # a marker: both statuses were handled before it
+    wait_until(lambda: fleet.devices.get("d1") and fleet.devices["d1"].phase == "idle", 10, "the marker",
+               step=lambda: fleet.pump(0.05))
+    assert fleet.devices["d1"].state == "online" and fleet.devices["d1"].available
+    device.status("offline")  # this run's own will
+    wait_until(lambda: fleet.devices["d1"].state == "offline", 10, "offline", step=lambda: fleet.pump(0.05))
+
+
+def test_results_of_runs_this_database_never_issued_and_listeners_store_and_ack_nothing(setup, template, tmp_path):
+    """A colleague's controller, `edgeperf devices` or a stranger never take a result away from its owner."""
+    fleet, device, tmp = setup
+    device.status("online")
+    campaign_id = start(fleet, tmp, devices="{ids: [d1]}")
+    job = device.next(fleet, campaign_id, "job")
+    options = session.FleetOptions(broker=str(fleet.conn.broker), db=tmp / "c.db")
+    with session.fleet(options) as listener:  # as `edgeperf devices` opens it, on the owner's own database
+        foreign = uuid.uuid4().hex
+        device.say("results", "result", template | {"run_id": foreign, "device": {"id": "d1", "facts": {}}})
+        device.say("results", "result", template | {"run_id": job.run_id, "device": {"id": "d1", "facts": {}}})
+        device.say("events", "failed", {"run_id": uuid.uuid4().hex, "reason": "someone else's"})
+        wait_until(lambda: listener.counters.not_ours >= 3, 10, "the listener to hear all three",
+                   step=lambda: listener.pump(0.05))
+        listener.pump(0.3)
+        assert listener.store.result_count() == 0
+    wait_until(lambda: fleet.counters.not_ours >= 2 and fleet.counters.results_stored == 1, 10, "the owner",
+               step=lambda: fleet.pump(0.05))
+    ack = device.next(fleet, campaign_id, "ack")
+    assert ack.run_ids == (job.run_id,) and ack.controller == fleet.controller_id  # its own run only, from the owner
+    assert device.conn.inbox.empty()  # no other ack, from either
+    assert fleet.store.result_count() == 1
+
+
+def test_messages_not_signed_with_the_fleet_key_are_dropped(setup):
+    fleet, device, _ = setup
+    intruder = ScriptedDevice(str(fleet.conn.broker), "intruder", bytes(32))
+    intruder.status("online")
+    device.status("online")
+    wait_until(lambda: "d1" in fleet.devices, 10, "the real device", step=lambda: fleet.pump(0.05))
+    fleet.pump(0.3)
+    assert "intruder" not in fleet.devices and fleet.store.devices()[0]["id"] == "d1"
+    assert any("another fleet key" in reason for _, reason in fleet.counters.drops.by_reason)
+    intruder.conn.stop()
+
+
+def test_a_model_file_changed_after_the_campaign_started_fails_its_jobs_with_that_reason(setup):
+    """The campaign pins each file's sha256 when it starts: an edited file (before a resume, or mid-campaign)
+    is never measured under the same name, so a scorecard row never pools two different models."""
+    fleet, device, tmp = setup
+    model = tmp / "model.tflite"
+    shutil.copy(zoo.resolve("zoo:fashion-mnist-cnn/int8.tflite").path, model)
+    spec = campaign_file.loads(textwrap.dedent("""\
+        name: pinned
+        profile: smoke
+        devices: {ids: [d1]}
+        models:
+          - name: m
+            variants:
+              - artifact: model.tflite
+        """), str(tmp / "pinned.yaml"), tmp)
+    device.status("busy")  # heard, but not free yet
+    wait_until(lambda: "d1" in fleet.devices, 10, "the device heard", step=lambda: fleet.pump(0.05))
+    campaign_id = fleet.create_campaign(spec)
+    assert fleet.store.campaign(campaign_id)["spec"]["pins"] == {str(model): hashlib.sha256(model.read_bytes()).hexdigest()}
+    model.write_bytes(model.read_bytes() + b"\0")  # someone rebuilt the model meanwhile
+    device.status("online")
+    wait_until(lambda: fleet.tick(campaign_id) == "finished_with_failures", 10, "the job failed",
+               step=lambda: fleet.pump(0.05))
+    (job,) = fleet.store.jobs(campaign_id)
+    assert job.attempts == 0 and f"model file {model} changed since the campaign started" in job.error
+    assert "start a new campaign" in job.error

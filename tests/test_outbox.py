@@ -45,7 +45,7 @@ def test_entries_put_just_before_sigkill_are_there_after_restart(tmp_path):
         from agent.outbox import Outbox
         box = Outbox({str(path)!r})
         for i in range(25):
-            box.put(f"run-{{i}}", "edgeperf/v1/devices/pi/results", b"result %d" % i)
+            box.put(f"run-{{i}}", "edgeperf/v1/devices/pi/results", b"result %d" % i, "ctl")
         box.set_job_state("run-25", "running", {{"run_id": "run-25"}})
         print("ok", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
@@ -65,9 +65,9 @@ def test_entries_put_just_before_sigkill_are_there_after_restart(tmp_path):
 
 
 def test_put_is_idempotent_by_run_id_and_keeps_the_first(box, clock):
-    box.put("r1", "t/results", b"first")
+    box.put("r1", "t/results", b"first", "ctl")
     clock.now += 5
-    box.put("r1", "t/other", b"second")
+    box.put("r1", "t/other", b"second", "ctl")
     assert len(box) == 1
     (entry,) = box.pending()
     assert (entry.topic, entry.payload, entry.created_at) == ("t/results", b"first", clock.now - 5)
@@ -75,13 +75,13 @@ def test_put_is_idempotent_by_run_id_and_keeps_the_first(box, clock):
 
 def test_payload_must_be_bytes(box):
     with pytest.raises(TypeError, match="bytes"):
-        box.put("r1", "t", "a string")  # type: ignore[arg-type]
+        box.put("r1", "t", "a string", "ctl")  # type: ignore[arg-type]
     assert len(box) == 0
 
 
 def test_pending_waits_older_than_s_before_resending(box, clock):
     for run_id in ("a", "b", "c"):
-        box.put(run_id, "t", run_id.encode())
+        box.put(run_id, "t", run_id.encode(), "ctl")
         clock.now += 1
     assert [e.run_id for e in box.pending(older_than_s=30)] == ["a", "b", "c"]  # never sent: always due
     assert [e.run_id for e in box.pending(limit=2)] == ["a", "b"]
@@ -101,21 +101,24 @@ def test_pending_waits_older_than_s_before_resending(box, clock):
 
 
 def test_a_clock_that_went_back_does_not_hold_results(box, clock):
-    box.put("a", "t", b"x")
+    box.put("a", "t", b"x", "ctl")
     box.mark_sent(["a"])
     clock.now -= 3600  # NTP corrected a clock that was an hour fast
     assert [e.run_id for e in box.pending(older_than_s=30)] == ["a"]
 
 
-def test_ack_deletes_exactly_the_named_entries(box):
+def test_ack_deletes_exactly_the_named_entries_of_their_owner(box):
     for run_id in ("a", "b", "c", "d"):
-        box.put(run_id, "t", b"x")
-    assert box.ack(["b", "d", "unknown", "b"]) == 2
-    assert [e.run_id for e in box.pending()] == ["a", "c"]
-    assert len(box) == 2
-    assert box.ack([]) == 0
-    assert box.ack(["b"]) == 0
-    assert box.ack(iter(["a", "c"])) == 2
+        box.put(run_id, "t", b"x", "ctl")
+    box.put("e", "t", b"x", None)  # an owner never learnt (an entry from an older agent): any controller's ack
+    assert box.ack(["b", "d", "unknown", "b"], "ctl") == 2
+    assert [e.run_id for e in box.pending()] == ["a", "c", "e"]
+    assert box.ack(["a", "c"], "another-controller") == 0  # a colleague's controller on the same broker
+    assert len(box) == 3
+    assert box.ack([], "ctl") == 0
+    assert box.ack(["b"], "ctl") == 0
+    assert box.ack(iter(["a", "c"]), "ctl") == 2
+    assert box.ack(["e"], "another-controller") == 1
     assert len(box) == 0
 
 
@@ -158,7 +161,7 @@ def test_puts_from_eight_threads_are_all_stored(box):
         try:
             barrier.wait()
             for i in range(40):
-                box.put(f"t{n}-{i}", "t", b"%d" % i)
+                box.put(f"t{n}-{i}", "t", b"%d" % i, "ctl")
                 if i % 10 == 0:
                     box.pending(limit=5)
         except BaseException as exc:  # surfaced below: a thread's exception would otherwise vanish
@@ -195,6 +198,22 @@ def test_a_foreign_sqlite_database_is_refused(tmp_path):
         Outbox(path)
 
 
+def test_a_version_1_outbox_is_migrated_and_its_entries_can_still_be_acked(tmp_path):
+    from agent.outbox import MIGRATIONS
+
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    for statement in MIGRATIONS[1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO outbox (run_id, topic, payload, created_at) VALUES ('old', 't', x'00', 0)")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with Outbox(path) as box:
+        assert [e.run_id for e in box.pending()] == ["old"]
+        assert box.ack(["old"], "any-controller") == 1
+
+
 def test_schema_version_is_recorded_and_a_newer_file_is_refused(tmp_path):
     path = tmp_path / "outbox.sqlite"
     Outbox(path).close()
@@ -210,12 +229,12 @@ def test_schema_version_is_recorded_and_a_newer_file_is_refused(tmp_path):
 def test_reopening_keeps_entries_and_a_closed_outbox_says_so(tmp_path):
     path = tmp_path / "outbox.sqlite"
     box = Outbox(path)
-    box.put("a", "t", b"x")
+    box.put("a", "t", b"x", "ctl")
     box.mark_sent(["a"])
     box.close()
     box.close()
     with pytest.raises(OutboxError, match="closed"):
-        box.put("b", "t", b"y")
+        box.put("b", "t", b"y", "ctl")
     with Outbox(path) as again:
         (entry,) = again.pending()
         assert (entry.run_id, entry.attempts) == ("a", 1)
@@ -225,7 +244,7 @@ def test_due_backs_off_per_entry(tmp_path):
     """Re-sends double their wait per attempt, so one overflow does not become a re-send storm."""
     now = [1000.0]
     with Outbox(tmp_path / "o.sqlite", clock=lambda: now[0]) as outbox:
-        outbox.put("a", "t", b"1")
+        outbox.put("a", "t", b"1", "ctl")
         assert [e.run_id for e in outbox.due(10)] == ["a"]  # never sent
         outbox.mark_sent(["a"])  # attempt 1 at t=1000
         now[0] = 1009.0

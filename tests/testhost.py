@@ -209,4 +209,6 @@ class TestHost:
         fields = dict(line.split("=", 1) for line in lines)
         command = self.enter(*shlex.split(fields["ExecStart"]), user=fields.get("User"),
                              groups=tuple(fields.get("SupplementaryGroups", "").split()))
-        return subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        # systemd gives a service a clean environment: nothing of this test's (EDGEPERF_* included) leaks in
+        clean = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C.UTF-8"}
+        return subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT, env=clean)

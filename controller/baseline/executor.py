@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,21 +78,23 @@ class LocalExecutor:
     """
 
     def __init__(self, settings: dict[str, Any], planned: dict[str, dict[str, Any]], positions: dict[str, int],
-                 retries: int, progress: Callable[[str], None], topics: Topics | None = None) -> None:
+                 retries: int, progress: Callable[[str], None], key: bytes, topics: Topics | None = None) -> None:
         self.settings, self.planned, self.positions, self.retries = settings, planned, positions, retries
-        self.progress, self.topics = progress, topics or Topics()
+        self.progress, self.key, self.topics = progress, key, topics or Topics()
         self.device = settings["device_id"]
         self.inbox: queue.Queue[Message] = queue.Queue()
         self.running: Job | None = None  # the job in progress (Ctrl-C ends its attempt)
         self._queued: list[Job] = []
         self._seq = 0
-        self._say("status", "status", contract.Status("online", tags=("baseline",)))
+        # One status for the whole campaign: jobs run inside the scheduler's own loop, so this device
+        # cannot fall silent while the scheduler watches; the longest heartbeat period says so.
+        self._say("status", "status", contract.Status("online", secrets.token_hex(8), 86400.0, tags=("baseline",)))
 
     # the link the scheduler talks to
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """A message from the scheduler: jobs are queued, a cancel drops a queued job, acks need nothing."""
         kind = self.topics.parse(topic)[1]
-        body = contract.decode(kind, payload).data
+        body = contract.decode(kind, payload, self.key).data
         if isinstance(body, Job):
             self._queued.append(body)
         elif isinstance(body, contract.Cancel):
@@ -109,7 +112,7 @@ class LocalExecutor:
     def _say(self, topic_kind: str, kind: str, body: Any) -> None:
         """Hand the scheduler a message as a device would publish it: encoded, to be decoded by the contract."""
         self._seq += 1
-        payload = Envelope(kind, self.device, body, seq=self._seq).encode()
+        payload = Envelope(kind, self.device, body, seq=self._seq).encode(self.key)
         self.inbox.put(Message(self.topics.device(self.device, topic_kind), payload, False))
 
     def _run(self, job: Job) -> None:

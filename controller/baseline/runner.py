@@ -4,10 +4,12 @@ finishes it on the same host."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent import fleet_key
 from agent.contract import Topics
 from controller.baseline.executor import LocalArtifacts, LocalExecutor
 from controller.baseline.plan import (
@@ -87,9 +89,10 @@ def resume_baseline(store: Store, ref: str, *, progress: Progress | None = None)
 def _drive(store: Store, campaign_id: str, spec: dict[str, Any], progress: Progress) -> str:
     """The fleet's scheduler over this host's executor until the campaign ends; Ctrl-C leaves it resumable."""
     jobs = store.jobs(campaign_id)
+    key = secrets.token_bytes(fleet_key.KEY_BYTES)  # in process: no other party ever needs it
     executor = LocalExecutor(spec["baseline"], {j.key: j.spec["baseline"] for j in jobs},
-                             {j.key: j.position for j in jobs}, int(spec["retries"]), progress)
-    fleet = Fleet(store, executor, Topics(), LocalArtifacts())
+                             {j.key: j.position for j in jobs}, int(spec["retries"]), progress, key)
+    fleet = Fleet(store, executor, Topics(), LocalArtifacts(), key=key)
     try:
         state = fleet.run(campaign_id, on_tick=executor.run_queued, tick_s=0.0)
     except KeyboardInterrupt:

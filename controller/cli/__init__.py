@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent import zoo
-from agent.contract import Result
+from agent.contract import DEFAULT_PREFIX, Result
 from controller.analysis import scorecard
 from controller.cli import certs as certs_cli
 from controller.cli import fleet as fleet_cli
@@ -39,9 +39,11 @@ from controller.cli.common import (
     CaFile,
     CertFile,
     Db,
+    FleetKey,
     KeyFile,
     Kind,
     MqttVersion,
+    Prefix,
     Username,
     cli_errors,
     console,
@@ -74,6 +76,8 @@ def _options(
     cert_file: Path | None = None,
     key_file: Path | None = None,
     mqtt_version: str = "3.1.1",
+    fleet_key: Path | None = None,
+    prefix: str = DEFAULT_PREFIX,
     **artifacts: Any,
 ) -> session.FleetOptions:
     return session.FleetOptions(
@@ -84,6 +88,8 @@ def _options(
         cert_file=cert_file,
         key_file=key_file,
         mqtt_version=mqtt_version,
+        fleet_key_file=fleet_key,
+        prefix=prefix,
         **artifacts,
     )
 
@@ -132,11 +138,13 @@ def devices(
     cert_file: CertFile = None,
     key_file: KeyFile = None,
     mqtt_version: MqttVersion = "3.1.1",
+    fleet_key: FleetKey = None,
+    prefix: Prefix = DEFAULT_PREFIX,
 ) -> None:
-    """Who is online, what they run, and their facts."""
-    with session.fleet(_options(broker, db, username, ca_file, cert_file, key_file, mqtt_version)) as fleet:
+    """Who is online, what they run, and their facts (a device not heard live shows as stale)."""
+    with session.fleet(_options(broker, db, username, ca_file, cert_file, key_file, mqtt_version, fleet_key, prefix)) as fleet:
         fleet.discover(wait)
-        rows = fleet.store.devices()
+        rows = fleet.device_rows()
     if fleet.counters.dropped:
         err_console.print(f"note: ignored {fleet.counters.dropped} message(s) that break the contract (docs/protocol.md); "
                           "the warnings above name each device and reason", highlight=False)
@@ -162,6 +170,8 @@ def campaign_run(
     artifact_port: ArtifactPort = 0,
     artifact_advertise: ArtifactUrlHost = None,
     discover: Annotated[float, typer.Option(help="seconds to hear devices before planning")] = 2.0,
+    fleet_key: FleetKey = None,
+    prefix: Prefix = DEFAULT_PREFIX,
 ) -> None:
     """Validate a campaign, run it across the fleet with live progress, and print its scorecard."""
     spec = campaign_file.load(file)
@@ -173,11 +183,16 @@ def campaign_run(
         cert_file,
         key_file,
         mqtt_version,
+        fleet_key,
+        prefix,
         artifact_host=artifact_host,
         artifact_port=artifact_port,
         artifact_advertise=artifact_advertise,
     )
-    with session.fleet(options, artifacts=True) as fleet:
+    notice = session.plaintext_notice(options)
+    if notice:
+        err_console.print(notice, highlight=False)
+    with session.fleet(options, artifacts=True, owner=True) as fleet:
         fleet.discover(discover)
         campaign_id = fleet.create_campaign(spec)
         _follow(fleet, campaign_id, as_json)
@@ -200,6 +215,8 @@ def campaign_resume(
     artifact_host: ArtifactHost = "0.0.0.0",
     artifact_port: ArtifactPort = 0,
     artifact_advertise: ArtifactUrlHost = None,
+    fleet_key: FleetKey = None,
+    prefix: Prefix = DEFAULT_PREFIX,
 ) -> None:
     """Finish a campaign after the controller stopped or crashed; nothing runs or is stored twice."""
     options = _options(
@@ -210,6 +227,8 @@ def campaign_resume(
         cert_file,
         key_file,
         mqtt_version,
+        fleet_key,
+        prefix,
         artifact_host=artifact_host,
         artifact_port=artifact_port,
         artifact_advertise=artifact_advertise,
@@ -219,7 +238,7 @@ def campaign_resume(
         if found.get("kind") == "baseline":
             _resume_baseline(store, found["id"], as_json)
             return
-    with session.fleet(options, artifacts=True) as fleet:
+    with session.fleet(options, artifacts=True, owner=True) as fleet:
         campaign_id = fleet.store.campaign(ref)["id"]
         fleet.discover(2.0)
         fleet.resume(campaign_id)
@@ -322,9 +341,11 @@ def campaign_cancel(
     ref: Annotated[str, typer.Argument(help="campaign id, name or 'latest'")],
     db: Db = None,
     broker: Annotated[str | None, typer.Option(help="also tell devices directly (when no 'campaign run' is live)")] = None,
+    fleet_key: FleetKey = None,
+    prefix: Prefix = DEFAULT_PREFIX,
 ) -> None:
     """Cancel a campaign: pending jobs are dropped, running ones stopped on their devices."""
-    options = session.FleetOptions(db=db, broker=broker or "mqtt://localhost:1883")
+    options = session.FleetOptions(db=db, broker=broker or "mqtt://localhost:1883", fleet_key_file=fleet_key, prefix=prefix)
     with Store(options.db_path) as store:
         campaign_id = store.campaign(ref)["id"]
         store.request_cancel(campaign_id)

@@ -33,6 +33,10 @@ CaFile = Annotated[Path | None, typer.Option(help="CA bundle for mqtts://")]
 CertFile = Annotated[Path | None, typer.Option(help="client certificate for mutual TLS")]
 KeyFile = Annotated[Path | None, typer.Option(help="client key for mutual TLS")]
 MqttVersion = Annotated[str, typer.Option(help="3.1.1 or 5")]
+FleetKey = Annotated[Path | None, typer.Option("--fleet-key", envvar="EDGEPERF_FLEET_KEY_FILE",
+                                              help="the fleet key that signs every message (default "
+                                                   "~/.local/share/edgeperf/fleet.key, created on first use)")]
+Prefix = Annotated[str, typer.Option(help="topic prefix, as the agents' --prefix")]
 ArtifactHost = Annotated[str, typer.Option(help="address the artifact server binds")]
 ArtifactPort = Annotated[int, typer.Option(help="artifact server port (0: any free port)")]
 ArtifactUrlHost = Annotated[str | None, typer.Option("--artifact-advertise", help="host name agents use to reach it")]

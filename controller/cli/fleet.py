@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.status import Status
 
+from agent import fleet_key
 from agent.contract import DEFAULT_PREFIX
 from agent.errors import EXIT_UNREACHABLE, EdgeperfError
-from controller.cli.common import AsJson, Db, PkiDir, cli_errors, console, err_console
+from controller.cli.common import AsJson, Db, FleetKey, PkiDir, cli_errors, console, err_console
 from controller.fleet import session
 from controller.provisioning import bundle as bundles
 from controller.provisioning import inventory
@@ -58,6 +59,7 @@ def flash_command(
     ask_become_pass: AskBecome = False,
     prefix: Prefix = DEFAULT_PREFIX,
     db: Db = None,
+    fleet_key: FleetKey = None,
     verbose: Verbose = False,
     as_json: AsJson = False,
 ) -> None:
@@ -67,7 +69,7 @@ def flash_command(
     dependencies from their own package index.
     """
     _provision(inventory_file, broker, pki, bundle, check, wait, tuple(artifact_origin or ()), trust_new_hosts,
-               ask_become_pass, prefix, db, verbose, as_json)
+               ask_become_pass, prefix, db, fleet_key, verbose, as_json)
 
 
 @app.command("status")
@@ -81,6 +83,7 @@ def status_command(
     trust_new_hosts: TrustNew = False,
     prefix: Prefix = DEFAULT_PREFIX,
     db: Db = None,
+    fleet_key: FleetKey = None,
     verbose: Verbose = False,
     as_json: AsJson = False,
 ) -> None:
@@ -89,7 +92,7 @@ def status_command(
     A check-mode run of the flash playbook (nothing is changed) plus the agents' retained status.
     """
     _provision(inventory_file, broker, pki, bundle, True, 0.0, tuple(artifact_origin or ()), trust_new_hosts,
-               False, prefix, db, verbose, as_json)
+               False, prefix, db, fleet_key, verbose, as_json)
 
 
 @app.command("bundle")
@@ -112,7 +115,7 @@ def bundle_command(
 
 def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Path | None, check: bool, wait: float,
                origins: tuple[str, ...], trust_new_hosts: bool, ask_become_pass: bool, prefix: str, db: Path | None,
-               verbose: bool, as_json: bool) -> None:
+               fleet_key_file: Path | None, verbose: bool, as_json: bool) -> None:
     from controller.provisioning import flash  # cryptography (the PKI) only for fleet commands
     from controller.provisioning.pki import Pki
 
@@ -121,7 +124,8 @@ def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Pa
     pki = Pki.open(pki_dir)
     controller_cert, controller_key = pki.controller_files
     options = session.FleetOptions(broker=broker, db=db, ca_file=pki.ca_file, cert_file=controller_cert,
-                                   key_file=controller_key, prefix=prefix)
+                                   key_file=controller_key, prefix=prefix, fleet_key_file=fleet_key_file)
+    key_path = fleet_key.path_of(fleet_key_file)  # the controller's key, shipped to every agent
     with tempfile.TemporaryDirectory(prefix="edgeperf-flash-") as tmp:
         bundle = bundles.read(bundle_file) if bundle_file else None
         if bundle is None and not check:
@@ -129,7 +133,7 @@ def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Pa
                 bundle = bundles.local(Path(tmp) / "edgeperf-wheel.tar.gz")
         if bundle:
             flash.check_bundle(bundle, inv)
-        settings = flash.FlashSettings(broker, bundle, prefix, origins, trust_new_hosts, ask_become_pass)
+        settings = flash.FlashSettings(broker, bundle, key_path, prefix, origins, trust_new_hosts, ask_become_pass)
         certificates, issued = flash.device_certificates(pki, inv.hosts, issue=not check)
         for device_id in issued:
             err_console.print(f"issued a client certificate for {device_id} in {pki_dir}", highlight=False)

@@ -21,6 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
+from agent import fleet_key
 from agent.cli import run_command
 from agent.errors import EdgeperfError
 from controller.analysis import scorecard
@@ -42,11 +43,12 @@ class DemoError(EdgeperfError):
     """A demo agent did not come up."""
 
 
-def start_agent(broker_url: str, device_id: str, threads: int, data_dir: Path) -> subprocess.Popen[bytes]:
+def start_agent(broker_url: str, device_id: str, threads: int, data_dir: Path, key_file: Path) -> subprocess.Popen[bytes]:
     """One agent process, logging to a file in its data directory."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log = (data_dir / "agent.log").open("wb")
-    cmd = run_command(broker_url, device_id, data_dir, "--tag", "demo", "--threads", str(threads), "--log-level", "warning")
+    cmd = run_command(broker_url, device_id, data_dir, "--tag", "demo", "--threads", str(threads), "--log-level", "warning",
+                      "--fleet-key-file", str(key_file))
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -65,7 +67,7 @@ def wait_online(fleet: Any, device_ids: list[str], agents: list[subprocess.Popen
     deadline = time.monotonic() + AGENT_START_S
     while time.monotonic() < deadline:
         fleet.pump(wait_s=0.2)
-        if all(fleet.devices.get(d) and fleet.devices[d].state == "online" for d in device_ids):
+        if all(fleet.devices.get(d) and fleet.devices[d].available for d in device_ids):
             return
         for device_id, agent in zip(device_ids, agents, strict=True):
             if agent.poll() is not None:
@@ -110,12 +112,15 @@ def run(console: Console, db: Path | None = None) -> Outcome:
     spec = campaign_file.load(CAMPAIGN)
     with tempfile.TemporaryDirectory(prefix="edgeperf-demo-") as tmp, EmbeddedBroker() as broker:
         data = Path(tmp)
+        key_file = data / "fleet.key"  # the demo's own fleet: nothing is written outside its folder
+        fleet_key.generate(key_file)
         options = session.FleetOptions(
-            broker=broker.url, db=db or data / "demo.db", artifact_host="127.0.0.1", artifact_advertise="127.0.0.1"
+            broker=broker.url, db=db or data / "demo.db", artifact_host="127.0.0.1", artifact_advertise="127.0.0.1",
+            fleet_key_file=key_file,
         )
-        agents = [start_agent(broker.url, device_id, threads, data / device_id) for device_id, threads in AGENTS]
+        agents = [start_agent(broker.url, device_id, threads, data / device_id, key_file) for device_id, threads in AGENTS]
         try:
-            with session.fleet(options, artifacts=True) as fleet:
+            with session.fleet(options, artifacts=True, owner=True) as fleet:
                 console.print(
                     f"broker {broker.url}, artifacts on {fleet.artifacts.url}, agents: "
                     + ", ".join(f"{d} ({t} thread{'s' if t > 1 else ''})" for d, t in AGENTS)

@@ -4,8 +4,15 @@ One thread owns the state. Paho's thread only queues messages; ``pump`` drains t
 handles a batch inside one database transaction, and acks go out only after that transaction
 commits, so an ack always means "on disk". ``tick`` is the scheduler: one job at a time per
 device, devices in parallel, cooldowns, re-sends of jobs nobody accepted, timeouts, retries,
-and devices whose last will fired mid-job (after a grace period, because a restarted broker
-also makes everyone look offline for a moment).
+and devices whose last will fired mid-job or whose heartbeat stopped (after a grace period,
+because a restarted broker also makes everyone look offline for a moment).
+
+Liveness is heard, not remembered: a device is available only while its live status (the
+heartbeat, or the answer to this controller's announce) keeps arriving. A retained status says
+what a device last claimed, possibly hours ago, so it names the device but does not make it
+available. Ownership: every job carries this database's controller id; results and failures of
+run ids this database never issued are left for their owner (not stored, not acked), and a
+``read_only`` fleet (``edgeperf devices``) stores and acks nothing at all.
 """
 
 from __future__ import annotations
@@ -22,14 +29,13 @@ from typing import Any
 import msgspec
 
 from agent import contract, zoo
-from agent.contract import TOPICS, Envelope, ProtocolError, Topics
+from agent.contract import STALE_AFTER_HEARTBEATS, TOPICS, Envelope, ProtocolError, Topics
 from agent.drops import DropLog
 from agent.transport import Connection, Message
 from controller.fleet.campaign import Campaign, JobSpec, expand
 from controller.store.database import TERMINAL, Job, Store
 
 log = logging.getLogger("edgeperf.controller")
-CONTROLLER_ID = "controller"
 RUN_TIMEOUT_MARGIN_S = 30.0  # the agent enforces the job timeout; the controller waits a little longer
 # An artifact token lives for the job's timeout plus this: time for re-sends of an unaccepted job
 # (accept_timeout_s x max_resends, 60 s by default) and for the download to start.
@@ -45,12 +51,42 @@ class DeviceView:
     tags: tuple[str, ...] = ()
     agent_version: str = ""
     agent_job: str | None = None  # the run id the agent says it is running
-    offline_since: float | None = None
+    session: str = ""  # the agent process whose status was heard last
+    previous: tuple[str, float] | None = None  # the session heard before it, and when (monotonic)
+    duplicate: str = ""  # two agents answer under this id: what the controller saw
+    heartbeat_s: float = 10.0
+    known_since: float = field(default_factory=time.monotonic)
+    heard_at: float | None = None  # monotonic time of the last live (not retained) status
+    offline_since: float | None = None  # monotonic
     cooldown_until: float = 0.0
     phase: str = ""
     phase_details: dict[str, Any] = field(default_factory=dict)
     phase_since: float = 0.0
     telemetry: contract.Telemetry | None = None
+
+    def silent_since(self) -> float | None:
+        """Since when (monotonic) the device has been unreachable — its offline status, or the moment
+        its heartbeat was due ``STALE_AFTER_HEARTBEATS`` times over — or None while it is heard."""
+        if self.state == "offline":
+            return self.offline_since or self.known_since
+        last = self.heard_at if self.heard_at is not None else self.known_since
+        due = last + STALE_AFTER_HEARTBEATS * self.heartbeat_s
+        return due if time.monotonic() > due else None
+
+    @property
+    def available(self) -> bool:
+        """Online and heard: the only state a job is sent in."""
+        return self.state == "online" and self.heard_at is not None and self.silent_since() is None
+
+    def describe(self) -> str:
+        """The state as ``devices`` shows it: stale devices say what they last claimed and since when."""
+        if self.state != "offline" and self.heard_at is None:
+            state = f"stale (last said {self.state}; not heard since this controller connected)"
+        elif self.state == "offline" or self.silent_since() is None:
+            state = self.state
+        else:
+            state = f"stale (last said {self.state}, {time.monotonic() - self.heard_at:.0f} s ago)"
+        return f"{state}; {self.duplicate}" if self.duplicate else state
 
 
 @dataclass
@@ -59,6 +95,7 @@ class Counters:
 
     results_stored: int = 0
     results_duplicate: int = 0
+    not_ours: int = 0  # results and failures of run ids this database never issued, left for their owner
     telemetry: int = 0
     events: int = 0
     drops: DropLog = field(default_factory=lambda: DropLog(log))  # messages that broke the contract, by reason
@@ -73,12 +110,23 @@ def artifact_path(reference: str) -> Path:
     return zoo.resolve(reference).path if reference.startswith(zoo.PREFIX) else Path(reference)
 
 
-def job_message(spec: JobSpec, run_id: str, attempt: int, campaign_id: str, artifact: dict[str, Any]) -> contract.Job:
+def _stamp(path: Path) -> tuple[Any, ...]:
+    """What changes when a model file (or a directory model's files) changes: sizes and modification times."""
+    if path.is_dir():
+        return tuple(sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
+                            for f in path.rglob("*") if f.is_file()))
+    stat = path.stat()
+    return (stat.st_size, stat.st_mtime_ns)
+
+
+def job_message(spec: JobSpec, run_id: str, attempt: int, campaign_id: str, artifact: dict[str, Any],
+                controller: str) -> contract.Job:
     """The contract's job for one attempt of ``spec``: the variant's options and the campaign's run length as they are."""
     v = spec.variant
     overrides = msgspec.structs.replace(spec.overrides, batch_size=v.batch_size) if v.batch_size else spec.overrides
     return contract.convert("job", {
-        "run_id": run_id, "campaign": campaign_id, "key": spec.key, "attempt": attempt, "model_name": f"{spec.model}/{v.name}",
+        "run_id": run_id, "campaign": campaign_id, "controller": controller, "key": spec.key, "attempt": attempt,
+        "model_name": f"{spec.model}/{v.name}",
         "artifact": artifact, "runtime": v.runtime, "options": v.options, "scenario": spec.scenario, "mode": spec.mode,
         "profile": spec.profile, "dataset": spec.dataset, "engine": spec.engine, "overrides": overrides,
         "timeout_s": spec.timeout_s, "power": spec.power,
@@ -95,19 +143,22 @@ class Fleet:
         topics: Topics,
         artifacts: Any = None,  # controller.artifact_server.ArtifactServer; None when only listening
         *,
+        key: bytes,
+        read_only: bool = False,
         offline_grace_s: float = 10.0,
         accept_timeout_s: float = 10.0,
         max_resends: int = 6,
         device_wait_s: float = 120.0,
     ) -> None:
         self.store, self.conn, self.topics, self.artifacts = store, conn, topics, artifacts
+        self.key, self.read_only, self.controller_id = key, read_only, store.controller_id
         self.offline_grace_s, self.accept_timeout_s = offline_grace_s, accept_timeout_s
         self.max_resends, self.device_wait_s = max_resends, device_wait_s
         self.devices: dict[str, DeviceView] = {}
         self.counters = Counters()
         self.notices: list[str] = []  # visible happenings for the live view (re-queues, failures)
         self._acks: dict[str, list[str]] = defaultdict(list)
-        self._artifact_blocks: dict[str, dict[str, Any]] = {}
+        self._artifact_blocks: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # reference -> (stamp, block)
         self._grants: dict[str, dict[str, Any]] = {}  # run id -> its artifact block with its own token
         self._waiting_since: dict[str, float] = {}
 
@@ -151,25 +202,41 @@ class Fleet:
         if not msg.payload and kind in ("status", "info"):
             return  # a cleared retained message
         # A result that breaks the contract is dropped without an ack: an ack means "stored" and deletes the
-        # device's copy. A real agent checks its result against the same contract before sending it, so only
-        # junk or another protocol's agent sends one.
-        envelope = contract.decode(kind, msg.payload)
+        # device's copy. A real agent signs its result and checks it against the same contract before sending
+        # it, so only junk, a stranger or another protocol's agent sends one.
+        envelope = contract.decode(kind, msg.payload, self.key)
         if envelope.device != device_id:
             raise ProtocolError(f"{kind} from {envelope.device!r} published on {device_id!r}'s topic")
         if kind == "results" and envelope.data.device.id != device_id:
             raise ProtocolError(f"a result of device {envelope.data.device.id!r} published by {device_id!r}")
         view = self.devices.setdefault(device_id, DeviceView(device_id))
-        getattr(self, f"_on_{kind}")(view, envelope)
+        if kind == "status":
+            self._on_status(view, envelope, msg.retain)
+        else:
+            getattr(self, f"_on_{kind}")(view, envelope)
 
-    def _on_status(self, view: DeviceView, env: Envelope) -> None:
+    def _on_status(self, view: DeviceView, env: Envelope, retained: bool) -> None:
+        """A status: live ones are heartbeats; a retained one only says what the device last claimed."""
         status: contract.Status = env.data
+        if status.state == "offline" and view.session and status.session != view.session:
+            return  # the late will of an earlier run of the agent: the current one is still there
+        now = time.monotonic()
+        if not retained and view.session and status.session != view.session:
+            # A restarted agent replaces its session for good; two agents under one id alternate.
+            back, window = view.previous, STALE_AFTER_HEARTBEATS * status.heartbeat_s
+            if back and back[0] == status.session and now - back[1] <= window:
+                self._note_duplicate(view, status.session, view.session)
+            view.previous = (view.session, view.heard_at or now)
         view.state, view.agent_job, view.agent_version, view.tags = status.state, status.job, status.agent_version, status.tags
+        view.session, view.heartbeat_s = status.session, status.heartbeat_s
+        if not retained:
+            view.heard_at = now
         if status.state == "offline":
-            view.offline_since = view.offline_since or time.time()
+            view.offline_since = view.offline_since or now
         else:
             view.offline_since = None
-        self.store.upsert_device(view.id, state=status.state, agent_version=status.agent_version, tags=list(status.tags),
-                                 job=status.job)
+        self.store.upsert_device(view.id, not retained, state=status.state, agent_version=status.agent_version,
+                                 tags=list(status.tags), job=status.job)
 
     def _on_info(self, view: DeviceView, env: Envelope) -> None:
         info: contract.Info = env.data
@@ -182,7 +249,11 @@ class Fleet:
 
     def _on_results(self, view: DeviceView, env: Envelope) -> None:
         doc: contract.Result = env.data
-        job = self.store.job_for_run(doc.run_id)
+        view.phase = ""
+        job = None if self.read_only else self.store.job_for_run(doc.run_id)
+        if job is None:  # another controller's run (or a listener's view): its owner stores and acks it
+            self.counters.not_ours += 1
+            return
         if job is not None and job.run_id != doc.run_id and job.state in ("sent", "running"):
             # An earlier attempt (given up as lost) delivered after all: its re-run is not needed.
             self._cancel_attempt(job, "superseded by an earlier attempt's result")
@@ -194,15 +265,27 @@ class Fleet:
         else:
             self.counters.results_duplicate += 1
         self._acks[view.id].append(doc.run_id)
-        view.phase = ""
 
     def _on_events(self, view: DeviceView, env: Envelope) -> None:
         self.counters.events += 1
         event = env.data
+        if isinstance(event, contract.Duplicate):
+            self._note_duplicate(view, event.other_session, event.session, f" ({view.id} said: {event.detail})")
+            return
+        if isinstance(event, contract.Progress):
+            view.phase, view.phase_since, view.phase_details = event.phase, time.time(), dict(event.details)
+            return
+        if self.read_only or self.store.job_for_run(event.run_id) is None:
+            if isinstance(event, (contract.Failed, contract.Rejected, contract.Cancelled)):
+                view.phase = ""
+                self.counters.not_ours += not isinstance(event, contract.Rejected)
+            return
         if isinstance(event, contract.Accepted):
             self.store.mark_running(event.run_id)
-        elif isinstance(event, contract.Progress):
-            view.phase, view.phase_since, view.phase_details = event.phase, time.time(), dict(event.details)
+        elif isinstance(event, contract.Cancelled):  # durable on the agent like a failure, but no failure
+            self._acks[view.id].append(event.run_id)
+            self._end(event.run_id, "cancelled", f"{view.id}: {event.reason}", retryable=False)
+            view.phase = ""
         elif isinstance(event, (contract.Failed, contract.Rejected)):
             if isinstance(event, contract.Failed):
                 self._acks[view.id].append(event.run_id)  # failures are durable on the agent, like results
@@ -211,6 +294,15 @@ class Fleet:
                     return
             self._end(event.run_id, "failed", f"{view.id}: {event.reason}", event.retryable)
             view.phase = ""
+
+    def _note_duplicate(self, view: DeviceView, first: str, second: str, said: str = "") -> None:
+        """Say, once per pair of sessions, that two agents answer under one device id."""
+        text = (f"two agents use device id {view.id} (sessions {first} and {second}; cloned images sharing a hostname?): "
+                "the newer one stops itself; give each agent its own device_id")
+        if view.duplicate != text:
+            view.duplicate = text
+            self.notices.append(text + said)
+            log.warning(self.notices[-1])
 
     # ---- deciding ----------------------------------------------------------------------------
     def _end(self, run_id: str, state: str, reason: str, retryable: bool) -> None:
@@ -230,19 +322,41 @@ class Fleet:
     def _flush_acks(self) -> None:
         for device_id, run_ids in self._acks.items():
             if run_ids:
-                self._publish(device_id, "acks", "ack", contract.Ack(tuple(run_ids)))
+                self._publish(device_id, "acks", "ack", contract.Ack(tuple(run_ids), self.controller_id))
         self._acks.clear()
 
     def _publish(self, device_id: str, kind: str, msg_type: str, data: Any) -> None:
         qos, retain, _ = TOPICS[kind]
         self.conn.publish(
-            self.topics.device(device_id, kind), Envelope(msg_type, device_id, data).encode(), qos=qos, retain=retain
+            self.topics.device(device_id, kind), Envelope(msg_type, device_id, data).encode(self.key), qos=qos, retain=retain
         )
 
     def _artifact(self, reference: str) -> dict[str, Any]:
-        if reference not in self._artifact_blocks:
-            self._artifact_blocks[reference] = self.artifacts.add(artifact_path(reference))
-        return self._artifact_blocks[reference]
+        """The artifact block of ``reference`` as the file is now: hashed again whenever its size or
+        modification time changed (a controller can run for days while someone edits a model)."""
+        path = artifact_path(reference)
+        stamp = _stamp(path)
+        cached = self._artifact_blocks.get(reference)
+        if cached is None or cached[0] != stamp:
+            self._artifact_blocks[reference] = cached = (stamp, self.artifacts.add(path))
+        return cached[1]
+
+    def _artifact_changed(self, job: Job) -> str | None:
+        """Why ``job`` cannot run its campaign's model any more (the file changed or went away since the
+        campaign pinned its sha256), or None. Runs of two different files must never share a scorecard row."""
+        reference = job.spec["variant"]["artifact"]
+        pinned = self.store.campaign(job.campaign_id)["spec"].get("pins", {}).get(reference)
+        if pinned is None:
+            return None
+        path = artifact_path(reference)
+        try:
+            now = self._artifact(reference)["sha256"]
+        except OSError as exc:
+            return f"model file {path} cannot be read any more ({exc.strerror or exc}); start a new campaign"
+        if now == pinned:
+            return None
+        return (f"model file {path} changed since the campaign started (sha256 {pinned[:12]}… then, {now[:12]}… now); "
+                "start a new campaign to measure the new file")
 
     def _granted(self, run_id: str, spec: JobSpec) -> dict[str, Any]:
         """The attempt's artifact block with its own token; re-sends of the same attempt reuse it."""
@@ -253,7 +367,7 @@ class Fleet:
 
     def _cancel_attempt(self, job: Job, reason: str) -> None:
         """Tell the device to stop the job's current attempt and end it cancelled, not re-queued."""
-        self._publish(job.device_id, "jobs", "cancel", contract.Cancel(job.run_id))
+        self._publish(job.device_id, "jobs", "cancel", contract.Cancel(job.run_id, self.controller_id))
         self.store.end_attempt(job.run_id, "cancelled", reason, requeue=False)
         self._revoke(job.run_id)
 
@@ -265,15 +379,18 @@ class Fleet:
 
     def _send(self, job: Job, run_id: str, attempt: int) -> None:
         spec = JobSpec.from_dict(job.spec)
-        message = job_message(spec, run_id, attempt, job.campaign_id, self._granted(run_id, spec))
+        message = job_message(spec, run_id, attempt, job.campaign_id, self._granted(run_id, spec), self.controller_id)
         self._publish(job.device_id, "jobs", "job", message)
 
     def create_campaign(self, campaign: Campaign) -> str:
         """Expand ``campaign`` over the devices heard so far and store it with its job matrix."""
-        known = [(d.id, d.tags) for d in self.devices.values() if d.state != "offline"]
+        heard = [d for d in self.devices.values() if d.state != "offline" and d.heard_at is not None and d.silent_since() is None]
+        known = [(d.id, d.tags) for d in heard]
         jobs = expand(campaign, known)
+        # Each model file's sha256 as it is now: every attempt, resumed ones too, must run exactly this file.
+        pins = {v.artifact: self._artifact(v.artifact)["sha256"] for m in campaign.models for v in m.variants}
         return self.store.create_campaign(
-            campaign.name, campaign.source, campaign.to_dict(), [(j.key, j.device_id, j.to_dict()) for j in jobs]
+            campaign.name, campaign.source, campaign.to_dict() | {"pins": pins}, [(j.key, j.device_id, j.to_dict()) for j in jobs]
         )
 
     def resume(self, campaign_id: str) -> None:
@@ -313,7 +430,7 @@ class Fleet:
     def _maybe_dispatch(self, job: Job, view: DeviceView | None, busy: set[str], now: float) -> None:
         if job.device_id in busy:
             return
-        if view is None or view.state != "online":
+        if view is None or not view.available:
             since = self._waiting_since.setdefault(job.device_id, now)
             if now - since > self.device_wait_s:
                 reason = f"device {job.device_id} was not online for {self.device_wait_s:g} s"
@@ -323,6 +440,12 @@ class Fleet:
         self._waiting_since.pop(job.device_id, None)
         if now < view.cooldown_until:
             return
+        changed = self._artifact_changed(job)
+        if changed:
+            self.store.fail_pending(job.id, changed)
+            self.notices.append(f"{job.key}: failed, {changed}")
+            log.warning(self.notices[-1])
+            return
         run_id = self.store.start_attempt(job)
         self._send(job, run_id, job.attempts + 1)
         busy.add(job.device_id)
@@ -330,8 +453,10 @@ class Fleet:
 
     def _watch(self, job: Job, view: DeviceView | None, now: float) -> None:
         """A job out on a device: re-send if unanswered, give up on lost devices and overruns."""
-        if view is not None and view.offline_since and now - view.offline_since > self.offline_grace_s:
-            self._end(job.run_id, "lost", f"device {job.device_id} went offline mid-job", retryable=True)
+        silent = view.silent_since() if view is not None else None
+        if silent is not None and time.monotonic() - silent > self.offline_grace_s:
+            how = "went offline" if view.state == "offline" else f"stopped its heartbeat (every {view.heartbeat_s:g} s)"
+            self._end(job.run_id, "lost", f"device {job.device_id} {how} mid-job", retryable=True)
         elif job.state == "sent" and now - (job.sent_at or now) > self.accept_timeout_s:
             if job.resends >= self.max_resends:
                 self._end(job.run_id, "failed", f"device {job.device_id} never accepted the job", retryable=True)
@@ -339,7 +464,7 @@ class Fleet:
                 self._send(job, job.run_id, job.attempts)
                 self.store.mark_resent(job)
         elif job.state == "running" and now - (job.accepted_at or now) > job.spec["timeout_s"] + RUN_TIMEOUT_MARGIN_S:
-            self._publish(job.device_id, "jobs", "cancel", contract.Cancel(job.run_id))
+            self._publish(job.device_id, "jobs", "cancel", contract.Cancel(job.run_id, self.controller_id))
             self._end(job.run_id, "failed", f"timed out after {job.spec['timeout_s']:g} s", retryable=True)
 
     def cancel(self, campaign_id: str) -> str:
@@ -363,6 +488,15 @@ class Fleet:
                     on_tick(self, campaign_id)
         self.pump(wait_s=0.2)  # acks for anything that arrived with the last result
         return state
+
+    def device_rows(self) -> list[dict[str, Any]]:
+        """Every device the database knows, its state as heard now: live, stale or never heard here."""
+        rows = self.store.devices()
+        for row in rows:
+            view = self.devices.get(row["id"])
+            said = row["state"] or "?"
+            row["state"] = view.describe() if view else f"stale (last said {said}; not heard since this controller connected)"
+        return rows
 
     def discover(self, seconds: float) -> None:
         """Listen for ``seconds`` so retained status/info of every device arrive before planning."""

@@ -116,7 +116,10 @@ tls_version tlsv1.2
         "# A device reads only the messages addressed to it and writes only its own reports.\n"
         + "".join(f"pattern read {_own(topics, kind)}\n" for kind in DEVICE_READS)
         + "".join(f"pattern write {_own(topics, kind)}\n" for kind in DEVICE_WRITES)
-        + "\n"
+        + "# ... its own status too (a second agent under its id shows there), and the controller's announce.\n"
+        f"pattern read {_own(topics, 'status')}\n"
+        f"pattern read {topics.announce()}\n"
+        "\n"
         "# The controller: every fleet topic (it sends jobs and acks, and reads every device's reports).\n"
         f"user {pki.controller_name}\n"
         f"topic readwrite {prefix}/#\n"

@@ -47,6 +47,7 @@ class FlashSettings:
 
     broker: str  # the URL agents connect to, e.g. mqtts://lab:8883
     bundle: Bundle | None  # None only for a check without one: packages are then not compared
+    fleet_key: Path  # the controller's fleet key file: every agent gets a copy
     prefix: str = DEFAULT_PREFIX
     artifact_origins: tuple[str, ...] = ()
     trust_new_hosts: bool = False
@@ -146,7 +147,7 @@ def ansible_inventory(inventory: Inventory, settings: FlashSettings, pki: Pki,
     common: dict[str, Any] = {
         "edgeperf_broker": settings.broker, "edgeperf_prefix": settings.prefix, "edgeperf_version": __version__,
         "edgeperf_artifact_origins": list(settings.artifact_origins), "edgeperf_tls_ca": str(pki.ca_file),
-        "edgeperf_packages": settings.bundle is not None,
+        "edgeperf_packages": settings.bundle is not None, "edgeperf_fleet_key": str(settings.fleet_key),
     }
     if bundle := settings.bundle:
         common |= {
@@ -212,9 +213,10 @@ def results_from(inventory: Inventory, summary: dict[str, dict[str, Any]], left_
 def listen_for_status(results: list[HostResult], options: FleetOptions, wait_s: float) -> None:
     """Fill each result's broker state, waiting up to ``wait_s`` for the started agents to come online.
 
-    Retained status tells the state of every agent that ever connected; an agent restarted by the
-    playbook publishes "offline" on its way down and "online" once connected with the new version,
-    so only the new version counts as online.
+    The controller's announce makes every connected agent answer at once; a retained status alone
+    (an agent that never came back) does not count, and an agent restarted by the playbook publishes
+    "offline" on its way down and "online" once connected with the new version, so only the new
+    version, heard live, counts as online.
     """
     expected = {r.host.device_id for r in results if r.ran and r.service_started}
     with session.fleet(options) as fleet:
@@ -223,7 +225,8 @@ def listen_for_status(results: list[HostResult], options: FleetOptions, wait_s: 
         while True:
             fleet.pump(wait_s=0.2)
             seen = {d.id: (d.state, d.agent_version) for d in fleet.devices.values()}
-            up = {d for d, (state, version) in seen.items() if state in ONLINE_STATES and version == __version__}
+            heard = {d.id for d in fleet.devices.values() if d.heard_at is not None}
+            up = {d for d, (state, version) in seen.items() if state in ONLINE_STATES and version == __version__ and d in heard}
             now = time.monotonic()
             if now >= deadline or (now - start >= MIN_LISTEN_S and expected <= up):
                 break

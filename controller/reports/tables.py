@@ -14,13 +14,13 @@ from agent.contract import Result
 def devices(rows: Sequence[dict[str, Any]]) -> Table:
     """The fleet as the controller last heard it."""
     table = Table(title="devices")
-    for name in ("device", "state", "agent", "tags", "board / cpu", "runtimes", "last seen"):
+    for name in ("device", "state", "agent", "tags", "board / cpu", "runtimes", "last heard"):
         table.add_column(name)
     for row in rows:
         facts = row["info"].get("facts", {})
         installed = row["info"].get("installed", {})
         runtimes = ", ".join(name for name, version in installed.items() if version)
-        age = time.time() - (row["last_seen"] or 0)
+        heard = f"{time.time() - row['last_seen']:.0f} s ago" if row["last_seen"] else "never (retained status only)"
         table.add_row(
             row["id"],
             row["state"] or "?",
@@ -28,7 +28,7 @@ def devices(rows: Sequence[dict[str, Any]]) -> Table:
             ", ".join(row["tags"]),
             facts.get("board") or facts.get("cpu_model", "?"),
             runtimes,
-            f"{age:.0f} s ago",
+            heard,
         )
     return table
 

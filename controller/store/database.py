@@ -23,9 +23,12 @@ from typing import Any
 from agent.contract import RESULT_SCHEMA, ProtocolError, Result, decode_body
 from agent.errors import EdgeperfError
 
-SCHEMA_VERSION = 2  # raise with every schema change: a file at this version is opened without a write
+SCHEMA_VERSION = 3  # raise with every schema change: a file at this version is opened without a write
 # version -> statements that bring a database of the version before it up to it
-MIGRATIONS = {2: ["ALTER TABLE campaigns ADD COLUMN kind TEXT NOT NULL DEFAULT 'fleet'"]}
+MIGRATIONS = {
+    2: ["ALTER TABLE campaigns ADD COLUMN kind TEXT NOT NULL DEFAULT 'fleet'"],
+    3: ["CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"],
+}
 TERMINAL = ("done", "failed", "cancelled")
 # A campaign is ``running`` (a baseline stopped by Ctrl-C: ``interrupted``) until it ends in one of these:
 # every job done; every job settled but some failed (a result is still a result, but the campaign's exit
@@ -51,6 +54,7 @@ CREATE TABLE IF NOT EXISTS results(
     run_id TEXT PRIMARY KEY, job_id TEXT, campaign_id TEXT, device_id TEXT NOT NULL, model TEXT, scenario TEXT,
     mode TEXT, valid INTEGER, doc TEXT NOT NULL, received_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS results_by_campaign ON results(campaign_id);
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -155,11 +159,24 @@ class Store:
             raise
         self.db.execute("COMMIT")
 
+    @property
+    def controller_id(self) -> str:
+        """This database's controller id, made once: jobs carry it, and agents take acks and cancels
+        for a job only from it, so a colleague's controller on the same broker cannot settle our runs."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'controller_id'").fetchone()
+        if row:
+            return row[0]
+        self.db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('controller_id', ?)",
+                        (f"controller-{uuid.uuid4().hex[:12]}",))
+        return self.db.execute("SELECT value FROM meta WHERE key = 'controller_id'").fetchone()[0]
+
     # ---- devices -----------------------------------------------------------------------------
-    def upsert_device(self, device_id: str, **fields: Any) -> None:
-        """Record what a status or info message said; unspecified columns keep their value."""
+    def upsert_device(self, device_id: str, heard: bool = False, **fields: Any) -> None:
+        """Record what a status or info message said; unspecified columns keep their value. ``last_seen``
+        moves only when the device was ``heard`` live (a retained status can be hours old)."""
         columns = {k: json.dumps(v) if k in ("tags", "info") else v for k, v in fields.items()}
-        columns["last_seen"] = time.time()
+        if heard:
+            columns["last_seen"] = time.time()
         names = ", ".join(columns)
         updates = ", ".join(f"{k}=excluded.{k}" for k in columns)
         self.db.execute(
