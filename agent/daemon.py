@@ -7,11 +7,8 @@ the controller acks it; a re-delivered job is answered from the outbox, never ru
 SIGTERM the daemon stops the running job, records it as failed, publishes ``offline`` itself
 (a clean disconnect sends no last will) and exits.
 
-Two agents under one device id (cloned images share a hostname) would take each other's jobs.
-Each watches its own status topic: after connecting it waits ``SETTLE_S`` for the retained status
-before saying anything, and if that names another session as online it listens for that
-session's heartbeat before taking jobs; a live status of another session means two agents share
-the id, and the newer (shorter uptime) says so (a ``duplicate`` event) and exits with code 2.
+The agent watches its own status topic (``agent.identity``): a second agent under its device id
+is found, and the newer of the two says so (a ``duplicate`` event) and exits with code 2.
 """
 
 from __future__ import annotations
@@ -20,9 +17,7 @@ import errno
 import itertools
 import json
 import logging
-import math
 import queue
-import secrets
 import signal
 import sqlite3
 import subprocess
@@ -38,16 +33,15 @@ import psutil
 from agent import __version__, contract, device_info, fleet_key, origins
 from agent.artifacts import ArtifactCache, ArtifactError
 from agent.config import AgentConfig
-from agent.contract import MAX_PAYLOAD_BYTES, STALE_AFTER_HEARTBEATS, TOPICS, Envelope, Job, ProtocolError, Topics
+from agent.contract import MAX_PAYLOAD_BYTES, TOPICS, Envelope, Job, ProtocolError, Topics
 from agent.drops import DropLog
 from agent.errors import EXIT_USAGE
+from agent.identity import Identity
 from agent.outbox import Outbox
 from agent.transport import BrokerUrl, Connection, Message, TlsFiles
 
 log = logging.getLogger("edgeperf.agent")
 HOUSEKEEPING_S = 2.0
-SETTLE_S = 0.5  # after (re)connecting: time for the retained own status to arrive before speaking
-PROBATION_MAX_S = 30.0  # the longest wait for the heartbeat of a session the retained status calls online
 STDERR_TAIL = 2000
 NO_SPACE = "No space left on device"
 
@@ -168,13 +162,7 @@ class AgentDaemon:
         self.outbox = Outbox(storage / "outbox.sqlite")
         self.cache = ArtifactCache(storage / "artifacts", config.max_artifact_bytes)
         self.key = fleet_key.resolve(config.fleet_key_file)
-        self.session = secrets.token_hex(8)  # this run of the agent: its status, heartbeat and last will carry it
-        self._started = time.monotonic()
-        self._speaking = False  # presence published since the last connect: jobs are taken
-        self._settle_until = math.inf  # after a connect: time for the retained own status to arrive
-        self._probation_until = 0.0  # the retained status named another session online: listening for it
-        self.duplicate: str | None = None  # why this agent stopped: another agent holds its device id
-        self._newcomers: set[str] = set()  # sessions seen starting under this id after this one
+        self.identity = Identity(self.device)  # this run of the agent: its status, heartbeat and last will carry it
         self._seq = itertools.count(1)
         self._job: JobRun | None = None
         # The job thread delivers while the main thread re-sends: one publishes a new entry at a time,
@@ -189,7 +177,7 @@ class AgentDaemon:
         broker = BrokerUrl.parse(config.broker).with_credentials(config.username, config.password)
         self.origins = origins.resolve(config.artifact_origins, broker.host)
         self.conn = Connection(
-            f"edgeperf-agent-{self.device}-{self.session[:8]}",  # two agents on one id must not kick each other off
+            f"edgeperf-agent-{self.device}-{self.identity.session[:8]}",  # two agents on one id must not kick each other off
             broker,
             subscriptions=[(self.topics.device(self.device, kind), 1) for kind in ("jobs", "acks", "status")]
             + [(self.topics.announce(), 1)],
@@ -208,8 +196,8 @@ class AgentDaemon:
 
     def _status_data(self, state: str) -> contract.Status:
         job = self._job.run_id if self._job else None
-        return contract.Status(state, self.session, self.config.heartbeat_s, __version__, job, tuple(self.config.tags),
-                               round(time.monotonic() - self._started, 3))
+        return contract.Status(state, self.identity.session, self.config.heartbeat_s, __version__, job,
+                               tuple(self.config.tags), round(self.identity.uptime_s, 3))
 
     def _send(self, topic_kind: str, envelope: Envelope) -> None:
         qos, retain, _ = TOPICS[topic_kind]
@@ -369,31 +357,13 @@ class AgentDaemon:
 
     def _on_own_status(self, status: contract.Status, retained: bool) -> None:
         """A status on this agent's own topic: its own echo, or another agent using the same device id."""
-        if status.session == self.session or status.state == "offline":
-            return
-        if retained:  # may be hours old: if it says online, listen for that session's heartbeat before speaking
-            if not self._speaking:
-                self._probation_until = time.monotonic() + min(STALE_AFTER_HEARTBEATS * status.heartbeat_s, PROBATION_MAX_S)
-                log.info("the retained status of %s names another session (%s) as %s; listening for it before "
-                         "taking jobs", self.device, status.session, status.state)
-            return
-        mine = time.monotonic() - self._started
-        if not self._speaking:  # it was there before this agent said a word
-            newer = True
-        else:  # both speaking (they started together): the shorter uptime stops, the session breaks a tie
-            newer = self.session > status.session if abs(mine - status.uptime_s) < 2.0 else mine < status.uptime_s
-        if not newer:
-            if status.session not in self._newcomers:
-                self._newcomers.add(status.session)
-                log.warning("another agent (session %s, up %.0f s) uses device id %s; it is the newer one and stops itself",
-                            status.session, status.uptime_s, self.device)
-            return
-        self.duplicate = (f"device id {self.device} is already used by another agent (session {status.session}, up "
-                          f"{status.uptime_s:.0f} s; this one up {mine:.0f} s): give this agent its own device_id "
-                          "(--device-id or agent.toml) and start it again")
-        self.event("duplicate", contract.Duplicate(self.session, status.session, self.duplicate[:4096]))
-        log.error("%s", self.duplicate)
-        self._stop.set()
+        note = self.identity.heard(status, retained)
+        if note:
+            log.warning("%s", note)
+        if self.identity.duplicate:
+            self.event("duplicate", contract.Duplicate(self.identity.session, status.session, self.identity.duplicate[:4096]))
+            log.error("%s", self.identity.duplicate)
+            self._stop.set()
 
     def _reject_malformed(self, payload: bytes, problem: ProtocolError) -> None:
         """Tell the controller a job it sent cannot be read, when its run id can be: it fails it at once, not by timeout.
@@ -404,7 +374,7 @@ class AgentDaemon:
 
     def _take(self, job: Job) -> None:
         run_id = job.run_id
-        if not self._speaking:  # not yet sure this device id is ours alone: the job's owner will send it again
+        if not self.identity.speaking:  # not yet sure this device id is ours alone: the job's owner will send it again
             log.info("job %s arrived before this agent announced itself; left for the controller to re-send", run_id)
             return
         state = self.outbox.job_state(run_id)
@@ -476,9 +446,8 @@ class AgentDaemon:
         while not self._stop.is_set():
             if self._connected.is_set():  # (re)connected: listen for the retained own status first
                 self._connected.clear()
-                self._speaking, self._settle_until = False, time.monotonic() + SETTLE_S
-            if not self._speaking and time.monotonic() >= max(self._settle_until, self._probation_until):
-                self._speaking = True
+                self.identity.connected()
+            if self.identity.may_speak():
                 self._publish_presence()
                 self._resend(everything=True)
                 next_heartbeat = time.monotonic() + self.config.heartbeat_s
@@ -501,10 +470,10 @@ class AgentDaemon:
             if self._job and now >= next_telemetry and self.config.telemetry_interval_s > 0:
                 next_telemetry = now + self.config.telemetry_interval_s
                 self._telemetry()
-            if self._speaking and now >= next_heartbeat:
+            if self.identity.speaking and now >= next_heartbeat:
                 next_heartbeat = now + self.config.heartbeat_s
                 self._publish_status()
-            if self._speaking and now >= next_housekeeping:
+            if self.identity.speaking and now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING_S
                 self._resend()
         self._shutdown()
@@ -517,7 +486,7 @@ class AgentDaemon:
         self._job = None
         # A duplicate says nothing more on the shared status topic: it is the other agent's now.
         offline = self._envelope("status", self._status_data("offline")).encode(self.key)
-        self.conn.stop(final=[] if self.duplicate else [(self.topics.device(self.device, "status"), offline, 1, True)])
+        self.conn.stop(final=[] if self.identity.duplicate else [(self.topics.device(self.device, "status"), offline, 1, True)])
         self.outbox.close()
         log.info("agent %s stopped", self.device)
 
@@ -529,4 +498,4 @@ def serve(config: AgentConfig) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     daemon = AgentDaemon(config, stop)
     daemon.run()
-    return EXIT_USAGE if daemon.duplicate else 0
+    return EXIT_USAGE if daemon.identity.duplicate else 0

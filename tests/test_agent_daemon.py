@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import queue
 import subprocess
+import tempfile
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -244,7 +246,8 @@ def test_secrets_appear_in_no_log_file_or_message_and_job_fields_reach_no_shell(
     from agent import zoo
     from controller.fleet.artifact_server import ArtifactServer
 
-    password, marker = "pw-" + uuid.uuid4().hex, tmp_path / "pwned"
+    # a short absolute path: the hostile model name repeats it three times within the contract's 256 characters
+    password, marker = "pw-" + uuid.uuid4().hex, Path(tempfile.mkdtemp(prefix="ep-")) / "pwned"
     broker = Mosquitto(tmp_path)
     passwords = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "lab", password], check=True, capture_output=True)

@@ -119,9 +119,9 @@ def test_a_second_agent_under_the_same_device_id_says_so_and_stops_and_the_first
 def test_a_result_over_the_brokers_packet_limit_fails_once_by_name_without_a_reconnect_loop(tmp_path, mqtt):
     """MQTT 5 brokers announce their limit; on MQTT 3.1.1 the agent is told it (max_packet_bytes)."""
     broker = Mosquitto(tmp_path)
-    broker.write_config("allow_anonymous true\nmax_packet_size 8192\n")
+    broker.write_config("allow_anonymous true\nmax_packet_size 4096\n")
     broker.start()
-    told = [] if mqtt == "5" else ["--max-packet-bytes", "8192"]
+    told = [] if mqtt == "5" else ["--max-packet-bytes", "4096"]
     agent = AgentProcess(broker.url, "pi-small", tmp_path, "--mqtt-version", mqtt, *told).start()
     options = session.FleetOptions(broker=broker.url, db=tmp_path / "c.db", artifact_host="127.0.0.1",
                                    artifact_advertise="127.0.0.1", mqtt_version="5")
@@ -132,7 +132,7 @@ def test_a_result_over_the_brokers_packet_limit_fails_once_by_name_without_a_rec
             campaign_id, state = run_campaign(fleet, tmp_path, "big-result", retries=2)
             (job,) = fleet.store.jobs(campaign_id)
             assert state == "finished_with_failures" and job.attempts == 1  # not retried: the same result is as big
-            assert "over the broker's packet limit of 8192 bytes" in job.error and "max_packet_size" in job.error
+            assert "over the broker's packet limit of 4096 bytes" in job.error and "max_packet_size" in job.error
             assert fleet.devices["pi-small"].available
         log = agent.log()
         assert "lost broker" not in log and log.count("connected to") == 1  # one connection all along

@@ -43,6 +43,7 @@ from devices.power import serial_monitor as source
 from devices.power.base import PowerSourceError
 from devices.power.integration import integrate
 from devices.power.serial_monitor import ClockMap, SerialPowerMonitor, SyncPoint
+from tests.fleet_harness import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIFT_PPM = 1000
@@ -199,7 +200,9 @@ def test_corrupt_and_lost_frames_are_counted_and_the_stream_resynchronises(fw):
         monitor.start()
         time.sleep(0.4)
         board.chip.reset()  # a brown-out: CONFIG and CALIBRATION back to power-on values
-        time.sleep(0.4)
+        # long enough for at least 10 corrupt and 8 lost frames, however starved the emulated board's thread
+        wait_until(lambda: len(board.port.corrupted) >= 10 and len(board.port.dropped) >= 8, 20, "enough damaged frames")
+        time.sleep(0.1)
         samples = monitor.stop()
         stats, error = monitor.stats(), monitor.error
     finally:

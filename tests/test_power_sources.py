@@ -17,6 +17,7 @@ import ctypes
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -696,7 +697,8 @@ def test_jtop_total_rail_units_and_energy(jtop_service):
     expected = sum((a + b) / 2 * interval for a, b in pairwise(replayed))
     assert window.energy_j == pytest.approx(expected, rel=0.03)  # arrival times jitter by a few ms per reading
     short = integrate(samples, samples[1].t_ns, samples[4].t_ns, info.nominal_hz)
-    assert short.warnings[0].startswith("only 4 power samples in the 0.30 s window")
+    # about 0.30 s: three readings 0.1 s apart, as they arrived (a starved machine delays one by a few ms)
+    assert re.match(r"only 4 power samples in the 0\.(29|30|31|32) s window", short.warnings[0]), short.warnings[0]
 
 
 def test_jtop_named_rails_and_a_service_slower_than_asked(jtop_service):

@@ -51,7 +51,7 @@ def cli_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EdgeperfError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)  # one line, however long
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")

@@ -7,12 +7,10 @@ device, devices in parallel, cooldowns, re-sends of jobs nobody accepted, timeou
 and devices whose last will fired mid-job or whose heartbeat stopped (after a grace period,
 because a restarted broker also makes everyone look offline for a moment).
 
-Liveness is heard, not remembered: a device is available only while its live status (the
-heartbeat, or the answer to this controller's announce) keeps arriving. A retained status says
-what a device last claimed, possibly hours ago, so it names the device but does not make it
-available. Ownership: every job carries this database's controller id; results and failures of
-run ids this database never issued are left for their owner (not stored, not acked), and a
-``read_only`` fleet (``edgeperf devices``) stores and acks nothing at all.
+Liveness is heard, not remembered (``controller.fleet.devices``). Ownership: every job carries
+this database's controller id; results and failures of run ids this database never issued are
+left for their owner (not stored, not acked), and a ``read_only`` fleet (``edgeperf devices``)
+stores and acks nothing at all.
 """
 
 from __future__ import annotations
@@ -29,10 +27,11 @@ from typing import Any
 import msgspec
 
 from agent import contract, zoo
-from agent.contract import STALE_AFTER_HEARTBEATS, TOPICS, Envelope, ProtocolError, Topics
+from agent.contract import TOPICS, Envelope, ProtocolError, Topics
 from agent.drops import DropLog
 from agent.transport import Connection, Message
 from controller.fleet.campaign import Campaign, JobSpec, expand
+from controller.fleet.devices import DeviceView
 from controller.store.database import TERMINAL, Job, Store
 
 log = logging.getLogger("edgeperf.controller")
@@ -40,53 +39,6 @@ RUN_TIMEOUT_MARGIN_S = 30.0  # the agent enforces the job timeout; the controlle
 # An artifact token lives for the job's timeout plus this: time for re-sends of an unaccepted job
 # (accept_timeout_s x max_resends, 60 s by default) and for the download to start.
 ARTIFACT_FETCH_ALLOWANCE_S = 300.0
-
-
-@dataclass
-class DeviceView:
-    """What the controller knows of a device right now (the store has the durable part)."""
-
-    id: str
-    state: str = "offline"
-    tags: tuple[str, ...] = ()
-    agent_version: str = ""
-    agent_job: str | None = None  # the run id the agent says it is running
-    session: str = ""  # the agent process whose status was heard last
-    previous: tuple[str, float] | None = None  # the session heard before it, and when (monotonic)
-    duplicate: str = ""  # two agents answer under this id: what the controller saw
-    heartbeat_s: float = 10.0
-    known_since: float = field(default_factory=time.monotonic)
-    heard_at: float | None = None  # monotonic time of the last live (not retained) status
-    offline_since: float | None = None  # monotonic
-    cooldown_until: float = 0.0
-    phase: str = ""
-    phase_details: dict[str, Any] = field(default_factory=dict)
-    phase_since: float = 0.0
-    telemetry: contract.Telemetry | None = None
-
-    def silent_since(self) -> float | None:
-        """Since when (monotonic) the device has been unreachable — its offline status, or the moment
-        its heartbeat was due ``STALE_AFTER_HEARTBEATS`` times over — or None while it is heard."""
-        if self.state == "offline":
-            return self.offline_since or self.known_since
-        last = self.heard_at if self.heard_at is not None else self.known_since
-        due = last + STALE_AFTER_HEARTBEATS * self.heartbeat_s
-        return due if time.monotonic() > due else None
-
-    @property
-    def available(self) -> bool:
-        """Online and heard: the only state a job is sent in."""
-        return self.state == "online" and self.heard_at is not None and self.silent_since() is None
-
-    def describe(self) -> str:
-        """The state as ``devices`` shows it: stale devices say what they last claimed and since when."""
-        if self.state != "offline" and self.heard_at is None:
-            state = f"stale (last said {self.state}; not heard since this controller connected)"
-        elif self.state == "offline" or self.silent_since() is None:
-            state = self.state
-        else:
-            state = f"stale (last said {self.state}, {time.monotonic() - self.heard_at:.0f} s ago)"
-        return f"{state}; {self.duplicate}" if self.duplicate else state
 
 
 @dataclass
@@ -218,23 +170,11 @@ class Fleet:
     def _on_status(self, view: DeviceView, env: Envelope, retained: bool) -> None:
         """A status: live ones are heartbeats; a retained one only says what the device last claimed."""
         status: contract.Status = env.data
-        if status.state == "offline" and view.session and status.session != view.session:
-            return  # the late will of an earlier run of the agent: the current one is still there
-        now = time.monotonic()
-        if not retained and view.session and status.session != view.session:
-            # A restarted agent replaces its session for good; two agents under one id alternate.
-            back, window = view.previous, STALE_AFTER_HEARTBEATS * status.heartbeat_s
-            if back and back[0] == status.session and now - back[1] <= window:
-                self._note_duplicate(view, status.session, view.session)
-            view.previous = (view.session, view.heard_at or now)
-        view.state, view.agent_job, view.agent_version, view.tags = status.state, status.job, status.agent_version, status.tags
-        view.session, view.heartbeat_s = status.session, status.heartbeat_s
-        if not retained:
-            view.heard_at = now
-        if status.state == "offline":
-            view.offline_since = view.offline_since or now
-        else:
-            view.offline_since = None
+        applied, clash = view.hear(status, retained)
+        if clash:
+            self._note_duplicate(view, *clash)
+        if not applied:
+            return
         self.store.upsert_device(view.id, not retained, state=status.state, agent_version=status.agent_version,
                                  tags=list(status.tags), job=status.job)
 
