@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -135,6 +136,13 @@ def test_flash_provisions_the_host(lab):
         assert line in unit.splitlines()
     verify = subprocess.run(host.enter("systemd-analyze", "verify", UNIT), capture_output=True, text=True)
     assert verify.returncode == 0 and verify.stdout + verify.stderr == "", verify.stdout + verify.stderr
+    # systemd's own exposure score for the sandbox (0 = locked down, 10 = exposed): at most 3.5
+    security = subprocess.run(host.enter("systemd-analyze", "security", "--offline=yes", "--no-pager", UNIT),
+                              capture_output=True, text=True)
+    score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", security.stdout + security.stderr)
+    assert score and float(score.group(1)) <= 3.5, security.stdout[-2000:] + security.stderr[-500:]
+    shipped, ours = host.path("/etc/edgeperf/fleet.key"), Path(os.environ["EDGEPERF_FLEET_KEY_FILE"])  # the controller's
+    assert shipped.stat().st_mode & 0o777 == 0o640 and shipped.read_bytes() == ours.read_bytes()
 
 
 def test_the_agent_comes_online_over_mtls_and_runs_a_campaign(lab, tmp_path):
