@@ -24,7 +24,7 @@ from agent.contract import DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, Envelope, Topics, 
 from agent.transport import BrokerUrl, Connection, Message, TlsFiles
 from controller.provisioning import broker_config
 from controller.provisioning.broker_config import MAX_PACKET_BYTES, BrokerConfigError
-from controller.provisioning.pki import Pki
+from controller.provisioning.pki import Pki, PkiError
 from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
 
 TOPICS = Topics()
@@ -113,9 +113,26 @@ def lab(tmp_path_factory):
     """One PKI and one hardened broker for the tests that do not restart it."""
     workdir = tmp_path_factory.mktemp("hardened")
     pki = Pki.init(workdir / "pki", ["127.0.0.1"], ["pi-a", "pi-b", "pi-c"])
-    broker = HardenedMosquitto(workdir, pki).start()
+    broker = HardenedMosquitto(workdir, pki.export_broker(workdir / "broker-pki")).start()  # no CA key on the broker
     yield pki, broker
     broker.stop()
+
+
+def test_the_broker_folder_holds_no_key_that_could_issue_or_impersonate(tmp_path):
+    pki = Pki.init(tmp_path / "pki", ["127.0.0.1"], ["pi-a"])
+    broker = pki.export_broker(tmp_path / "broker")
+    files = sorted(str(p.relative_to(broker.root)) for p in broker.root.rglob("*") if p.is_file())
+    assert files == ["broker.key", "broker.pem", "ca.pem", "crl.pem", "index.json"]
+    assert (broker.root / "broker.key").stat().st_mode & 0o777 == 0o600
+    assert [e.kind for e in broker.entries()] == ["broker"]
+    with pytest.raises(PkiError, match="no CA key"):
+        broker.add_device("pi-b")
+    with pytest.raises(PkiError, match="no CA key"):
+        Pki.open(broker.root)  # what issuing commands open
+    conf, _ = broker_config.render(broker, acl_path=tmp_path / "x.acl")  # what 'broker config' needs is there
+    assert f"certfile {broker.root / 'broker.pem'}" in conf and f"cafile {broker.root / 'ca.pem'}" in conf
+    with pytest.raises(PkiError, match="is the PKI folder itself"):
+        pki.export_broker(pki.root)
 
 
 def device_topic(device: str, kind: str) -> str:

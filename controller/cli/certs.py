@@ -26,10 +26,10 @@ app = typer.Typer(no_args_is_help=True, help="The lab PKI: a CA and certificates
 RESTART = "restart mosquitto so it drops a connected revoked device (SIGHUP only stops new connections)"
 
 
-def _open(root: Path) -> Pki:
+def _open(root: Path, ca_key: bool = True) -> Pki:
     from controller.provisioning.pki import Pki
 
-    return Pki.open(root)
+    return Pki.open(root, ca_key)
 
 
 @app.command("init")
@@ -104,6 +104,19 @@ def revoke(
     console.print(f"now {RESTART}", highlight=False)
 
 
+@app.command("broker-folder")
+@cli_errors
+def broker_folder(
+    pki_dir: PkiDir,
+    out: Annotated[Path, typer.Option("-o", "--out", help="folder for the broker's copy (new, or one made by this command)")],
+) -> None:
+    """Copy what the broker needs (CA certificate, CRL, broker certificate and key) without the CA key."""
+    exported = _open(pki_dir).export_broker(out)
+    console.print(f"written: {exported.root} (no CA key); configure the broker from it: "
+                  f"edgeperf broker config --pki {exported.root} -o mosquitto.conf; run this again after a revoke "
+                  "or a broker rotation", highlight=False)
+
+
 @app.command("list")
 @cli_errors
 def list_(pki_dir: PkiDir, as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
@@ -136,7 +149,7 @@ def broker_config(
     """Write a hardened mosquitto config and ACL for a PKI: mutual TLS only, each device on its own topics."""
     from controller.provisioning import broker_config as config
 
-    conf, acl = config.write(_open(pki), out, port=port, bind=bind, prefix=prefix, user=user)
+    conf, acl = config.write(_open(pki, ca_key=False), out, port=port, bind=bind, prefix=prefix, user=user)
     console.print(f"written: {conf}\nwritten: {acl}\nrun: mosquitto -c {conf}", highlight=False)
     if not user:
         console.print(

@@ -213,15 +213,19 @@ class Pki:
         return cls.open(root)
 
     @classmethod
-    def open(cls, root: Path) -> Pki:
-        """Open an existing PKI folder made by ``init``."""
+    def open(cls, root: Path, ca_key: bool = True) -> Pki:
+        """Open an existing PKI folder made by ``init``; ``ca_key`` False also opens a broker-only folder
+        (``export_broker``), which can configure a broker but issue, rotate or revoke nothing."""
         root = Path(root).expanduser().absolute()
         hint = f"create one with 'edgeperf certs init --out {root} --broker-host HOST'"
         if not root.is_dir():
             raise PkiError(f"PKI folder {root} does not exist; {hint}")
         index_file = root / "index.json"
-        if not index_file.is_file() or not (root / "ca.pem").is_file() or not (root / "ca.key").is_file():
-            raise PkiError(f"{root} is not an edgeperf PKI (no index.json, ca.pem and ca.key); {hint}")
+        if not index_file.is_file() or not (root / "ca.pem").is_file():
+            raise PkiError(f"{root} is not an edgeperf PKI (no index.json and ca.pem); {hint}")
+        if ca_key and not (root / "ca.key").is_file():
+            raise PkiError(f"{root} has no CA key (a broker-only folder?); run this on the PKI folder made by "
+                           "'edgeperf certs init', which keeps it")
         try:
             index = json.loads(index_file.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -229,6 +233,25 @@ class Pki:
         if not isinstance(index, dict) or index.get("format") != FORMAT:
             raise PkiError(f"{index_file} is not an {FORMAT} index; {hint}")
         return cls(root, index)
+
+    def export_broker(self, out: Path) -> Pki:
+        """What the broker needs and nothing more, in ``out``: the CA certificate (not its key), the CRL
+        and the broker's certificate and key. A broker host that is broken into then holds no key
+        that can issue certificates or impersonate the controller or a device. Run again after a
+        revoke or a broker rotation: it replaces the folder's files."""
+        out = Path(out).expanduser().absolute()
+        if out == self.root:
+            raise PkiError(f"{out} is the PKI folder itself; give a new folder for the broker's copy")
+        if (out / "ca.key").exists():
+            raise PkiError(f"{out} holds a CA key: it is a full PKI folder, not a broker-only one; choose another folder")
+        cert, key = self.broker_files
+        out.mkdir(parents=True, exist_ok=True)
+        os.chmod(out, 0o700)
+        broker = [raw for raw in self._index["certs"] if raw["kind"] == "broker"]
+        for path, mode in ((self.ca_file, 0o644), (self.crl_file, 0o644), (cert, 0o644), (key, 0o600)):
+            write_atomic(out / path.relative_to(self.root), path.read_bytes(), mode)
+        write_atomic(out / "index.json", (json.dumps(self._index | {"certs": broker}, indent=2) + "\n").encode())
+        return Pki.open(out, ca_key=False)
 
     # ---- reading --------------------------------------------------------------------------------
 
@@ -391,6 +414,9 @@ class Pki:
     def _ca_pair(self) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
         cached = self._ca
         if cached is None:
+            if not (self.root / "ca.key").is_file():
+                raise PkiError(f"{self.root} has no CA key (a broker-only folder); issue, rotate and revoke on the PKI "
+                               "folder made by 'edgeperf certs init'")
             try:
                 key = serialization.load_pem_private_key((self.root / "ca.key").read_bytes(), password=None)
                 cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
