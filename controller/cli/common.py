@@ -16,8 +16,8 @@ from rich.console import Console
 
 from agent.errors import EdgeperfError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # a path or a command printed for copying is never broken across lines
+err_console = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 Broker = Annotated[str, typer.Option("--broker", envvar="EDGEPERF_BROKER", help="mqtt[s]://[user@]host[:port]")]
@@ -51,7 +51,7 @@ def cli_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except EdgeperfError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)  # one line, however long
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
