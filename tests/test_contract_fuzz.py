@@ -12,22 +12,19 @@ so it gets past the signature check to every field's own; unsigned junk stops at
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 
 from agent import __version__, bench, capabilities, contract, fleet_key
 from agent.config import AgentConfig
 from agent.contract import BODIES, MAX_PAYLOAD_BYTES, TYPES, ProtocolError, Topics
+from agent.contract_mutations import MI, mutated, mutations
 from agent.daemon import AgentDaemon
 from agent.energy_meter import PowerPlan
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
@@ -39,110 +36,6 @@ from tests.fleet_harness import AgentProcess, Mosquitto, campaign_file, signed, 
 
 pytestmark = pytest.mark.slow
 TOPICS = Topics()
-MI = msgspec.inspect
-# one value of each JSON type; a field gets every one its type does not accept
-JSON_VALUES: dict[str, Any] = {"null": None, "bool": True, "int": 7, "float": 1.5, "str": "abc", "array": [], "object": {}}
-BAD_TEXT = "not valid/#+ \u0000"  # breaks every pattern the contract has (ids, tags, hashes, tokens)
-
-
-def accepted_kinds(t: MI.Type) -> set[str]:
-    """The JSON types a schema type takes."""
-    if isinstance(t, MI.Metadata):
-        return accepted_kinds(t.type)
-    if isinstance(t, MI.UnionType):
-        return set().union(*(accepted_kinds(m) for m in t.types))
-    if isinstance(t, MI.AnyType):
-        return set(JSON_VALUES)
-    if isinstance(t, MI.LiteralType):
-        return {"str" if isinstance(v, str) else "int" for v in t.values}
-    return {
-        MI.NoneType: {"null"}, MI.BoolType: {"bool"}, MI.IntType: {"int"}, MI.FloatType: {"int", "float"},
-        MI.StrType: {"str"}, MI.ListType: {"array"}, MI.VarTupleType: {"array"}, MI.TupleType: {"array"},
-        MI.DictType: {"object"}, MI.StructType: {"object"}, MI.RawType: set(JSON_VALUES),
-    }[type(t)]
-
-
-TOO_MANY = object()  # marker: one item more than a list or mapping may hold
-
-
-def unwrap(t: MI.Type) -> MI.Type:
-    """The type a field holds under its annotation and an optional ``| None`` (wider unions stay as they are)."""
-    if isinstance(t, MI.Metadata):
-        return unwrap(t.type)
-    if isinstance(t, MI.UnionType):
-        members = [m for m in t.types if not isinstance(m, MI.NoneType)]
-        return unwrap(members[0]) if len(members) == 1 else t
-    return t
-
-
-def out_of_bounds(t: MI.Type) -> list[Any]:
-    """Values of the right JSON type that break the type's bounds: length, range, pattern, choice."""
-    t = unwrap(t)
-    out: list[Any] = []
-    if isinstance(t, MI.StrType):
-        out += ["x" * (t.max_length + 1)] if t.max_length is not None else []
-        out += [""] if t.min_length else []
-        out += [BAD_TEXT] if t.pattern else []
-    elif isinstance(t, (MI.IntType, MI.FloatType)):
-        step = 1 if isinstance(t, MI.IntType) else 0.5
-        out += [t.ge - step if t.ge > -1e300 else t.ge * 2] if t.ge is not None else []
-        out += [t.gt] if t.gt is not None else []
-        out += [t.le + step if t.le < 1e300 else t.le * 2] if t.le is not None else []
-        out += [t.lt] if t.lt is not None else []
-    elif isinstance(t, MI.LiteralType):
-        out.append("none-of-these" if isinstance(t.values[0], str) else 987654)
-    elif isinstance(t, (MI.VarTupleType, MI.ListType, MI.DictType)) and t.max_length is not None and t.max_length <= 4096:
-        out.append(TOO_MANY)
-    return out
-
-
-def too_many(t: MI.Type, base: Any) -> Any:
-    """A list or dict with one item more than the field allows (copies of the base's first item)."""
-    limit = unwrap(t).max_length
-    if isinstance(base, list) and base:
-        return [base[0]] * (limit + 1)
-    if isinstance(base, dict) and base:
-        first = next(iter(base.values()))
-        return {f"k{i}": first for i in range(limit + 1)}
-    return None
-
-
-@dataclass(frozen=True)
-class Mutation:
-    path: str  # where, e.g. data.kpis.latency_ms.p90
-    value: Any
-
-
-def mutations(t: MI.Type, base: Any, path: str) -> Iterator[Mutation]:
-    """Every wrong-typed and out-of-bounds value for ``base`` (valid for ``t``) and everything inside it."""
-    yield from (Mutation(path, v) for k, v in JSON_VALUES.items() if k not in accepted_kinds(t))
-    for v in out_of_bounds(t):
-        if v is not TOO_MANY:
-            yield Mutation(path, v)
-        elif too_many(t, base) is not None:
-            yield Mutation(path, too_many(t, base))
-    inner = unwrap(t)
-    if isinstance(inner, MI.StructType) and isinstance(base, dict):
-        for f in inner.fields:
-            if f.encode_name in base:
-                yield from mutations(f.type, base[f.encode_name], f"{path}.{f.encode_name}")
-        return
-    items = inner.item_type if isinstance(inner, (MI.ListType, MI.VarTupleType)) else getattr(inner, "value_type", None)
-    if items is not None and not isinstance(items, MI.AnyType) and base:
-        key = 0 if isinstance(base, list) else next(iter(base))
-        yield from mutations(items, base[key], f"{path}.{key}")
-
-
-def mutated(message: dict[str, Any], m: Mutation) -> dict[str, Any]:
-    out = copy.deepcopy(message)
-    *parents, last = m.path.split(".")
-    node: Any = out
-    for part in parents:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    node[int(last) if isinstance(node, list) else last] = m.value
-    return out
-
-
 def envelope(kind: str, device: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"v": 1, "type": kind, "device": device, "seq": 3, "ts": 1_800_000_000.0, "data": data}
 
@@ -160,13 +53,13 @@ def junk(kind: str, device: str, body: dict[str, Any], key: bytes) -> list[tuple
             found = mutations(MI.type_info(BODIES[kind]), body, "data")
         else:
             found = mutations(f.type, message[f.encode_name], f.encode_name)
-        for m in found:
-            if m.path == "v" and m.value == 1:
+        for path, value in found:
+            if path == "v" and value == 1:
                 continue
-            changed = mutated(message, m)
-            payload = json.dumps(changed if m.path == "sig" else signed(changed, key), allow_nan=False).encode()
+            changed = mutated(message, path, value)
+            payload = json.dumps(changed if path == "sig" else signed(changed, key), allow_nan=False).encode()
             if len(payload) <= MAX_PAYLOAD_BYTES:
-                out.append((f"{kind} {m.path}={str(m.value)[:40]!r}", payload))
+                out.append((f"{kind} {path}={str(value)[:40]!r}", payload))
     return out
 
 

@@ -37,10 +37,11 @@ def platform_refusal() -> str:
     if os.geteuid() != 0:
         return "platform: test hosts need root (network namespaces and overlay mounts)"
     if shutil.which("ip"):
-        probe = subprocess.run(["ip", "netns", "add", "edgeperf-probe"], capture_output=True, text=True)
+        name = f"edgeperf-probe-{os.getpid()}"  # every pytest worker probes at collection: one name each
+        probe = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
         if probe.returncode != 0:
             return f"platform: network namespaces are not allowed here: {probe.stderr.strip()}"
-        subprocess.run(["ip", "netns", "del", "edgeperf-probe"], check=False)
+        subprocess.run(["ip", "netns", "del", name], check=False)
     return ""
 
 
