@@ -175,6 +175,13 @@ class AgentDaemon:
         # The will is fixed at connect time: seq 0 marks it, and its session says which run of the agent ended.
         offline = Envelope("status", self.device, self._status_data("offline"), seq=0).encode(self.key)
         broker = BrokerUrl.parse(config.broker).with_credentials(config.username, config.password)
+        tls = TlsFiles(config.ca_file, config.cert_file, config.key_file)
+        name = tls.certificate_name()
+        if name is not None and name != self.device:  # connects, and is then never seen: say why now
+            log.warning("device id %r is not its client certificate's name %r (%s): a broker configured by 'edgeperf "
+                        "broker config' lets a client use only the topics of its certificate's name; run it as "
+                        "--device-id %s, or issue a certificate for %s ('edgeperf certs add %s')",
+                        self.device, name, config.cert_file, name, self.device, self.device)
         self.origins = origins.resolve(config.artifact_origins, broker.host)
         self.conn = Connection(
             f"edgeperf-agent-{self.device}-{self.identity.session[:8]}",  # two agents on one id must not kick each other off
@@ -183,7 +190,7 @@ class AgentDaemon:
             + [(self.topics.announce(), 1)],
             will=(self.topics.device(self.device, "status"), offline, 1, True),
             on_connected=self._connected.set,
-            tls=TlsFiles(config.ca_file, config.cert_file, config.key_file),
+            tls=tls,
             mqtt_version=config.mqtt_version,
             keepalive_s=config.keepalive_s,
             reconnect_s=(1, config.reconnect_max_s),

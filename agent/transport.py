@@ -85,6 +85,18 @@ class TlsFiles:
     cert_file: Path | None = None
     key_file: Path | None = None
 
+    def certificate_name(self) -> str | None:
+        """The client certificate's common name (a hardened broker's identity for this client), or None
+        when there is no certificate or it cannot be read. Read with the ssl module's own certificate
+        decoder (the agent carries no X.509 library); a failure is only a missing hint, never an error."""
+        if self.cert_file is None:
+            return None
+        try:
+            subject = ssl._ssl._test_decode_cert(str(self.cert_file))["subject"]  # type: ignore[attr-defined]
+        except (AttributeError, OSError, ssl.SSLError, KeyError, ValueError):
+            return None
+        return next((value for rdn in subject for key, value in rdn if key == "commonName"), None)
+
 
 @dataclass(frozen=True)
 class Message:

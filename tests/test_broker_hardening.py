@@ -243,6 +243,24 @@ def test_the_real_agent_works_through_the_acl_and_its_will_reaches_the_controlle
         controller.stop()
 
 
+def test_an_agent_whose_id_is_not_its_certificates_name_says_so_at_start(lab, tmp_path):
+    """The ACL quietly gives it none of its topics (mosquitto's SUBACK grants them anyway on MQTT 3.1.1),
+    so the agent itself says why it will never be seen; the right agent says nothing of the kind."""
+    pki, broker = lab
+    cert, key = pki.device_files("pi-a")
+    tls = ("--ca-file", str(pki.ca_file), "--cert-file", str(cert), "--key-file", str(key))
+    wrong = AgentProcess(broker.url, "pi-z", tmp_path / "z", *tls).start()
+    right = AgentProcess(broker.url, "pi-a", tmp_path / "a", *tls).start()
+    try:
+        wait_until(lambda: "connected to" in wrong.log() and "connected to" in right.log(), 30, "both agents connected")
+        assert ("device id 'pi-z' is not its client certificate's name 'pi-a'" in wrong.log()
+                and "--device-id pi-a" in wrong.log() and "edgeperf certs add pi-z" in wrong.log())
+        assert "is not its client certificate's name" not in right.log()
+    finally:
+        wrong.terminate()
+        right.terminate()
+
+
 def test_strangers_and_plaintext_are_refused(lab, tmp_path):
     pki, broker = lab
     assert mqtt_connect(broker.port, pki.ca_file, pki.device_files("pi-a")) == "accepted"  # the probe itself works
