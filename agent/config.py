@@ -59,7 +59,7 @@ class AgentConfig:
     resend_after_s: float = 30.0  # re-publish results not acked after this long, doubling per attempt
     telemetry_interval_s: float = 1.0
     heartbeat_s: float = 10.0  # status re-published this often; the controller calls a device stale after 3 missed
-    fleet_key_file: Path | None = None  # the fleet key signing every message; default <data root>/../fleet.key, created
+    fleet_key_file: Path | None = None  # the fleet key signing every message; default: agent.fleet_key.default_path()
     reconnect_max_s: int = 30
     artifact_origins: tuple[str, ...] = ()  # scheme://host[:port] jobs may download from; () = the broker's host
     max_artifact_bytes: int = DEFAULT_MAX_ARTIFACT_BYTES  # refuse a job whose model is larger
