@@ -334,8 +334,9 @@ class AgentDaemon:
         try:
             if msg.topic == self.topics.announce():  # a controller (re)subscribed: report now, re-send what it lacks
                 contract.decode("announce", msg.payload, self.key)
-                self._publish_presence()
-                self._resend(everything=True)
+                if self.identity.speaking:  # still settling: it announces itself anyway once it may speak
+                    self._publish_presence()
+                    self._resend(everything=True)
                 return
             device, kind = self.topics.parse(msg.topic)
             if device != self.device:
