@@ -64,8 +64,8 @@ def test_both_engines_time_a_controlled_delay_alike(tmp_path):
         ("ss-too-few-for-early-stopping", Scenario.SINGLE_STREAM, {"min_query_count": 40}, False, 40, 40),
         ("ss-max-queries", Scenario.SINGLE_STREAM, {"min_query_count": 100, "max_query_count": 70}, False, 70, 70),
         ("ms-minimums", Scenario.MULTI_STREAM, {"min_query_count": 662}, True, 662, 5296),
-        ("server-within-bound", Scenario.SERVER,
-         {"min_query_count": 459, "server_target_qps": 300.0, "server_target_latency_ms": 10.0}, True, 459, 459),
+        ("server-within-bound", Scenario.SERVER,  # a 1 ms SUT at 30 % load: far within 200 ms, however busy the machine
+         {"min_query_count": 459, "server_target_qps": 300.0, "server_target_latency_ms": 200.0}, True, 459, 459),
         ("offline-samples", Scenario.OFFLINE, {"offline_min_sample_count": 300}, True, 1, 300),
         ("offline-short", Scenario.OFFLINE,
          {"offline_min_sample_count": 200, "min_duration_ms": 1500, "offline_expected_qps": 100.0}, False, 1, 200),
@@ -113,7 +113,7 @@ def test_native_max_duration_ends_the_run_on_time():
     started = time.perf_counter()
     outcome = native.run(FixedDelaySut(0.002), settings)
     elapsed = time.perf_counter() - started
-    assert 0.5 <= elapsed < 0.75  # min_duration is 10 s: ended by max_duration, with room for a busy CI box
+    assert 0.5 <= elapsed < 5.0  # min_duration is 10 s: ended by max_duration, with room for a starved machine
     assert outcome.ended_by == "max duration reached"
     min_queries = next(c for c in outcome.checks if c.name == "min_queries")
     assert min_queries.ok and min_queries.detail.startswith("skipped")  # MLPerf Mobile's enforce_max_duration
