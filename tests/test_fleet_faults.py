@@ -7,6 +7,8 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -17,6 +19,7 @@ from agent.contract import MAX_PAYLOAD_BYTES, Envelope, Topics
 from agent.transport import Connection
 from controller.fleet import campaign as campaign_file
 from controller.fleet import session
+from controller.fleet.scheduler import Fleet
 from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
 from tests.fleet_harness import campaign_file as write_campaign
 
@@ -34,7 +37,7 @@ def mosquitto(tmp_path):
 def small_disk(tmp_path):
     """A 32 MiB tmpfs for an agent's data directory, so the test can fill it."""
     if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs as a full disk (the CI machine runs as root)")
+        pytest.skip("platform: mounting a tmpfs as a full disk needs root (the CI machine runs as root)")
     mount = tmp_path / "small-disk"
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], check=True)
@@ -58,6 +61,17 @@ def fill(folder: Path) -> Path:
     return filler
 
 
+@contextmanager
+def campaign_fleet(broker_url: str, tmp_path: Path, device_id: str, mqtt_version: str = "3.1.1") -> Iterator[Fleet]:
+    """The controller as ``campaign run`` opens it, once ``device_id`` is heard and available."""
+    options = session.FleetOptions(broker=broker_url, db=tmp_path / "c.db", artifact_host="127.0.0.1",
+                                   artifact_advertise="127.0.0.1", mqtt_version=mqtt_version)
+    with session.fleet(options, artifacts=True, owner=True) as fleet:
+        wait_until(lambda: device_id in fleet.devices and fleet.devices[device_id].available, 30, f"{device_id} available",
+                   step=lambda: fleet.pump(0.1))
+        yield fleet
+
+
 def run_campaign(fleet, tmp_path: Path, name: str, **kwargs) -> tuple[str, str]:
     spec = campaign_file.load(write_campaign(tmp_path / f"{name}.yaml", variants=["int8.tflite"], scenarios=["SingleStream"],
                                              modes=["performance"], **kwargs))
@@ -68,12 +82,8 @@ def run_campaign(fleet, tmp_path: Path, name: str, **kwargs) -> tuple[str, str]:
 def test_a_full_disk_on_the_agent_fails_the_job_at_once_by_name_and_work_resumes_when_space_is_freed(
         tmp_path, mosquitto, small_disk):
     agent = AgentProcess(mosquitto.url, "pi-full", small_disk).start()
-    options = session.FleetOptions(broker=mosquitto.url, db=tmp_path / "c.db", artifact_host="127.0.0.1",
-                                   artifact_advertise="127.0.0.1")
     try:
-        with session.fleet(options, artifacts=True, owner=True) as fleet:
-            wait_until(lambda: "pi-full" in fleet.devices and fleet.devices["pi-full"].available, 30, "the agent",
-                       step=lambda: fleet.pump(0.1))
+        with campaign_fleet(mosquitto.url, tmp_path, "pi-full") as fleet:
             assert run_campaign(fleet, tmp_path, "warm")[1] == "finished"  # the model is in the agent's cache now
             filler = fill(small_disk)
             campaign_id, state = run_campaign(fleet, tmp_path, "full", retries=0)
@@ -94,12 +104,8 @@ def test_a_second_agent_under_the_same_device_id_says_so_and_stops_and_the_first
     (a ``duplicate`` event the controller shows), exits 2 without touching the shared status, and the
     first agent keeps running jobs."""
     first = AgentProcess(mosquitto.url, "pi-clone", tmp_path / "a", "--heartbeat-s", "1").start()
-    options = session.FleetOptions(broker=mosquitto.url, db=tmp_path / "c.db", artifact_host="127.0.0.1",
-                                   artifact_advertise="127.0.0.1")
     try:
-        with session.fleet(options, artifacts=True, owner=True) as fleet:
-            wait_until(lambda: "pi-clone" in fleet.devices and fleet.devices["pi-clone"].available, 30, "the first agent",
-                       step=lambda: fleet.pump(0.1))
+        with campaign_fleet(mosquitto.url, tmp_path, "pi-clone") as fleet:
             first_session = fleet.devices["pi-clone"].session
             second = AgentProcess(mosquitto.url, "pi-clone", tmp_path / "b", "--heartbeat-s", "1").start()
             assert second.proc.wait(60) == 2
@@ -123,12 +129,8 @@ def test_a_result_over_the_brokers_packet_limit_fails_once_by_name_without_a_rec
     broker.start()
     told = [] if mqtt == "5" else ["--max-packet-bytes", "4096"]
     agent = AgentProcess(broker.url, "pi-small", tmp_path, "--mqtt-version", mqtt, *told).start()
-    options = session.FleetOptions(broker=broker.url, db=tmp_path / "c.db", artifact_host="127.0.0.1",
-                                   artifact_advertise="127.0.0.1", mqtt_version="5")
     try:
-        with session.fleet(options, artifacts=True, owner=True) as fleet:
-            wait_until(lambda: "pi-small" in fleet.devices and fleet.devices["pi-small"].available, 30, "the agent",
-                       step=lambda: fleet.pump(0.1))
+        with campaign_fleet(broker.url, tmp_path, "pi-small", mqtt_version="5") as fleet:
             campaign_id, state = run_campaign(fleet, tmp_path, "big-result", retries=2)
             (job,) = fleet.store.jobs(campaign_id)
             assert state == "finished_with_failures" and job.attempts == 1  # not retried: the same result is as big
