@@ -299,11 +299,13 @@ class Failed(_Body, frozen=True):
 
 
 class Rejected(_Body, frozen=True):
-    """A job refused before it ran (malformed, busy with another)."""
+    """A job refused before it ran (malformed, busy with another). ``busy``: the device was running
+    another job (another controller's, on a shared fleet); the job waits for it, costing no retry."""
 
     run_id: RunId
     reason: Text
     retryable: bool = True
+    busy: bool = False
 
 
 class Cancelled(_Body, frozen=True):
@@ -832,6 +834,11 @@ class Topics(Struct, frozen=True):
     def announce(self) -> str:
         """The one fleet-wide topic: a controller's request that every agent say its status now."""
         return f"{self.prefix}/announce"
+
+    def probe(self, controller_id: str) -> str:
+        """Where a controller sends its link probe (``controller.fleet.link``): no one subscribes, only the
+        broker's acknowledgement matters."""
+        return f"{self.prefix}/probe/{controller_id}"
 
     def all_devices(self, kind: str) -> str:
         """Subscription filter for one kind from every device."""

@@ -32,6 +32,7 @@ import psutil
 
 from agent import __version__, contract, device_info, fleet_key, origins
 from agent.artifacts import ArtifactCache, ArtifactError
+from agent.clock_watch import ClockWatch, step_reason
 from agent.config import AgentConfig
 from agent.contract import MAX_PAYLOAD_BYTES, TOPICS, Envelope, Job, ProtocolError, Topics
 from agent.drops import DropLog
@@ -118,6 +119,8 @@ class JobRun(threading.Thread):
         reader.start()
         timeout = threading.Timer(self.job.timeout_s, self.stop, args=("timed out on the device",))
         timeout.start()
+        clock = ClockWatch(lambda step: self.stop(step_reason(step)))
+        clock.start()
         if self._stopped_because:  # stopped while the worker was starting
             self._proc.kill()
         try:
@@ -130,6 +133,7 @@ class JobRun(threading.Thread):
             code = self._proc.wait()
         finally:
             timeout.cancel()
+            clock.stop()
         reader.join(5)
         text = "".join(stderr)
         if self._cancelled:
@@ -184,7 +188,9 @@ class AgentDaemon:
                         self.device, name, config.cert_file, name, self.device, self.device)
         self.origins = origins.resolve(config.artifact_origins, broker.host)
         self.conn = Connection(
-            f"edgeperf-agent-{self.device}-{self.identity.session[:8]}",  # two agents on one id must not kick each other off
+            # Two agents on one id must not push each other off the broker; a broker from 'edgeperf broker config'
+            # replaces this id with the certificate's name, and then they do (agent.identity).
+            f"edgeperf-agent-{self.device}-{self.identity.session[:8]}",
             broker,
             subscriptions=[(self.topics.device(self.device, kind), 1) for kind in ("jobs", "acks", "status")]
             + [(self.topics.announce(), 1)],
@@ -345,7 +351,7 @@ class AgentDaemon:
             if envelope.device != self.device:
                 raise ProtocolError(f"a message for device {envelope.device!r} on {msg.topic}")
             if kind == "status":
-                self._on_own_status(envelope.data, msg.retain)
+                self._on_own_status(envelope.data, msg.retain, envelope.ts)
                 return
         except ProtocolError as exc:
             self.drops.drop("controller", str(exc), msg.topic)
@@ -363,9 +369,9 @@ class AgentDaemon:
         elif isinstance(body, Job):
             self._take(body)
 
-    def _on_own_status(self, status: contract.Status, retained: bool) -> None:
+    def _on_own_status(self, status: contract.Status, retained: bool, sent_at: float) -> None:
         """A status on this agent's own topic: its own echo, or another agent using the same device id."""
-        note = self.identity.heard(status, retained)
+        note = self.identity.heard(status, retained, sent_at)
         if note:
             log.warning("%s", note)
         if self.identity.duplicate:
@@ -398,7 +404,7 @@ class AgentDaemon:
             return
         if self._job is not None:
             log.warning("rejected job %s: busy with %s", run_id, self._job.run_id)
-            self.event("rejected", contract.Rejected(run_id, f"busy with {self._job.run_id}"))
+            self.event("rejected", contract.Rejected(run_id, f"busy with {self._job.run_id}", busy=True))
             return
         try:
             self.outbox.set_job_state(run_id, "accepted", contract.to_builtins(job.without_token()))
@@ -452,9 +458,7 @@ class AgentDaemon:
         )
         next_housekeeping = next_telemetry = next_heartbeat = time.monotonic()
         while not self._stop.is_set():
-            if self._connected.is_set():  # (re)connected: listen for the retained own status first
-                self._connected.clear()
-                self.identity.connected()
+            self._note_connect()
             if self.identity.may_speak():
                 self._publish_presence()
                 self._resend(everything=True)
@@ -464,6 +468,7 @@ class AgentDaemon:
             except queue.Empty:
                 message = None
             if message is not None:
+                self._note_connect()  # the retained own status follows a (re)connect: it belongs to the new one
                 try:
                     self._handle(message)
                 except Exception as exc:  # one bad message must not stop the agent
@@ -485,6 +490,14 @@ class AgentDaemon:
                 next_housekeeping = now + HOUSEKEEPING_S
                 self._resend()
         self._shutdown()
+
+    def _note_connect(self) -> None:
+        """(Re)connected: listen for the retained own status first. paho sets the flag before it queues what
+        arrives after the connect, so checking it again before each message never counts a message of the new
+        connection under the old one."""
+        if self._connected.is_set():
+            self._connected.clear()
+            self.identity.connected()
 
     def _shutdown(self) -> None:
         job = self._job

@@ -16,7 +16,9 @@ import logging
 import queue
 import re
 import ssl
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +28,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from agent import tls_diagnosis
 from agent.errors import EXIT_UNREACHABLE, EdgeperfError, SettingsError
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,13 @@ log = logging.getLogger(__name__)
 
 class BrokerUnreachable(EdgeperfError):
     """No connection to the broker within the time asked for."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class BrokerRefused(EdgeperfError):
+    """The broker turned this client away for a reason waiting will not change: its certificate, the broker's
+    certificate, its credentials."""
 
     exit_code = EXIT_UNREACHABLE
 
@@ -87,15 +97,28 @@ class TlsFiles:
 
     def certificate_name(self) -> str | None:
         """The client certificate's common name (a hardened broker's identity for this client), or None
-        when there is no certificate or it cannot be read. Read with the ssl module's own certificate
-        decoder (the agent carries no X.509 library); a failure is only a missing hint, never an error."""
-        if self.cert_file is None:
-            return None
-        try:
-            subject = ssl._ssl._test_decode_cert(str(self.cert_file))["subject"]  # type: ignore[attr-defined]
-        except (AttributeError, OSError, ssl.SSLError, KeyError, ValueError):
-            return None
+        when there is no certificate or it cannot be read."""
+        subject = (self.certificate() or {}).get("subject", ())
         return next((value for rdn in subject for key, value in rdn if key == "commonName"), None)
+
+    def certificate(self) -> dict | None:
+        """The client certificate as the ssl module decodes it (subject, issuer, notBefore, notAfter), or None."""
+        return _decode(self.cert_file)
+
+    def ca_certificate(self) -> dict | None:
+        """The first certificate in the CA file, decoded the same way, or None."""
+        return _decode(self.ca_file)
+
+
+def _decode(path: Path | None) -> dict | None:
+    """A PEM certificate read with the ssl module's own decoder (the agent carries no X.509 library); a failure
+    is only a missing hint, never an error."""
+    if path is None:
+        return None
+    try:
+        return ssl._ssl._test_decode_cert(str(path))  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ssl.SSLError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -111,7 +134,11 @@ Publish = tuple[str, bytes, int, bool]  # topic, payload, qos, retain
 
 
 class Connection:
-    """A paho client that keeps itself connected and queues what it receives."""
+    """A paho client that keeps itself connected and queues what it receives.
+
+    A connection that fails says why in one line (``problem``): a refused certificate on either side
+    (``agent.tls_diagnosis``), a broker that refused the CONNECT, or one that cannot be reached.
+    """
 
     def __init__(
         self,
@@ -121,6 +148,7 @@ class Connection:
         subscriptions: Sequence[tuple[str, int]] = (),
         will: Publish | None = None,
         on_connected: Callable[[], None] | None = None,
+        loopback: Publish | None = None,
         tls: TlsFiles | None = None,
         mqtt_version: str = "3.1.1",
         keepalive_s: int = 30,
@@ -128,15 +156,24 @@ class Connection:
         session_expiry_s: int | None = None,
         max_packet_bytes: int | None = None,
     ) -> None:
+        """``loopback`` is published after every (re)connect once the subscriptions are granted, and this client
+        subscribes to its topic: its arrival (``looped``) proves the broker lets this client write and read there.
+        Messages on that topic are not queued."""
         if mqtt_version not in ("3.1.1", "5"):
             raise SettingsError(f"unknown MQTT version {mqtt_version!r}; use 3.1.1 or 5")
         self.broker, self.inbox = broker, queue.Queue[Message]()
         # The largest packet the broker takes: configured (MQTT 3.1.1 cannot learn it) or announced in
         # CONNACK (MQTT 5), the smaller of the two. A bigger packet would make the broker drop the connection.
         self._configured_max, self.max_packet_bytes = max_packet_bytes, max_packet_bytes
-        self.connected = threading.Event()
+        self.connected, self.looped = threading.Event(), threading.Event()
+        self.problem: str | None = None  # why the last connection attempt failed, in one line
+        self._refused = threading.Event()  # ... and it was a refusal that retrying alone will not change
+        self._answered = self._reported = False  # this attempt: CONNACK received; its failure already said
         self._waiting = False
-        self._subscriptions, self._on_connected, self._keepalive = list(subscriptions), on_connected, keepalive_s
+        self._loopback = loopback
+        self._subscriptions = list(subscriptions) + ([(loopback[0], loopback[2])] if loopback else [])
+        self._on_connected, self._keepalive = on_connected, keepalive_s
+        self._tls = tls or TlsFiles()
         v5 = mqtt_version == "5"
         persistent = session_expiry_s is not None
         self._client = mqtt.Client(
@@ -153,18 +190,23 @@ class Connection:
         if broker.username:
             self._client.username_pw_set(broker.username, broker.password)
         if broker.tls:
-            files = tls or TlsFiles()
-            self._client.tls_set(
-                ca_certs=str(files.ca_file) if files.ca_file else None,
-                certfile=str(files.cert_file) if files.cert_file else None,
-                keyfile=str(files.key_file) if files.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            files = self._tls
+            try:
+                self._client.tls_set(
+                    ca_certs=str(files.ca_file) if files.ca_file else None,
+                    certfile=str(files.cert_file) if files.cert_file else None,
+                    keyfile=str(files.key_file) if files.key_file else None,
+                    cert_reqs=ssl.CERT_REQUIRED,
+                )
+            except (OSError, ValueError) as exc:  # ssl.SSLError included: a key that is not the certificate's, a non-PEM file
+                raise SettingsError(f"cannot use the TLS files (ca {files.ca_file}, certificate {files.cert_file}, key "
+                                    f"{files.key_file}): {exc}; give the files 'edgeperf certs' made for this client") from None
         if will:
             topic, payload, qos, retain = will
             self._client.will_set(topic, payload, qos=qos, retain=retain)  # before connect, or it is never sent
         self._client.reconnect_delay_set(*reconnect_s)
         self._client.max_queued_messages_set(0)
+        self._client.on_pre_connect = self._handle_pre_connect
         self._client.on_connect = self._handle_connect
         self._client.on_disconnect = self._handle_disconnect
         self._client.on_connect_fail = self._handle_connect_fail
@@ -172,11 +214,21 @@ class Connection:
         self._client.on_subscribe = self._handle_subscribe
         self._subscribe_mid: int | None = None
 
-    # paho's thread: enqueue and return
+    # paho's thread: enqueue and return (a connection closed before CONNACK first asks the broker why: up to
+    # ``tls_diagnosis.PROBE_TIMEOUT_S``, before paho's back-off)
+    def _handle_pre_connect(self, client, userdata) -> None:
+        self._answered = self._reported = False
+
     def _handle_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._answered = True
         if reason_code.is_failure:
-            log.warning("broker %s refused the connection: %s (retrying)", self.broker, reason_code)
+            who = f"user {self.broker.username}" if self.broker.username else "no username"
+            self._fail(f"the broker refused the connection: {reason_code} ({who}); check the credentials it was given "
+                       "(a broker from 'edgeperf broker config' checks the controller's password, kept beside its "
+                       "certificate as controller.password, against its broker.passwd: both come from one PKI)", refused=True)
             return
+        self.problem = None
+        self._refused.clear()
         announced = getattr(properties, "MaximumPacketSize", None) if properties is not None else None
         limits = [n for n in (self._configured_max, announced) if n]
         self.max_packet_bytes = min(limits) if limits else None
@@ -196,43 +248,86 @@ class Connection:
     def _ready(self) -> None:
         self.connected.set()
         log.info("connected to %s", self.broker)
+        if self._loopback:
+            topic, payload, qos, retain = self._loopback
+            self._client.publish(topic, payload, qos=qos, retain=retain)
         if self._on_connected:
             self._on_connected()
 
     def _handle_connect_fail(self, client, userdata) -> None:
-        # While a caller waits in ``start`` the failure is theirs to report, in one line.
-        log.log(logging.INFO if self._waiting else logging.WARNING, "cannot reach broker %s (retrying)", self.broker)
+        self._failed(sys.exc_info()[1])  # paho calls this inside its ``except OSError``: that error is why
 
     def _handle_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
-        if reason_code.is_failure:
-            log.warning("lost broker %s: %s (reconnecting)", self.broker, reason_code)
+        if not reason_code.is_failure or self._reported:
+            return
+        if not self._answered and self.broker.tls:
+            # Closed after the TLS handshake, before the broker's CONNACK: with TLS 1.3 that is how a refused
+            # client certificate looks, and its alert may not have been read. Ask once more, listening only.
+            refusal = tls_diagnosis.probe(self.broker.host, self.broker.port, self._tls)
+            if isinstance(refusal, ssl.SSLError):
+                self._failed(refusal)
+            else:
+                self._fail(f"the broker closed the connection before answering ({reason_code}), though it accepted "
+                           "this client's TLS handshake: see the broker's log", refused=False)
+            return
+        log.warning("lost broker %s: %s (reconnecting)", self.broker, reason_code)
 
     def _handle_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        if self._loopback and msg.topic == self._loopback[0]:
+            if msg.payload == self._loopback[1]:
+                self.looped.set()
+            return
         self.inbox.put(Message(msg.topic, msg.payload, bool(msg.retain)))
 
+    # either thread
+    def _failed(self, error: BaseException | None) -> None:
+        """A connection attempt failed before the broker answered: say why, in one line."""
+        if isinstance(error, ssl.SSLError) and self.broker.tls:
+            self._fail(tls_diagnosis.describe(error, self._tls, self.broker.host), refused=True)
+        else:
+            self._fail(str(error), refused=False)
+
+    def _fail(self, problem: str, refused: bool) -> None:
+        """Log ``problem`` (loudly the first time, quietly when it repeats or while ``start`` waits to report it
+        itself) and keep it for ``start``; paho retries with its doubling back-off either way."""
+        quiet = self._waiting or problem == self.problem
+        log.log(logging.INFO if quiet else logging.WARNING, "cannot connect to broker %s: %s (retrying)", self.broker, problem)
+        self.problem, self._reported = problem, True
+        if refused:
+            self._refused.set()
+
     def start(self, wait_s: float | None = None) -> None:
-        """Connect in the background; with ``wait_s``, fail if the first connection takes longer."""
-        where, first_error = (self.broker.host, self.broker.port), ""
+        """Connect in the background; with ``wait_s``, fail if the first connection takes longer, or at once
+        when the broker refuses this client."""
+        where = (self.broker.host, self.broker.port)
         self._waiting = wait_s is not None
         try:  # the first attempt in the foreground, so a refused certificate or a wrong port is said at once
             self._client.connect(*where, keepalive=self._keepalive, clean_start=self._clean_start, properties=self._properties)
-        except (OSError, ssl.SSLError) as exc:
-            first_error = f" ({exc})"
-            log.log(logging.INFO if self._waiting else logging.WARNING,
-                    "cannot connect to broker %s: %s (retrying in the background)", self.broker, exc)
+        except OSError as exc:  # ssl.SSLError included
+            self._failed(exc)
             self._client.connect_async(*where, keepalive=self._keepalive, clean_start=self._clean_start,
                                        properties=self._properties)
         self._client.loop_start()
         try:
-            if self._waiting and not self.connected.wait(wait_s):
+            if self._waiting and not self._wait_connected(wait_s):
                 self._client.loop_stop()
+                if self._refused.is_set():
+                    raise BrokerRefused(f"no connection to broker {self.broker}: {self.problem}")
+                why = f" ({self.problem})" if self.problem else ""
                 raise BrokerUnreachable(
-                    f"no connection to broker {self.broker} within {wait_s:g} s{first_error}; is it running and "
+                    f"no connection to broker {self.broker} within {wait_s:g} s{why}; is it running and "
                     "reachable (start one with 'edgeperf broker')?"
                 )
         finally:
             self._waiting = False
+
+    def _wait_connected(self, wait_s: float) -> bool:
+        deadline = time.monotonic() + wait_s
+        while not self.connected.wait(0.05):
+            if self._refused.is_set() or time.monotonic() >= deadline:
+                return False
+        return True
 
     @staticmethod
     def packet_bytes(topic: str, payload: bytes) -> int:

@@ -62,11 +62,14 @@ class Mosquitto:
         self.write_config("allow_anonymous true\n")
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def write_config(self, settings: str) -> None:
+    def write_config(self, settings: str, persistence: bool = False) -> None:
         """The listener on our port plus ``settings``; as root, mosquitto must not drop to a user
-        that cannot read the test's certificate and password files."""
+        that cannot read the test's certificate and password files. With ``persistence``, retained
+        messages and sessions are saved every second, so even a ``kill -9`` leaves them on disk."""
         user = "user root\n" if os.geteuid() == 0 else ""
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\npersistence false\n{user}{settings}")
+        saved = (f"persistence true\npersistence_location {self.workdir}/\nautosave_interval 1\n" if persistence
+                 else "persistence false\n")
+        self.conf.write_text(f"listener {self.port} 127.0.0.1\n{saved}{user}{settings}")
 
     @property
     def url(self) -> str:
@@ -77,6 +80,13 @@ class Mosquitto:
         self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
         wait_until(lambda: port_open(self.port), 10, "mosquitto to listen")
         return self
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` (SIGKILL, SIGSTOP, SIGCONT) to the broker."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        if sig == signal.SIGKILL:
+            self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

@@ -7,10 +7,6 @@ what happens before MQTT starts.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import queue
-import signal
 import socket
 import ssl
 import uuid
@@ -21,69 +17,14 @@ import pytest
 
 from agent import fleet_key
 from agent.contract import DEFAULT_PREFIX, MAX_PAYLOAD_BYTES, Envelope, Topics, decode
-from agent.transport import BrokerUrl, Connection, Message, TlsFiles
 from controller.provisioning import broker_config
 from controller.provisioning.broker_config import MAX_PACKET_BYTES, BrokerConfigError
 from controller.provisioning.pki import Pki, PkiError
-from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
+from tests.broker_lab import Client, HardenedMosquitto
+from tests.fleet_harness import AgentProcess, wait_until
 
 TOPICS = Topics()
 AGENT_KINDS = ("status", "info", "events", "results", "telemetry")  # written out: an independent check of the ACL
-
-
-class HardenedMosquitto(Mosquitto):
-    """The harness's mosquitto, run with the config ``edgeperf broker config`` writes (and nothing else)."""
-
-    def __init__(self, workdir: Path, pki: Pki) -> None:
-        super().__init__(workdir)
-        user = "root" if os.geteuid() == 0 else None  # as root, mosquitto would drop to a user that cannot read the keys
-        self.conf, self.acl = broker_config.write(pki, self.conf, port=self.port, bind="127.0.0.1", user=user)
-        self.log_file = workdir / "mosquitto.log"
-
-    @property
-    def url(self) -> str:
-        return f"mqtts://127.0.0.1:{self.port}"
-
-    def reload(self) -> None:
-        """SIGHUP, and wait until mosquitto says it reloaded."""
-        assert self.proc is not None
-        before = self.log_file.read_text().count("Reloading config")
-        self.proc.send_signal(signal.SIGHUP)
-        wait_until(lambda: self.log_file.read_text().count("Reloading config") > before, 10, "mosquitto to reload")
-
-
-class Client:
-    """A ``Connection`` with the PKI's files for one identity, and what it has received so far."""
-
-    def __init__(self, broker: HardenedMosquitto, pki: Pki, files: tuple[Path, Path], subscriptions=(), username=None) -> None:
-        self.conn = Connection(
-            f"test-{uuid.uuid4().hex[:8]}",
-            BrokerUrl.parse(broker.url).with_credentials(username, "any"),
-            subscriptions=[(topic, 1) for topic in subscriptions],
-            tls=TlsFiles(pki.ca_file, *files),
-            reconnect_s=(1, 1),
-        )
-        self.conn.start(wait_s=10)
-        self.seen: list[Message] = []
-
-    def pump(self) -> None:
-        with contextlib.suppress(queue.Empty):
-            self.seen.append(self.conn.inbox.get(timeout=0.05))
-
-    def topics(self) -> list[str]:
-        while not self.conn.inbox.empty():
-            self.pump()
-        return [m.topic for m in self.seen]
-
-    def wait_for(self, topic: str, what: str, timeout_s: float = 10) -> Message:
-        wait_until(lambda: topic in [m.topic for m in self.seen], timeout_s, what, step=self.pump)
-        return next(m for m in self.seen if m.topic == topic)
-
-    def publish(self, topic: str, payload: bytes = b"{}", qos: int = 1) -> None:
-        self.conn.publish(topic, payload, qos=qos).wait_for_publish(5)
-
-    def stop(self) -> None:
-        self.conn.stop()
 
 
 def mqtt_connect(port: int, ca: Path | None, files: tuple[Path, Path] | None = None, tls: bool = True) -> str:
@@ -122,15 +63,19 @@ def test_the_broker_folder_holds_no_key_that_could_issue_or_impersonate(tmp_path
     pki = Pki.init(tmp_path / "pki", ["127.0.0.1"], ["pi-a"])
     broker = pki.export_broker(tmp_path / "broker")
     files = sorted(str(p.relative_to(broker.root)) for p in broker.root.rglob("*") if p.is_file())
-    assert files == ["broker.key", "broker.pem", "ca.pem", "crl.pem", "index.json"]
+    assert files == ["broker.key", "broker.passwd", "broker.pem", "ca.pem", "crl.pem", "index.json"]
     assert (broker.root / "broker.key").stat().st_mode & 0o777 == 0o600
+    # the hash of the controller's password, never the password: a broken-into broker cannot pose as the controller
+    assert (broker.root / "broker.passwd").read_bytes() == pki.broker_password_file.read_bytes()
+    assert pki.controller_password_file.read_text().strip() not in (broker.root / "broker.passwd").read_text()
     assert [e.kind for e in broker.entries()] == ["broker"]
     with pytest.raises(PkiError, match="no CA key"):
         broker.add_device("pi-b")
     with pytest.raises(PkiError, match="no CA key"):
         Pki.open(broker.root)  # what issuing commands open
-    conf, _ = broker_config.render(broker, acl_path=tmp_path / "x.acl")  # what 'broker config' needs is there
-    assert f"certfile {broker.root / 'broker.pem'}" in conf and f"cafile {broker.root / 'ca.pem'}" in conf
+    conf, _, _ = broker_config.write(broker, tmp_path / "x.conf")  # what 'broker config' needs is there
+    for name in ("broker.pem", "ca.pem", "broker.passwd"):
+        assert str(broker.root / name) in conf.read_text(), name
     with pytest.raises(PkiError, match="is the PKI folder itself"):
         pki.export_broker(pki.root)
 
@@ -139,47 +84,73 @@ def device_topic(device: str, kind: str) -> str:
     return TOPICS.device(device, kind)
 
 
-def test_the_config_is_tls_only_with_certificate_identities(tmp_path):
+def sections(conf: str) -> list[dict[str, str]]:
+    """The config's settings: the global ones, then one dict per listener (each starts at its ``listener`` line)."""
+    found: list[dict[str, str]] = [{}]
+    for line in conf.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.split(" ", 1)
+            if key == "listener":
+                found.append({})
+            assert key not in found[-1], f"{key} set twice in one section"
+            found[-1][key] = value
+    return found
+
+
+def acl_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_the_config_is_tls_only_with_a_listener_for_devices_and_one_for_the_controller(tmp_path):
     pki = Pki.init(tmp_path / "pki", ["127.0.0.1"])
-    conf, acl = broker_config.render(pki, acl_path=tmp_path / "x.acl")
-    lines = [line for line in conf.splitlines() if line and not line.startswith("#")]
-    settings = dict(line.split(" ", 1) for line in lines)
-    assert [line for line in lines if line.startswith("listener")] == ["listener 8883 0.0.0.0"]
-    assert settings["allow_anonymous"] == "false" and settings["per_listener_settings"] == "false"
-    assert settings["require_certificate"] == "true" and settings["use_identity_as_username"] == "true"
-    assert settings["tls_version"] == "tlsv1.2"
-    assert int(settings["max_packet_size"]) == MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES
-    for option in ("cafile", "certfile", "keyfile", "crlfile", "acl_file"):
-        assert Path(settings[option]).is_absolute(), option
-    assert settings["crlfile"] == str(pki.crl_file) and settings["keyfile"] == str(pki.broker_files[1])
-    assert [line for line in acl.splitlines() if line and not line.startswith("#")] == [
+    conf, acl, controller_acl = broker_config.render(pki, acl_path=tmp_path / "x.acl",
+                                                     controller_acl_path=tmp_path / "x.controller.acl")
+    common, devices, controller = sections(conf)
+    assert common["per_listener_settings"] == "true" and common["persistence"] == "false"
+    assert int(common["max_packet_size"]) == MAX_PACKET_BYTES > MAX_PAYLOAD_BYTES
+    assert devices["listener"] == "8883 0.0.0.0" and controller["listener"] == "8884 0.0.0.0"  # the next port
+    for listener in (devices, controller):
+        assert listener["allow_anonymous"] == "false" and listener["require_certificate"] == "true"
+        assert listener["tls_version"] == "tlsv1.2"
+        assert listener["crlfile"] == str(pki.crl_file) and listener["keyfile"] == str(pki.broker_files[1])
+        for option in ("cafile", "certfile", "keyfile", "crlfile", "acl_file"):
+            assert Path(listener[option]).is_absolute(), option
+    # devices: the certificate's CN is the username and the client id; no password is checked
+    assert devices["use_identity_as_username"] == "true" and devices["use_username_as_clientid"] == "true"
+    assert devices["acl_file"] == str(tmp_path / "x.acl") and "password_file" not in devices
+    # the controller: a certificate from the CA and the password in broker.passwd
+    assert controller["use_identity_as_username"] == "false" and "use_username_as_clientid" not in controller
+    assert controller["password_file"] == str(pki.broker_password_file)
+    assert controller["acl_file"] == str(tmp_path / "x.controller.acl")
+    assert acl_lines(acl) == [
         f"pattern read {DEFAULT_PREFIX}/devices/%u/jobs",
         f"pattern read {DEFAULT_PREFIX}/devices/%u/acks",
         *(f"pattern write {DEFAULT_PREFIX}/devices/%u/{kind}" for kind in AGENT_KINDS),
         f"pattern read {DEFAULT_PREFIX}/devices/%u/status",
         f"pattern read {DEFAULT_PREFIX}/announce",
-        "user edgeperf-controller",
-        f"topic readwrite {DEFAULT_PREFIX}/#",
     ]
+    assert acl_lines(controller_acl) == ["user edgeperf-controller", f"topic readwrite {DEFAULT_PREFIX}/#"]
+    paths = {"acl_path": tmp_path / "x.acl", "controller_acl_path": tmp_path / "x.controller.acl"}
     for bad, message in (({"prefix": "lab/+/v1"}, "without wildcards"), ({"port": 0}, "not a TCP port"),
-                         ({"max_packet_bytes": 1000}, "below the protocol")):
+                         ({"max_packet_bytes": 1000}, "below the protocol"), ({"port": 65535}, "port 65536 is not"),
+                         ({"controller_port": 8883}, "need two ports, not 8883 twice")):
         with pytest.raises(BrokerConfigError, match=message):
-            broker_config.render(pki, acl_path=tmp_path / "x.acl", **bad)
+            broker_config.render(pki, **paths, **bad)
     with pytest.raises(BrokerConfigError, match="overwritten by its own ACL"):
         broker_config.write(pki, tmp_path / "edgeperf.acl")
 
 
 def test_a_device_reads_and_writes_only_its_own_topics(lab):
     pki, broker = lab
-    controller = Client(broker, pki, pki.controller_files, [TOPICS.all_devices(kind) for kind in AGENT_KINDS])
+    controller = Client.controller(broker, pki, [TOPICS.all_devices(kind) for kind in AGENT_KINDS])
     # device A tries to listen to everything, including B's jobs
-    a = Client(broker, pki, pki.device_files("pi-a"),
+    a = Client(broker.url, pki, pki.device_files("pi-a"),
                [device_topic("pi-a", "jobs"), device_topic("pi-a", "acks"), device_topic("pi-b", "jobs"), TOPICS.announce(),
                 f"{DEFAULT_PREFIX}/#"])
-    b = Client(broker, pki, pki.device_files("pi-b"), [device_topic("pi-b", "jobs"), device_topic("pi-b", "acks"),
+    b = Client(broker.url, pki, pki.device_files("pi-b"), [device_topic("pi-b", "jobs"), device_topic("pi-b", "acks"),
                                                        TOPICS.announce()])
-    # A again, claiming the controller's name as its MQTT username: the certificate's CN wins
-    impostor = Client(broker, pki, pki.device_files("pi-a"), [TOPICS.all_devices(kind) for kind in AGENT_KINDS],
+    # C, claiming the controller's name as its MQTT username: the certificate's CN wins
+    impostor = Client(broker.url, pki, pki.device_files("pi-c"), [TOPICS.all_devices(kind) for kind in AGENT_KINDS],
                       username=pki.controller_name)
     try:
         # A forges B's reports and writes jobs (its own and B's), then reports as itself
@@ -195,12 +166,11 @@ def test_a_device_reads_and_writes_only_its_own_topics(lab):
         controller.wait_for(device_topic("pi-a", "telemetry"), "A's own reports at the controller")
         assert controller.topics() == [device_topic("pi-a", kind) for kind in AGENT_KINDS]
         impostor.publish(device_topic("pi-b", "status"), b'{"forged": true}')
-        impostor.publish(device_topic("pi-a", "status"), b'{"last": true}')
-        wait_until(lambda: controller.topics().count(device_topic("pi-a", "status")) == 2, 10, "the impostor's own status",
-                   step=controller.pump)
+        impostor.publish(device_topic("pi-c", "status"), b'{"last": true}')
+        controller.wait_for(device_topic("pi-c", "status"), "the impostor's own status")
         assert device_topic("pi-b", "status") not in controller.topics()
         # with the controller's username claimed, it still reads nothing but its own status
-        assert set(impostor.topics()) <= {device_topic("pi-a", "status")}, "a device read other devices' reports"
+        assert set(impostor.topics()) <= {device_topic("pi-c", "status")}, "a device read other devices' reports"
 
         # the controller announces to all, and writes jobs and acks; each device receives only its own
         controller.publish(TOPICS.announce(), b'{"for": "all"}')
@@ -223,7 +193,7 @@ def test_a_device_reads_and_writes_only_its_own_topics(lab):
 
 def test_the_real_agent_works_through_the_acl_and_its_will_reaches_the_controller(lab, tmp_path):
     pki, broker = lab
-    controller = Client(broker, pki, pki.controller_files, [TOPICS.all_devices(kind) for kind in AGENT_KINDS])
+    controller = Client.controller(broker, pki, [TOPICS.all_devices(kind) for kind in AGENT_KINDS])
     cert, key = pki.device_files("pi-c")
     agent = AgentProcess(broker.url, "pi-c", tmp_path, "--ca-file", str(pki.ca_file), "--cert-file", str(cert),
                          "--key-file", str(key)).start()
@@ -264,24 +234,25 @@ def test_an_agent_whose_id_is_not_its_certificates_name_says_so_at_start(lab, tm
 def test_strangers_and_plaintext_are_refused(lab, tmp_path):
     pki, broker = lab
     assert mqtt_connect(broker.port, pki.ca_file, pki.device_files("pi-a")) == "accepted"  # the probe itself works
-    no_certificate = mqtt_connect(broker.port, pki.ca_file)
     other_lab = Pki.init(tmp_path / "other", ["127.0.0.1"], ["pi-a"])  # same CN, another CA
-    foreign = mqtt_connect(broker.port, pki.ca_file, other_lab.device_files("pi-a"))
-    plaintext = mqtt_connect(broker.port, None, tls=False)
-    for outcome in (no_certificate, foreign, plaintext):
-        assert outcome.startswith(("refused", "closed without a CONNACK")), outcome
-    # and there is nothing else to talk to: the broker listens on exactly one socket, the TLS one
+    for port in (broker.port, broker.controller_port):
+        no_certificate = mqtt_connect(port, pki.ca_file)
+        foreign = mqtt_connect(port, pki.ca_file, other_lab.device_files("pi-a"))
+        plaintext = mqtt_connect(port, None, tls=False)
+        for outcome in (no_certificate, foreign, plaintext):
+            assert outcome.startswith(("refused", "closed without a CONNACK")), outcome
+    # and there is nothing else to talk to: the broker listens on exactly two sockets, both TLS
     assert broker.proc is not None
     listening = {c.laddr for c in psutil.Process(broker.proc.pid).net_connections("inet") if c.status == psutil.CONN_LISTEN}
-    assert listening == {("127.0.0.1", broker.port)}
+    assert listening == {("127.0.0.1", broker.port), ("127.0.0.1", broker.controller_port)}
     log = broker.log_file.read_text()
     assert "peer did not return a certificate" in log and "certificate verify failed" in log
 
 
 def test_oversized_packets_are_refused(lab):
     pki, broker = lab
-    controller = Client(broker, pki, pki.controller_files, [TOPICS.all_devices("results")])
-    a = Client(broker, pki, pki.device_files("pi-a"))
+    controller = Client.controller(broker, pki, [TOPICS.all_devices("results")])
+    a = Client(broker.url, pki, pki.device_files("pi-a"))
     try:
         topic = device_topic("pi-a", "results")
         a.publish(topic, b"x" * MAX_PAYLOAD_BYTES)  # the protocol's largest payload fits
@@ -302,13 +273,14 @@ def test_revocation_takes_a_restart_and_spares_the_other_devices(tmp_path):
     device that is already connected stays connected until the broker restarts."""
     pki = Pki.init(tmp_path / "pki", ["127.0.0.1"], ["pi-a", "pi-b", "pi-c"])
     broker = HardenedMosquitto(tmp_path, pki).start()
-    controller = Client(broker, pki, pki.controller_files, [TOPICS.all_devices(kind) for kind in AGENT_KINDS])
+    controller = Client.controller(broker, pki, [TOPICS.all_devices(kind) for kind in AGENT_KINDS])
     revoked_files = pki.device_files("pi-c")
-    c = Client(broker, pki, revoked_files, [device_topic("pi-c", "jobs")])
-    a = Client(broker, pki, pki.device_files("pi-a"), [device_topic("pi-a", "jobs")])
+    pki.revoke("pi-c")
+    # the running broker has the old CRL (probed before C connects: the probe gets C's client id and would push it off)
+    assert mqtt_connect(broker.port, pki.ca_file, revoked_files) == "accepted"
+    c = Client(broker.url, pki, revoked_files, [device_topic("pi-c", "jobs")])
+    a = Client(broker.url, pki, pki.device_files("pi-a"), [device_topic("pi-a", "jobs")])
     try:
-        pki.revoke("pi-c")
-        assert mqtt_connect(broker.port, pki.ca_file, revoked_files) == "accepted"  # the running broker has the old CRL
         broker.reload()
         assert mqtt_connect(broker.port, pki.ca_file, revoked_files).startswith(("refused", "closed")), "new connections"
         controller.publish(device_topic("pi-c", "jobs"), b"still")

@@ -3,7 +3,6 @@ processes, the controller — and what happens when any of them dies mid-campaig
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -157,44 +156,6 @@ def test_broker_restart_mid_campaign_stores_every_result_once(tmp_path, mosquitt
         stop_all(agents)
 
 
-def test_agent_killed_mid_job_is_noticed_and_the_job_runs_again(tmp_path, mosquitto):
-    agents = start_agents(mosquitto.url, tmp_path, "pi-a", "pi-b")
-    try:
-        with controller(mosquitto.url, tmp_path / "c.db", offline_grace_s=1.0) as fleet:
-            online(fleet, "pi-a", "pi-b")
-            spec = campaign_file.load(
-                write_campaign(
-                    tmp_path / "kill.yaml",
-                    variants=["int8.tflite"],
-                    scenarios=["SingleStream", "Offline"],
-                    modes=["performance"],
-                    min_duration_s=3.0,
-                )
-            )
-            campaign_id = fleet.create_campaign(spec)
-            killed: dict[str, str] = {}
-
-            def kill_a_running_agent(f: Fleet, c: str) -> None:
-                running = [j for j in f.store.jobs(c, ("running",)) if j.device_id == "pi-a"]
-                if not killed and running and f.devices["pi-a"].phase == "running":
-                    killed["run_id"] = running[0].run_id
-                    agents[0].kill()  # SIGKILL: no clean offline, the broker fires the last will
-                elif (
-                    killed and not agents[0].alive() and f.store.attempts(f.store.job_for_run(killed["run_id"]).id)[0]["ended_at"]
-                ):
-                    agents[0].start()  # after the will was noticed, the device comes back and takes the job again
-
-            assert fleet.run(campaign_id, on_tick=kill_a_running_agent) == "finished"
-            job = fleet.store.job_for_run(killed["run_id"])
-            attempts = fleet.store.attempts(job.id)
-            assert attempts[0]["state"] == "lost" and "offline" in attempts[0]["reason"]
-            assert attempts[-1]["state"] == "finished" and job.state == "done" and len(attempts) >= 2
-            assert any("re-queued" in n for n in fleet.notices)
-            one_result_per_job(fleet, campaign_id)
-    finally:
-        stop_all(agents)
-
-
 def edgeperf(*args: str, **kwargs) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-c", "from controller.cli import main; main()", *args],
@@ -203,44 +164,3 @@ def edgeperf(*args: str, **kwargs) -> subprocess.Popen[str]:
         text=True,
         **kwargs,
     )
-
-
-def test_controller_killed_then_resume_finishes_without_duplicates(tmp_path, mosquitto):
-    agents = start_agents(mosquitto.url, tmp_path, "pi-a", "pi-b")
-    db = tmp_path / "c.db"
-    spec = write_campaign(
-        tmp_path / "resume.yaml",
-        variants=["int8.tflite", "int8.onnx", "fp32.onnx"],
-        scenarios=["SingleStream", "Offline"],
-        modes=["performance"],
-        min_duration_s=0.5,
-    )
-    common = ("--broker", mosquitto.url, "--db", str(db), "--artifact-host", "127.0.0.1", "--artifact-advertise", "127.0.0.1")
-    try:
-        first = edgeperf("campaign", "run", str(spec), *common, "--json")
-
-        def stored() -> int:
-            if not db.exists():
-                return 0
-            from controller.store.database import Store
-
-            store = Store(db)
-            try:
-                return store.result_count()
-            finally:
-                store.close()
-
-        wait_until(lambda: stored() >= 3, 120, "three results before killing the controller")
-        first.kill()
-        first.wait(10)
-        time.sleep(1.0)  # jobs that were out keep running; their results wait in the outboxes
-        resumed = edgeperf("campaign", "resume", "latest", *common, "--json")
-        out, err = resumed.communicate(timeout=240)
-        assert resumed.returncode == 0, err
-        summary = json.loads(out)
-        assert summary["state"] == "finished" and summary["jobs"] == {"done": 12} and summary["results"] == 12
-        assert summary["failed"] == []
-        status = edgeperf("campaign", "status", "latest", "--db", str(db), "--json")
-        assert json.loads(status.communicate(timeout=60)[0])["results"] == 12
-    finally:
-        stop_all(agents)

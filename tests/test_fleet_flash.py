@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from agent import __version__
+from controller.fleet.broker import free_port
 from controller.provisioning.bundle import host_platform
 from controller.store.database import Store
 from tests.cli_harness import edgeperf
@@ -54,7 +55,9 @@ class Lab:
         self.host = TestHost(root / "host")
         self.pki = root / "pki"
         self.mosquitto = Mosquitto(root)
-        self.broker = f"mqtts://{self.host.gateway}:{self.mosquitto.port}"
+        self.broker = f"mqtts://{self.host.gateway}:{self.mosquitto.port}"  # the agents'
+        self.controller_port = free_port()
+        self.controller_broker = f"mqtts://{self.host.gateway}:{self.controller_port}"  # the controller's listener
         self.bundle = root / "agent-bundle.tar.gz"
         self.inventory = root / "inventory.yaml"
         self.db = root / "controller.db"
@@ -65,13 +68,14 @@ class Lab:
 
     def online(self) -> bool:
         """The broker's retained status says the test host's agent is online."""
-        proc = edgeperf("devices", "--broker", self.broker, "--db", str(self.db), "--json", "--wait", "1", *self.tls())
+        proc = edgeperf("devices", "--broker", self.controller_broker, "--db", str(self.db), "--json", "--wait", "1", *self.tls())
         rows = json.loads(proc.stdout) if proc.returncode == 0 else []
         return any(r["id"] == DEVICE and r["state"] == "online" for r in rows)
 
     def flash(self, *extra: str, inventory: Path | None = None) -> subprocess.CompletedProcess[str]:
         return edgeperf("fleet", "flash", str(inventory or self.inventory), "--broker", self.broker, "--pki", str(self.pki),
-                        "--bundle", str(self.bundle), "--db", str(self.db), "--json", *extra)
+                        "--controller-broker", self.controller_broker, "--bundle", str(self.bundle), "--db", str(self.db),
+                        "--json", *extra)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +89,8 @@ def lab(tmp_path_factory):
         ok(edgeperf("certs", "init", "--out", str(lab.pki), "--broker-host", lab.host.gateway, "--broker-host", "127.0.0.1"))
         conf = root / "mosquitto.conf"
         ok(edgeperf("broker", "config", "--pki", str(lab.pki), "--out", str(conf), "--port", str(lab.mosquitto.port),
-                    "--bind", "0.0.0.0", *(["--user", "root"] if os.geteuid() == 0 else [])))
+                    "--controller-port", str(lab.controller_port), "--bind", "0.0.0.0",
+                    *(["--user", "root"] if os.geteuid() == 0 else [])))
         lab.mosquitto.conf = conf
         lab.mosquitto.start()
         python = subprocess.run(lab.host.enter("/usr/bin/python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"),
@@ -130,7 +135,7 @@ def test_flash_provisions_the_host(lab):
     assert key == (lab.pki / "devices" / f"{DEVICE}.key").read_bytes()
 
     unit = host.path(UNIT).read_text()
-    for line in ("Restart=always", "User=edgeperf", "NoNewPrivileges=yes", "ProtectSystem=strict",
+    for line in ("Restart=always", "RestartPreventExitStatus=2", "User=edgeperf", "NoNewPrivileges=yes", "ProtectSystem=strict",
                  "ReadWritePaths=/var/lib/edgeperf",
                  "ExecStart=/opt/edgeperf/venv/bin/edgeperf-agent run --config /etc/edgeperf/agent.toml --log-level info"):
         assert line in unit.splitlines()
@@ -150,7 +155,7 @@ def test_the_agent_comes_online_over_mtls_and_runs_a_campaign(lab, tmp_path):
     wait_until(lab.online, 60, f"{DEVICE} to say online (agent log: {tmp_path / 'agent.log'})")
     campaign = campaign_file(tmp_path / "smoke.yaml", variants=["int8.onnx"], devices=f"{{ids: [{DEVICE}]}}",
                              modes=["performance"], scenarios=["SingleStream"])
-    ok(edgeperf("campaign", "run", str(campaign), "--broker", lab.broker, "--db", str(lab.db), *lab.tls(),
+    ok(edgeperf("campaign", "run", str(campaign), "--broker", lab.controller_broker, "--db", str(lab.db), *lab.tls(),
                 "--artifact-host", "0.0.0.0", "--artifact-advertise", lab.host.gateway))
     store = Store(lab.db)
     try:
@@ -171,6 +176,7 @@ def test_status_reports_drift_and_flash_repairs_it(lab):
     config = lab.host.path("/etc/edgeperf/agent.toml")
     config.write_text(config.read_text().replace('tags = ["netns", "lab-a"]', 'tags = ["edited-by-hand"]'))
     status = edgeperf("fleet", "status", str(lab.inventory), "--broker", lab.broker, "--pki", str(lab.pki),
+                      "--controller-broker", lab.controller_broker,
                       "--bundle", str(lab.bundle), "--db", str(lab.db), "--json")
     [row] = json.loads(ok(status).stdout)
     assert row["report"]["provisioned"] is True and row["state"] == "online"
@@ -193,11 +199,11 @@ def test_an_unreachable_host_is_one_line_and_exit_3(lab, tmp_path):
 def test_an_unprovisioned_host_shows_in_status(lab, tmp_path):
     shutil.rmtree(lab.host.path("/etc/edgeperf"))
     status = edgeperf("fleet", "status", str(lab.inventory), "--broker", lab.broker, "--pki", str(lab.pki),
-                      "--db", str(lab.db), "--json")
+                      "--controller-broker", lab.controller_broker, "--db", str(lab.db), "--json")
     [row] = json.loads(ok(status).stdout)
     assert row["report"] == {"provisioned": False}
     table = ok(edgeperf("fleet", "status", str(lab.inventory), "--broker", lab.broker, "--pki", str(lab.pki),
-                        "--db", str(lab.db))).stdout
+                        "--controller-broker", lab.controller_broker, "--db", str(lab.db))).stdout
     [line] = [line for line in table.splitlines() if DEVICE in line]  # the row a person reads
     cells = [c.strip() for c in line.strip("│┃ ").split("│")]
     assert cells[:5] == [DEVICE, DEVICE, lab.host.address, "no", "–"]

@@ -124,6 +124,49 @@ def test_a_late_result_of_a_lost_attempt_supersedes_the_rerun(setup, template):
     assert fleet.tick(campaign_id) == "finished"
 
 
+def test_a_device_busy_with_another_controllers_job_costs_the_job_no_retry_and_is_waited_for(setup, template):
+    fleet, device, tmp = setup
+    device.status("online")
+    campaign_id = start(fleet, tmp, devices="{ids: [d1]}", retries=0)
+    first = device.next(fleet, campaign_id, "job")
+    device.status("busy")  # a colleague's controller got its job there first
+    device.say("events", "rejected", {"run_id": first.run_id, "reason": "busy with 0123abcd", "busy": True})
+    deadline = time.monotonic() + 3 * fleet.device_wait_s  # busy, and heard: waited for, not "not online"
+    while time.monotonic() < deadline:
+        fleet.pump(0.05)
+        fleet.tick(campaign_id)
+    (job,) = fleet.store.jobs(campaign_id)
+    assert job.state == "pending" and [a["state"] for a in fleet.store.attempts(job.id)] == ["busy"]
+    device.status("online")
+    second = device.next(fleet, campaign_id, "job")
+    assert second.run_id != first.run_id and second.attempt == 2
+    device.say("results", "result", template | {"run_id": second.run_id, "device": {"id": "d1", "facts": {}}})
+    device.next(fleet, campaign_id, "ack")
+    assert fleet.tick(campaign_id) == "finished"
+
+
+@pytest.mark.parametrize("accepted", [False, True], ids=["job-lost", "result-lost"])
+def test_a_job_or_answer_lost_on_the_way_goes_again_once_its_device_says_it_is_idle(setup, accepted):
+    """A broker restart between publish and delivery, or a full broker queue: the device says it is idle
+    while the controller waits for it. The job goes again under the same run id (the agent runs a new
+    one, or re-sends the result it holds), long before the accept timeout or the agent's re-send timer."""
+    fleet, device, tmp = setup
+    fleet.accept_timeout_s = 60.0
+    device.status("online")
+    campaign_id = start(fleet, tmp, devices="{ids: [d1]}")
+    first = device.next(fleet, campaign_id, "job")
+    if accepted:
+        device.say("events", "accepted", {"run_id": first.run_id})
+        wait_until(lambda: fleet.store.jobs(campaign_id)[0].state == "running", 5, "the job running",
+                   step=lambda: fleet.pump(0.05))
+    device.status("online")  # idle, no job: what it was sent (or what it answered) never arrived
+    started = time.monotonic()
+    again = device.next(fleet, campaign_id, "job", timeout_s=15)
+    assert again.run_id == first.run_id and time.monotonic() - started < fleet.accept_timeout_s / 2
+    with pytest.raises(pytest.fail.Exception):  # once per status heard, not on every tick
+        device.next(fleet, campaign_id, "job", timeout_s=2)
+
+
 def test_a_device_that_never_comes_online_fails_its_jobs(setup):
     fleet, device, tmp = setup
     device.status("offline")

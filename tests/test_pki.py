@@ -19,6 +19,8 @@ from cryptography.x509.verification import Criticality, ExtensionPolicy, PolicyB
 from typer.testing import CliRunner
 
 from controller.cli import certs as certs_cli
+from controller.provisioning import broker_config
+from controller.provisioning.broker_config import BrokerConfigError
 from controller.provisioning.pki import Pki, PkiError
 
 runner = CliRunner()
@@ -281,6 +283,8 @@ def test_the_certs_commands(tmp_path):
     assert "pi-d" not in {e.name for e in Pki.open(root).entries()}, "a bad id in the list issues none"
 
     assert runner.invoke(certs_cli.app, ["rotate", "pi-a", "--pki", str(root)]).exit_code == 0
+    controller = runner.invoke(certs_cli.app, ["rotate", "edgeperf-controller", "--pki", str(root)])
+    assert controller.exit_code == 0 and "the controller's new password taken" in one_line(controller.output)
     revoked = runner.invoke(certs_cli.app, ["revoke", "pi-b", "--pki", str(root)])
     assert revoked.exit_code == 0 and "restart mosquitto" in one_line(revoked.output)
     unknown = runner.invoke(certs_cli.app, ["revoke", "pi-x", "--pki", str(root)])
@@ -290,11 +294,12 @@ def test_the_certs_commands(tmp_path):
     rows = [(r["name"], r["kind"], r["state"]) for r in json.loads(listed.output)]
     assert rows == [
         ("10.0.0.5", "broker", "valid"),
-        ("edgeperf-controller", "controller", "valid"),
+        ("edgeperf-controller", "controller", "revoked"),
         ("pi-a", "device", "revoked"),
         ("pi-b", "device", "revoked"),
         ("pi-c", "device", "valid"),
         ("pi-a", "device", "valid"),
+        ("edgeperf-controller", "controller", "valid"),
     ]
     table = runner.invoke(certs_cli.app, ["list", "--pki", str(root)])
     assert table.exit_code == 0 and "pi-c" in table.output and "revoked" in table.output
@@ -314,6 +319,37 @@ def test_the_broker_config_command(tmp_path):
                                  "--prefix", f"lab{uuid.uuid4().hex[:4]}/v1"])
     assert result.exit_code == 0, result.output
     assert out.is_file() and (tmp_path / "etc" / "edgeperf.acl").is_file()
-    assert "listener 8884 0.0.0.0" in out.read_text()
+    assert (tmp_path / "etc" / "edgeperf.controller.acl").is_file()
+    assert "listener 8884 0.0.0.0" in out.read_text() and "listener 8885 0.0.0.0" in out.read_text()
+    assert "controller commands to mqtts://HOST:8885" in one_line(result.output)
     bad = runner.invoke(app, ["broker-config", "--pki", str(pki.root), "--out", str(out), "--prefix", "lab/#"])
     assert bad.exit_code == 2 and "must be non-empty, without wildcards" in one_line(bad.output)
+
+
+def test_the_controller_password_lives_beside_its_certificate_and_only_its_hash_goes_to_the_broker(pki, tmp_path):
+    """The controller listener checks a password on top of the certificate (devices hold certificates from the
+    same CA). A rotated controller gets a new one; a PKI made before it existed gets one when the broker is
+    configured from it, and a broker-only copy made before says how to get one."""
+    password = pki.controller_password_file.read_text().strip()
+    assert pki.controller_password_file == pki.controller_files[0].with_suffix(".password")  # where commands look
+    assert len(password) >= 43 and stat.S_IMODE(pki.controller_password_file.stat().st_mode) == 0o600
+    user, digest = pki.broker_password_file.read_text().strip().split(":", 1)
+    assert user == "edgeperf-controller" and digest.startswith("$7$101$") and password not in digest
+    assert stat.S_IMODE(pki.broker_password_file.stat().st_mode) == 0o600
+
+    pki.rotate("pi-a")
+    assert pki.controller_password_file.read_text().strip() == password  # a device's rotation leaves it
+    pki.rotate("edgeperf-controller")
+    assert pki.controller_password_file.read_text().strip() != password
+    assert pki.broker_password_file.read_text().split(":")[1] != digest
+
+    for made_before in (pki.controller_password_file, pki.broker_password_file):
+        made_before.unlink(missing_ok=True)
+    broker_copy = tmp_path / "broker"
+    (broker_copy / "ca.pem").parent.mkdir()
+    for name in ("ca.pem", "crl.pem", "broker.pem", "broker.key", "index.json"):  # what an older broker-folder copied
+        (broker_copy / name).write_bytes((pki.root / name).read_bytes())
+    with pytest.raises(BrokerConfigError, match="copied by an older edgeperf; run 'edgeperf certs broker-folder' again"):
+        broker_config.write(Pki.open(broker_copy, ca_key=False), tmp_path / "old.conf")
+    conf, _, _ = broker_config.write(pki, tmp_path / "edgeperf.conf")  # the full folder makes its own
+    assert pki.controller_password_file.is_file() and f"password_file {pki.broker_password_file}" in conf.read_text()

@@ -53,7 +53,8 @@ def init(
     console.print(f"PKI created in {pki.root} (private keys 0600; keep the folder private)", highlight=False)
     console.print(f"  CA:         {pki.ca_file}", highlight=False)
     console.print(f"  broker:     {pki.broker_files[0]} for {', '.join(pki.broker_hosts)}", highlight=False)
-    console.print(f"  controller: {pki.controller_files[0]} (CN {pki.controller_name})", highlight=False)
+    console.print(f"  controller: {pki.controller_files[0]} (CN {pki.controller_name}; its broker password beside it, "
+                  f"{pki.controller_password_file.name})", highlight=False)
     console.print(f"  devices:    {', '.join(devices) or 'none yet (edgeperf certs add ID --pki DIR)'}", highlight=False)
     console.print(f"next: edgeperf broker config --pki {pki.root} --out mosquitto.conf", highlight=False)
 
@@ -88,6 +89,8 @@ def rotate(
     console.print(f"{name}: new certificate {new.serial[:16]} in {pki.root / new.file}; {old.serial[:16]} revoked",
                   highlight=False)
     what = "it serves the new certificate" if old.kind == "broker" else "the old certificate is refused on its next connection"
+    if old.kind == "controller":
+        what += " and the controller's new password taken; a broker-only copy needs 'edgeperf certs broker-folder' first"
     console.print(f"send SIGHUP to mosquitto ({what}); copy the new files where they are used", highlight=False)
 
 
@@ -110,11 +113,12 @@ def broker_folder(
     pki_dir: PkiDir,
     out: Annotated[Path, typer.Option("-o", "--out", help="folder for the broker's copy (new, or one made by this command)")],
 ) -> None:
-    """Copy what the broker needs (CA certificate, CRL, broker certificate and key) without the CA key."""
+    """Copy what the broker needs (CA certificate, CRL, broker certificate and key, the controller's password hash)
+    without the CA key or any password."""
     exported = _open(pki_dir).export_broker(out)
     console.print(f"written: {exported.root} (no CA key); configure the broker from it: "
                   f"edgeperf broker config --pki {exported.root} -o mosquitto.conf; run this again after a revoke "
-                  "or a broker rotation", highlight=False)
+                  "or a rotation", highlight=False)
 
 
 @app.command("list")
@@ -139,21 +143,29 @@ def list_(pki_dir: PkiDir, as_json: Annotated[bool, typer.Option("--json", help=
 @cli_errors
 def broker_config(
     pki: PkiDir,
-    out: Annotated[Path, typer.Option("-o", "--out", help="mosquitto config to write; the ACL goes next to it (<stem>.acl)")],
-    port: Annotated[int, typer.Option(help="TLS port of the only listener")] = 8883,
-    bind: Annotated[str, typer.Option(help="address the listener binds")] = "0.0.0.0",
+    out: Annotated[Path, typer.Option("-o", "--out", help="mosquitto config to write; the ACLs go next to it (<stem>.acl, "
+                                                         "<stem>.controller.acl)")],
+    port: Annotated[int, typer.Option(help="TLS port of the devices' listener")] = 8883,
+    controller_port: Annotated[int | None, typer.Option(help="TLS port of the controller's listener (certificate and "
+                                                            "password) [default: --port + 1]")] = None,
+    bind: Annotated[str, typer.Option(help="address the listeners bind")] = "0.0.0.0",
     prefix: Annotated[str, typer.Option(help="topic prefix of the fleet")] = DEFAULT_PREFIX,
     user: Annotated[str | None, typer.Option(help="account mosquitto drops to when started as root (must read the PKI files)")]
     = None,
 ) -> None:
-    """Write a hardened mosquitto config and ACL for a PKI: mutual TLS only, each device on its own topics."""
+    """Write a hardened mosquitto config and ACLs for a PKI: mutual TLS only, each device on its own topics and
+    client id, the controller on a listener of its own."""
     from controller.provisioning import broker_config as config
 
-    conf, acl = config.write(_open(pki, ca_key=False), out, port=port, bind=bind, prefix=prefix, user=user)
-    console.print(f"written: {conf}\nwritten: {acl}\nrun: mosquitto -c {conf}", highlight=False)
+    written = config.write(_open(pki, ca_key=False), out, port=port, controller_port=controller_port, bind=bind,
+                           prefix=prefix, user=user)
+    console.print("\n".join(f"written: {path}" for path in written) + f"\nrun: mosquitto -c {written[0]}", highlight=False)
+    console.print(f"agents connect to mqtts://HOST:{port}; controller commands to mqtts://HOST:{controller_port or port + 1} "
+                  "with the "
+                  "controller's certificate (its password is found beside it)", highlight=False)
     if not user:
         console.print(
             "mosquitto started as root opens the certificates as its 'user' (default: mosquitto): that account must read "
-            "ca.pem, broker.pem, broker.key and crl.pem, or pass --user",
+            "ca.pem, broker.pem, broker.key, broker.passwd and crl.pem, or pass --user",
             highlight=False,
         )

@@ -19,6 +19,7 @@ from rich.status import Status
 from agent import fleet_key
 from agent.contract import DEFAULT_PREFIX
 from agent.errors import EXIT_UNREACHABLE, EdgeperfError
+from agent.transport import BrokerUrl
 from controller.cli.common import AsJson, Db, FleetKey, PkiDir, cli_errors, console, err_console
 from controller.fleet import session
 from controller.provisioning import bundle as bundles
@@ -32,8 +33,11 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True, help="Flash agents onto a fleet over SSH (Ansible), check them, bundle them.")
 
 InventoryFile = Annotated[Path, typer.Argument(help="inventory YAML: hosts, SSH access, families (docs/fleet.md)")]
-AgentBroker = Annotated[str, typer.Option("--broker", envvar="EDGEPERF_BROKER",
-                                          help="mqtts://host:port the agents connect to (the controller uses it too)")]
+AgentBroker = Annotated[str, typer.Option("--broker", envvar="EDGEPERF_BROKER", help="mqtts://host:port the agents connect to")]
+ControllerBroker = Annotated[str | None, typer.Option("--controller-broker",
+                                                      help="where the controller asks the agents for their status "
+                                                           "[default: --broker's host, on the next port: the controller "
+                                                           "listener of 'edgeperf broker config']")]
 BundleFile = Annotated[Path | None, typer.Option("--bundle", help="agent bundle from 'edgeperf fleet bundle' (offline labs)")]
 FlashedBundle = Annotated[Path | None, typer.Option("--bundle", help="the bundle the fleet was flashed with (compares packages)")]
 Origins = Annotated[list[str] | None, typer.Option("--artifact-origin",
@@ -52,6 +56,7 @@ def flash_command(
     broker: AgentBroker,
     pki: PkiDir,
     bundle: BundleFile = None,
+    controller_broker: ControllerBroker = None,
     check: Annotated[bool, typer.Option("--check", help="dry run: report what would change, change nothing")] = False,
     wait: Annotated[float, typer.Option(help="seconds to wait for started agents to say online")] = 120.0,
     artifact_origin: Origins = None,
@@ -68,8 +73,8 @@ def flash_command(
     Idempotent: a second run changes nothing. Without --bundle the devices install edgeperf's
     dependencies from their own package index.
     """
-    _provision(inventory_file, broker, pki, bundle, check, wait, tuple(artifact_origin or ()), trust_new_hosts,
-               ask_become_pass, prefix, db, fleet_key, verbose, as_json)
+    _provision(inventory_file, (broker, controller_broker), pki, bundle, check, wait, tuple(artifact_origin or ()),
+               trust_new_hosts, ask_become_pass, prefix, db, fleet_key, verbose, as_json)
 
 
 @app.command("status")
@@ -79,6 +84,7 @@ def status_command(
     broker: AgentBroker,
     pki: PkiDir,
     bundle: FlashedBundle = None,
+    controller_broker: ControllerBroker = None,
     artifact_origin: Origins = None,
     trust_new_hosts: TrustNew = False,
     prefix: Prefix = DEFAULT_PREFIX,
@@ -91,8 +97,8 @@ def status_command(
 
     A check-mode run of the flash playbook (nothing is changed) plus the agents' retained status.
     """
-    _provision(inventory_file, broker, pki, bundle, True, 0.0, tuple(artifact_origin or ()), trust_new_hosts,
-               False, prefix, db, fleet_key, verbose, as_json)
+    _provision(inventory_file, (broker, controller_broker), pki, bundle, True, 0.0, tuple(artifact_origin or ()),
+               trust_new_hosts, False, prefix, db, fleet_key, verbose, as_json)
 
 
 @app.command("bundle")
@@ -113,18 +119,20 @@ def bundle_command(
                   f"in {time.monotonic() - started:.0f} s")
 
 
-def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Path | None, check: bool, wait: float,
-               origins: tuple[str, ...], trust_new_hosts: bool, ask_become_pass: bool, prefix: str, db: Path | None,
-               fleet_key_file: Path | None, verbose: bool, as_json: bool) -> None:
+def _provision(inventory_file: Path, brokers: tuple[str, str | None], pki_dir: Path, bundle_file: Path | None, check: bool,
+               wait: float, origins: tuple[str, ...], trust_new_hosts: bool, ask_become_pass: bool, prefix: str,
+               db: Path | None, fleet_key_file: Path | None, verbose: bool, as_json: bool) -> None:
     from controller.provisioning import flash  # cryptography (the PKI) only for fleet commands
     from controller.provisioning.pki import Pki
 
+    broker, controller_broker = brokers
     inv = inventory.load(inventory_file)
     playbook = flash.ansible_playbook()  # before a wheel is built or a certificate issued
     pki = Pki.open(pki_dir)
     controller_cert, controller_key = pki.controller_files
-    options = session.FleetOptions(broker=broker, db=db, ca_file=pki.ca_file, cert_file=controller_cert,
-                                   key_file=controller_key, prefix=prefix, fleet_key_file=fleet_key_file)
+    options = session.FleetOptions(broker=controller_broker or _controller_listener(broker), db=db, ca_file=pki.ca_file,
+                                   cert_file=controller_cert, key_file=controller_key, prefix=prefix,
+                                   fleet_key_file=fleet_key_file)
     key_path = fleet_key.path_of(fleet_key_file)  # the controller's key, shipped to every agent
     with tempfile.TemporaryDirectory(prefix="edgeperf-flash-") as tmp:
         bundle = bundles.read(bundle_file) if bundle_file else None
@@ -165,6 +173,18 @@ def _provision(inventory_file: Path, broker: str, pki_dir: Path, bundle_file: Pa
         err_console.print(f"[bold red]{r.host.name}:[/] {reason}", highlight=False)
     if bad or broker_problem:
         raise typer.Exit(EXIT_UNREACHABLE)
+
+
+def _controller_listener(agents_url: str) -> str:
+    """Where the controller connects when only the agents' URL is given: on a TLS broker, the controller listener
+    of 'edgeperf broker config' (the next port, ``broker_config.controller_port_for``); a plain one serves both."""
+    from controller.provisioning.broker_config import controller_port_for
+
+    url = BrokerUrl.parse(agents_url)
+    if not url.tls:
+        return agents_url
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"mqtts://{host}:{controller_port_for(url.port)}"
 
 
 def _progress(status: Status, verbose: bool) -> Callable[[str], None]:

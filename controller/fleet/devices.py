@@ -15,6 +15,7 @@ from typing import Any
 
 from agent import contract
 from agent.contract import STALE_AFTER_HEARTBEATS
+from controller.fleet.link import Link
 
 
 @dataclass
@@ -38,15 +39,19 @@ class DeviceView:
     phase_details: dict[str, Any] = field(default_factory=dict)
     phase_since: float = 0.0
     telemetry: contract.Telemetry | None = None
+    link: Link | None = None  # the controller's probe of the broker: silence counts only while the broker works
+
 
     def silent_since(self) -> float | None:
         """Since when (monotonic) the device has been unreachable — its offline status, or the moment
-        its heartbeat was due ``STALE_AFTER_HEARTBEATS`` times over — or None while it is heard."""
+        its heartbeat was due ``STALE_AFTER_HEARTBEATS`` times over, if the broker was seen working
+        after that moment — or None while it is heard."""
         if self.state == "offline":
             return self.offline_since or self.known_since
         last = self.heard_at if self.heard_at is not None else self.known_since
         due = last + STALE_AFTER_HEARTBEATS * self.heartbeat_s
-        return due if time.monotonic() > due else None
+        seen_until = self.link.confirmed_at if self.link is not None else time.monotonic()
+        return due if seen_until > due else None
 
     @property
     def available(self) -> bool:

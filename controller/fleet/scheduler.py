@@ -32,6 +32,7 @@ from agent.drops import DropLog
 from agent.transport import Connection, Message
 from controller.fleet.campaign import Campaign, JobSpec, expand
 from controller.fleet.devices import DeviceView
+from controller.fleet.link import Link
 from controller.store.database import TERMINAL, Job, Store
 
 log = logging.getLogger("edgeperf.controller")
@@ -39,6 +40,7 @@ RUN_TIMEOUT_MARGIN_S = 30.0  # the agent enforces the job timeout; the controlle
 # An artifact token lives for the job's timeout plus this: time for re-sends of an unaccepted job
 # (accept_timeout_s x max_resends, 60 s by default) and for the download to start.
 ARTIFACT_FETCH_ALLOWANCE_S = 300.0
+IDLE_RESEND_AFTER_S = 1.0  # a job unanswered this long after its device said it is idle was lost on the way
 
 
 @dataclass
@@ -101,8 +103,9 @@ class Fleet:
         accept_timeout_s: float = 10.0,
         max_resends: int = 6,
         device_wait_s: float = 120.0,
+        link: Link | None = None,
     ) -> None:
-        self.store, self.conn, self.topics, self.artifacts = store, conn, topics, artifacts
+        self.store, self.conn, self.topics, self.artifacts, self.link = store, conn, topics, artifacts, link
         self.key, self.read_only, self.controller_id = key, read_only, store.controller_id
         self.offline_grace_s, self.accept_timeout_s = offline_grace_s, accept_timeout_s
         self.max_resends, self.device_wait_s = max_resends, device_wait_s
@@ -113,6 +116,7 @@ class Fleet:
         self._artifact_blocks: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # reference -> (stamp, block)
         self._grants: dict[str, dict[str, Any]] = {}  # run id -> its artifact block with its own token
         self._waiting_since: dict[str, float] = {}
+        self._nudged: dict[str, float] = {}  # run id -> the idle status it was last re-sent for
 
     # ---- receiving ---------------------------------------------------------------------------
     def pump(self, wait_s: float = 0.1, batch: int = 250) -> int:
@@ -121,6 +125,8 @@ class Fleet:
         Batches stay small so paho's network thread gets the GIL back often: while it waits, it
         acks nothing to the broker, and mosquitto starts dropping what it queued for us.
         """
+        if self.link is not None:
+            self.link.tick()
         messages: list[Message] = []
         try:
             messages.append(self.conn.inbox.get(timeout=wait_s))
@@ -161,7 +167,7 @@ class Fleet:
             raise ProtocolError(f"{kind} from {envelope.device!r} published on {device_id!r}'s topic")
         if kind == "results" and envelope.data.device.id != device_id:
             raise ProtocolError(f"a result of device {envelope.data.device.id!r} published by {device_id!r}")
-        view = self.devices.setdefault(device_id, DeviceView(device_id))
+        view = self.devices.setdefault(device_id, DeviceView(device_id, link=self.link))
         if kind == "status":
             self._on_status(view, envelope, msg.retain)
         else:
@@ -232,7 +238,8 @@ class Fleet:
                 if event.duplicate:
                     view.phase = ""
                     return
-            self._end(event.run_id, "failed", f"{view.id}: {event.reason}", event.retryable)
+            busy = isinstance(event, contract.Rejected) and event.busy  # another controller's job got there first
+            self._end(event.run_id, "busy" if busy else "failed", f"{view.id}: {event.reason}", event.retryable)
             view.phase = ""
 
     def _note_duplicate(self, view: DeviceView, first: str, second: str, said: str = "") -> None:
@@ -251,7 +258,9 @@ class Fleet:
         if job is None or job.state in TERMINAL or job.run_id != run_id:
             return
         campaign = self.store.campaign(job.campaign_id)["spec"]
-        requeue = retryable and job.attempts < 1 + int(campaign["retries"])
+        # A device that was busy with another job refused nothing about this one: that costs no retry.
+        counted = job.attempts - self.store.busy_refusals(job.id)
+        requeue = retryable and (state == "busy" or counted < 1 + int(campaign["retries"]))
         self.store.end_attempt(run_id, state, reason, requeue)
         view = self.devices.get(job.device_id)
         if view:
@@ -313,6 +322,7 @@ class Fleet:
 
     def _revoke(self, run_id: str) -> None:
         """The attempt has ended (done, failed, lost, timed out, cancelled): its token opens nothing any more."""
+        self._nudged.pop(run_id, None)
         granted = self._grants.pop(run_id, None)
         if granted is not None:
             self.artifacts.revoke(granted.get("token"))
@@ -370,6 +380,9 @@ class Fleet:
     def _maybe_dispatch(self, job: Job, view: DeviceView | None, busy: set[str], now: float) -> None:
         if job.device_id in busy:
             return
+        if view is not None and view.state == "busy" and view.heard_at is not None and view.silent_since() is None:
+            self._waiting_since.pop(job.device_id, None)  # heard, running another controller's job: wait for it
+            return
         if view is None or not view.available:
             since = self._waiting_since.setdefault(job.device_id, now)
             if now - since > self.device_wait_s:
@@ -397,7 +410,7 @@ class Fleet:
         if silent is not None and time.monotonic() - silent > self.offline_grace_s:
             how = "went offline" if view.state == "offline" else f"stopped its heartbeat (every {view.heartbeat_s:g} s)"
             self._end(job.run_id, "lost", f"device {job.device_id} {how} mid-job", retryable=True)
-        elif job.state == "sent" and now - (job.sent_at or now) > self.accept_timeout_s:
+        elif job.state == "sent" and (now - (job.sent_at or now) > self.accept_timeout_s or self._idle_after(job, view, now)):
             if job.resends >= self.max_resends:
                 self._end(job.run_id, "failed", f"device {job.device_id} never accepted the job", retryable=True)
             elif view is not None and view.state != "offline":
@@ -406,6 +419,25 @@ class Fleet:
         elif job.state == "running" and now - (job.accepted_at or now) > job.spec["timeout_s"] + RUN_TIMEOUT_MARGIN_S:
             self._publish(job.device_id, "jobs", "cancel", contract.Cancel(job.run_id, self.controller_id))
             self._end(job.run_id, "failed", f"timed out after {job.spec['timeout_s']:g} s", retryable=True)
+        elif job.state == "running" and self._idle_after(job, view, now):
+            self._send(job, job.run_id, job.attempts)
+
+    def _idle_after(self, job: Job, view: DeviceView | None, now: float) -> bool:
+        """The device said it is idle, without a job, after this attempt went out (or was accepted), and
+        nothing has come of it ``IDLE_RESEND_AFTER_S`` later: the job or its answer was lost on the way (a
+        broker restart between publish and delivery, a full broker queue). True once per status heard, so
+        the job goes again now rather than after ``accept_timeout_s`` or the agent's re-send timer. A
+        re-delivery is safe: the agent never runs a run id twice, and re-sends a result it still holds."""
+        if view is None or view.state != "online" or view.agent_job is not None or view.heard_at is None:
+            return False
+        since_heard = time.monotonic() - view.heard_at
+        went_out = job.accepted_at if job.state == "running" else job.sent_at
+        if (now - (went_out or now)) - since_heard <= 0 or since_heard < IDLE_RESEND_AFTER_S:
+            return False
+        if self._nudged.get(job.run_id) == view.heard_at:
+            return False
+        self._nudged[job.run_id] = view.heard_at
+        return True
 
     def cancel(self, campaign_id: str) -> str:
         """Stop a campaign: pending jobs cancelled, running ones told to stop."""

@@ -11,6 +11,15 @@ it; two would take each other's session over). Every other command listens under
 client id and stores and acks no result (``Fleet.read_only``). On every (re)connect the
 controller announces itself, and every agent answers with its status, its device facts and any
 unacknowledged results: nothing waits for a heartbeat or a re-send timer.
+
+On a broker from ``edgeperf broker config`` the controller connects to a listener of its own,
+which asks for the controller's certificate *and* its password (devices hold certificates from
+the same CA). The password is kept beside the controller's certificate in the PKI folder
+(``controller.password``): given ``--cert-file lab-pki/controller.pem`` and no other credentials,
+the controller sends it with its certificate's name as the username. The controller also hears
+its own announce come back before a command goes on: a broker that does not relay it (the
+devices' listener, whose ACL gives the controller nothing; a wrong ``--prefix``) would otherwise
+leave the command waiting for devices it can never hear.
 """
 
 from __future__ import annotations
@@ -26,9 +35,10 @@ from pathlib import Path
 
 from agent import contract, fleet_key
 from agent.contract import TOPICS, Envelope, Topics
-from agent.errors import EXIT_USAGE, EdgeperfError
+from agent.errors import EXIT_UNREACHABLE, EXIT_USAGE, EdgeperfError
 from agent.transport import BrokerUrl, Connection, TlsFiles
 from controller.fleet.artifact_server import ArtifactServer
+from controller.fleet.link import Link
 from controller.fleet.scheduler import Fleet
 from controller.store.database import Store, default_db
 
@@ -39,6 +49,12 @@ class ControllerBusy(EdgeperfError):
     """Another process runs campaigns on the same database."""
 
     exit_code = EXIT_USAGE
+
+
+class NotRelayed(EdgeperfError):
+    """Connected, but the broker does not relay what the controller publishes on the fleet's topics."""
+
+    exit_code = EXIT_UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -67,8 +83,15 @@ class FleetOptions:
         return self.db or default_db()
 
     def broker_url(self) -> BrokerUrl:
+        """The broker URL with the credentials given, else with the PKI's controller password when one is kept
+        beside the client certificate (a TLS URL only: it never travels in clear)."""
         password = self.password or os.environ.get("EDGEPERF_PASSWORD")
-        return BrokerUrl.parse(self.broker).with_credentials(self.username, password)
+        url = BrokerUrl.parse(self.broker).with_credentials(self.username, password)
+        beside = self.cert_file.with_suffix(".password") if self.cert_file else None
+        if url.tls and url.username is None and url.password is None and beside and beside.is_file():
+            name = TlsFiles(cert_file=self.cert_file).certificate_name()
+            return url.with_credentials(name, beside.read_text().strip())
+        return url
 
 
 def plaintext_notice(options: FleetOptions) -> str | None:
@@ -119,7 +142,7 @@ def fleet(options: FleetOptions, artifacts: bool = False, owner: bool = False) -
                 f"edgeperf-{controller}" if owner else f"edgeperf-{controller}-{uuid.uuid4().hex[:8]}",
                 options.broker_url(),
                 subscriptions=[(topics.all_devices(kind), qos) for kind, (qos, _, side) in TOPICS.items() if side == "agent"],
-                on_connected=lambda: conn.publish(topics.announce(), announce, qos=1),
+                loopback=(topics.announce(), announce, 1, False),
                 tls=TlsFiles(options.ca_file, options.cert_file, options.key_file),
                 mqtt_version=options.mqtt_version,
                 session_expiry_s=SESSION_EXPIRY_S if owner else None,
@@ -128,8 +151,11 @@ def fleet(options: FleetOptions, artifacts: bool = False, owner: bool = False) -
                 server.start()
             conn.start(wait_s=options.connect_timeout_s)
             try:
+                if not conn.looped.wait(options.connect_timeout_s):
+                    raise NotRelayed(_not_relayed(conn, topics))
                 yield Fleet(store, conn, topics, server, key=key, read_only=not owner, offline_grace_s=options.offline_grace_s,
-                            device_wait_s=options.device_wait_s)
+                            device_wait_s=options.device_wait_s,
+                            link=Link(conn, topics.probe(controller), lambda: conn.publish(topics.announce(), announce, qos=1)))
             finally:
                 conn.stop()
     finally:
@@ -137,3 +163,11 @@ def fleet(options: FleetOptions, artifacts: bool = False, owner: bool = False) -
             server.stop()
         store.close()
 
+
+def _not_relayed(conn: Connection, topics: Topics) -> str:
+    broker = conn.broker
+    listener = (f"a broker from 'edgeperf broker config' takes controller commands on a listener of its own (the devices' "
+                f"port + 1: mqtts://{broker.host}:{broker.port + 1}, with the controller's certificate from the PKI folder); "
+                "otherwise " if broker.tls else "")
+    return (f"connected to {broker}, but the broker does not relay what this controller publishes on {topics.announce()}, "
+            f"so it would hear no device: {listener}check the broker's ACL and that --prefix is the agents' ({topics.prefix})")

@@ -40,6 +40,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.contract import check_device_id
 from agent.errors import EdgeperfError
+from controller.provisioning import controller_login
 
 try:  # POSIX; on Windows the lock is skipped (a lab's controller runs on Linux or macOS)
     import fcntl
@@ -48,7 +49,9 @@ except ImportError:  # pragma: no cover
 
 FORMAT = "edgeperf.pki/1"
 CA_DAYS = 3650  # the CA outlives many leaf rotations; a leaf never outlives the CA (clipped)
-BACKDATE = dt.timedelta(hours=1)  # a device whose clock is a little behind still accepts a fresh certificate
+# A device whose clock is behind (no RTC, NTP not yet synced: the fault suite steps agents 2 h back) still
+# accepts a fresh certificate and CRL.
+BACKDATE = dt.timedelta(days=1)
 BROKER = "broker"
 CONTROLLER_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")  # it becomes an ACL ``user`` line: no spaces
 DNS_NAME = re.compile(r"(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.?")
@@ -143,7 +146,8 @@ def _check_host(host: str) -> str:
 
 
 class Pki:
-    """A PKI folder: ``ca.pem``/``ca.key``, ``broker``, ``controller``, ``devices/<id>``, ``crl.pem``, ``index.json``."""
+    """A PKI folder: ``ca.pem``/``ca.key``, ``broker``, ``controller`` (with ``controller.password`` and the broker's
+    ``broker.passwd``: ``controller_login``), ``devices/<id>``, ``crl.pem``, ``index.json``."""
 
     def __init__(self, root: Path, index: dict[str, Any]) -> None:
         """Use ``Pki.init`` or ``Pki.open``; this only binds a folder to its loaded index."""
@@ -201,6 +205,7 @@ class Pki:
             pki._ca = (ca_key, ca_cert)
             pki._issue("broker", hosts[0], now)
             pki._issue("controller", controller_name, now)
+            pki._issue_login()
             for device_id in device_ids:
                 pki._issue("device", device_id, now)
             pki._write_crl(now)
@@ -235,20 +240,23 @@ class Pki:
         return cls(root, index)
 
     def export_broker(self, out: Path) -> Pki:
-        """What the broker needs and nothing more, in ``out``: the CA certificate (not its key), the CRL
-        and the broker's certificate and key. A broker host that is broken into then holds no key
-        that can issue certificates or impersonate the controller or a device. Run again after a
-        revoke or a broker rotation: it replaces the folder's files."""
+        """What the broker needs and nothing more, in ``out``: the CA certificate (not its key), the CRL,
+        the broker's certificate and key, and the hash of the controller's password (not the password).
+        A broker host that is broken into then holds no key that can issue certificates or impersonate
+        the controller or a device. Run again after a revoke or a broker or controller rotation: it
+        replaces the folder's files."""
         out = Path(out).expanduser().absolute()
         if out == self.root:
             raise PkiError(f"{out} is the PKI folder itself; give a new folder for the broker's copy")
         if (out / "ca.key").exists():
             raise PkiError(f"{out} holds a CA key: it is a full PKI folder, not a broker-only one; choose another folder")
+        self.ensure_controller_login()
         cert, key = self.broker_files
         out.mkdir(parents=True, exist_ok=True)
         os.chmod(out, 0o700)
         broker = [raw for raw in self._index["certs"] if raw["kind"] == "broker"]
-        for path, mode in ((self.ca_file, 0o644), (self.crl_file, 0o644), (cert, 0o644), (key, 0o600)):
+        files = ((self.ca_file, 0o644), (self.crl_file, 0o644), (cert, 0o644), (key, 0o600), (self.broker_password_file, 0o600))
+        for path, mode in files:
             write_atomic(out / path.relative_to(self.root), path.read_bytes(), mode)
         write_atomic(out / "index.json", (json.dumps(self._index | {"certs": broker}, indent=2) + "\n").encode())
         return Pki.open(out, ca_key=False)
@@ -266,6 +274,16 @@ class Pki:
     @property
     def index_file(self) -> Path:
         return self.root / "index.json"
+
+    @property
+    def controller_password_file(self) -> Path:
+        """The controller's password for the controller listener, beside its certificate (never copied to the broker)."""
+        return self.root / controller_login.PASSWORD_FILE
+
+    @property
+    def broker_password_file(self) -> Path:
+        """mosquitto's password file for the controller listener: the controller's name and password hash."""
+        return self.root / controller_login.BROKER_FILE
 
     @property
     def controller_name(self) -> str:
@@ -325,6 +343,12 @@ class Pki:
 
     # ---- changing -------------------------------------------------------------------------------
 
+    def ensure_controller_login(self) -> None:
+        """Give a PKI made before the controller listener existed its controller password and the broker's hash."""
+        with self._transaction():
+            if not (self.controller_password_file.is_file() and self.broker_password_file.is_file()):
+                self._issue_login()
+
     def add_device(self, device_id: str) -> tuple[Path, Path]:
         """Issue a client certificate for a new device (or one whose certificate was revoked)."""
         with self._transaction():
@@ -352,6 +376,8 @@ class Pki:
                 raise PkiError(f"{name!r} {state} in {self.root}; issue one with 'edgeperf certs add {name} --pki {self.root}'")
             now = _now()
             new = self._issue(kind, old.name if kind != "broker" else self.broker_hosts[0], now)
+            if kind == "controller":  # a stolen controller key may have left with its password
+                self._issue_login()
             revoked = self._mark_revoked(old.serial, now)
             self._write_crl(now)
             self._save()
@@ -491,6 +517,14 @@ class Pki:
         entry = CertEntry(format(cert.serial_number, "x"), kind, name, rel, _iso(not_after))
         self._index["certs"].append(entry.as_dict())
         return entry
+
+    def _issue_login(self) -> None:
+        """A new controller password beside its certificate, then the broker's hash of it. The hash is 0600
+        like the broker's key: mosquitto reads both as the same account."""
+        password = controller_login.new_password()
+        write_atomic(self.controller_password_file, f"{password}\n".encode(), 0o600)
+        line = controller_login.password_line(self.controller_name, password)
+        write_atomic(self.broker_password_file, line.encode(), 0o600)
 
     def _mark_revoked(self, serial: str, now: dt.datetime) -> CertEntry:
         for raw in self._index["certs"]:

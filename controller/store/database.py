@@ -306,6 +306,10 @@ class Store:
         )
         return job
 
+    def busy_refusals(self, job_id: str) -> int:
+        """Attempts a device refused because it was running another job: they cost the job no retry."""
+        return self.db.execute("SELECT COUNT(*) FROM attempts WHERE job_id = ? AND state = 'busy'", (job_id,)).fetchone()[0]
+
     def fail_pending(self, job_id: str, reason: str) -> None:
         """A job that never got an attempt (its device never came online) fails as it is."""
         self.db.execute(
