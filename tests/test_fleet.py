@@ -1,12 +1,9 @@
 """The fleet end to end: real brokers (mosquitto started here, and the embedded one), agent
-processes, the controller — and what happens when any of them dies mid-campaign."""
+processes, the controller. What happens when any of them fails mid-campaign is the fault suite
+(tests/test_fault_suite.py, tests/test_fault_suite_controller.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,22 +21,15 @@ from tests.fleet_harness import campaign_file as write_campaign
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def mosquitto(tmp_path) -> Iterator[Mosquitto]:
-    broker = Mosquitto(tmp_path).start()
-    yield broker
-    broker.stop()
-
-
 @contextmanager
-def controller(broker_url: str, db: Path, mqtt_version: str = "3.1.1", **kwargs) -> Iterator[Fleet]:
+def controller(broker_url: str, db: Path, mqtt_version: str = "3.1.1") -> Iterator[Fleet]:
     options = session.FleetOptions(
         broker=broker_url,
         db=db,
         artifact_host="127.0.0.1",
         artifact_advertise="127.0.0.1",
         mqtt_version=mqtt_version,
-        offline_grace_s=kwargs.pop("offline_grace_s", 3.0),
+        offline_grace_s=3.0,
         device_wait_s=60.0,
     )
     with session.fleet(options, artifacts=True, owner=True) as fleet:
@@ -123,44 +113,3 @@ def _broker(kind: str, tmp_path: Path) -> Iterator[str]:
             yield broker.url
         finally:
             broker.stop()
-
-
-def test_broker_restart_mid_campaign_stores_every_result_once(tmp_path, mosquitto):
-    agents = start_agents(mosquitto.url, tmp_path, "pi-a", "pi-b")
-    try:
-        with controller(mosquitto.url, tmp_path / "c.db", offline_grace_s=20.0) as fleet:
-            online(fleet, "pi-a", "pi-b")
-            spec = campaign_file.load(
-                write_campaign(
-                    tmp_path / "restart.yaml",
-                    variants=["int8.tflite", "int8.onnx", "fp32.onnx"],
-                    scenarios=["SingleStream", "Offline"],
-                    modes=["performance"],
-                )
-            )
-            campaign_id = fleet.create_campaign(spec)
-            restarted = threading.Event()
-
-            def restart_after_first_result(f: Fleet, c: str) -> None:
-                if not restarted.is_set() and f.store.result_count(c) >= 1:
-                    restarted.set()
-                    mosquitto.stop()
-                    time.sleep(2.0)  # jobs keep running on the devices; results wait in their outboxes
-                    mosquitto.start()
-
-            assert fleet.run(campaign_id, on_tick=restart_after_first_result) == "finished"
-            assert restarted.is_set()
-            one_result_per_job(fleet, campaign_id)
-            assert fleet.store.result_count(campaign_id) == 12
-    finally:
-        stop_all(agents)
-
-
-def edgeperf(*args: str, **kwargs) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", "from controller.cli import main; main()", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )

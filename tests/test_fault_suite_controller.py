@@ -1,0 +1,85 @@
+"""The fault suite, part 2: faults of the controller itself, run as ``edgeperf campaign run`` /
+``campaign resume`` processes (killed, frozen, restarted around an agent restart, and a second
+controller beside it), judged by the same audit as part 1 (tests/test_fault_suite.py)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import pytest
+
+from tests.fault_lab import Lab, audit, stored
+from tests.fleet_harness import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_controller_killed_then_resumed(tmp_path):
+    with Lab(tmp_path) as lab:
+        run = lab.cli("campaign", "run", str(lab.spec), "--json")
+        wait_until(lambda: stored(lab.db) >= 3, 120, "three results before killing the controller")
+        run.kill()
+        run.communicate(timeout=10)
+        time.sleep(2.0)  # jobs that were out keep running; their results wait in the agents' outboxes
+        ended = time.time()
+        resumed = lab.cli("campaign", "resume", "latest", "--json")
+        out, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, (err[-3000:], lab.logs())
+        summary = json.loads(out)
+        assert summary["state"] == "finished" and summary["failed"] == []
+        result = audit(lab.db, summary["id"], ended)
+        print(f"controller SIGKILL then resume: {result.summary()}")
+        assert result.problems() == [], (result.summary(), err[-3000:], lab.logs())
+
+
+def test_controller_frozen_for_30_s_with_a_full_broker_queue(tmp_path):
+    # One message in flight and two queued per client: what the agents publish while the controller
+    # is stopped overflows at once, and mosquitto drops it (heartbeats, events, results).
+    with Lab(tmp_path, broker_settings="max_inflight_messages 1\nmax_queued_messages 2\n") as lab:
+        run = lab.cli("campaign", "run", str(lab.spec), "--json")
+        wait_until(lambda: stored(lab.db) >= 2, 120, "two results before freezing the controller")
+        run.send_signal(signal.SIGSTOP)
+        time.sleep(30)
+        run.send_signal(signal.SIGCONT)
+        ended = time.time()
+        out, err = run.communicate(timeout=300)
+        assert run.returncode == 0, (err[-3000:], lab.logs())
+        summary = json.loads(out)
+        result = audit(lab.db, summary["id"], ended)
+        print(f"controller SIGSTOP 30 s, full queue: {result.summary()}")
+        assert result.problems() == [], (result.summary(), err[-3000:], lab.logs())
+        assert "Outgoing messages are being dropped" in (tmp_path / "mosquitto.log").read_text(), "the queue never filled"
+        assert "did not run for" in err, "the controller did not notice its own pause"
+
+
+def test_an_agent_restarted_while_the_controller_is_down(tmp_path):
+    with Lab(tmp_path) as lab:
+        run = lab.cli("campaign", "run", str(lab.spec), "--json")
+        wait_until(lambda: stored(lab.db) >= 2, 120, "two results before killing the controller")
+        run.kill()
+        run.communicate(timeout=10)
+        lab.agents["pi-a"].kill()  # mid-job or between jobs: its outbox and job records survive on disk
+        lab.agents["pi-a"].start()
+        time.sleep(3)
+        ended = time.time()
+        resumed = lab.cli("campaign", "resume", "latest", "--json")
+        out, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, (err[-3000:], lab.logs())
+        result = audit(lab.db, json.loads(out)["id"], ended)
+        print(f"agent restarted while the controller was down: {result.summary()}")
+        assert result.problems() == [], (result.summary(), err[-3000:], lab.logs())
+
+
+def test_a_second_controller_runs_its_own_campaign_on_the_same_devices(tmp_path):
+    with Lab(tmp_path) as lab:
+        other_db = tmp_path / "colleague.db"
+        runs = [lab.cli("campaign", "run", str(lab.spec), "--json", db=db) for db in (lab.db, other_db)]
+        outs = [run.communicate(timeout=400) for run in runs]
+        for run, (_, err) in zip(runs, outs, strict=True):
+            assert run.returncode == 0, (err[-3000:], lab.logs())
+        for db, (out, _) in zip((lab.db, other_db), outs, strict=True):
+            result = audit(db, json.loads(out)["id"], None)
+            print(f"second controller, {db.name}: {result.summary()}")
+            assert result.problems() == [], result.summary()
