@@ -27,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -151,8 +152,7 @@ def fleet(options: FleetOptions, artifacts: bool = False, owner: bool = False) -
                 server.start()
             conn.start(wait_s=options.connect_timeout_s)
             try:
-                if not conn.looped.wait(options.connect_timeout_s):
-                    raise NotRelayed(_not_relayed(conn, topics))
+                _wait_looped(conn, topics, announce, options.connect_timeout_s)
                 yield Fleet(store, conn, topics, server, key=key, read_only=not owner, offline_grace_s=options.offline_grace_s,
                             device_wait_s=options.device_wait_s,
                             link=Link(conn, topics.probe(controller), lambda: conn.publish(topics.announce(), announce, qos=1)))
@@ -162,6 +162,16 @@ def fleet(options: FleetOptions, artifacts: bool = False, owner: bool = False) -
         if server:
             server.stop()
         store.close()
+
+
+def _wait_looped(conn: Connection, topics: Topics, announce: bytes, timeout_s: float) -> None:
+    """Wait until the broker relays the controller's announce back to it, announcing again every second: a
+    broker that drops messages for a slow client (a full queue) may drop one copy, never every copy."""
+    deadline = time.monotonic() + timeout_s
+    while not conn.looped.wait(1.0):
+        if time.monotonic() >= deadline:
+            raise NotRelayed(_not_relayed(conn, topics))
+        conn.publish(topics.announce(), announce, qos=1)
 
 
 def _not_relayed(conn: Connection, topics: Topics) -> str:
