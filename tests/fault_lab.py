@@ -11,6 +11,7 @@ time from the end of the fault to its next dispatch or result.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -156,6 +157,20 @@ class Lab:
                   "--artifact-advertise", "127.0.0.1")
         return subprocess.Popen([sys.executable, "-c", "from controller.cli import main; main()", *args, *common],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def killed_then_resumed(self, after_results: int, while_down: Callable[[], object]) -> tuple[dict, float]:
+        """Run the campaign as its own process, SIGKILL it once ``after_results`` results are stored, do
+        ``while_down``, then ``campaign resume``: resume's JSON summary, and when it started (the fault's end)."""
+        run = self.cli("campaign", "run", str(self.spec), "--json")
+        wait_until(lambda: stored(self.db) >= after_results, 120, f"{after_results} results before killing the controller")
+        run.kill()
+        run.communicate(timeout=10)
+        while_down()
+        ended = time.time()
+        resumed = self.cli("campaign", "resume", "latest", "--json")
+        out, err = resumed.communicate(timeout=300)
+        assert resumed.returncode == 0, (err[-3000:], self.logs())
+        return json.loads(out), ended
 
     def logs(self) -> str:
         """The tail of every agent's log, for a failing assertion's message."""

@@ -18,20 +18,12 @@ pytestmark = pytest.mark.slow
 
 def test_controller_killed_then_resumed(tmp_path):
     with Lab(tmp_path) as lab:
-        run = lab.cli("campaign", "run", str(lab.spec), "--json")
-        wait_until(lambda: stored(lab.db) >= 3, 120, "three results before killing the controller")
-        run.kill()
-        run.communicate(timeout=10)
-        time.sleep(2.0)  # jobs that were out keep running; their results wait in the agents' outboxes
-        ended = time.time()
-        resumed = lab.cli("campaign", "resume", "latest", "--json")
-        out, err = resumed.communicate(timeout=300)
-        assert resumed.returncode == 0, (err[-3000:], lab.logs())
-        summary = json.loads(out)
+        # jobs that were out keep running meanwhile; their results wait in the agents' outboxes
+        summary, ended = lab.killed_then_resumed(3, lambda: time.sleep(2.0))
         assert summary["state"] == "finished" and summary["failed"] == []
         result = audit(lab.db, summary["id"], ended)
         print(f"controller SIGKILL then resume: {result.summary()}")
-        assert result.problems() == [], (result.summary(), err[-3000:], lab.logs())
+        assert result.problems() == [], (result.summary(), lab.logs())
 
 
 def test_controller_frozen_for_30_s_with_a_full_broker_queue(tmp_path):
@@ -60,20 +52,15 @@ def test_controller_frozen_for_30_s_with_a_full_broker_queue(tmp_path):
 
 def test_an_agent_restarted_while_the_controller_is_down(tmp_path):
     with Lab(tmp_path) as lab:
-        run = lab.cli("campaign", "run", str(lab.spec), "--json")
-        wait_until(lambda: stored(lab.db) >= 2, 120, "two results before killing the controller")
-        run.kill()
-        run.communicate(timeout=10)
-        lab.agents["pi-a"].kill()  # mid-job or between jobs: its outbox and job records survive on disk
-        lab.agents["pi-a"].start()
-        time.sleep(3)
-        ended = time.time()
-        resumed = lab.cli("campaign", "resume", "latest", "--json")
-        out, err = resumed.communicate(timeout=300)
-        assert resumed.returncode == 0, (err[-3000:], lab.logs())
-        result = audit(lab.db, json.loads(out)["id"], ended)
+        def restart_pi_a() -> None:
+            lab.agents["pi-a"].kill()  # mid-job or between jobs: its outbox and job records survive on disk
+            lab.agents["pi-a"].start()
+            time.sleep(3)
+
+        summary, ended = lab.killed_then_resumed(2, restart_pi_a)
+        result = audit(lab.db, summary["id"], ended)
         print(f"agent restarted while the controller was down: {result.summary()}")
-        assert result.problems() == [], (result.summary(), err[-3000:], lab.logs())
+        assert result.problems() == [], (result.summary(), lab.logs())
 
 
 def test_a_second_controller_runs_its_own_campaign_on_the_same_devices(tmp_path):
