@@ -17,12 +17,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 
-from agent import __version__, capabilities, contract, datasets, kpi, model_file, runtimes, scenarios
+from agent import __version__, capabilities, contract, datasets, kpi, model_file, reproduce, runtimes, scenarios, threads
 from agent.contract import RuntimeOptions
 from agent.energy_meter import EnergyMeter, PowerPlan, open_meter
-from agent.errors import DatasetError
+from agent.errors import DatasetError, SettingsError
 from agent.resources import CpuWindow, peak_rss_mb, rss_mb
 from agent.runtimes.base import SessionInfo
 from agent.scenarios import server_search
@@ -114,6 +115,10 @@ def run(req: BenchRequest, progress: Progress = _silent) -> dict[str, Any]:
         model = replace(model, name=req.model_name)
     runtime = runtimes.runtime_for(model, req.runtime)
     engine = scenarios.choose_engine(req.engine)
+    threads.check_threads(req.options.threads)
+    if req.cooldown_below_c is not None and thermal.hottest() is None:
+        raise SettingsError(f"--cooldown-below {req.cooldown_below_c:g}: this device reports no temperatures (no "
+                            "/sys/class/thermal zone), so there is nothing to wait for; drop --cooldown-below")
     facts = probe.collect() | {"installed": capabilities.installed()}
     meter = open_meter(req.power, facts)  # before anything is loaded: a named meter that is absent fails fast
     try:
@@ -128,14 +133,17 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
              facts: dict[str, Any], meter: EnergyMeter | None) -> dict[str, Any]:
     settings = req.settings
     progress("loading", {"model": model.name, "runtime": runtime})
+    runtimes.preload(runtime)  # imports are not loading: outside load time and model RSS
     rss_before = rss_mb()
-    t0 = time.perf_counter_ns()
-    session = runtimes.open_session(model, runtime, req.options)
-    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    options = req.options
+    if options.threads is None and runtime != "coreml":  # "default" is one number for every runtime, and recorded
+        options = msgspec.structs.replace(options, threads=threads.default_threads())
+    session = runtimes.open_session(model, runtime, options)
+    load_ms = session.info.load_ms  # the runtime's own session creation, timed by the session
     model_rss = rss_mb() - rss_before
 
     progress("preparing", {"dataset": req.dataset})
-    samples = datasets.load(req.dataset, session.info.inputs, req.options.shapes)
+    samples = datasets.load(req.dataset, session.info.inputs, req.options.shapes, values=req.options.inputs)
     if settings.mode == Mode.ACCURACY and samples.labels is None:
         raise DatasetError(f"accuracy mode needs a labelled dataset and {req.dataset} has no labels; use --dataset fashion-mnist")
     sut = ModelSut(session, samples, settings.batch_size)
@@ -174,7 +182,7 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     progress("scoring", {"valid": outcome.valid})
     accuracy = kpi.accuracy_of(outcome, samples, session.info.outputs)
     kpis = kpi.kpis_of(outcome, accuracy, {
-        "memory": {"peak_rss_mb": peak_rss_mb(), "model_rss_mb": model_rss},
+        "memory": {"peak_rss_mb": None, "model_rss_mb": model_rss},  # peak: read last, below
         "model_size_mb": model.size_bytes / (1 << 20),
         "model_parameters": session.info.parameters,
         "load_time_ms": load_ms,
@@ -184,7 +192,7 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
         "thermals": thermals,
     })
     info = session.info
-    return {
+    doc = {
         "schema": contract.RESULT_SCHEMA,
         "run_id": req.run_id,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -192,12 +200,13 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
         "device": {"id": req.device_id or facts.get("hostname", "unknown"), "facts": facts},
         "model": _model_block(model, info),
         "runtime": {"name": info.runtime, "version": info.version, "threads": info.threads,
+                    "threads_rule": "given" if req.options.threads is not None else "default: one per CPU this process may use",
                     "accelerator": info.accelerator, "details": info.details},
         "scenario": effective.scenario.value,
         "mode": effective.mode.value,
         "engine": engine,
         "profile": effective.profile,
-        "dataset": {"name": samples.name, "source": samples.source, "samples": len(samples)},
+        "dataset": {"name": samples.name, "source": samples.source, "samples": len(samples), "inputs": list(samples.inputs)},
         "settings": {"requested": settings.to_dict(), "effective": effective.to_dict(), "derived": derived}
         | ({"server": server.to_dict()} if server else {}),
         "valid": outcome.valid,
@@ -207,4 +216,20 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
         "window": {"begin_unix_ns": outcome.window_unix_ns[0], "end_unix_ns": outcome.window_unix_ns[1]},
         "kpis": kpis,
         "logs": {"engine": engine} | outcome.logs,
+        "reproduce": reproduce.block(reproduce.argv(req.model, runtime, engine, req.dataset, req.warmup_runs, settings,
+                                                    options, samples.inputs, _energy_flags(req))),
     }
+    # the high-water mark after everything the run costs: scoring, histograms and sorts, this document
+    kpis["memory"]["peak_rss_mb"] = peak_rss_mb()
+    return doc
+
+
+def _energy_flags(req: BenchRequest) -> list[str]:
+    """The energy and cooldown flags of ``req``, for its reproduce line."""
+    out = []
+    if req.power:
+        out += ["--power", req.power.spec, "--idle-seconds", repr(req.power.idle_s),
+                "--grid-intensity", repr(req.power.grid_g_per_kwh)]
+    if req.cooldown_below_c is not None:
+        out += ["--cooldown-below", repr(req.cooldown_below_c), "--cooldown-timeout", repr(req.cooldown_timeout_s)]
+    return out

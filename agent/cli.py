@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from agent import __version__, capabilities, result, result_text, zoo
@@ -39,18 +41,44 @@ def _provider(text: str) -> tuple[str, dict[str, str]]:
     return name, options
 
 
+def _bounded(kind: type[int] | type[float], low: float, high: float, unit: str = "") -> Callable[[str], float]:
+    """An argparse type for a flag that is not a job option: finite and within [low, high], else argparse's one
+    line naming the flag (``nan`` would slip through every comparison, ``inf`` would wait forever)."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range; give {low:g} to {high:g}{unit}")
+        return value
+    return parse
+
+
+# ranges of the flags that are not job options (those are bounded by the contract)
+_WARMUP = _bounded(int, 0, 100_000)
+_IDLE_S = _bounded(float, 0, 3600, " s")  # a job's power_idle_s has the same bound
+_GRID = _bounded(float, 0, 2000, " gCO2e/kWh")  # coal-fired power is about 1000
+_CELSIUS = _bounded(float, -40, 150, " °C")  # the range silicon is rated for
+_WAIT = _bounded(float, 0, 86400, " s")
+_SAMPLE_S = _bounded(float, 0.1, 3600, " s")
+
+
 # the bench flag behind each job-option field, so a refused value is reported under the flag the user typed
 FLAGS = {"min_duration_s": "--min-duration", "max_duration_s": "--max-duration", "min_queries": "--min-queries",
          "max_queries": "--max-queries", "target_qps": "--target-qps", "target_latency_ms": "--target-latency-ms",
          "batch_size": "--batch-size", "threads": "--threads", "providers": "--provider", "provider_options": "--provider",
-         "optimization": "--optimization", "delegates": "--delegate", "compute_units": "--compute-units", "shapes": "--shape"}
+         "optimization": "--optimization", "delegates": "--delegate", "compute_units": "--compute-units", "shapes": "--shape",
+         "inputs": "--input"}
 
 
 def _flag_error(problem: str) -> str:
     """The contract's ``Expected int >= 1 - at $.threads`` as ``--threads: expected int >= 1``."""
     text, _, where = problem.partition(" - at $.")
     flag = FLAGS.get(where.split(".")[0].split("[")[0])
-    return (f"{flag}: {text[:1].lower()}{text[1:]}" if flag else text) + " (see --help)"
+    if not flag:  # a check across fields names them: "max_duration_s (1) is below min_duration_s (5)"
+        return re.sub(r"\b[a-z_]+\b", lambda m: FLAGS.get(m.group(), m.group()), text) + " (see --help)"
+    return f"{flag}: {text[:1].lower()}{text[1:]} (see --help)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     bench = sub.add_parser("bench", help="benchmark one model file or zoo:<model>/<file>")
-    bench.add_argument("model", help="path to a .tflite/.onnx/.mlpackage file, or zoo:<model>/<file>")
+    bench.add_argument("model", nargs="?", help="path to a .tflite/.onnx/.mlpackage file, or zoo:<model>/<file>")
+    bench.add_argument("--from", dest="from_result", type=Path, metavar="RESULT.json",
+                       help="run again what a result records (its reproduce line; output flags may be added)")
     run = bench.add_argument_group("run")
     run.add_argument("--scenario", default="SingleStream", help="SingleStream | MultiStream | Server | Offline")
     run.add_argument("--mode", default="performance", help="performance | accuracy")
@@ -76,10 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target-latency-ms", type=float, metavar="MS", help="Server latency bound (default: derived from the "
                                                                           "model's SingleStream p99 here; docs/engines.md)")
     run.add_argument("--batch-size", type=int, help="samples per runtime call for Offline/MultiStream (free batch dim)")
-    run.add_argument("--warmup", type=int, default=20, metavar="N", help="untimed runs before measuring (default 20)")
+    run.add_argument("--warmup", type=_WARMUP, default=20, metavar="N", help="untimed runs before measuring (default 20)")
     rt = bench.add_argument_group("runtime")
     rt.add_argument("--runtime", help="litert | onnxruntime | coreml (default: from the file type)")
-    rt.add_argument("--threads", type=int, help="runtime threads (LiteRT num_threads, ORT intra-op)")
+    rt.add_argument("--threads", type=int, help="runtime threads (LiteRT num_threads, ORT intra-op; default: one per CPU)")
     rt.add_argument("--provider", action="append", default=[], metavar="EP[:K=V,...]",
                     help="ORT execution provider, repeat in priority order")
     rt.add_argument("--optimization", default="all", help="ORT graph optimisation: disable | basic | extended | all")
@@ -87,13 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--delegate", action="append", default=[], metavar="LIB", help="LiteRT external delegate library")
     rt.add_argument("--compute-units", default="all", help="Core ML: all | cpu_only | cpu_and_gpu | cpu_and_ne")
     rt.add_argument("--shape", action="append", default=[], metavar="NAME=D1xD2..", help="size dynamic input dimensions")
+    rt.add_argument("--input", action="append", default=[], metavar="NAME=VALUE|LOW:HIGH|PATH.npy",
+                    help="feed an input a constant, a uniform range or a file's values (strings: PATH.txt); repeat per input")
     energy = bench.add_argument_group("energy and thermals")
     energy.add_argument("--power", metavar="SOURCE", help="ina219[:bus=1,addr=0x40,shunt=0.1] | serial:/dev/ttyACM0 | jtop | "
                                                            "nvml | rapl | battery | estimate | auto (see 'power list')")
-    energy.add_argument("--idle-seconds", type=float, default=2.0, metavar="S", help="idle baseline before the run (default 2)")
-    energy.add_argument("--grid-intensity", type=float, metavar="G", help="grid gCO2e per kWh (default 475, world average)")
-    energy.add_argument("--cooldown-below", type=float, metavar="C", help="first wait until the hottest sensor is below C °C")
-    energy.add_argument("--cooldown-timeout", type=float, default=300.0, metavar="S", help="longest cooldown wait (default 300)")
+    energy.add_argument("--idle-seconds", type=_IDLE_S, default=2.0, metavar="S", help="idle baseline before the run (default 2)")
+    energy.add_argument("--grid-intensity", type=_GRID, metavar="G", help="grid gCO2e per kWh (default 475, world average)")
+    energy.add_argument("--cooldown-below", type=_CELSIUS, metavar="C", help="first wait until the hottest sensor is below C °C")
+    energy.add_argument("--cooldown-timeout", type=_WAIT, default=300.0, metavar="S", help="longest cooldown wait (default 300)")
     out = bench.add_argument_group("output")
     out.add_argument("--json", type=Path, metavar="PATH", help="write the result document here")
     out.add_argument("--log-dir", type=Path, metavar="DIR", help="keep LoadGen logs under DIR/<run id>")
@@ -130,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help="print JSON")
     sampling = power_sub.add_parser("sample", help="live readings from one source, then rate and statistics")
     sampling.add_argument("--source", default="auto", help="a --power spec (default auto)")
-    sampling.add_argument("--seconds", type=float, default=5.0, help="how long to sample (default 5)")
+    sampling.add_argument("--seconds", type=_SAMPLE_S, default=5.0, help="how long to sample (default 5)")
 
     info = sub.add_parser("info", help="the device facts and runtimes a result will carry")
     info.add_argument("--json", action="store_true", help="print JSON")
@@ -138,12 +170,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_OUTPUT_FLAGS = ("json", "log_dir", "device_id", "strict")  # what --from takes from the command line; the rest is the result's
+
+
+def _replayed(args: argparse.Namespace) -> argparse.Namespace:
+    """``bench --from result.json``: the recorded arguments with this command's output flags; else ``args``."""
+    from agent import reproduce
+
+    if args.from_result is None:
+        if args.model is None:
+            raise SettingsError("bench needs a model: a .tflite/.onnx/.mlpackage path, zoo:<model>/<file>, or --from RESULT.json")
+        return args
+    defaults = vars(build_parser().parse_args(["bench"]))
+    extra = [k for k, v in vars(args).items() if k not in (*_OUTPUT_FLAGS, "from_result") and v != defaults[k]]
+    if extra:
+        flag = "a model" if extra[0] == "model" else "--" + extra[0].replace("_", "-")
+        raise SettingsError(f"--from re-runs what the result records, so {flag} cannot be given with it; drop it, "
+                            "or run the result's reproduce command with the change")
+    again = build_parser().parse_args(["bench", *reproduce.recorded_argv(args.from_result)])
+    for name in _OUTPUT_FLAGS:
+        setattr(again, name, getattr(args, name))
+    return again
+
+
 def _bench(args: argparse.Namespace) -> int:
     from agent import bench, contract
+    from agent.datasets.input_values import parse_input_overrides
     from agent.energy_meter import DEFAULT_GRID_G_PER_KWH, PowerPlan
     from agent.jobs import settings_for
     from agent.runtimes.shapes import parse_shape_overrides
+    from agent.threads import check_threads
 
+    args = _replayed(args)
     providers = [_provider(p) for p in args.provider]
     try:  # the flags fill the same job options a campaign and a fleet job do, checked the same way
         run = contract.build(contract.RunLength, {
@@ -155,20 +213,26 @@ def _bench(args: argparse.Namespace) -> int:
             "threads": args.threads, "providers": [name for name, _ in providers],
             "provider_options": {name: opts for name, opts in providers if opts}, "optimization": args.optimization,
             "xnnpack": not args.no_xnnpack, "delegates": args.delegate, "compute_units": args.compute_units,
-            "shapes": parse_shape_overrides(args.shape),
+            "shapes": parse_shape_overrides(args.shape), "inputs": parse_input_overrides(args.input),
         })
     except contract.ProtocolError as exc:
         raise SettingsError(_flag_error(str(exc))) from None
-    settings = settings_for(args.profile, args.scenario, args.mode, run)
+    check_threads(options.threads, "--threads")
+    try:
+        settings = settings_for(args.profile, args.scenario, args.mode, run)
+    except SettingsError as exc:  # named by job field: say the flags
+        raise SettingsError(_flag_error(str(exc)).removesuffix(" (see --help)")) from None
     dataset = args.dataset or ("fashion-mnist" if settings.mode.value == "accuracy" else "synthetic")
     plan = None
     if args.power:
-        plan = PowerPlan(args.power, max(args.idle_seconds, 0.0), args.grid_intensity or DEFAULT_GRID_G_PER_KWH)
+        grid = DEFAULT_GRID_G_PER_KWH if args.grid_intensity is None else args.grid_intensity
+        plan = PowerPlan(args.power, args.idle_seconds, grid)
     request = bench.BenchRequest(
         model=args.model, settings=settings, runtime=args.runtime, options=options, dataset=dataset,
         engine=args.engine, warmup_runs=args.warmup, device_id=args.device_id, log_dir=args.log_dir, power=plan,
         cooldown_below_c=args.cooldown_below, cooldown_timeout_s=args.cooldown_timeout,
     )
+    _check_outputs(args.json, args.log_dir)
     doc = bench.run(request)
     if args.json:
         try:
@@ -177,6 +241,15 @@ def _bench(args: argparse.Namespace) -> int:
             raise SettingsError(f"cannot write --json {args.json}: {exc.strerror}") from None
     print(result_text.render(doc), end="")
     return EXIT_INVALID_RUN if args.strict and not doc["valid"] else 0
+
+
+def _check_outputs(json_path: Path | None, log_dir: Path | None) -> None:
+    """Refuse a --json or --log-dir that cannot be written before the run, not after minutes of measuring."""
+    if json_path is not None and (json_path.is_dir() or not json_path.parent.is_dir()):
+        problem = "is a folder" if json_path.is_dir() else f"is in {json_path.parent}, which does not exist"
+        raise SettingsError(f"--json {json_path} {problem}; give a file in an existing folder")
+    if log_dir is not None and log_dir.exists() and not log_dir.is_dir():
+        raise SettingsError(f"--log-dir {log_dir} is a file; give a folder (it is created if missing)")
 
 
 def run_command(broker_url: str, device_id: str, data_dir: Path, *flags: str) -> list[str]:
@@ -220,9 +293,9 @@ def _info(args: argparse.Namespace) -> int:
 def _zoo(_: argparse.Namespace) -> int:
     rows = []
     for entry in zoo.entries():
-        acc = entry.facts["accuracy"].get("subset_top1")
+        band = zoo.top1_band(entry)
         rows.append((zoo.PREFIX + entry.name, f"{entry.facts['precision']:<6} {entry.facts['size_bytes'] / 1024:7.1f} KiB  "
-                                              f"top-1 {f'{acc:.3f}' if acc is not None else 'n/a (macOS only)'}"))
+                                              f"top-1 {f'{band[0]:.3f}–{band[1]:.3f}' if band else 'n/a (macOS only)'}"))
     print(result_text.table(rows), end="")
     return 0
 

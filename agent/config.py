@@ -23,6 +23,7 @@ from agent import origins
 from agent.artifacts import DEFAULT_MAX_ARTIFACT_BYTES
 from agent.contract import DEFAULT_PREFIX, check_device_id, check_tags
 from agent.errors import SettingsError
+from agent.threads import check_threads
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -137,6 +138,9 @@ def load(flags: Mapping[str, Any], env: Mapping[str, str] = os.environ, toml: Pa
         raise SettingsError(f"max_artifact_bytes {config.max_artifact_bytes} must be a positive byte count, e.g. 2147483648")
     if config.max_packet_bytes is not None and config.max_packet_bytes < 1024:
         raise SettingsError(f"max_packet_bytes {config.max_packet_bytes} is too small for the protocol; give at least 1024")
+    if config.threads is not None and config.threads < 1:
+        raise SettingsError(f"threads {config.threads}: give 1 or more, or leave it unset for the runtime's default")
+    check_threads(config.threads)
     if not 0.1 <= config.heartbeat_s <= 3600:
         raise SettingsError(f"heartbeat_s {config.heartbeat_s:g} must be between 0.1 and 3600 seconds")
     for origin in config.artifact_origins:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 import time
 from typing import Annotated, Any, ClassVar, Literal
@@ -139,6 +140,8 @@ class RuntimeOptions(Struct, frozen=True, forbid_unknown_fields=True, omit_defau
     delegates: Annotated[tuple[Text, ...], Meta(max_length=8)] = ()  # LiteRT external delegate libraries
     compute_units: Literal["all", "cpu_only", "cpu_and_gpu", "cpu_and_ne"] = "all"  # Core ML
     shapes: Annotated[dict[Name, Shape], Meta(max_length=64)] = {}  # dynamic-dimension overrides
+    # what an input is fed (agent.datasets.input_values): "16000", "-1:1", "values.npy", "words.txt"
+    inputs: Annotated[dict[Name, Annotated[str, Meta(min_length=1, max_length=4096)]], Meta(max_length=64)] = {}
 
     # which runtime reads each option that only one does: setting it for another is a mistake, not a no-op
     RUNTIME_ONLY: ClassVar[dict[str, str]] = {
@@ -147,14 +150,37 @@ class RuntimeOptions(Struct, frozen=True, forbid_unknown_fields=True, omit_defau
     }
 
 
+# Bounds of a run (range checks on job options; docs/engines.md "Bad values"). Neither engine issues
+# more than ~16,000 queries/s from Python, so 100,000/s is already unreachable; above it LoadGen's
+# and the native engine's pre-generated arrival schedules alone exhaust memory (1e7/s: std::bad_alloc).
+MAX_TARGET_QPS = 100_000.0
+MAX_RUN_S = 7 * 86400  # a week: the longest job timeout
+# LoadGen pre-generates every query it may issue, and both engines hold a Server run's whole arrival
+# schedule (LoadGen ~300 B per query; 1e10 min_queries: std::bad_alloc): min_queries is bounded here,
+# a Server run's target_qps × min_duration where the two meet (``agent.jobs.settings_for``)
+MAX_SCHEDULED_QUERIES = 10_000_000
+
+
+def check_server_schedule(target_qps: float, min_duration_s: float, max_queries: int = 0) -> None:
+    """Refuse a Server rate whose arrival schedule would not fit in memory; the duration may be the
+    profile's, so this runs where the two meet (``agent.jobs.settings_for``, the campaign loader)."""
+    scheduled = target_qps * min_duration_s
+    if max_queries:
+        scheduled = min(scheduled, max_queries)
+    if scheduled > MAX_SCHEDULED_QUERIES:
+        raise ValueError(f"target_qps {target_qps:g} × min_duration_s {min_duration_s:g} schedules {scheduled:,.0f} "
+                         f"queries, more than the {MAX_SCHEDULED_QUERIES:,} an arrival schedule may hold; lower "
+                         "target_qps or min_duration_s, or set max_queries")
+
+
 class RunLength(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
     """Overrides of a profile's run length and load; None keeps the profile's value."""
 
-    min_duration_s: Positive | None = None
-    max_duration_s: Positive | None = None
-    min_queries: Annotated[int, Meta(ge=1, le=1 << 40)] | None = None
+    min_duration_s: Annotated[float, Meta(gt=0, le=MAX_RUN_S)] | None = None
+    max_duration_s: Annotated[float, Meta(gt=0, le=MAX_RUN_S)] | None = None
+    min_queries: Annotated[int, Meta(ge=1, le=MAX_SCHEDULED_QUERIES)] | None = None
     max_queries: Annotated[int, Meta(ge=1, le=1 << 40)] | None = None
-    target_qps: Annotated[float, Meta(gt=0, le=1e7)] | None = None
+    target_qps: Annotated[float, Meta(gt=0, le=MAX_TARGET_QPS)] | None = None
     target_latency_ms: Annotated[float, Meta(gt=0, le=1e7)] | None = None
     batch_size: Annotated[int, Meta(ge=1, le=1 << 16)] | None = None
 
@@ -370,6 +396,7 @@ class RuntimeBlock(_Body, frozen=True):
     threads: Annotated[int, Meta(ge=0, le=1 << 20)] | None
     accelerator: Annotated[str, Meta(max_length=256)]
     details: dict[Name, Free] = {}
+    threads_rule: Text = ""  # "given", or how the default was resolved (docs/engines.md, "Threads")
 
     _free: ClassVar[tuple[str, ...]] = ("details",)
 
@@ -595,6 +622,7 @@ class Kpis(_Body, frozen=True):
     model_parameters: Count | None = None
     cpu: Cpu = Cpu()
     thermals: Thermals | None = None
+    offered_qps: NonNegative | None = None  # Server: the load its arrival schedule offered
 
 
 class Check(_Body, frozen=True):
@@ -612,10 +640,27 @@ class JobRef(_Body, frozen=True):
     attempt: Annotated[int, Meta(ge=1, le=1000)] | None = None
 
 
+class InputBlock(_Body, frozen=True):
+    """What one model input was fed (``dataset.inputs``): its shape after ``--shape``, its dtype and
+    where its values came from — the default range (``synthetic``), a ``constant``, a ``range`` or a
+    ``file`` (by sha256), or the ``dataset`` — enough to feed it the same again."""
+
+    name: Text
+    shape: Annotated[tuple[Annotated[int, Meta(ge=0, le=1 << 31)], ...], Meta(max_length=16)]
+    dtype: Annotated[str, Meta(max_length=64)]
+    source: Literal["synthetic", "constant", "range", "file", "dataset"]
+    value: Finite | bool | None = None
+    low: Finite | None = None
+    high: Finite | None = None
+    path: Text | None = None
+    sha256: Sha256 | None = None
+
+
 class DatasetBlock(_Body, frozen=True):
     name: Name
     source: Text = ""
     samples: Count = 0
+    inputs: Annotated[tuple[InputBlock, ...], Meta(max_length=1024)] = ()
 
 
 class Window(_Body, frozen=True):
@@ -628,13 +673,24 @@ class Window(_Body, frozen=True):
 class Logs(_Body, frozen=True):
     """The engine's own logs (``logs``): which engine ran and, for LoadGen, its log folder on the
     machine that ran it, the files there, its summary carried inline (dropped when the result
-    would be too large to send) and the errors its detail log names."""
+    would be too large to send) and the errors and warnings its detail log names."""
 
     engine: Annotated[str, Meta(max_length=32)] = ""
     dir: Text | None = None
     files: Annotated[tuple[Name, ...], Meta(max_length=64)] = ()
     summary: Annotated[str, Meta(max_length=1 << 16)] | None = None
     errors: Annotated[tuple[Text, ...], Meta(max_length=4096)] = ()
+    warnings: Annotated[tuple[Text, ...], Meta(max_length=4096)] = ()  # LoadGen's is_warning lines, word for word
+    query_pool: dict[Name, Free] | None = None  # how LoadGen's pre-generated query pool was sized (loadgen.sized_pool)
+
+    _free: ClassVar[tuple[str, ...]] = ("query_pool",)
+
+
+class Reproduce(_Body, frozen=True):
+    """How to run the same workload again (``reproduce``): ``edgeperf-agent bench`` arguments, and the line to paste."""
+
+    argv: Annotated[tuple[Text, ...], Meta(max_length=512)]
+    command: Annotated[str, Meta(max_length=1 << 16)]
 
 
 class Result(_Body, frozen=True):
@@ -662,6 +718,7 @@ class Result(_Body, frozen=True):
     window: Window | None = None
     job: JobRef | None = None
     baseline: dict[Name, Free] | None = None
+    reproduce: Reproduce | None = None
 
     _free: ClassVar[tuple[str, ...]] = ("baseline",)
 
@@ -807,8 +864,22 @@ def checked_result(doc: dict[str, Any]) -> tuple[Result, bytes]:
     return decode_body("result", raw), raw
 
 
+def _finite(value: Any, where: str = "$") -> None:
+    """JSON cannot carry NaN or infinity and msgspec encodes them as ``null``, which an option reads as
+    "not set": ``--target-qps inf`` would silently run the profile's default. Refuse them by path."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ProtocolError(f"Expected a finite number, got {value} - at {where}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _finite(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _finite(item, f"{where}[{i}]")
+
+
 def build(kind: type[Struct], value: dict[str, Any]) -> Any:
     """A job-option struct (``RuntimeOptions``, ``RunLength``) from plain values, checked as if it had arrived."""
+    _finite(value)
     try:
         return msgspec.json.decode(_encoded(value, ""), type=kind)
     except msgspec.DecodeError as exc:

@@ -31,3 +31,8 @@ class DatasetError(EdgeperfError):
 
 class SettingsError(EdgeperfError):
     """An unknown scenario, mode, profile or engine, or contradictory run settings."""
+
+
+class InferenceError(EdgeperfError):
+    """The model failed while running on the inputs it was given (a Reshape that does not fit them,
+    a value a graph branch cannot take): the run cannot measure it, and no retry will help."""

@@ -13,23 +13,33 @@ from pathlib import Path
 import msgspec
 
 from agent.bench import BenchRequest
-from agent.contract import Job, RunLength
+from agent.contract import Job, RunLength, check_server_schedule
 from agent.energy_meter import PowerPlan
-from agent.scenarios.settings import RunSettings, for_profile, parse_mode, parse_scenario, with_overrides
+from agent.errors import SettingsError
+from agent.scenarios.settings import RunSettings, Scenario, for_profile, parse_mode, parse_scenario, with_overrides
 
 
 def _ms(seconds: float | None) -> int | None:
-    return None if seconds is None else int(seconds * 1000)
+    return None if seconds is None else round(seconds * 1000)  # 1.234 s is 1234 ms, not int(1233.99...)
 
 
 def settings_for(profile: str, scenario: str, mode: str, run: RunLength) -> RunSettings:
-    """A profile's settings for the scenario and mode, with the job's run-length overrides applied."""
-    return with_overrides(
+    """A profile's settings for the scenario and mode, with the job's run-length overrides applied.
+
+    A Server rate is checked here against the run's minimum duration, which may come from the
+    profile: the arrival schedule both engines build holds rate × duration queries in memory."""
+    settings = with_overrides(
         for_profile(profile, parse_scenario(scenario), parse_mode(mode)),
         min_duration_ms=_ms(run.min_duration_s), max_duration_ms=_ms(run.max_duration_s),
         min_query_count=run.min_queries, max_query_count=run.max_queries, server_target_qps=run.target_qps,
         server_target_latency_ms=run.target_latency_ms, batch_size=run.batch_size,
     )
+    if settings.scenario == Scenario.SERVER and settings.server_target_qps:
+        try:
+            check_server_schedule(settings.server_target_qps, settings.min_duration_ms / 1000, settings.max_query_count)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+    return settings
 
 
 def request_from_job(

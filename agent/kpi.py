@@ -51,15 +51,21 @@ KPIS: tuple[Kpi, ...] = (
     _latency("max", "Slowest query."),
     Kpi("early_stopping_latency_ms", "early-stopping latency", "ms", "lower",
         "LoadGen's early-stopping estimate of the scenario percentile (p90 SingleStream, p99 MultiStream): "
-        "sorted[n-t] with t = max{i : n >= h(i)+i}; the number MLPerf submissions report."),
+        "sorted[n-t] with t = max{i : n >= h(i)+i}; the number MLPerf submissions report. Null (never 0) where "
+        "there is no estimate: under 64 queries for p90, 662 for p99."),
     Kpi("early_stopping_p99_latency_ms", "early-stopping p99", "ms", "lower",
-        "SingleStream only: the same estimate for p99 (used to infer MultiStream), once n >= 662."),
+        "SingleStream only: the same estimate for p99 (used to infer MultiStream), once n >= 662; null below "
+        "that in both engines (LoadGen logs 0 there, which is not a latency)."),
     Kpi("latency_histogram", "latency histogram", "ns", "",
         "Counts per latency bucket of 3 significant digits; merged across runs and devices by adding "
         "counts, so fleet percentiles are read from merged histograms, never averaged."),
     Kpi("throughput_sps", "throughput", "samples/s", "higher",
         "SingleStream/MultiStream: (samples - samples per query) / time of the last issue; Server: "
         "(samples - 1) / time the last sample completed; Offline: samples / time the last sample completed."),
+    Kpi("offered_qps", "offered load", "queries/s", "",
+        "Server only: (queries - 1) / scheduled time of the last query, the load the arrival schedule offered "
+        "(LoadGen's result_scheduled_samples_per_sec). Both engines draw the same schedule for the same seed, rate "
+        "and minimums, so it differs from --target-qps by the Poisson draw, never by engine."),
     Kpi("query_count", "queries", "count", "", "Queries issued (Offline: 1)."),
     Kpi("sample_count", "samples", "count", "", "Samples answered."),
     Kpi("duration_s", "duration", "s", "", "From the first issue to the last completion."),
@@ -100,11 +106,15 @@ KPIS: tuple[Kpi, ...] = (
         "Pi firmware throttle bits active or newly set during the run, or CPU frequency below max under `performance`."),
     Kpi("thermals.cooldown.waited_s", "cooldown", "s", "", "Seconds waited for --cooldown-below before the run."),
     Kpi("memory.peak_rss_mb", "peak RSS", "MB", "lower",
-        "Peak resident set of the benchmark process (runtime, model, data and Python), 1 MB = 2^20 bytes."),
-    Kpi("memory.model_rss_mb", "model RSS", "MB", "lower", "Resident set added by loading the model session."),
+        "Peak resident set of the benchmark process (runtime, model, data and Python), 1 MB = 2^20 bytes; read "
+        "after the result is built, so scoring and post-run statistics count."),
+    Kpi("memory.model_rss_mb", "model RSS", "MB", "lower",
+        "Resident set added by loading the model session (the runtime's libraries are imported before)."),
     Kpi("model_size_mb", "model size", "MB", "lower", "Bytes of the model file (or package) on disk / 2^20."),
     Kpi("model_parameters", "parameters", "count", "", "Weight and bias elements read from the model file."),
-    Kpi("load_time_ms", "load time", "ms", "lower", "Creating the runtime session: parse, allocate, delegate/EP setup."),
+    Kpi("load_time_ms", "load time", "ms", "lower",
+        "Creating the runtime session: parse, allocate, delegate/EP setup, timed around the runtime's own call; "
+        "imports (done first) and edgeperf's reading of the model's parameters are outside it."),
     Kpi("first_inference_ms", "first inference", "ms", "lower", "The first run after loading, before any warm-up."),
     Kpi("cpu.process_pct", "CPU (process)", "% of one core", "lower",
         "CPU time of the benchmark process over the measured window / wall time (200 = two cores busy)."),
@@ -145,6 +155,15 @@ def _throughput(o: Outcome) -> float | None:
     return o.sample_count / (o.last_done_ns / 1e9)
 
 
+def _offered_qps(o: Outcome) -> float | None:
+    """Server's offered load as scheduled; LoadGen's own figure under loadgen (it keeps no raw times)."""
+    if o.settings.scenario != Scenario.SERVER or o.settings.mode == Mode.ACCURACY:
+        return None
+    if o.reported:
+        return o.reported.get("offered_qps")
+    return (o.query_count - 1) / (o.final_scheduled_ns / 1e9) if o.final_scheduled_ns else None
+
+
 def _early_stopping_ns(o: Outcome, latencies: np.ndarray) -> tuple[float | None, float | None]:
     if o.reported:
         return o.reported.get("early_stopping_ns"), o.reported.get("early_stopping_p99_ns")
@@ -179,6 +198,7 @@ def kpis_of(o: Outcome, accuracy: dict[str, Any] | None, extra: dict[str, Any]) 
         "early_stopping_p99_latency_ms": _ms(es99),
         "latency_histogram": histogram.to_dict(),
         "throughput_sps": _throughput(o),
+        "offered_qps": _offered_qps(o),
         "query_count": o.query_count,
         "sample_count": o.sample_count,
         "duration_s": o.last_done_ns / 1e9,

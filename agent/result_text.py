@@ -24,6 +24,8 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
                 f"dataset {doc['dataset']['name']} ({doc['dataset']['samples']} samples)"),
         ("verdict", "VALID" if doc["valid"] else "INVALID"),
     ]
+    if given := _given_inputs(doc["dataset"].get("inputs", [])):  # what --input fixed: it decides the branch timed
+        rows.insert(3, ("inputs", given))
     rows += [("  because", reason) for reason in doc["invalid_reasons"]]
     if lat:
         basis = "per query" if k.get("latency_basis") == "query" else "per sample"
@@ -32,8 +34,10 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
     if k.get("early_stopping_latency_ms") is not None:
         pct = f"p{s['target_latency_percentile'] * 100:g}"
         rows.append(("early stop", f"{pct} estimate {_num(k['early_stopping_latency_ms'])} ms"))
+    # Server: the load offered as scheduled (a Poisson draw around --target-qps), next to what completed
+    offered = f", offered {k['offered_qps']:,.2f} queries/s" if k.get("offered_qps") is not None else ""
     rows.append(("throughput", f"{_num(k['throughput_sps'], ',.1f')} samples/s  ({k['query_count']} queries, "
-                               f"{k['sample_count']} samples, {k['duration_s']:.2f} s)"))
+                               f"{k['sample_count']} samples, {k['duration_s']:.2f} s{offered})"))
     rows += _server_rows(doc["settings"].get("server"))
     if (acc := k.get("accuracy")) is not None:
         lo, hi = acc["ci95"]
@@ -45,10 +49,21 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
                               f"peak RSS {k['memory']['peak_rss_mb']:.1f} MB, CPU {k['cpu']['process_pct']:.0f}% of a core"))
     if doc["logs"].get("dir"):
         rows.append(("logs", doc["logs"]["dir"]))
+    # LoadGen's own warnings, word for word: its summary only counts them
+    rows += [("  warning", f"LoadGen: {w}") for w in doc["logs"].get("warnings", [])]
     facts = doc["device"]["facts"]
     device = ", ".join(str(facts[key]) for key in ("board", "cpu_model", "os_release", "kernel") if key in facts)
     rows.append(("device", f"{doc['device']['id']}: {device}"))
+    if doc.get("reproduce"):
+        rows.append(("reproduce", doc["reproduce"]["command"]))
     return rows
+
+
+def _given_inputs(inputs: list[dict[str, Any]]) -> str:
+    """``sr=16000, x=-1:1, ids=ids.npy``: the inputs a run was given values for."""
+    shown = {"constant": lambda i: f"{i['value']}", "range": lambda i: f"{i['low']:g}:{i['high']:g}",
+             "file": lambda i: f"{i['path']} (sha256 {i['sha256'][:12]})"}
+    return ", ".join(f"{i['name']}={shown[i['source']](i)}" for i in inputs if i["source"] in shown)
 
 
 def _server_rows(server: dict[str, Any] | None) -> list[tuple[str, str]]:

@@ -10,6 +10,15 @@ import pytest
 ZOO = Path(__file__).resolve().parent.parent / "agent" / "zoo" / "fashion-mnist-cnn"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding a ``slow`` test first, each file's tests in their own order. pytest-xdist (``--dist loadfile
+    --no-loadscope-reorder``, see pyproject.toml) hands out whole files in this order: the long files start at
+    once and the many short ones fill the workers around them, instead of a long file starting last and
+    running alone at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _one_fleet_key(tmp_path_factory):
     """One fleet key for the session's controllers and agents, module-scoped agents included (they start

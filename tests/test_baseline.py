@@ -26,6 +26,7 @@ from devices import power, probe
 from devices.power.base import PowerSourceError
 from tests.cli_harness import edgeperf
 from tests.test_power_sources import FakeGpu, FakeNvmlLib, install_nvml  # noqa: F401  (a fixture, asked for by name)
+from tests.test_zoo import reproduces
 
 TFLITE, INT8, FP32 = "zoo:fashion-mnist-cnn/int8.tflite", "zoo:fashion-mnist-cnn/int8.onnx", "zoo:fashion-mnist-cnn/fp32.onnx"
 CNN = "fashion-mnist-cnn"
@@ -112,9 +113,8 @@ def test_the_tflite_variant_ran_its_onnx_sibling_and_the_result_says_so(cpu_run)
     # the same file gives the same answers
     tfl_acc, onnx_acc = results["int8-tflite", "accuracy"].kpis.accuracy, results["int8.onnx", "accuracy"].kpis.accuracy
     assert tfl_acc.n == 1000 and tfl_acc.top1 == onnx_acc.top1
-    assert onnx_acc.top1 == pytest.approx(zoo.resolve(INT8).facts["accuracy"]["subset_top1"])
-    assert results["fp32.onnx", "accuracy"].kpis.accuracy.top1 == pytest.approx(
-        zoo.resolve(FP32).facts["accuracy"]["subset_top1"])
+    assert reproduces(zoo.resolve(INT8), onnx_acc.top1)  # within the band any CPU holds (int8 kernels vary by ISA)
+    assert reproduces(zoo.resolve(FP32), results["fp32.onnx", "accuracy"].kpis.accuracy.top1)
     # the variant's own providers were for its edge device, and the result says they were replaced
     assert any("CUDAExecutionProvider" in n and "replaced" in n for n in results["int8.onnx", "performance"].baseline["notes"])
     # its threads still apply
@@ -144,7 +144,7 @@ def test_a_user_mapping_overrides_the_zoo_manifest(tmp_path):
     (result,) = store.results(campaign_id)
     assert (result.model.sha256, result.model.precision) == (sha(FP32), "fp32")
     assert result.baseline["substituted_for"] == TFLITE and result.baseline["substituted_by"] == "mapping"
-    assert result.kpis.accuracy.top1 == pytest.approx(zoo.resolve(FP32).facts["accuracy"]["subset_top1"])
+    assert reproduces(zoo.resolve(FP32), result.kpis.accuracy.top1)
     assert result.kpis.energy is None and result.baseline["power"] is None  # power=None: no energy at all
 
     # the variant may be named by its name, model/name, its artifact or that file's name
@@ -234,11 +234,13 @@ def test_a_failing_job_is_stored_as_failed_with_its_reason_and_the_run_goes_on(t
     assert store.campaign(campaign_id)["state"] == "finished_with_failures" and good.state == "done"
     assert corrupt.state == "failed" and corrupt.attempts == 1  # the user's to fix: not retried
     assert "corrupt.onnx is not a loadable ONNX model" in corrupt.error
-    assert reshape.state == "failed" and reshape.attempts == 2  # ORT's own error: retried (retries: 1), then final
-    assert reshape.error.startswith(f"{baseline.host_device_id('host-cpu')}: Fail: ") and "\n" not in reshape.error
-    assert [a["state"] for a in store.attempts(reshape.id)] == ["failed", "failed"]
+    # The model fails at run time: the same inputs fail the same way again, so it is not retried.
+    assert reshape.state == "failed" and reshape.attempts == 1, reshape.error
+    assert reshape.error.startswith(f"{baseline.host_device_id('host-cpu')}: ") and "\n" not in reshape.error
+    assert "reshape" in reshape.error.lower() and "--input" in reshape.error
+    assert [a["state"] for a in store.attempts(reshape.id)] == ["failed"]
     assert store.result_count(campaign_id) == 1
-    assert any("reshape.onnx" in m and "failed: Fail: " in m and m.endswith("retrying") for m in messages)
+    assert not any("reshape.onnx" in m and m.endswith("retrying") for m in messages)
     assert messages[-1].endswith("1 done, 2 failed")
 
 

@@ -232,6 +232,12 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
     # the quick profile runs SingleStream for at least 10 s: a 5 s cap would fail every job
     (minimal("overrides: {max_duration_s: 5}\n"),
      "camp.yaml:6: overrides.max_duration_s: 5 s is below the quick profile's minimum for SingleStream (10 s)"),
+    # the mlperf profile runs Server for 600 s: 50,000 arrivals/s would not fit in any device's memory
+    (minimal("scenarios: [Server]\nprofile: mlperf\noverrides: {target_qps: 50000}\n"),
+     "camp.yaml:8: overrides.target_qps: target_qps 50000 × min_duration_s 600 schedules 30,000,000 queries, more "
+     "than the 10,000,000 an arrival schedule may hold; lower target_qps or min_duration_s, or set max_queries"),
+    (minimal("overrides: {target_qps: 1000000000}\n"),
+     "camp.yaml:6: overrides: Expected float <= 100000.0 - at $.target_qps"),
     (minimal("devices: some\n"), "camp.yaml:6: devices: expected 'all' or a mapping with ids and/or tags, got 'some' (a string)"),
     (minimal("devices: {}\n"), "camp.yaml:6: devices: give ids, tags or both (or write devices: all)"),
     (minimal("devices: {id: [a]}\n"), "camp.yaml:6: devices.id: unknown key; did you mean 'ids'?"),

@@ -104,7 +104,7 @@ def test_auto_engine_falls_back_to_native_without_loadgen(tmp_path):
         (("--target-qps", "-5"), "--target-qps: expected float > 0.0"),
         (("--batch-size", "0"), "--batch-size: expected int >= 1"),
         (("--optimization", "fast"), "--optimization: invalid enum value 'fast'"),
-        (("--min-queries", "100", "--max-queries", "10"), "max_queries (10) is below min_queries (100)"),
+        (("--min-queries", "100", "--max-queries", "10"), "--max-queries (10) is below --min-queries (100)"),
     ],
 )
 def test_bad_settings(flags, fragment):

@@ -6,13 +6,14 @@ import json
 
 import pytest
 
-from agent import bench
+from agent import bench, zoo
 from agent.contract import RuntimeOptions, checked_result
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from controller.analysis import scorecard
 from controller.store.database import Store
 from tests.cli_harness import edgeperf
 from tests.fleet_harness import campaign_file
+from tests.test_zoo import reproduces
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +62,7 @@ def test_baseline_run_then_compare(tmp_path):
             edge_top1 = c["edge"]["kpis"]["accuracy.top1"]["value"]
             base_top1 = c["baseline"]["kpis"]["accuracy.top1"]["value"]
             assert c["accuracy_delta_pp"] == pytest.approx((edge_top1 - base_top1) * 100)
-            assert base_top1 == pytest.approx(0.879)  # int8.onnx on the subset, for both variants
+            assert reproduces(zoo.resolve("zoo:fashion-mnist-cnn/int8.onnx"), base_top1)  # int8.onnx, both variants
     md = edgeperf("compare", campaign, "--baseline", "fmnist-baseline", "--format", "md", "--db", str(db))
     assert "| model | run | device |" in md.stdout and "p90 latency ×" in md.stdout
     page = tmp_path / "compare.html"

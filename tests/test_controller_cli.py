@@ -146,6 +146,10 @@ def test_bad_campaign_file_is_one_line_naming_file_line_and_key(tmp_path, text, 
 
 
 def test_unknown_campaign_and_unreachable_broker(tmp_path):
+    # a command that only reads refuses a database that is not there (a mistyped --db), and creates none
+    one_error_line(edgeperf("campaign", "status", "nope", "--db", str(tmp_path / "c.db")), 2, "no results database at")
+    assert not (tmp_path / "c.db").exists()
+    Store(tmp_path / "c.db").close()
     one_error_line(edgeperf("campaign", "status", "nope", "--db", str(tmp_path / "c.db")), 2, "no campaign 'nope'")
     started = time.monotonic()
     proc = edgeperf("devices", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--db", str(tmp_path / "c.db"))

@@ -36,42 +36,6 @@ def test_the_demo_campaign_is_valid():
         "zoo:fashion-mnist-cnn/int8.tflite", "zoo:fashion-mnist-cnn/int8.onnx", "zoo:fashion-mnist-cnn/fp32.onnx"]
 
 
-def _fleet_commands() -> list[list[str]]:
-    """The ``edgeperf ...`` command lines in docs/fleet.md's code blocks, continuation lines joined."""
-    import re
-    import shlex
-
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", (ROOT / "docs" / "fleet.md").read_text(), re.S)
-    commands = []
-    for block in blocks:
-        for line in block.replace("\\\n", " ").splitlines():
-            if line.startswith("edgeperf "):
-                commands.append(shlex.split(line.split(" #")[0]))
-    return commands
-
-
-def test_the_fleet_doc_uses_only_commands_and_options_that_exist():
-    import typer
-    from typer.testing import CliRunner
-
-    from controller.cli import app
-
-    commands = _fleet_commands()
-    assert len(commands) >= 15
-    runner = CliRunner(env={"COLUMNS": "300"})
-    for argv in commands:
-        command, path = typer.main.get_command(app), []
-        for word in argv[1:]:  # down the command groups as far as the words go
-            if word not in getattr(command, "commands", {}):
-                break
-            command = command.commands[word]
-            path.append(word)
-        assert path and not hasattr(command, "commands"), argv
-        help_text = runner.invoke(app, [*path, "--help"]).output
-        for flag in (w.split("=")[0] for w in argv if w.startswith("-")):
-            assert flag in help_text, f"{' '.join(argv)}: {flag} is not an option of 'edgeperf {' '.join(path)}'"
-
-
 def test_the_fleet_doc_inventory_is_valid(tmp_path, monkeypatch):
     from controller.provisioning import inventory
 
@@ -100,3 +64,118 @@ def test_every_file_and_function_architecture_md_points_to_exists():
             assert re.search(rf"\b(def|class) {name.split('.')[-1]}\b|^{name}\b[^=\n]*=", source, re.M), f"{path} has no {name}"
     for folder in re.findall(r"`((?:agent|controller|devices|firmware)/[\w/-]+/)`", text):
         assert (ROOT / folder).is_dir(), folder
+
+
+DOCS = ("README.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md"))))
+
+
+def _command_lines() -> list[tuple[str, str]]:
+    """``(file, line)`` for every command in README.md's and docs/*.md's code blocks: every line of an ``sh``
+    block, and the ``edgeperf``/``edgeperf-agent`` lines of an unlabelled one; continuations joined, comments cut."""
+    import re
+
+    found = []
+    for name in DOCS:
+        for lang, block in re.findall(r"^```([a-z]*)\n(.*?)^```", (ROOT / name).read_text(), re.S | re.M):
+            for line in block.replace("\\\n", " ").splitlines():
+                line = line.split(" #")[0].strip()
+                if line and (lang == "sh" or (lang == "" and line.split()[0] in ("edgeperf", "edgeperf-agent"))):
+                    found.append((name, line))
+    return found
+
+
+def _words(line: str) -> list[list[str]]:
+    """The commands of a shell line (split at ``&&``), each as the shell's words; pipes and redirections stay
+    tokens of their own."""
+    import shlex
+
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    for token in lexer:
+        if token == "&&":
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    return commands
+
+
+def _edgeperf_command(argv: list[str]) -> tuple[list[str], set[str]]:
+    """The subcommand path ``argv`` names in the controller CLI, and the options that command takes."""
+    import typer
+
+    from controller.cli import app
+
+    command, path = typer.main.get_command(app), []
+    for word in argv:
+        if word not in getattr(command, "commands", {}):
+            break
+        command = command.commands[word]
+        path.append(word)
+    assert not hasattr(command, "commands") or command.invoke_without_command, f"'edgeperf {' '.join(argv)}' names no command"
+    return path, {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)} | {"--help"}
+
+
+def _agent_command(argv: list[str]) -> tuple[list[str], set[str]]:
+    """The same for ``edgeperf-agent`` (argparse)."""
+    import argparse
+
+    from agent.cli import build_parser
+
+    parser, path = build_parser(), []
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            break
+        assert argv[len(path):] and argv[len(path)] in subs[0].choices, f"'edgeperf-agent {' '.join(argv)}' names no command"
+        parser = subs[0].choices[argv[len(path)]]
+        path.append(argv[len(path)])
+    return path, set(parser._option_string_actions)
+
+
+def test_every_command_in_readme_and_docs_runs_as_pasted():
+    """No block lists alternatives with `|` or placeholders like `<id>` (a shell reads them as pipes and
+    redirections), every edgeperf/edgeperf-agent subcommand and option exists, and the campaign files the
+    commands name are shipped and valid."""
+    from controller.fleet import campaign
+
+    lines = _command_lines()
+    assert len(lines) >= 50
+    checked = 0
+    for name, line in lines:
+        for argv in _words(line):
+            shell = [w for w in argv if w[0] in "|<>;&[" or w == "..."]
+            assert not shell, f"{name}: {line!r}: {shell[0]!r} does not paste into a shell (write one command a line)"
+            if argv[0] not in ("edgeperf", "edgeperf-agent"):
+                continue
+            path, options = (_edgeperf_command if argv[0] == "edgeperf" else _agent_command)(argv[1:])
+            for flag in (w.split("=")[0] for w in argv[1 + len(path):] if w.startswith("-")):
+                assert flag in options, f"{name}: {line!r}: {flag} is not an option of '{argv[0]} {' '.join(path)}'"
+            if path[-1:] == ["run"] and path[0] in ("campaign", "baseline"):
+                campaign.load(ROOT / argv[1 + len(path)])  # shipped, and valid (a mistake raises with file:line)
+            checked += 1
+    assert checked >= 40
+
+
+def test_every_yaml_campaign_in_the_docs_is_valid():
+    """Valid for the loader, and each ``shape``/``inputs`` key of a zoo variant names an input its model has."""
+    import re
+
+    from agent import model_file, runtimes
+    from agent.contract import RuntimeOptions
+    from controller.fleet import campaign
+
+    blocks = [(name, block) for name in DOCS
+              for block in re.findall(r"^```yaml\n(.*?)^```", (ROOT / name).read_text(), re.S | re.M) if "\nmodels:" in block]
+    assert len(blocks) >= 2
+    named = 0
+    for name, block in blocks:
+        for model in campaign.loads(block, name, ROOT / "docs").models:
+            for variant in model.variants:
+                keys = {*variant.options.shapes, *variant.options.inputs}
+                if keys:
+                    file = model_file.resolve(variant.artifact)
+                    session = runtimes.open_session(file, runtimes.runtime_for(file, variant.runtime), RuntimeOptions())
+                    assert keys <= {i.name for i in session.info.inputs}, (name, variant.name, keys)
+                    named += 1
+    assert named

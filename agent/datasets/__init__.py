@@ -1,7 +1,8 @@
 """Datasets as loaded samples (LoadGen's QSL): inputs ready in the model's dtype, plus labels.
 
 ``synthetic`` fits any model: it draws inputs from the model's own input specs (several inputs,
-integer inputs, dynamic dimensions resolved with ``--shape``). ``fashion-mnist`` is real data
+integer inputs, dynamic dimensions resolved with ``--shape``), or feeds the values ``--input``
+gives (``input_values``). ``fashion-mnist`` is real data
 for the zoo's classifier. Samples are converted (and quantised) here, once, before any timing.
 
 Labelled samples keep their raw inputs beside their labels (``Samples.raw``), so a score can name
@@ -14,11 +15,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from agent.datasets import fashion_mnist
-from agent.errors import DatasetError
+from agent.datasets import fashion_mnist, input_values
+from agent.errors import DatasetError, SettingsError
 from agent.runtimes.base import TensorSpec
 from agent.runtimes.quant import to_model_input
 from agent.runtimes.shapes import concrete_shape
@@ -51,6 +53,7 @@ class Samples:
     feeds: list[dict[str, np.ndarray]]
     labels: np.ndarray | None
     raw: np.ndarray | None = None
+    inputs: tuple[dict[str, Any], ...] = ()  # per input: resolved shape, dtype and source (``input_values.fill``)
 
     def __len__(self) -> int:
         return len(self.feeds)
@@ -65,32 +68,19 @@ class Samples:
 Shapes = dict[str, tuple[int, ...]]
 
 
-def synthetic(inputs: Sequence[TensorSpec], shapes: Shapes, count: int = SYNTHETIC_SAMPLES, seed: int = 0) -> Samples:
-    """Random inputs shaped and typed as the model declares them.
-
-    Floats are uniform in [0, 1) (quantised with the input's own parameters when it is int8);
-    unquantised int8/uint8 span their range; wider integers (ids, indices) are drawn from
-    [0, 100) so they stay valid as embedding indices; bools are fair coins.
-    """
+def synthetic(inputs: Sequence[TensorSpec], shapes: Shapes, count: int = SYNTHETIC_SAMPLES, seed: int = 0,
+              values: dict[str, str] | None = None) -> Samples:
+    """Inputs shaped and typed as the model declares them, each drawn from its default range or fed
+    what ``values`` (``--input``) gives it (``input_values``); the record of each is kept."""
     rng = np.random.default_rng(seed)
     feeds: list[dict[str, np.ndarray]] = [{} for _ in range(count)]
+    records = []
     for spec in inputs:
-        shape = concrete_shape(spec, shapes)
-        dtype = np.dtype(spec.dtype)
-        for feed in feeds:
-            if spec.quantised or np.issubdtype(dtype, np.floating):
-                value = to_model_input(rng.random(shape, dtype=np.float32), spec)
-            elif dtype == np.bool_:
-                value = rng.random(shape) < 0.5
-            elif dtype in (np.int8, np.uint8):
-                info = np.iinfo(dtype)
-                value = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dtype)
-            elif np.issubdtype(dtype, np.integer):
-                value = rng.integers(0, 100, size=shape).astype(dtype)
-            else:
-                raise DatasetError(f"input {spec.name!r} has dtype {spec.dtype}, which synthetic data cannot fill")
+        filled, record = input_values.fill(spec, concrete_shape(spec, shapes), (values or {}).get(spec.name), count, rng)
+        for feed, value in zip(feeds, filled, strict=True):
             feed[spec.name] = value
-    return Samples("synthetic", f"synthetic(seed={seed})", feeds, None)
+        records.append(record)
+    return Samples("synthetic", f"synthetic(seed={seed})", feeds, None, inputs=tuple(records))
 
 
 def _fit_images(images: np.ndarray, inputs: Sequence[TensorSpec], shapes: Shapes, name: str) -> list[dict[str, np.ndarray]]:
@@ -115,12 +105,22 @@ def _fit_images(images: np.ndarray, inputs: Sequence[TensorSpec], shapes: Shapes
     return [{spec.name: to_model_input(img.reshape(shape), spec)} for img in real]
 
 
-def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0) -> Samples:
-    """Load dataset ``name`` for a model with ``inputs``; unknown names list the known ones."""
+def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0, values: dict[str, str] | None = None) -> Samples:
+    """Load dataset ``name`` for a model with ``inputs``, ``values`` fixing inputs of synthetic data
+    (``--input``); unknown names list the known ones."""
+    names = [s.name for s in inputs]
+    for given in values or {}:
+        if given not in names:
+            raise SettingsError(f"--input names input {given!r}, but the model's inputs are: {', '.join(names)}")
     if name == "synthetic":
-        return synthetic(inputs, shapes, seed=seed)
+        return synthetic(inputs, shapes, seed=seed, values=values)
+    if values:
+        raise SettingsError(f"--input sets synthetic inputs, but the dataset is {name}; drop --input or use --dataset synthetic")
     if name.startswith("fashion-mnist") and name in DATASETS:
         split = name.partition(":")[2] or "auto"
         data = fashion_mnist.test_set(split)
-        return Samples(name, data.source, _fit_images(data.images, inputs, shapes, name), data.labels, data.images)
+        feeds = _fit_images(data.images, inputs, shapes, name)
+        records = tuple({"name": s.name, "shape": list(feeds[0][s.name].shape), "dtype": s.dtype, "source": "dataset"}
+                        for s in inputs)
+        return Samples(name, data.source, feeds, data.labels, data.images, inputs=records)
     raise DatasetError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}")

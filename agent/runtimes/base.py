@@ -51,6 +51,9 @@ class SessionInfo:
     precision: str  # fp32 | fp16 | int8 | mixed
     parameters: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # the runtime's own session creation (parse, allocate, delegate/EP setup), timed by the session:
+    # imports and our own model census stay outside it, or cross-runtime comparisons measure them
+    load_ms: float = 0.0
 
 
 class Session(Protocol):

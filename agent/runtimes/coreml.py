@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,11 @@ def _coremltools():
     except ImportError:
         raise RuntimeMissing("coremltools is not installed: pip install 'edgeperf[coreml]'") from None
     return coremltools
+
+
+def preload() -> None:
+    """Import coremltools before load time is measured (or fail here, on Linux, with one line)."""
+    _coremltools()
 
 
 def _specs(features) -> tuple[TensorSpec, ...]:
@@ -72,7 +78,9 @@ class CoreMLSession:
             raise SettingsError(f"unknown --compute-units {options.compute_units!r}; use {', '.join(_COMPUTE_UNITS)}")
         units = getattr(ct.ComputeUnit, _COMPUTE_UNITS[options.compute_units])
         try:
+            t0 = time.perf_counter_ns()
             self._model = ct.models.MLModel(str(path), compute_units=units)
+            load_ms = (time.perf_counter_ns() - t0) / 1e6
         except Exception as exc:  # coremltools raises bare Exception / RuntimeError on bad packages
             raise ModelError(f"{path} is not a loadable Core ML model ({exc}); re-export or re-copy it") from None
         spec = self._model.get_spec()
@@ -81,12 +89,14 @@ class CoreMLSession:
         self.info = SessionInfo(
             runtime="coreml",
             version=f"coremltools {importlib.metadata.version('coremltools')}, macOS {platform.mac_ver()[0]}",
-            accelerator=f"coreml/{options.compute_units}",
+            # Core ML decides per operation where it runs and reports nothing of it: this is what was asked
+            accelerator=f"coreml/{options.compute_units} (requested)",
             threads=None,
             inputs=inputs,
             outputs=outputs,
             precision=_precision(spec),
             details={"compute_units": options.compute_units},
+            load_ms=load_ms,
         )
 
     @property

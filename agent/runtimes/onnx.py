@@ -1,12 +1,16 @@
 """ONNX Runtime sessions: execution providers in priority order, threads, optimisation level.
 
 A provider the user asks for but ORT does not have is an error, never a silent fall-back to
-CPU: the point of the run is usually that provider. The provider reported is the one ORT
-actually registered first.
+CPU: the point of the run is usually that provider. Registered is not ran: a provider takes only
+the nodes it supports and the CPU provider the rest, so the label comes from ORT's record of which
+provider took how many nodes of the optimised graph.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,7 @@ from agent.runtimes.shapes import unknown_overrides
 _ORT_TYPES = {
     "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
     "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
-    "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool",
+    "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(bool)": "bool", "tensor(string)": "string",
 }
 OPT_LEVELS = {
     "disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL",
@@ -44,8 +48,20 @@ def _spec(arg: Any) -> TensorSpec:
     return TensorSpec(name=arg.name, shape=shape, dtype=_ORT_TYPES.get(arg.type, arg.type))
 
 
+def _graphs(graph: Any) -> Iterator[Any]:
+    """``graph`` and every subgraph under it (If branches, Loop and Scan bodies), depth first: a model
+    can keep all its weights inside them (a voice-activity model with one branch per sample rate)."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                yield from _graphs(attr.g)
+            for sub in attr.graphs:
+                yield from _graphs(sub)
+
+
 def _graph_census(path: Path) -> tuple[str, int | None]:
-    """Precision and parameter count read from the graph (needs the ``onnx`` package).
+    """Precision and parameter count read from the graph and its subgraphs (needs ``onnx``).
 
     Scales and zero points of QuantizeLinear/DequantizeLinear are bookkeeping, not parameters.
     """
@@ -53,23 +69,57 @@ def _graph_census(path: Path) -> tuple[str, int | None]:
         import onnx
     except ImportError:
         return "unknown", None
-    graph = onnx.load(str(path), load_external_data=False).graph
-    inits = {i.name: i for i in graph.initializer}
-    qdq_params = {name for n in graph.node if n.op_type in _QDQ_OPS for name in n.input[1:]}
+    graphs = list(_graphs(onnx.load(str(path), load_external_data=False).graph))
+    inits = {i.name: i for g in graphs for i in g.initializer}
+    nodes = [n for g in graphs for n in g.node]
+    qdq_params = {name for n in nodes if n.op_type in _QDQ_OPS for name in n.input[1:]}
     quantised_activations = any(
         (n.op_type == "QuantizeLinear" and n.input[0] not in inits) or n.op_type.startswith("QLinear")
-        for n in graph.node
+        for n in nodes
     )
     weights, params = [], 0
-    for name, init in inits.items():
-        if name in qdq_params:
-            continue
-        size = int(np.prod(init.dims)) if init.dims else 1
-        if init.data_type in _ONNX_WEIGHT_TYPES and size > 1:
-            weights.append(_ONNX_WEIGHT_TYPES[init.data_type])
-        if init.data_type in _ONNX_WEIGHT_TYPES or init.data_type == 6:  # 6: int32 (quantised bias)
-            params += size
+    for g in graphs:  # per graph: two subgraphs may reuse an initializer's name
+        for init in g.initializer:
+            if init.name in qdq_params:
+                continue
+            size = int(np.prod(init.dims)) if init.dims else 1
+            if init.data_type in _ONNX_WEIGHT_TYPES and size > 1:
+                weights.append(_ONNX_WEIGHT_TYPES[init.data_type])
+            if init.data_type in _ONNX_WEIGHT_TYPES or init.data_type == 6:  # 6: int32 (quantised bias)
+                params += size
     return precision.classify(weights, quantised_activations), params
+
+
+def preload() -> None:
+    """Import ONNX Runtime and ``onnx`` (about 1 s on a small CPU) before load time is measured."""
+    _ort()
+    with contextlib.suppress(ImportError):  # only the census needs it
+        import onnx  # noqa: F401
+
+
+def _placement(sess: Any) -> dict[str, int] | None:
+    """Nodes of the optimised graph each execution provider took, from ORT's own record of the
+    partitioning (``session.record_ep_graph_assignment_info``); None where this ORT cannot say."""
+    try:
+        subgraphs = sess.get_provider_graph_assignment_info()
+    except Exception:  # AttributeError: an ORT without the API; ORT's own Fail class: nothing recorded
+        return None
+    counts: dict[str, int] = {}
+    for subgraph in subgraphs:
+        counts[subgraph.ep_name] = counts.get(subgraph.ep_name, 0) + len(subgraph.get_nodes())
+    return counts
+
+
+def _accelerator(registered: list[str], placement: dict[str, int] | None) -> str:
+    """The label: the providers that ran nodes, with "N of M nodes" where more than one did. Without a
+    placement record only a lone CPU provider is known to have run everything; else "(requested)"."""
+    if placement is None:
+        return registered[0] if registered == ["CPUExecutionProvider"] else f"{registered[0]} (requested)"
+    ran = [ep for ep in registered if placement.get(ep)] or registered[-1:]  # a graph of no nodes: the fallback
+    if len(ran) == 1:
+        return ran[0]
+    total = sum(placement.values())
+    return ", ".join(f"{ep} {placement[ep]} of {total} nodes" for ep in ran)
 
 
 class OnnxSession:
@@ -93,9 +143,12 @@ class OnnxSession:
             so.inter_op_num_threads = 1
         so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPT_LEVELS[options.optimization_level])
         so.log_severity_level = 3
+        so.add_session_config_entry("session.record_ep_graph_assignment_info", "1")  # node placement, below
         provider_args = [(p, options.provider_options.get(p, {})) for p in providers]
         try:
+            t0 = time.perf_counter_ns()
             self._sess = ort.InferenceSession(str(path), so, providers=provider_args)
+            load_ms = (time.perf_counter_ns() - t0) / 1e6
         except Exception as exc:  # ORT raises its own pybind classes (InvalidProtobuf, Fail, EPFail, ...)
             first = str(exc).strip().splitlines()[0]
             if type(exc).__name__ in ("InvalidProtobuf", "InvalidGraph", "NoModel", "InvalidArgument"):
@@ -108,18 +161,22 @@ class OnnxSession:
         declared = tuple(_spec(a) for a in self._sess.get_inputs())
         unknown_overrides(declared, options.shapes)
         self._out_names = [o.name for o in self._sess.get_outputs()]
+        self._quiet = ort.RunOptions()  # a failed inference is reported once, by the SUT, not also logged by ORT
+        self._quiet.log_severity_level = 4
         model_precision, params = _graph_census(path)
         used = self._sess.get_providers()
+        placement = _placement(self._sess)
         self.info = SessionInfo(
             runtime="onnxruntime",
             version=ort.__version__,
-            accelerator=used[0],
+            accelerator=_accelerator(used, placement),
             threads=options.threads,
             inputs=declared,
             outputs=tuple(_spec(a) for a in self._sess.get_outputs()),
             precision=model_precision,
             parameters=params,
-            details={"providers": used, "optimization_level": options.optimization_level},
+            details={"providers": used, "optimization_level": options.optimization_level, "node_placement": placement},
+            load_ms=load_ms,
         )
         self._batchable = all(s.shape and not isinstance(s.shape[0], int) for s in declared)
 
@@ -128,4 +185,4 @@ class OnnxSession:
         return self._batchable
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self._sess.run(self._out_names, feeds)
+        return self._sess.run(self._out_names, feeds, self._quiet)

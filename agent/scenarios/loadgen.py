@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,10 @@ from agent.stats import REPORTED_PERCENTILES
 ENGINE = "loadgen"
 LOG_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json")
 _SEED_MASK = (1 << 64) - 1
+PROBE_ABOVE_QUERIES = 50_000  # ~23 MB of pool: below this it is left as the warm-up sized it
+PROBE_MS = 250  # the pool probe's minimum duration
+POOL_HEADROOM = 3.0  # pool = this × the queries the probe's cycle fits in the minimum duration (a probe on a busy
+# machine can be slow: a steady state up to 3 × faster still finds queries; ~460 bytes each)
 
 
 def available() -> bool:
@@ -82,16 +88,25 @@ def test_settings(lg: Any, s: RunSettings, performance_count: int) -> Any:
 
 
 def parse_detail(path: Path) -> dict[str, Any]:
-    """``:::MLLOG {json}`` lines → {key: value} (the last value of a repeated key wins)."""
-    values: dict[str, Any] = {"_errors": [], "_ending": ""}
+    """``:::MLLOG {json}`` lines → {key: value} (the last value of a repeated key wins).
+
+    Errors and warnings (``metadata.is_error`` / ``is_warning``) are collected under ``_errors``
+    and ``_warnings``: the summary only counts them ("1 warning encountered. See detailed log."),
+    and a warning such as LoadGen's "PerfClock and system_clock differ" says the run's timing
+    is doubtful, so the result must carry its text.
+    """
+    values: dict[str, Any] = {"_errors": [], "_warnings": [], "_ending": ""}
     for line in path.read_text(errors="replace").splitlines():
         if not line.startswith(":::MLLOG "):
             continue
         event = json.loads(line[len(":::MLLOG ") :])
         key, value = event["key"], event["value"]
         values[key] = value
-        if event.get("metadata", {}).get("is_error"):
+        metadata = event.get("metadata", {})
+        if metadata.get("is_error"):
             values["_errors"].append(f"{key}: {value}")
+        if metadata.get("is_warning"):
+            values["_warnings"].append(f"{key}: {str(value).strip()}")
         if isinstance(value, str) and "Ending " in value:
             values["_ending"] = value.strip()
     return values
@@ -135,20 +150,91 @@ def _reported(s: RunSettings, log: dict[str, Any]) -> dict[str, Any]:
         Scenario.SINGLE_STREAM: log.get("early_stopping_latency_ss"),
         Scenario.MULTI_STREAM: log.get("early_stopping_latency_ms"),
     }
+    # LoadGen logs 0 for an estimate it could not make (too few queries: 64 for p90, 662 for p99);
+    # no query takes 0 ns, so 0 is "no estimate" and becomes None, never a 0.0 ms latency.
     return {
         "latency_ns": {k: v for k, v in latency.items() if v is not None},
         "throughput_sps": throughput,
         "early_stopping_ns": stops.get(s.scenario) or None,
-        "early_stopping_p99_ns": log.get("early_stopping_latency_ms") if s.scenario == Scenario.SINGLE_STREAM else None,
+        "early_stopping_p99_ns": (log.get("early_stopping_latency_ms") or None) if s.scenario == Scenario.SINGLE_STREAM else None,
         "query_count": log.get("result_query_count"),
+        "offered_qps": log.get("result_scheduled_samples_per_sec") if s.scenario == Scenario.SERVER else None,
         "validity": log.get("result_validity"),
     }
+
+
+def pool_queries(s: RunSettings) -> int:
+    """Queries LoadGen pre-generates for SingleStream/MultiStream: 2 × min duration at the expected
+    latency, at least the minimum count (``GenerateQueries``). Each costs about 460 bytes of RSS
+    (LoadGen 6.0.17 on x86_64: 600,001 queries took 274 MB)."""
+    per_query_ns = max(1, s.expected_latency_ns) * s.samples_per_query
+    return max(s.min_query_count, math.ceil(2 * s.min_duration_ms * 1e6 / per_query_ns))
+
+
+def _probe_cycle_ns(lg: Any, sut: SystemUnderTest, s: RunSettings, log_dir: Path) -> float:
+    """ns from one query's issue to the next under LoadGen itself, over a short untimed run: the
+    model's time plus LoadGen's own dispatch, which the warm-up loop never sees."""
+    issues: list[int] = []
+    failures: list[BaseException] = []
+
+    def issue(query_samples: list[Any]) -> None:
+        issues.append(time.perf_counter_ns())
+        for begin in range(0, len(query_samples), sut.batch_size):
+            chunk = query_samples[begin : begin + sut.batch_size]
+            try:
+                sut.process([q.index for q in chunk])
+            except Exception as exc:  # raised below: an exception must not cross LoadGen's C++ thread
+                failures.append(exc)
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(q.id, 0, 0) for q in chunk])
+
+    probe = replace(s, min_duration_ms=PROBE_MS, min_query_count=1, max_query_count=0, max_duration_ms=0)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    lg_sut = lg.ConstructSUT(issue, lambda: None)
+    qsl = lg.ConstructQSL(sut.sample_count, sut.sample_count, lambda _: None, lambda _: None)
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(log_dir)
+    log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = False  # LoadGen's default would write ~650 bytes a sample to disk
+    try:
+        lg.StartTestWithLogSettings(lg_sut, qsl, test_settings(lg, probe, sut.sample_count), log_settings)
+    finally:
+        lg.DestroyQSL(qsl)
+        lg.DestroySUT(lg_sut)
+    if failures:
+        raise failures[0]
+    return (issues[-1] - issues[0]) / (len(issues) - 1) if len(issues) > 1 else 0.0
+
+
+def sized_pool(lg: Any, sut: SystemUnderTest, s: RunSettings, log_dir: Path) -> tuple[RunSettings, dict[str, Any]]:
+    """``s`` for LoadGen, with an expected latency that pre-generates what the run needs, not 2× the
+    warm-up's pace, and how the pool was sized (kept in the result's ``logs.query_pool``).
+
+    The warm-up's fastest sample leaves LoadGen's pool ``2 × min duration / fastest`` queries; under
+    LoadGen a query also waits for its dispatch, so a quick run of a 112 KiB model used 38,088 of
+    290,943 generated queries and peaked at 199 MB RSS (docs/engines.md, "LoadGen's query pool").
+    Where the pool would pass ``PROBE_ABOVE_QUERIES``, a short LoadGen run measures the real
+    issue-to-issue cycle and the pool is sized to ``POOL_HEADROOM`` × the queries that cycle fits in
+    the minimum duration; it never grows past the warm-up's sizing.
+    """
+    if s.mode == Mode.ACCURACY or s.scenario not in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
+        return s, {}  # Server's pool is its arrival schedule, Offline's one query, accuracy's every sample once
+    before = pool_queries(s)
+    if before <= PROBE_ABOVE_QUERIES:
+        return s, {"planned": before}
+    cycle_ns = _probe_cycle_ns(lg, sut, s, log_dir)
+    # pool = 2 × duration / (expected × spq) = headroom × duration / cycle
+    expected = max(s.expected_latency_ns, int(2 * cycle_ns / (POOL_HEADROOM * s.samples_per_query)))
+    sized = replace(s, expected_latency_ns=expected)
+    return sized, {"planned": pool_queries(sized), "warmup_planned": before, "probe_cycle_us": cycle_ns / 1e3,
+                   "expected_latency_ns": expected}
 
 
 def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
     """Run ``settings`` under LoadGen with ``sut``, keeping LoadGen's logs in ``log_dir``."""
     lg = _lg()
     log_dir.mkdir(parents=True, exist_ok=True)
+    # LoadGen alone gets the pool-sizing expected latency; the result keeps the measured one
+    lg_settings, pool = sized_pool(lg, sut, settings, log_dir / "pool-probe")
     accuracy = settings.mode == Mode.ACCURACY
     outputs: dict[int, list[np.ndarray]] = {}
     failures: list[BaseException] = []
@@ -191,7 +277,7 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
     per_query = settings.samples_per_query if settings.scenario == Scenario.MULTI_STREAM else 0
     with TraceReader(log_dir, per_query) as trace:
         try:
-            lg.StartTestWithLogSettings(lg_sut, qsl, test_settings(lg, settings, count), log_settings)
+            lg.StartTestWithLogSettings(lg_sut, qsl, test_settings(lg, lg_settings, count), log_settings)
         finally:
             lg.DestroyQSL(qsl)
             lg.DestroySUT(lg_sut)
@@ -221,7 +307,9 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
         outputs=outputs if accuracy else None,
         reported=_reported(settings, log),
         logs={"dir": str(log_dir), "loadgen_version": version(), "files": [f for f in LOG_FILES if (log_dir / f).exists()],
-              "summary": (log_dir / "mlperf_log_summary.txt").read_text(errors="replace"), "errors": log["_errors"]},
+              "summary": (log_dir / "mlperf_log_summary.txt").read_text(errors="replace"), "errors": log["_errors"],
+              "warnings": log["_warnings"],
+              "query_pool": pool | {"generated": log.get("generated_query_count")}},
         latency_histogram=traced.histogram,
     )
     outcome.checks = judge(outcome) if accuracy else _checks(settings, log)

@@ -81,17 +81,29 @@ def _stream(sut: SystemUnderTest, s: RunSettings) -> Outcome:
     )
 
 
+def _loadgen_exponential_ns(mt: np.random.RandomState, qps: float, size: int) -> np.ndarray:
+    """``size`` gaps (ns) drawn as LoadGen draws them: ``std::exponential_distribution<>(qps)`` on
+    ``std::mt19937`` as libstdc++ does it: ``generate_canonical<double, 53>`` from two 32-bit outputs,
+    ``-log(1 - u) / qps`` seconds, then ``duration_cast<nanoseconds>`` (truncation)."""
+    raw = mt.randint(0, 1 << 32, size=2 * size, dtype=np.uint32).astype(np.float64)  # full range: raw outputs
+    u = np.minimum((raw[0::2] + raw[1::2] * 2.0**32) / 2.0**64, np.nextafter(1.0, 0.0))
+    return (-np.log(1.0 - u) / qps * 1e9).astype(np.int64)
+
+
 def server_schedule(s: RunSettings) -> np.ndarray:
-    """Poisson arrival times (ns from start) until both minimums are covered, as LoadGen generates."""
-    rng = np.random.default_rng(s.schedule_seed)
-    mean_gap_ns = 1e9 / s.server_target_qps
-    times = np.empty(0, dtype=np.int64)
-    last = 0.0
-    while times.size < s.min_query_count or last < s.min_duration_ms * 1e6:
-        block = last + np.cumsum(rng.exponential(mean_gap_ns, size=_BLOCK))
-        times = np.concatenate([times, block.astype(np.int64)])
-        last = float(block[-1])
-    needed = max(s.min_query_count, int(np.searchsorted(times, s.min_duration_ms * 1_000_000)) + 1)
+    """Server arrival times (ns from start), the ones LoadGen's ``GenerateQueries`` makes for the same
+    settings: the first query at 0, exponential gaps from ``std::mt19937`` seeded with the schedule
+    seed (its low 32 bits, as ``mt19937``'s constructor keeps them), and queries added while the last
+    one is before the minimum duration or fewer than the minimum count. Same seed, same rate: the
+    same offered load in both engines (tests check the count and LoadGen's scheduled rate)."""
+    # RandomState(int) is MT19937 seeded by init_genrand, as std::mt19937(seed) is; its stream is frozen
+    mt = np.random.RandomState(s.schedule_seed & 0xFFFF_FFFF)
+    min_ns = s.min_duration_ms * 1_000_000
+    times = np.zeros(1, dtype=np.int64)
+    while times.size <= s.min_query_count or times[-1] < min_ns:
+        gaps = _loadgen_exponential_ns(mt, s.server_target_qps, _BLOCK)
+        times = np.concatenate([times, times[-1] + np.cumsum(gaps)])
+    needed = max(s.min_query_count, int(np.searchsorted(times, min_ns)) + 1)
     if s.max_query_count:
         needed = min(needed, s.max_query_count)
     return times[:needed]

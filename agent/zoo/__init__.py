@@ -47,6 +47,16 @@ def entries() -> list[ZooEntry]:
     return out
 
 
+def top1_band(entry: ZooEntry) -> tuple[float, float] | None:
+    """The top-1 on the committed subset that any CPU reproduces, ``(low, high)``; None where not measured.
+
+    The build measures one value on one CPU, but int8 kernels round differently by instruction set
+    (int8.onnx: 0.879 with AVX2, 0.886 with AVX-512 VNNI), so a reproduction is checked against a band:
+    the build's value ± 0.01 for int8 files, ± 0.005 for fp32 (``build.TOP1_BAND``)."""
+    band = entry.facts["accuracy"].get("subset_top1_band")
+    return (band[0], band[1]) if band else None
+
+
 def resolve(ref: str) -> ZooEntry:
     """Map ``zoo:<model>/<file>`` to its committed file, or say which names exist."""
     name = ref.removeprefix(PREFIX)

@@ -45,9 +45,12 @@ from controller.cli.common import (
     MqttVersion,
     Prefix,
     Username,
+    check_output,
+    check_seconds,
     cli_errors,
     console,
     err_console,
+    write_output,
 )
 from controller.fleet import campaign as campaign_file
 from controller.fleet import session
@@ -63,9 +66,9 @@ export_app = typer.Typer(no_args_is_help=True, help="Export a campaign to MLflow
 app.add_typer(export_app, name="export")
 
 
-def _open_store(db: Path | None) -> Store:
-    """The database --db names, or the default one."""
-    return Store(session.FleetOptions(db=db).db_path)
+def _open_store(db: Path | None, create: bool = False) -> Store:
+    """The database --db names, or the default one; only commands that store results create it."""
+    return Store(session.FleetOptions(db=db).db_path, create=create)
 
 
 def _options(
@@ -142,6 +145,7 @@ def devices(
     prefix: Prefix = DEFAULT_PREFIX,
 ) -> None:
     """Who is online, what they run, and their facts (a device not heard live shows as stale)."""
+    check_seconds(wait, "--wait")
     with session.fleet(_options(broker, db, username, ca_file, cert_file, key_file, mqtt_version, fleet_key, prefix)) as fleet:
         fleet.discover(wait)
         rows = fleet.device_rows()
@@ -174,6 +178,7 @@ def campaign_run(
     prefix: Prefix = DEFAULT_PREFIX,
 ) -> None:
     """Validate a campaign, run it across the fleet with live progress, and print its scorecard."""
+    check_seconds(discover, "--discover")
     spec = campaign_file.load(file)
     options = _options(
         broker,
@@ -497,6 +502,7 @@ def baseline_run(
     """Run a campaign's models in process on this host's GPUs (ORT TensorRT/CUDA) as the baseline."""
     from controller import baseline
 
+    check_seconds(idle_seconds, "--idle-seconds")  # a job's power_idle_s has the same bound
     spec = campaign_file.load(file)
     args = {"providers": provider or None, "power": None if power == "none" else power,
             "mapping": baseline.parse_mapping(map_ or []), "idle_s": idle_seconds, "trt_cache_dir": trt_cache}
@@ -504,7 +510,7 @@ def baseline_run(
         plan = baseline.plan_baseline(spec, **args)
         baseline.announce(plan, plan.name, len(plan.jobs), console.print)
         return
-    with _open_store(db) as store:
+    with _open_store(db, create=True) as store:
         _report(store, baseline.run_baseline(spec, store, progress=err_console.print, **args), as_json)
 
 
@@ -531,6 +537,7 @@ def compare_cmd(
 
     if fmt not in ("table", "md", "html", "json"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, md, html or json", param_hint="--format")
+    check_output(out)
     campaign, results = _campaign_results(db, ref, "fleet")
     base_campaign, base_results = _campaign_results(db, baseline_ref, "baseline")
     itself = _warn_if_one_campaign(campaign, base_campaign, "every ratio is 1×; name the edge campaign and the baseline "
@@ -546,7 +553,7 @@ def compare_cmd(
     text = {"md": render.markdown, "table": render.markdown, "html": render.html_page,
             "json": lambda v: json.dumps([c.to_dict() for c in comps], indent=2, default=str) + "\n"}[fmt](view)
     if out:
-        out.write_text(text)
+        write_output(out, text)
         console.print(f"written: {out}")
     else:
         sys.stdout.write(text)
@@ -586,7 +593,11 @@ def export_mlperf(
 
     with _open_store(db) as store:
         campaign, results, _documents = exports.campaign_results(store, ref)
-    files = mlperf.export_campaign(results, campaign, out, overwrite=overwrite)
+    try:
+        files = mlperf.export_campaign(results, campaign, out, overwrite=overwrite)
+    except OSError as exc:  # a folder that cannot be made or written (read-only, /proc, disk full)
+        problem = f"cannot write -o {out}: {exc.strerror} ({exc.filename})"
+        raise exports.ExportError(f"{problem}; give a folder you can write") from None
     console.print(f"{len(files)} files written under {out}")
 
 
@@ -606,11 +617,12 @@ def report_cmd(
 
     if fmt not in report.FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; use {', '.join(report.FORMATS)}", param_hint="--format")
+    check_output(out)
     campaign, results = _campaign_results(db, ref, kind)
     base = _campaign_results(db, baseline_ref, "baseline")[1] if baseline_ref else None
     text = report.build(fmt, campaign, results, base, title=title)
     if out:
-        out.write_text(text)
+        write_output(out, text)
         console.print(f"written: {out}")
     else:
         sys.stdout.write(text)
@@ -654,14 +666,20 @@ def diff_cmd(
 @cli_errors
 def demo(
     json_out: Annotated[Path | None, typer.Option("--json", help="write every result document to this file")] = None,
-    db: Db = None,
+    db: Annotated[Path | None, typer.Option("--db", help="keep the demo's results database here [default: a temporary "
+                                                          "one, removed at the end]")] = None,
 ) -> None:
     """Offline, on this machine: a broker, an artifact server, two agents, a campaign, a scorecard.
 
-    Exits 1 with one line naming the problem and the fix when it measured nothing or a job failed."""
+    Exits 1 with one line naming the problem and the fix when it measured nothing or a job failed; SIGTERM and
+    SIGHUP stop the agents and remove its temporary folder, as Ctrl-C does (exit 128 + the signal's number)."""
     from controller.fleet import demo as demo_lib
 
-    outcome = demo_lib.run(console, db)
+    try:
+        outcome = demo_lib.run(console, db)
+    except demo_lib.Stopped as stop:
+        err_console.print(f"stopped by {stop}: demo agents stopped, temporary folder removed", highlight=False)
+        raise typer.Exit(128 + stop.signum) from None
     if json_out:
         json_out.write_text(json.dumps(outcome.docs, indent=2) + "\n")
         console.print(f"results: {json_out}")
@@ -674,12 +692,25 @@ def demo(
 def zoo_list() -> None:
     """List the reference models and their measured accuracy."""
     for entry in zoo.entries():
-        acc = entry.facts["accuracy"].get("subset_top1")
+        band = zoo.top1_band(entry)
         console.print(
             f"{zoo.PREFIX}{entry.name:<30} {entry.facts['precision']:<6} {entry.facts['size_bytes'] / 1024:7.1f} KiB  "
-            f"top-1 {acc if acc is not None else 'n/a (predicts on macOS only)'}"
+            f"top-1 {f'{band[0]:.3f}–{band[1]:.3f}' if band else 'n/a (predicts on macOS only)'}"
         )
 
 
 def main() -> None:
-    sys.exit(app())
+    """Run the CLI; a usage mistake (unknown option, bad value) is one ``error:`` line, exit 2, like
+    every other error here, not typer's framed panel."""
+    try:
+        code = app(prog_name="edgeperf", standalone_mode=False)
+    except typer.TyperException as exc:  # typer's own click: UsageError, BadParameter, NoSuchOption
+        message = exc.format_message()
+        if message:  # empty after a group called without a command has printed its help
+            where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) else ""
+            err_console.print(f"[bold red]error:[/] {escape(where + message)} (see --help)", highlight=False)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:  # end of input at a prompt
+        err_console.print("aborted")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -7,6 +7,8 @@ which imports them to mount them.
 from __future__ import annotations
 
 import functools
+import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -41,6 +43,35 @@ ArtifactHost = Annotated[str, typer.Option(help="address the artifact server bin
 ArtifactPort = Annotated[int, typer.Option(help="artifact server port (0: any free port)")]
 ArtifactUrlHost = Annotated[str | None, typer.Option("--artifact-advertise", help="host name agents use to reach it")]
 PkiDir = Annotated[Path, typer.Option("--pki", help="the PKI folder made by 'edgeperf certs init'")]
+
+
+def check_seconds(value: float, flag: str, high: float = 3600.0) -> None:
+    """A wait in seconds is finite and in [0, high]: NaN slips through every comparison (and then
+    ``time.sleep`` raises), infinity waits forever."""
+    if not (math.isfinite(value) and 0 <= value <= high):
+        raise EdgeperfError(f"{flag} {value:g} is out of range; give 0 to {high:g} seconds")
+
+
+def check_output(path: Path | None, flag: str = "-o") -> None:
+    """Refuse an output file that cannot be written before any work is done: a report built for
+    minutes must not end in a traceback because its folder does not exist."""
+    if path is None:
+        return
+    folder = path.parent
+    if path.is_dir():
+        raise EdgeperfError(f"{flag} {path} is a folder; give a file name in it, e.g. {path / 'report.html'}")
+    if not folder.is_dir():
+        raise EdgeperfError(f"{flag} {path}: folder {folder} does not exist; create it (mkdir -p {folder}) or write elsewhere")
+    if not os.access(folder, os.W_OK):
+        raise EdgeperfError(f"{flag} {path}: folder {folder} is not writable; write elsewhere")
+
+
+def write_output(path: Path, text: str, flag: str = "-o") -> None:
+    """Write ``text`` to ``path``, checked up front; a failure while writing (disk full) is one line too."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise EdgeperfError(f"cannot write {flag} {path}: {exc.strerror}") from None
 
 
 def cli_errors(fn: F) -> F:

@@ -20,7 +20,7 @@ from agent import fleet_key
 from agent.contract import DEFAULT_PREFIX
 from agent.errors import EXIT_UNREACHABLE, EdgeperfError
 from agent.transport import BrokerUrl
-from controller.cli.common import AsJson, Db, FleetKey, PkiDir, cli_errors, console, err_console
+from controller.cli.common import AsJson, Db, FleetKey, PkiDir, check_seconds, cli_errors, console, err_console
 from controller.fleet import session
 from controller.provisioning import bundle as bundles
 from controller.provisioning import inventory
@@ -73,6 +73,7 @@ def flash_command(
     Idempotent: a second run changes nothing. Without --bundle the devices install edgeperf's
     dependencies from their own package index.
     """
+    check_seconds(wait, "--wait", high=86400)
     _provision(inventory_file, (broker, controller_broker), pki, bundle, check, wait, tuple(artifact_origin or ()),
                trust_new_hosts, ask_become_pass, prefix, db, fleet_key, verbose, as_json)
 

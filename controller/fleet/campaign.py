@@ -36,6 +36,7 @@ Format (all keys but ``name`` and ``models`` optional; defaults in brackets)::
             xnnpack: false            # LiteRT only
             delegate: [libedgetpu.so.1]  # LiteRT only: external delegate libraries
             shape: {image: 1x1x28x28} # dynamic-dimension overrides
+            inputs: {sr: 16000, x: "-1:1"}  # what an input is fed: VALUE | LOW:HIGH | PATH.npy/.txt (on the device)
             provider: [CUDAExecutionProvider, CPUExecutionProvider]   # ONNX Runtime only
             provider_options: {CUDAExecutionProvider: {device_id: 0}} # ONNX Runtime only
             optimization: all         # ONNX Runtime only: disable | basic | extended | all
@@ -60,6 +61,7 @@ from yaml.nodes import Node, ScalarNode, SequenceNode
 from agent import contract, zoo
 from agent.contract import RunLength, RuntimeOptions, check_device_id
 from agent.datasets import DATASETS
+from agent.datasets.input_values import parse_input_overrides
 from agent.errors import EXIT_USAGE, EdgeperfError, ModelError, SettingsError
 from agent.model_file import FORMATS
 from agent.runtimes import ALIASES, RUNTIMES
@@ -383,6 +385,12 @@ class _Parser(NodeReader):
                     whose = "min_duration_s" if "min_duration_s" in out else f"the {profile} profile's minimum for {scenario}"
                     raise self.fail(keys["max_duration_s"][1], "overrides.max_duration_s",
                                     f"{out['max_duration_s']:g} s is below {whose} ({floor:g} s)")
+        if "target_qps" in out and Scenario.SERVER.value in (scenarios or ()):  # every Server job would fail on its device
+            duration = out.get("min_duration_s", for_profile(profile, Scenario.SERVER).min_duration_ms / 1000)
+            try:
+                contract.check_server_schedule(out["target_qps"], duration, out.get("max_queries", 0))
+            except ValueError as exc:
+                raise self.fail(keys["target_qps"][1], "overrides.target_qps", str(exc)) from None
         return self.built(RunLength, out, node, "overrides")
 
     def built(self, kind: type, values: dict[str, Any], node: Node, key: str) -> Any:
@@ -482,7 +490,7 @@ class _Parser(NodeReader):
             owner = RuntimeOptions.RUNTIME_ONLY.get(_OPTION_FIELDS[name].name)
             if owner and runtime != owner:
                 raise self.fail(keys[option][0], at(option), f"applies to {owner} only, but this variant runs on {runtime}")
-            reader = {"provider_options": self.provider_options, "shapes": self.shapes}.get(name)
+            reader = {"provider_options": self.provider_options, "shapes": self.shapes, "inputs": self.inputs}.get(name)
             value = v[option]
             options[name] = reader(value, at(option)) if reader else self.typed(value, at(option), _OPTION_FIELDS[name].type)
         kw["options"] = self.built(RuntimeOptions, options, node, key)
@@ -519,6 +527,18 @@ class _Parser(NodeReader):
                 if not isinstance(value, ScalarNode) or value.tag == "tag:yaml.org,2002:null":
                     raise self.fail(value, join_key(path, option), f"expected a single value, got {got(value)}")
                 out[provider][option] = value.value  # as written: ORT takes option values as strings
+        return out
+
+    def inputs(self, node: Node, key: str) -> dict[str, str]:
+        """``inputs: {sr: 16000, x: "-1:1", ids: ids.npy}``: what each input is fed, as ``--input`` takes it."""
+        out: dict[str, str] = {}
+        for name, (_, value) in self.free_mapping(node, key, "a mapping of input name -> VALUE, LOW:HIGH or PATH.npy").items():
+            if not isinstance(value, ScalarNode) or value.tag == "tag:yaml.org,2002:null" or not value.value.strip():
+                raise self.fail(value, join_key(key, name), f"expected VALUE, LOW:HIGH or PATH.npy, got {got(value)}")
+            try:
+                out.update(parse_input_overrides([f"{name}={value.value}"]))
+            except SettingsError as exc:
+                raise self.fail(value, join_key(key, name), str(exc).replace("--input ", "")) from None
         return out
 
     def shapes(self, node: Node, key: str) -> dict[str, tuple[int, ...]]:

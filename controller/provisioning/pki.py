@@ -190,8 +190,11 @@ class Pki:
             "crl_number": 0,
             "certs": [],
         }
-        root.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.init-"))  # 0700
+        try:  # a read-only or virtual file system (/proc, a mount without write) is the user's to fix
+            root.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}.init-"))  # 0700
+        except OSError as exc:
+            raise PkiError(f"cannot create {root} ({exc.strerror}); give --out a folder you can write") from None
         try:
             pki = cls(staging, index)
             for device_id in device_ids:

@@ -90,8 +90,13 @@ class Job:
 class Store:
     """All reads and writes of the controller database."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, create: bool = True) -> None:
+        """Open (``create``: or create) the database at ``path``. Commands that only read pass
+        ``create=False``: a mistyped ``--db`` must be said, not answered from a new empty file."""
         self.path = path
+        if not create and not path.is_file():
+            raise StoreError(f"no results database at {path}; check --db, or run a campaign first "
+                             "('campaign run' and 'baseline run' create it)")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)

@@ -396,11 +396,11 @@ def summary_log(result: Result) -> str:
 
 
 # ---- LoadGen's detail log, generated -----------------------------------------------------------
-def _mllog(key: str, value: Any, time_ms: float) -> str:
+def _mllog(key: str, value: Any, time_ms: float, warning: bool = False) -> str:
     """One ``:::MLLOG`` line with the fields LoadGen writes (``logging.cc``); ``file`` names the generator."""
     event = {"key": key, "value": value, "time_ms": round(time_ms, 6), "namespace": "mlperf::logging",
              "event_type": "POINT_IN_TIME",
-             "metadata": {"is_error": False, "is_warning": False, "file": "edgeperf/controller/exports/mlperf.py",
+             "metadata": {"is_error": False, "is_warning": warning, "file": "edgeperf/controller/exports/mlperf.py",
                           "line_no": 0, "pid": 0, "tid": 0}}
     return ":::MLLOG " + json.dumps(event)
 
@@ -471,6 +471,8 @@ def detail_log(result: Result, note: str) -> str:
         end += _result_events(result)
     end.append(("num_errors", len(result.logs.errors)))
     lines = [_mllog(key, value, 0.0) for key, value in start if value is not None]
+    # LoadGen's own warnings, as the result keeps them ("key: text"), with their flag
+    lines += [_mllog(*warning.partition(": ")[::2], end_ms, warning=True) for warning in result.logs.warnings]
     lines += [_mllog(key, value, end_ms) for key, value in end if value is not None]
     return "\n".join(lines) + "\n"
 
