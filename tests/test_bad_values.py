@@ -260,6 +260,15 @@ def test_non_finite_job_options_are_refused_not_read_as_unset():
     assert contract.build(contract.RunLength, {"target_qps": 100.0}).target_qps == 100.0
 
 
+def run_worker(tmp_path: Path, job: contract.Job, model: Path) -> subprocess.CompletedProcess[str]:
+    """The agent's worker process on ``job``, as the daemon starts it."""
+    (tmp_path / "job.json").write_bytes(msgspec.json.encode(job))
+    return subprocess.run(
+        [sys.executable, "-m", "agent.worker", "--job", str(tmp_path / "job.json"), "--model", str(model),
+         "--out", str(tmp_path / "result.json"), "--log-dir", str(tmp_path / "logs"), "--device-id", "dev-1"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
 def test_a_job_whose_model_fails_at_run_time_ends_as_one_error_line(tmp_path, models):
     """The fleet path: the worker turns the failure into the one ``error:`` line the daemon reports as
     the job's failed event (not retryable), and exits 2."""
@@ -269,11 +278,7 @@ def test_a_job_whose_model_fails_at_run_time_ends_as_one_error_line(tmp_path, mo
         controller="ctl", engine="native",
         artifact=contract.Artifact(url="http://controller/a", sha256="0" * 64, size=model.stat().st_size, name=model.name),
     )
-    (tmp_path / "job.json").write_bytes(msgspec.json.encode(job))
-    proc = subprocess.run(
-        [sys.executable, "-m", "agent.worker", "--job", str(tmp_path / "job.json"), "--model", str(model),
-         "--out", str(tmp_path / "result.json"), "--log-dir", str(tmp_path / "logs"), "--device-id", "dev-1"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = run_worker(tmp_path, job, model)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: the model failed at run time on sample 0"), proc.stderr
@@ -291,11 +296,7 @@ def test_a_job_with_a_server_schedule_too_large_is_refused_before_loading(tmp_pa
         controller="ctl", engine="native", overrides=contract.RunLength(target_qps=50_000),
         artifact=contract.Artifact(url="http://controller/a", sha256="0" * 64, size=model.stat().st_size, name=model.name),
     )
-    (tmp_path / "job.json").write_bytes(msgspec.json.encode(job))
-    proc = subprocess.run(
-        [sys.executable, "-m", "agent.worker", "--job", str(tmp_path / "job.json"), "--model", str(model),
-         "--out", str(tmp_path / "result.json"), "--log-dir", str(tmp_path / "logs"), "--device-id", "dev-1"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT)
+    proc = run_worker(tmp_path, job, model)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip() == ("error: target_qps 50000 × min_duration_s 600 schedules 30,000,000 queries, more than "
                                    "the 10,000,000 an arrival schedule may hold; lower target_qps or min_duration_s, "
