@@ -96,7 +96,7 @@ def test_ort_label_is_the_provider_that_took_the_nodes_not_the_first_registered(
     import onnxruntime
 
     if "AzureExecutionProvider" not in onnxruntime.get_available_providers():
-        pytest.skip("this onnxruntime build has no second provider to register (AzureExecutionProvider)")
+        pytest.skip("platform: this onnxruntime build has no second provider (the PyPI CPU wheel has AzureExecutionProvider)")
     model = model_file.resolve("zoo:fashion-mnist-cnn/fp32.onnx")
     session = runtimes.open_session(model, "onnxruntime", RuntimeOptions(
         threads=1, providers=("AzureExecutionProvider", "CPUExecutionProvider")))
