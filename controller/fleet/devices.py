@@ -54,9 +54,14 @@ class DeviceView:
         return due if seen_until > due else None
 
     @property
+    def heard(self) -> bool:
+        """Heard live since this controller connected, and not silent since."""
+        return self.state != "offline" and self.heard_at is not None and self.silent_since() is None
+
+    @property
     def available(self) -> bool:
         """Online and heard: the only state a job is sent in."""
-        return self.state == "online" and self.heard_at is not None and self.silent_since() is None
+        return self.state == "online" and self.heard
 
     def describe(self) -> str:
         """The state as ``devices`` shows it: stale devices say what they last claimed and since when."""

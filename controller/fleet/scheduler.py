@@ -334,7 +334,7 @@ class Fleet:
 
     def create_campaign(self, campaign: Campaign) -> str:
         """Expand ``campaign`` over the devices heard so far and store it with its job matrix."""
-        heard = [d for d in self.devices.values() if d.state != "offline" and d.heard_at is not None and d.silent_since() is None]
+        heard = [d for d in self.devices.values() if d.heard]
         known = [(d.id, d.tags) for d in heard]
         jobs = expand(campaign, known)
         # Each model file's sha256 as it is now: every attempt, resumed ones too, must run exactly this file.
@@ -380,7 +380,7 @@ class Fleet:
     def _maybe_dispatch(self, job: Job, view: DeviceView | None, busy: set[str], now: float) -> None:
         if job.device_id in busy:
             return
-        if view is not None and view.state == "busy" and view.heard_at is not None and view.silent_since() is None:
+        if view is not None and view.state == "busy" and view.heard:
             self._waiting_since.pop(job.device_id, None)  # heard, running another controller's job: wait for it
             return
         if view is None or not view.available:
