@@ -18,9 +18,13 @@ The pieces:
   which the host driver opens with real pyserial. Fine for correctness tests, but the firmware
   then competes with the host for the GIL, which a real board (its own MCU) never does.
 - ``BoardProcess``: an ``EmulatedBoard`` in a separate Python process (this module run with
-  ``-m``), for measuring the *host's* cost of a serial monitor: what is left in the caller's
-  process is the driver's reader thread, as on real hardware. The process cannot take a Python
-  callable, so its load is constant (``--amps``, ``--volts``).
+  ``-m``), as the firmware runs on a microcontroller of its own: what is left in the caller's
+  process is the driver's reader thread, as on real hardware. The tests use it so that a busy
+  test process cannot starve the firmware of the GIL (a thread got 10 % of its ticks beside one
+  busy thread), and the benchmarks to measure the *host's* cost of a serial monitor. The
+  process cannot take a Python callable, so its load is a ramp (``ramp_load``: a constant when
+  the slope is 0); a brown-out is asked for on its stdin, and what its port did comes back
+  when it is closed.
 
 This needs the source tree (the firmware directory sits next to ``devices/``); it is not part of
 an installed wheel.
@@ -28,7 +32,6 @@ an installed wheel.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import json
@@ -52,7 +55,7 @@ TICKS_PERIOD = 1 << 30  # MicroPython's ticks_us wraps here on the RP2040 and ES
 SHUNT_OHMS = 0.1  # the common Adafruit/CJMCU breakout, as firmware/power-monitor/main.py assumes
 MAX_CURRENT_A = 3.2
 
-__all__ = ["BoardProcess", "DeviceClock", "EmulatedBoard", "PtyPort", "constant_load", "load_firmware"]
+__all__ = ["BoardProcess", "DeviceClock", "EmulatedBoard", "PtyPort", "load_firmware", "ramp_load"]
 
 
 def load_firmware() -> SimpleNamespace:
@@ -157,9 +160,17 @@ class PtyPort:
                 time.sleep(0.0005)
 
 
-def constant_load(amps: float, volts: float, shunt_ohms: float = SHUNT_OHMS) -> Load:
-    """A steady ``amps`` at ``volts``, as the (shunt voltage, bus voltage) the chip samples."""
-    return lambda _t_ns: (amps * shunt_ohms, volts)
+def ramp_load(clock: DeviceClock, amps: float, volts: float, slope_a_per_s: float = 0.0, top_amps: float = MAX_CURRENT_A,
+              shunt_ohms: float = SHUNT_OHMS) -> Load:
+    """``amps`` at ``volts`` when the device clock reads ``clock.offset_ns``, rising ``slope_a_per_s``
+    on the device clock up to ``top_amps``: the (shunt voltage, bus voltage) the chip samples. A
+    slope of 0 is a steady load; a slope makes every sample's current say when it was converted."""
+    t0_ns = clock.offset_ns
+
+    def load(device_ns: int) -> tuple[float, float]:
+        return min(amps + slope_a_per_s * (device_ns - t0_ns) / 1e9, top_amps) * shunt_ohms, volts
+
+    return load
 
 
 class EmulatedBoard:
@@ -205,19 +216,28 @@ class EmulatedBoard:
 
 
 class BoardProcess:
-    """An ``EmulatedBoard`` under a constant load, running in its own Python process, as the real
+    """An ``EmulatedBoard`` under a ``ramp_load``, running in its own Python process, as the real
     firmware runs on its own microcontroller. ``path`` is the pty to open; ``clock`` rebuilds the
-    board's ``DeviceClock`` here (for checking a fitted offset and drift against the truth).
+    board's ``DeviceClock`` here (for checking a fitted offset and drift, or a sample's time on the
+    ramp, against the truth). ``address``, ``clock_us`` and ``faults`` are ``EmulatedBoard``'s.
 
-    The process ends when this object is closed (its stdin reaches EOF, also when the parent dies)
-    and then reports what it did: ``final`` holds the firmware's ``samples_sent`` and
-    ``write_errors`` and the process's CPU seconds (``cpu_s``) over ``wall_s``."""
+    ``brown_out`` resets the chip's registers to their power-on values, as a supply dip would.
+    The process ends when this object is closed (its stdin reaches EOF, also when the parent
+    dies) and then reports what it did: ``final`` holds the firmware's ``samples_sent`` and
+    ``write_errors``, the port's records (``clean``, ``corrupted``, ``dropped`` sequence numbers
+    and ``device_times``), the chip's ``resets`` and the driver's ``recalibrations``, and the
+    process's CPU seconds (``cpu_s``) over ``wall_s``."""
 
-    def __init__(self, amps: float = 1.0, volts: float = 5.0, offset_ns: int = 0, drift_ppm: float = 0.0,
-                 timeout_s: float = 10.0) -> None:
+    def __init__(self, amps: float = 1.0, volts: float = 5.0, offset_ns: int = 0, drift_ppm: float = 0.0, *,
+                 slope_a_per_s: float = 0.0, top_amps: float = MAX_CURRENT_A, address: int = 0x40, clock_us: int = -1,
+                 timeout_s: float = 10.0, **faults: int) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH")))))
-        command = [sys.executable, "-m", "devices.emulators.power_board", "--amps", repr(amps), "--volts", repr(volts),
-                   "--offset-ns", str(offset_ns), "--drift-ppm", repr(drift_ppm)]
+        options = {"amps": amps, "volts": volts, "offset_ns": offset_ns, "drift_ppm": drift_ppm,
+                   "slope_a_per_s": slope_a_per_s, "top_amps": top_amps, "address": address, "clock_us": clock_us,
+                   "corrupt_every": faults.pop("corrupt_every", 0), "drop_every": faults.pop("drop_every", 0)}
+        if faults:
+            raise TypeError(f"unknown board faults: {', '.join(faults)}")
+        command = [sys.executable, "-m", "devices.emulators.power_board", json.dumps(options)]
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.final: dict[str, Any] | None = None
         try:
@@ -228,6 +248,7 @@ class BoardProcess:
         self.path: str = ready["path"]
         self.pid: int = self.proc.pid
         self.clock = DeviceClock(ready["offset_ns"], ready["drift_ppm"], host0_ns=ready["host0_ns"])
+        self.load = ramp_load(self.clock, amps, volts, slope_a_per_s, top_amps)
 
     def _ready_line(self, timeout_s: float) -> dict[str, Any]:
         with selectors.DefaultSelector() as sel:
@@ -239,8 +260,14 @@ class BoardProcess:
             raise RuntimeError(f"the emulated board process exited (status {self.proc.wait()}) before it was ready")
         return json.loads(line)
 
+    def brown_out(self) -> None:
+        """Reset the chip's CONFIG and CALIBRATION to their power-on values, mid-stream."""
+        self.proc.stdin.write("brown-out\n")
+        self.proc.stdin.flush()
+
     def close(self, timeout_s: float = 5.0) -> dict[str, Any] | None:
-        """Unplug the board and end its process (killed if it does not end within ``timeout_s``)."""
+        """Unplug the board and end its process (killed if it does not end within ``timeout_s``).
+        Idempotent, so that cleanup code can call it whatever a test already did."""
         if self.proc.returncode is not None:
             return self.final
         try:
@@ -260,25 +287,29 @@ class BoardProcess:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``BoardProcess``'s child: build the board, print one JSON line (pty path, clock), run until
-    stdin closes, then unplug and print the firmware's counts and this process's CPU time."""
-    parser = argparse.ArgumentParser(description="an emulated power-monitor board on a pty (see BoardProcess)")
-    parser.add_argument("--amps", type=float, default=1.0)
-    parser.add_argument("--volts", type=float, default=5.0)
-    parser.add_argument("--offset-ns", type=int, default=0)
-    parser.add_argument("--drift-ppm", type=float, default=0.0)
-    args = parser.parse_args(argv)
-    clock = DeviceClock(args.offset_ns, args.drift_ppm)
-    board = EmulatedBoard(load_firmware(), clock, constant_load(args.amps, args.volts), name="emulated-process")
+    """``BoardProcess``'s child: build the board from the JSON options in ``argv``, print one JSON
+    line (pty path, clock), brown out on each ``brown-out`` line of stdin, run until stdin closes,
+    then unplug and print what the board did and this process's CPU time."""
+    options = json.loads((sys.argv[1:] if argv is None else argv)[0])
+    clock = DeviceClock(options["offset_ns"], options["drift_ppm"])
+    load = ramp_load(clock, options["amps"], options["volts"], options["slope_a_per_s"], options["top_amps"])
+    board = EmulatedBoard(load_firmware(), clock, load, options["address"], options["clock_us"], name="emulated-process",
+                          corrupt_every=options["corrupt_every"], drop_every=options["drop_every"])
     wall0, cpu0 = time.monotonic(), time.process_time()
     print(json.dumps({"path": board.path, "host0_ns": clock.host0, "offset_ns": clock.offset_ns,
-                      "drift_ppm": args.drift_ppm}), flush=True)
+                      "drift_ppm": options["drift_ppm"]}), flush=True)
     try:
-        sys.stdin.read()  # until the parent closes it, or dies
+        for line in sys.stdin:  # until the parent closes it, or dies
+            if line.strip() == "brown-out":
+                board.chip.reset()
     finally:
         board.unplug()
+        port = board.port
         with contextlib.suppress(OSError):  # a parent that died has no stdout left to read the report
             print(json.dumps({"samples_sent": board.core.samples_sent, "write_errors": board.core.write_errors,
+                              "clean": port.clean, "corrupted": port.corrupted, "dropped": port.dropped,
+                              "device_times": port.device_times, "resets": board.chip.resets,
+                              "recalibrations": board.sensor.recalibrations,
                               "cpu_s": time.process_time() - cpu0, "wall_s": time.monotonic() - wall0}), flush=True)
 
 
