@@ -5,7 +5,7 @@ the C library pynvml loads through ctypes, the client package jetson-stats insta
 known power profile, so the tests check the number that matters: the energy integrated over a
 window against the profile's exact energy, plus the messages a user sees when a meter is missing.
 
-Where a meter is read by one thread while an emulator thread advances it, the reading can be a
+Where a meter is read by one thread while an emulator advances it, the reading can be a
 little stale (the emulator wrote it a moment before it was read). The emulators log when each
 value they served was true, so the tolerance is that measured staleness times the power — not a
 guessed percentage — and a unit, wrap or sign error would still be orders of magnitude outside it.
@@ -16,15 +16,16 @@ from __future__ import annotations
 import ctypes
 import json
 import math
+import multiprocessing
 import os
 import re
 import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from itertools import pairwise
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pynvml
@@ -90,35 +91,49 @@ def make_zone(root: Path, zone: str, name: str, energy_uj: int, max_range_uj: in
     return write_files(root / zone, name=name, energy_uj=energy_uj, max_energy_range_uj=max_range_uj, enabled=1)
 
 
-class RaplFirmware(threading.Thread):
-    """The firmware side of a RAPL zone: about every millisecond (RAPL's own update interval) it sets
-    ``energy_uj`` to the energy so far in whole µJ, modulo ``max_energy_range_uj + 1`` — so it wraps."""
+def _play_rapl_zone(zone: Path, start_uj: int, max_range_uj: int, before_w: float, after_w: float, step_s: float,
+                    conn: Connection) -> None:
+    """``RaplFirmware``'s process: sends the profile's start, writes the counter about every
+    millisecond until asked to stop, then sends back when each value was true and the wraps."""
+    profile = StepProfile(before_w, after_w, step_s, time.monotonic_ns())
+    served: dict[int, int] = {}
+    wraps, last_raw = 0, None
+    while True:
+        t_ns = time.monotonic_ns()
+        total_uj = start_uj + math.floor(profile.energy_j(t_ns) * 1e6)
+        served.setdefault(total_uj, t_ns)
+        raw = total_uj % (max_range_uj + 1)
+        wraps += last_raw is not None and raw < last_raw
+        write_atomic(zone / "energy_uj", str(raw))
+        if last_raw is None:
+            conn.send(profile.t0_ns)  # the counter holds the profile's first value: the zone can be read
+        last_raw = raw
+        if conn.poll(0.001):
+            break
+    conn.send((served, wraps))
 
-    def __init__(self, zone: Path, profile: StepProfile, start_uj: int, max_range_uj: int) -> None:
-        super().__init__(daemon=True)
-        self.zone, self.profile, self.start_uj, self.max_range_uj = zone, profile, start_uj, max_range_uj
+
+class RaplFirmware:
+    """The firmware side of a RAPL zone: about every millisecond (RAPL's own update interval) it sets
+    ``energy_uj`` to the energy of a ``StepProfile`` so far, in whole µJ, modulo
+    ``max_energy_range_uj + 1`` — so it wraps. It runs in a process of its own, as RAPL runs in the
+    package's own hardware: a thread of the test process would be starved of the GIL by the very
+    monitor it feeds, and serve stale, bursty counts. ``profile`` starts when the process is up."""
+
+    def __init__(self, zone: Path, before_w: float, after_w: float, step_s: float, start_uj: int, max_range_uj: int) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self._conn, child = spawn.Pipe()
+        self._process = spawn.Process(
+            target=_play_rapl_zone, args=(zone, start_uj, max_range_uj, before_w, after_w, step_s, child), daemon=True)
+        self._process.start()
+        self.profile = StepProfile(before_w, after_w, step_s, self._conn.recv())
         self.served: dict[int, int] = {}  # unwrapped µJ -> the instant (ns) it was the true energy
         self.wraps = 0
-        self._last_raw: int | None = None
-        self._halt = threading.Event()
-        self._write(time.monotonic_ns())
-
-    def _write(self, t_ns: int) -> None:
-        total_uj = self.start_uj + math.floor(self.profile.energy_j(t_ns) * 1e6)
-        self.served.setdefault(total_uj, t_ns)
-        raw = total_uj % (self.max_range_uj + 1)
-        if self._last_raw is not None and raw < self._last_raw:
-            self.wraps += 1
-        self._last_raw = raw
-        write_atomic(self.zone / "energy_uj", str(raw))
-
-    def run(self) -> None:
-        while not self._halt.wait(0.001):
-            self._write(time.monotonic_ns())
 
     def halt(self) -> None:
-        self._halt.set()
-        self.join()
+        self._conn.send(None)
+        self.served, self.wraps = self._conn.recv()
+        self._process.join()
 
     def staleness_s(self, sample: PowerSample) -> float:
         """How long before the sample's timestamp the value it read was the true energy."""
@@ -129,13 +144,14 @@ class RaplFirmware(threading.Thread):
 
 def test_rapl_counter_with_wraparounds_integrates_to_the_profiles_exact_energy(tmp_path):
     root = tmp_path / "powercap"
-    max_range = 3_999_999  # wraps every 4 J: several times in this run (real zones: ~262 kJ)
+    # wraps every 8 J: at 0.3 s (once the monitor has surely read the counter) and again at 0.68 s (real
+    # zones: ~262 kJ); far apart for a starved monitor thread: a read that missed a whole wrap would count 8 J short
+    max_range = 7_999_999
     zone = make_zone(root, "intel-rapl:0", "package-0", 0, max_range)
     make_zone(root, "intel-rapl:0:0", "core", 1234, max_range)
     write_files(root / "intel-rapl", enabled=1)  # the control type's own directory, not a zone
-    profile = StepProfile(10.0, 25.0, 0.4, time.monotonic_ns())
-    firmware = RaplFirmware(zone, profile, start_uj=3_600_000, max_range_uj=max_range)  # first wrap after 40 ms
-    firmware.start()
+    firmware = RaplFirmware(zone, 10.0, 25.0, 0.4, start_uj=5_000_000, max_range_uj=max_range)
+    profile = firmware.profile
     try:
         assert rapl.available(root) == (True, "RAPL package-0 energy counter (intel-rapl:0)")
         monitor = rapl.open({"root": str(root)})
@@ -151,7 +167,7 @@ def test_rapl_counter_with_wraparounds_integrates_to_the_profiles_exact_energy(t
     assert (info.source, info.rail, info.measured, info.nominal_hz) == ("rapl", "package-0", True, 100.0)
     assert info.detail["zones"] == ["intel-rapl:0"] and info.detail["max_energy_range_uj"] == {"intel-rapl:0": max_range}
     assert info.detail["method"] == "energy counter"
-    assert firmware.wraps >= 3
+    assert firmware.wraps >= 2
     assert samples[0].watts is None and all(s.watts is not None for s in samples[1:])
     energies = [s.energy_j for s in samples]
     assert energies == sorted(energies), "the wrap-corrected counter must never go backwards"
