@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -248,8 +249,23 @@ def _check_outputs(json_path: Path | None, log_dir: Path | None) -> None:
     if json_path is not None and (json_path.is_dir() or not json_path.parent.is_dir()):
         problem = "is a folder" if json_path.is_dir() else f"is in {json_path.parent}, which does not exist"
         raise SettingsError(f"--json {json_path} {problem}; give a file in an existing folder")
-    if log_dir is not None and log_dir.exists() and not log_dir.is_dir():
-        raise SettingsError(f"--log-dir {log_dir} is a file; give a folder (it is created if missing)")
+    if json_path is not None and not os.access(json_path.parent, os.W_OK):
+        raise SettingsError(f"--json {json_path} is in {json_path.parent}, which is not writable; give a file in a "
+                            "folder you can write")
+    _check_folder(log_dir, "--log-dir")
+
+
+def _check_folder(folder: Path | None, flag: str) -> None:
+    """A folder made when missing (``--log-dir``, ``--data-dir``): nothing on its way may be a file and
+    where it is made must be writable, said before the agent starts, not as a traceback once it runs."""
+    if folder is None:
+        return
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        where = "is a file" if existing == folder else f"is under {existing}, which is a file"
+        raise SettingsError(f"{flag} {folder} {where}; give a folder (it is created if missing)")
+    if not os.access(existing, os.W_OK):
+        raise SettingsError(f"{flag} {folder}: {existing} is not writable; give a folder you can write")
 
 
 def run_command(broker_url: str, device_id: str, data_dir: Path, *flags: str) -> list[str]:
@@ -260,10 +276,10 @@ def run_command(broker_url: str, device_id: str, data_dir: Path, *flags: str) ->
 
 def _run(args: argparse.Namespace) -> int:
     import logging
-    import os
 
     from agent import config, daemon
 
+    _check_folder(args.data_dir, "--data-dir")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     flags = {k: v for k, v in vars(args).items() if k in config.FIELDS}  # every run flag is named like its setting
     return daemon.serve(config.load(flags, os.environ, args.config))

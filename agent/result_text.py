@@ -6,6 +6,7 @@ with rich). The verdict is printed with its reasons next to the numbers, never a
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -24,9 +25,11 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
                 f"dataset {doc['dataset']['name']} ({doc['dataset']['samples']} samples)"),
         ("verdict", "VALID" if doc["valid"] else "INVALID"),
     ]
-    if given := _given_inputs(doc["dataset"].get("inputs", [])):  # what --input fixed: it decides the branch timed
+    inputs = doc["dataset"].get("inputs", [])
+    if given := _given_inputs(inputs):  # what --input fixed: it decides the branch timed
         rows.insert(3, ("inputs", given))
     rows += [("  because", reason) for reason in doc["invalid_reasons"]]
+    rows += [("  warning", line) for line in _random_settings(inputs)]
     if lat:
         basis = "per query" if k.get("latency_basis") == "query" else "per sample"
         rows.append(("latency ms", f"min {_num(lat['min'])}  mean {_num(lat['mean'])}  p50 {_num(lat['p50'])}  "
@@ -64,6 +67,15 @@ def _given_inputs(inputs: list[dict[str, Any]]) -> str:
     shown = {"constant": lambda i: f"{i['value']}", "range": lambda i: f"{i['low']:g}:{i['high']:g}",
              "file": lambda i: f"{i['path']} (sha256 {i['sha256'][:12]})"}
     return ", ".join(f"{i['name']}={shown[i['source']](i)}" for i in inputs if i["source"] in shown)
+
+
+def _random_settings(inputs: list[dict[str, Any]]) -> list[str]:
+    """An integer input of one value filled at random is often a setting (a sample rate, a length, a
+    mode) that picks the graph's branch: a run may then time a branch nobody uses, without failing."""
+    return [f"input {i['name']!r} is one {i['dtype']} value, drawn at random from {i['low']:g}..{i['high']:g}; "
+            f"if it is a setting (a sample rate, a length), give it with --input {i['name']}=VALUE"
+            for i in inputs
+            if i["source"] == "synthetic" and i["dtype"].startswith(("int", "uint")) and math.prod(i["shape"]) == 1]
 
 
 def _server_rows(server: dict[str, Any] | None) -> list[tuple[str, str]]:

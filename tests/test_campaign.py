@@ -7,6 +7,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from agent import contract
@@ -212,9 +213,15 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
     (minimal("scenarios: [Offline, offline]\n"), "camp.yaml:6: scenarios[1]: 'Offline' is listed twice"),
     (minimal("scenarios: []\n"), "camp.yaml:6: scenarios: must list at least one of scenarios"),
     (minimal("repeats: 0\n"), "camp.yaml:6: repeats: expected an integer >= 1, got 0 (an integer)"),
-    (minimal("retries: -1\n"), "camp.yaml:6: retries: expected an integer >= 0, got -1 (an integer)"),
-    (minimal("timeout_s: 0\n"), "camp.yaml:6: timeout_s: expected a number > 0, got 0 (an integer)"),
-    (minimal("timeout_s: .inf\n"), "camp.yaml:6: timeout_s: expected a number > 0, got .inf (a number)"),
+    (minimal("retries: -1\n"), "camp.yaml:6: retries: expected an integer in [0, 999], got -1 (an integer)"),
+    # timeout_s fills the job's own field: the contract's bounds (at most a week), the same words
+    (minimal("timeout_s: 0\n"), "camp.yaml:6: timeout_s: expected a number in (0, 604800], got 0 (an integer)"),
+    (minimal("timeout_s: .inf\n"), "camp.yaml:6: timeout_s: expected a finite number in (0, 604800], got .inf (a number)"),
+    (minimal("timeout_s: 1000000\n"),
+     "camp.yaml:6: timeout_s: expected a number in (0, 604800], got 1000000 (an integer)"),
+    # a job's attempt number is at most 1000 in the contract: retries beyond would fail the job mid-campaign
+    (minimal("retries: 5000\n"), "camp.yaml:6: retries: expected an integer in [0, 999], got 5000 (an integer)"),
+    (minimal("cooldown_s: .nan\n"), "camp.yaml:6: cooldown_s: expected a finite number >= 0, got .nan (a number)"),
     (minimal("cooldown_s: -0.5\n"), "camp.yaml:6: cooldown_s: expected a number >= 0, got -0.5 (a number)"),
     (minimal("dataset: mnist\n"), "camp.yaml:6: dataset: unknown dataset 'mnist'; use one of: "
      "synthetic, fashion-mnist, fashion-mnist:subset, fashion-mnist:full"),
@@ -222,9 +229,34 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
      "camp.yaml:7: accuracy_dataset: synthetic has no labels, so accuracy cannot be scored; use fashion-mnist"),
     (minimal("overrides:\n  min_querys: 5\n"), "camp.yaml:7: overrides.min_querys: unknown key; did you mean 'min_queries'?"),
     (minimal("overrides:\n  min_queries: 1.5\n"),
-     "camp.yaml:7: overrides.min_queries: expected an integer >= 1, got 1.5 (a number)"),
+     "camp.yaml:7: overrides.min_queries: expected an integer in [1, 10000000], got 1.5 (a number)"),
     (minimal("overrides:\n  target_qps: fast\n"),
-     "camp.yaml:7: overrides.target_qps: expected a number > 0, got 'fast' (a string)"),
+     "camp.yaml:7: overrides.target_qps: expected a number in (0, 100000], got 'fast' (a string)"),
+    # past the contract's upper bound: the key's own line, the key path, the range, the value
+    (minimal("scenarios: [Server]\noverrides:\n  min_duration_s: 1\n  target_qps: 200000\n"),
+     "camp.yaml:9: overrides.target_qps: expected a number in (0, 100000], got 200000 (an integer)"),
+    (minimal("overrides:\n  min_queries: 100000000\n"),
+     "camp.yaml:7: overrides.min_queries: expected an integer in [1, 10000000], got 100000000 (an integer)"),
+    (minimal("overrides:\n  max_duration_s: 1.0e+6\n"),
+     "camp.yaml:7: overrides.max_duration_s: expected a number in (0, 604800], got 1.0e+6 (a number)"),
+    # NaN passes every comparison; it is refused for not being a number at all
+    (minimal("overrides:\n  target_qps: .nan\n"),
+     "camp.yaml:7: overrides.target_qps: expected a finite number in (0, 100000], got .nan (a number)"),
+    # YAML 1.1 (PyYAML) reads an exponent without a dot and a sign as text: say how to write the number
+    (minimal("overrides:\n  target_qps: 1e9\n"),
+     "camp.yaml:7: overrides.target_qps: expected a number in (0, 100000], got '1e9' (a string); "
+     "YAML reads 1e9 as text: write 1.0e+9 or 1000000000"),
+    (minimal("overrides:\n  min_duration_s: 1e99999\n"),
+     "camp.yaml:7: overrides.min_duration_s: expected a number in (0, 604800], got '1e99999' (a string); "
+     "YAML reads 1e99999 as text: write 1.0e+99999"),
+    (minimal("overrides:\n  target_latency_ms: 2.5e1\n"),  # within range once read as a number
+     "camp.yaml:7: overrides.target_latency_ms: expected a number in (0, 10000000], got '2.5e1' (a string); "
+     "YAML reads 2.5e1 as text: write 2.5e+1 or 25"),
+    (minimal("overrides:\n  min_queries: 1e6\n"),  # an integer key: 1.0e+6 would be a float, so only the digits
+     "camp.yaml:7: overrides.min_queries: expected an integer in [1, 10000000], got '1e6' (a string); "
+     "YAML reads 1e6 as text: write 1000000"),
+    (minimal("overrides:\n  target_qps: '1e3'\n"),  # quoted: text on purpose, so no hint
+     "camp.yaml:7: overrides.target_qps: expected a number in (0, 100000], got '1e3' (a string)"),
     (minimal("overrides:\n  min_queries: 100\n  max_queries: 10\n"),
      "camp.yaml:8: overrides.max_queries: 10 is below min_queries (100)"),
     (minimal("overrides: {min_duration_s: 3, max_duration_s: 2}\n"),
@@ -236,8 +268,6 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
     (minimal("scenarios: [Server]\nprofile: mlperf\noverrides: {target_qps: 50000}\n"),
      "camp.yaml:8: overrides.target_qps: target_qps 50000 × min_duration_s 600 schedules 30,000,000 queries, more "
      "than the 10,000,000 an arrival schedule may hold; lower target_qps or min_duration_s, or set max_queries"),
-    (minimal("overrides: {target_qps: 1000000000}\n"),
-     "camp.yaml:6: overrides: Expected float <= 100000.0 - at $.target_qps"),
     (minimal("devices: some\n"), "camp.yaml:6: devices: expected 'all' or a mapping with ids and/or tags, got 'some' (a string)"),
     (minimal("devices: {}\n"), "camp.yaml:6: devices: give ids, tags or both (or write devices: all)"),
     (minimal("devices: {id: [a]}\n"), "camp.yaml:6: devices.id: unknown key; did you mean 'ids'?"),
@@ -245,9 +275,14 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
      "camp.yaml:7: devices.ids[1]: device id 'lab/pi' must be 1-64 characters of A-Z a-z 0-9 . _ : -"),
     (minimal("devices:\n  tags: [rpi5, 7]\n"), "camp.yaml:7: devices.tags[1]: expected a string, got 7 (an integer)"),
     (minimal(variant_extra="        threads: true\n"),
-     "camp.yaml:6: models[0].variants[0].threads: expected an integer >= 1, got true (a boolean)"),
+     "camp.yaml:6: models[0].variants[0].threads: expected an integer in [1, 1024], got true (a boolean)"),
+    (minimal(variant_extra="        threads: 2000\n"),
+     "camp.yaml:6: models[0].variants[0].threads: expected an integer in [1, 1024], got 2000 (an integer)"),
+    # a variant's batch_size becomes the job's overrides.batch_size: its bound is that field's
     (minimal(variant_extra="        batch_size: 0\n"),
-     "camp.yaml:6: models[0].variants[0].batch_size: expected an integer >= 1, got 0 (an integer)"),
+     "camp.yaml:6: models[0].variants[0].batch_size: expected an integer in [1, 65536], got 0 (an integer)"),
+    (minimal(variant_extra="        batch_size: 100000\n"),
+     "camp.yaml:6: models[0].variants[0].batch_size: expected an integer in [1, 65536], got 100000 (an integer)"),
     (minimal(variant_extra="        runtime: tensorrt\n"),
      "camp.yaml:6: models[0].variants[0].runtime: unknown runtime 'tensorrt'; use one of: litert, onnxruntime, coreml"),
     (minimal(variant_extra="        runtime: litert\n"),
@@ -269,6 +304,10 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
      "camp.yaml:6: models[0].variants[0].provider_options.CUDAExecutionProvider.device_id: expected a single value, got a list"),
     (minimal(variant_extra="        shape: {image: 0x28}\n"),
      "camp.yaml:6: models[0].variants[0].shape.image: bad shape '0x28'; write D1xD2x... with sizes >= 1, e.g. 1x3x224x224"),
+    # the contract's bounds of a shape (RuntimeOptions.shapes): at most 16 sizes of at most 2^31
+    (minimal(variant_extra="        shape: {image: 1x99999999999}\n"),
+     "camp.yaml:6: models[0].variants[0].shape.image: bad shape '1x99999999999'; give at most 16 sizes, "
+     "each an integer in [1, 2147483648]"),
     (minimal(variant_extra="        shape: [1, 28]\n"),
      "camp.yaml:6: models[0].variants[0].shape: expected a mapping of input name -> D1xD2x..., got a list"),
     (minimal(variant_extra="        shape:\n          image: 1x28\n          image: 1x29\n"),
@@ -301,6 +340,27 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
 ])
 def test_inline_errors_name_file_line_and_key(text, expected):
     assert error_of(text) == expected
+
+
+def _bounded(struct: type) -> list[tuple[str, msgspec.inspect.Type]]:
+    """The struct's numeric fields that have an upper bound, with their (unwrapped) schema type."""
+    kinds = [(f.encode_name, next(t for t in getattr(f.type, "types", (f.type,)) if not isinstance(t, msgspec.inspect.NoneType)))
+             for f in msgspec.inspect.type_info(struct).fields]
+    return [(name, kind) for name, kind in kinds
+            if isinstance(kind, (msgspec.inspect.IntType, msgspec.inspect.FloatType)) and kind.le is not None]
+
+
+@pytest.mark.parametrize(("name", "kind"), _bounded(RunLength), ids=[name for name, _ in _bounded(RunLength)])
+def test_every_upper_bound_the_contract_declares_is_said_on_the_keys_line(name, kind):
+    # The bounds are read from the contract, not listed here or in the loader: a bound added to RunLength
+    # must be refused in these words (not msgspec's "Expected float <= ..."), on the key's own line.
+    too_big = int(kind.le) * 2
+    integer = isinstance(kind, msgspec.inspect.IntType)
+    low = f"({kind.gt:g}" if kind.gt is not None else f"[{kind.ge:g}"
+    assert error_of(minimal(f"overrides:\n  # longer runs\n  {name}: {too_big}\n")) == (
+        f"camp.yaml:8: overrides.{name}: expected {'an integer' if integer else 'a number'} in {low}, {int(kind.le)}], "
+        f"got {too_big} (an integer)")
+    assert loads(minimal(f"overrides:\n  {name}: {int(kind.le)}\n")).overrides == RunLength(**{name: kind.le})
 
 
 def test_a_shape_given_as_one_number_is_read_as_written():

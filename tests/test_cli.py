@@ -111,6 +111,22 @@ def test_bad_settings(flags, fragment):
     assert_one_line_error(agent("bench", "zoo:fashion-mnist-cnn/int8.onnx", *flags), fragment)
 
 
+@pytest.mark.parametrize(("argv", "flag"), [
+    (("bench", "zoo:fashion-mnist-cnn/int8.onnx", "--profile", "smoke", "--log-dir"), "--log-dir"),
+    (("run", "--broker", "mqtt://127.0.0.1:1", "--device-id", "pi-01", "--data-dir"), "--data-dir"),
+])
+def test_a_folder_that_cannot_be_made_is_one_line_before_the_agent_starts(tmp_path, argv, flag):
+    # Both folders are made when missing; a file on the way used to surface as a NotADirectoryError
+    # traceback once the run (or the agent) had started. Now nothing runs: no result text on stdout.
+    (tmp_path / "a-file").write_text("kept")
+    under = tmp_path / "a-file" / "logs"
+    proc = agent(*argv, str(under))
+    assert_one_line_error(proc, f"{flag} {under} is under {tmp_path / 'a-file'}, which is a file; give a folder")
+    assert proc.stdout == ""
+    assert_one_line_error(agent(*argv, str(tmp_path / "a-file")), f"{flag} {tmp_path / 'a-file'} is a file; give a folder")
+    assert (tmp_path / "a-file").read_text() == "kept"
+
+
 def test_dataset_that_does_not_fit_the_model(two_input_model):
     shapes = ("--shape", "features=1x8x4", "--shape", "ids=1x8")
     proc = agent("bench", str(two_input_model), "--dataset", "fashion-mnist:subset", *shapes)

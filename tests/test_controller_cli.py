@@ -157,6 +157,41 @@ def test_unknown_campaign_and_unreachable_broker(tmp_path):
     assert time.monotonic() - started < 30
 
 
+@pytest.mark.parametrize("argv", [
+    ("campaign", "run", "{spec}", "--broker", "mqtt://127.0.0.1:1"),
+    ("baseline", "run", "{spec}", "--power", "none"),
+    ("devices", "--broker", "mqtt://127.0.0.1:1", "--wait", "0"),
+], ids=["campaign run", "baseline run", "devices"])
+def test_a_db_that_cannot_be_created_is_one_line_before_anything_runs(tmp_path, argv):
+    # Commands that create the database used to make its folder as they went and died in a traceback
+    # (FileExistsError) when a file stood in the way; the folder is now checked before the broker,
+    # the campaign or a model is touched.
+    (tmp_path / "a-file").write_text("kept")
+    spec = campaign_file(tmp_path / "c.yaml", variants=["int8.onnx"], scenarios=["SingleStream"], modes=["performance"])
+    db = tmp_path / "a-file" / "c.db"
+    proc = edgeperf(*(arg.format(spec=spec) for arg in argv), "--db", str(db))
+    one_error_line(proc, 2, f"--db {db}: {tmp_path / 'a-file'} is a file, not a folder; write elsewhere")
+    missing = tmp_path / "missing" / "c.db"
+    proc = edgeperf(*(arg.format(spec=spec) for arg in argv), "--db", str(missing))
+    one_error_line(proc, 2, f"--db {missing}: folder {missing.parent} does not exist; create it")
+    assert not missing.parent.exists() and (tmp_path / "a-file").read_text() == "kept"
+
+
+def test_resume_refuses_a_mistyped_db_and_creates_none(tmp_path):
+    # resume finishes a stored campaign: a --db that holds none is a typo, not a new empty database
+    db = tmp_path / "typo.db"
+    one_error_line(edgeperf("campaign", "resume", "latest", "--db", str(db)), 2, f"no results database at {db}")
+    assert not db.exists()
+
+
+def test_fleet_bundle_refuses_a_missing_folder_before_downloading(tmp_path):
+    out = tmp_path / "missing" / "agents.tar.gz"
+    started = time.monotonic()
+    proc = edgeperf("fleet", "bundle", "-o", str(out))
+    one_error_line(proc, 2, f"-o {out}: folder {out.parent} does not exist")
+    assert time.monotonic() - started < 30 and not out.parent.exists()  # no wheel was built or downloaded
+
+
 def test_edgeperf_broker_serves_until_interrupted(tmp_path):
     import signal
 

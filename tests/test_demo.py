@@ -16,7 +16,7 @@ import pytest
 
 from agent import contract
 from controller.store.database import Store
-from tests.cli_harness import edgeperf
+from tests.cli_harness import edgeperf, one_error_line
 from tests.test_cli import BLOCKER
 
 DEMO = [sys.executable, "-c", "from controller.cli import main; main()", "demo"]
@@ -70,6 +70,26 @@ def test_demo_whose_agents_have_no_runtime_exits_1_with_one_line_naming_the_extr
     assert "the demo measured nothing (18 of 18 jobs failed)" in error, error
     assert "LiteRT and ONNX Runtime" in error and "pip install 'edgeperf[litert,onnx]'" in error, error
     assert json.loads(out.read_text()) == []
+
+
+@pytest.mark.parametrize(("flag", "name", "fragment"), [
+    ("--json", "missing/demo.json", "folder {tmp}/missing does not exist; create it (mkdir -p {tmp}/missing)"),
+    ("--json", ".", "is a folder; give a file name in it, e.g. {tmp}/demo.json"),
+    ("--db", "a-file/kept.db", "{tmp}/a-file is a file, not a folder; write elsewhere"),
+])
+def test_an_unwritable_output_is_refused_before_the_demo_runs(tmp_path, flag, name, fragment):
+    # The demo runs for minutes; a --json or --db it cannot write must be said before anything starts (it
+    # used to end, after the whole run, in a FileNotFoundError traceback). Nothing may run: no broker, no
+    # agents, nothing on stdout, in well under the time a demo takes.
+    (tmp_path / "a-file").write_text("")
+    path = tmp_path / name
+    started = time.monotonic()
+    proc = subprocess.run([*DEMO, flag, str(path)], capture_output=True, text=True, timeout=60,
+                          env=os.environ | {"COLUMNS": "250"})
+    one_error_line(proc, 2, f"{flag} {path}", fragment.format(tmp=tmp_path))
+    assert proc.stdout == ""
+    assert time.monotonic() - started < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
 def children(pid: int) -> set[int]:

@@ -9,6 +9,7 @@ provider took how many nodes of the optimised graph.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from agent.contract import RuntimeOptions
-from agent.errors import ModelError, RuntimeMissing, SettingsError
+from agent.errors import ModelError, PlatformUnsupported, RuntimeMissing, SettingsError
 from agent.runtimes import precision
 from agent.runtimes.base import SessionInfo, TensorSpec
 from agent.runtimes.shapes import unknown_overrides
@@ -153,6 +154,14 @@ class OnnxSession:
             first = str(exc).strip().splitlines()[0]
             if type(exc).__name__ in ("InvalidProtobuf", "InvalidGraph", "NoModel", "InvalidArgument"):
                 raise ModelError(f"{path} is not a loadable ONNX model ({first}); re-export or re-copy it") from None
+            locale = re.search(r"Failed to construct locale with name:\s*([\w.@-]+)", str(exc))
+            if locale:  # StringNormalizer's locale (en_US.UTF-8 by default), absent from slim Linux images
+                name = locale[1]
+                raise PlatformUnsupported(
+                    f"{path} needs the {name} locale (its StringNormalizer), which this system lacks; generate it: "
+                    f"localedef -i {name.partition('.')[0]} -f {name.partition('.')[2] or 'UTF-8'} {name} "
+                    "(Debian: package locales; or into a folder named by LOCPATH)"
+                ) from None
             raise ModelError(
                 f"ONNX Runtime could not create a session for {path} with {', '.join(providers)} ({first}); "
                 "if the file is sound, try another execution provider"

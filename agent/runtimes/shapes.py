@@ -48,7 +48,8 @@ def concrete_shape(spec: TensorSpec, overrides: dict[str, tuple[int, ...]]) -> t
             shape.append(1)
         else:
             raise SettingsError(
-                f"input {spec.name!r} has a free dimension {dim!r} at axis {axis} ({_pattern(spec, '?')}); "
+                f"input {spec.name!r} has a free dimension{'' if dim is None else f' {dim!r}'} at axis {axis} "
+                f"({_pattern(spec, '?')}); "
                 f"give it with --shape {spec.name}={_pattern(spec, 'N')}"
             )
     return tuple(shape)

@@ -146,6 +146,7 @@ def devices(
 ) -> None:
     """Who is online, what they run, and their facts (a device not heard live shows as stale)."""
     check_seconds(wait, "--wait")
+    check_output(db, "--db", "controller.db")
     with session.fleet(_options(broker, db, username, ca_file, cert_file, key_file, mqtt_version, fleet_key, prefix)) as fleet:
         fleet.discover(wait)
         rows = fleet.device_rows()
@@ -179,6 +180,7 @@ def campaign_run(
 ) -> None:
     """Validate a campaign, run it across the fleet with live progress, and print its scorecard."""
     check_seconds(discover, "--discover")
+    check_output(db, "--db", "controller.db")
     spec = campaign_file.load(file)
     options = _options(
         broker,
@@ -238,7 +240,7 @@ def campaign_resume(
         artifact_port=artifact_port,
         artifact_advertise=artifact_advertise,
     )
-    with Store(options.db_path) as store:
+    with _open_store(db) as store:  # resuming needs the database the campaign is in: a mistyped --db is not created
         found = store.campaign(ref)
         if found.get("kind") == "baseline":
             _resume_baseline(store, found["id"], as_json)
@@ -503,6 +505,7 @@ def baseline_run(
     from controller import baseline
 
     check_seconds(idle_seconds, "--idle-seconds")  # a job's power_idle_s has the same bound
+    check_output(db, "--db", "controller.db")
     spec = campaign_file.load(file)
     args = {"providers": provider or None, "power": None if power == "none" else power,
             "mapping": baseline.parse_mapping(map_ or []), "idle_s": idle_seconds, "trt_cache_dir": trt_cache}
@@ -675,13 +678,15 @@ def demo(
     SIGHUP stop the agents and remove its temporary folder, as Ctrl-C does (exit 128 + the signal's number)."""
     from controller.fleet import demo as demo_lib
 
+    check_output(json_out, "--json", "demo.json")
+    check_output(db, "--db", "demo.db")
     try:
         outcome = demo_lib.run(console, db)
     except demo_lib.Stopped as stop:
         err_console.print(f"stopped by {stop}: demo agents stopped, temporary folder removed", highlight=False)
         raise typer.Exit(128 + stop.signum) from None
     if json_out:
-        json_out.write_text(json.dumps(outcome.docs, indent=2) + "\n")
+        write_output(json_out, json.dumps(outcome.docs, indent=2) + "\n", "--json")
         console.print(f"results: {json_out}")
     if outcome.problem:
         err_console.print(f"[bold red]error:[/] {escape(outcome.problem)}", highlight=False, soft_wrap=True)

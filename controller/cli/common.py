@@ -52,14 +52,17 @@ def check_seconds(value: float, flag: str, high: float = 3600.0) -> None:
         raise EdgeperfError(f"{flag} {value:g} is out of range; give 0 to {high:g} seconds")
 
 
-def check_output(path: Path | None, flag: str = "-o") -> None:
+def check_output(path: Path | None, flag: str = "-o", example: str = "report.html") -> None:
     """Refuse an output file that cannot be written before any work is done: a report built for
-    minutes must not end in a traceback because its folder does not exist."""
+    minutes must not end in a traceback because its folder does not exist. ``example`` is the file
+    name suggested when ``path`` is a folder."""
     if path is None:
         return
     folder = path.parent
     if path.is_dir():
-        raise EdgeperfError(f"{flag} {path} is a folder; give a file name in it, e.g. {path / 'report.html'}")
+        raise EdgeperfError(f"{flag} {path} is a folder; give a file name in it, e.g. {path / example}")
+    if folder.exists() and not folder.is_dir():
+        raise EdgeperfError(f"{flag} {path}: {folder} is a file, not a folder; write elsewhere")
     if not folder.is_dir():
         raise EdgeperfError(f"{flag} {path}: folder {folder} does not exist; create it (mkdir -p {folder}) or write elsewhere")
     if not os.access(folder, os.W_OK):

@@ -20,7 +20,7 @@ from agent import fleet_key
 from agent.contract import DEFAULT_PREFIX
 from agent.errors import EXIT_UNREACHABLE, EdgeperfError
 from agent.transport import BrokerUrl
-from controller.cli.common import AsJson, Db, FleetKey, PkiDir, check_seconds, cli_errors, console, err_console
+from controller.cli.common import AsJson, Db, FleetKey, PkiDir, check_output, check_seconds, cli_errors, console, err_console
 from controller.fleet import session
 from controller.provisioning import bundle as bundles
 from controller.provisioning import inventory
@@ -112,6 +112,7 @@ def bundle_command(
     glibc: Annotated[str, typer.Option(help="the oldest glibc among the devices")] = bundles.DEFAULT_GLIBC,
 ) -> None:
     """Download edgeperf and every wheel the agents need into one file, for labs without internet."""
+    check_output(out, "-o", "edgeperf-bundle.tar.gz")  # before minutes of downloads
     started = time.monotonic()
     with console.status(f"downloading wheels for {platform} / Python {python}"):
         built = bundles.build(out, platform, python, tuple(family or ()), glibc)
@@ -127,6 +128,7 @@ def _provision(inventory_file: Path, brokers: tuple[str, str | None], pki_dir: P
     from controller.provisioning.pki import Pki
 
     broker, controller_broker = brokers
+    check_output(db, "--db", "controller.db")  # Ansible's log goes beside it, after the playbook has run
     inv = inventory.load(inventory_file)
     playbook = flash.ansible_playbook()  # before a wheel is built or a certificate issued
     pki = Pki.open(pki_dir)

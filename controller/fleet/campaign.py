@@ -68,7 +68,7 @@ from agent.runtimes import ALIASES, RUNTIMES
 from agent.runtimes.shapes import parse_shape_overrides
 from agent.scenarios import ENGINES
 from agent.scenarios.settings import PROFILES, Mode, Scenario, for_profile, parse_mode, parse_scenario
-from controller.fleet.yaml_nodes import NodeReader, compose, got, join_key, read_text, unknown
+from controller.fleet.yaml_nodes import NodeReader, bounds, compose, got, join_key, read_text, unknown
 from devices.power import parse_spec
 
 UNLABELLED_DATASETS = ("synthetic",)
@@ -76,7 +76,11 @@ UNLABELLED_DATASETS = ("synthetic",)
 OPTION_KEYS = {"providers": "provider", "delegates": "delegate", "shapes": "shape"}
 _OPTION_FIELDS = {f.encode_name: f for f in msgspec.inspect.type_info(RuntimeOptions).fields}
 YAML_OPTIONS = {OPTION_KEYS.get(name, name): name for name in _OPTION_FIELDS}  # YAML key -> field's wire name
-OVERRIDES = tuple(f.encode_name for f in msgspec.inspect.type_info(RunLength).fields)
+_SHAPE = _OPTION_FIELDS["shapes"].type.value_type  # the contract's bounds of one shape: how many sizes, and each size
+_RUN_LENGTH = {f.encode_name: f.type for f in msgspec.inspect.type_info(RunLength).fields}
+OVERRIDES = tuple(_RUN_LENGTH)
+# the job's own fields, whose bounds the campaign keys that fill them (timeout_s, retries) are read with
+_JOB_FIELDS = {f.encode_name: f.type for f in msgspec.inspect.type_info(contract.Job).fields}
 _TOP_KEYS = (
     "name", "profile", "engine", "scenarios", "modes", "repeats", "cooldown_s", "power", "timeout_s", "retries",
     "dataset", "accuracy_dataset", "overrides", "devices", "models",
@@ -341,7 +345,7 @@ class _Parser(NodeReader):
         if "repeats" in v:
             kw["repeats"] = self.integer(v["repeats"], "repeats", 1)
         if "cooldown_s" in v:
-            kw["cooldown_s"] = self.number(v["cooldown_s"], "cooldown_s", 0, inclusive=True)
+            kw["cooldown_s"] = self.number(v["cooldown_s"], "cooldown_s", ge=0)
         if "power" in v:
             kw["power"] = self.string(v["power"], "power")
             try:
@@ -349,9 +353,9 @@ class _Parser(NodeReader):
             except EdgeperfError as exc:
                 raise self.fail(v["power"], "power", str(exc)) from None
         if "timeout_s" in v:
-            kw["timeout_s"] = self.number(v["timeout_s"], "timeout_s", 0, inclusive=False)
+            kw["timeout_s"] = self.typed(v["timeout_s"], "timeout_s", _JOB_FIELDS["timeout_s"])
         if "retries" in v:
-            kw["retries"] = self.integer(v["retries"], "retries", 0)
+            kw["retries"] = self.integer(v["retries"], "retries", 0, _JOB_FIELDS["attempt"].le - 1)  # attempts 1..le
         for key in ("dataset", "accuracy_dataset"):
             if key in v:
                 kw[key] = self.choice(v[key], key, DATASETS, "dataset")
@@ -371,8 +375,7 @@ class _Parser(NodeReader):
 
     def overrides(self, node: Node, profile: str, scenarios: tuple[str, ...] | None) -> RunLength:
         keys = self.mapping(node, "overrides", OVERRIDES, what="a mapping of run-length overrides")
-        fields = {f.encode_name: f.type for f in msgspec.inspect.type_info(RunLength).fields}
-        out: dict[str, Any] = {name: self.typed(value, join_key("overrides", name), fields[name])
+        out: dict[str, Any] = {name: self.typed(value, join_key("overrides", name), _RUN_LENGTH[name])
                                for name, (_, value) in keys.items()}
         # A maximum below the minimum would fail every job on the device; say so here, once.
         if "max_queries" in out and out["max_queries"] < out.get("min_queries", 0):
@@ -482,7 +485,7 @@ class _Parser(NodeReader):
                                     f"runtime {name} cannot load a {fmt} model ({kw['name']}); use {runtime}")
                 kw["runtime"] = runtime = name
         if "batch_size" in v:
-            kw["batch_size"] = self.integer(v["batch_size"], at("batch_size"), 1)
+            kw["batch_size"] = self.typed(v["batch_size"], at("batch_size"), _RUN_LENGTH["batch_size"])  # a job override
         options: dict[str, Any] = {}
         for option, name in YAML_OPTIONS.items():
             if option not in v:
@@ -552,4 +555,8 @@ class _Parser(NodeReader):
             except SettingsError:
                 problem = f"bad shape {value.value!r}; write D1xD2x... with sizes >= 1, e.g. 1x3x224x224"
                 raise self.fail(value, path, problem) from None
+            size = _SHAPE.item_type
+            if len(out[name]) > _SHAPE.max_length or max(out[name]) > size.le:
+                raise self.fail(value, path, f"bad shape {value.value!r}; give at most {_SHAPE.max_length} sizes, "
+                                             f"each an integer{bounds(ge=size.ge, le=size.le)}")
         return out

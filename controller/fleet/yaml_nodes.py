@@ -12,6 +12,7 @@ import difflib
 import math
 import re
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,36 @@ def got(node: Node) -> str:
         return "null (an empty value)"
     shown = repr(node.value) if kind == "a string" else node.value
     return f"{shown} ({kind})"
+
+
+def bounds(gt: float | None = None, ge: float | None = None, le: float | None = None, lt: float | None = None) -> str:
+    """A schema's range as an error states it: ``in (0, 100000]``, ``>= 1``, or nothing when unbounded."""
+    def shown(bound: float) -> str:  # 604800, not 6.048e+05
+        return str(int(bound)) if float(bound).is_integer() and abs(bound) < 1e16 else f"{bound:g}"
+    if (gt is not None or ge is not None) and (le is not None or lt is not None):
+        low = f"({shown(gt)}" if gt is not None else f"[{shown(ge)}"
+        return f" in {low}, {shown(lt) + ')' if lt is not None else shown(le) + ']'}"
+    for sign, bound in ((">", gt), (">=", ge), ("<", lt), ("<=", le)):
+        if bound is not None:
+            return f" {sign} {shown(bound)}"
+    return ""
+
+
+# A number as people write it; YAML 1.1 (PyYAML) takes an exponent only after a dot and with a sign.
+_NUMBER_TEXT = re.compile(r"([-+]?)(\d+\.?\d*|\.\d+)[eE]([-+]?)(\d+)")
+
+
+def number_as_text(node: Node, integer: bool) -> str:
+    """The hint for a number YAML 1.1 read as text (``1e9``): how to write it so it is read as one."""
+    match = _NUMBER_TEXT.fullmatch(node.value) if isinstance(node, ScalarNode) and node.style is None else None
+    if not match or not node.tag.endswith(":str"):
+        return ""
+    sign, mantissa, exp_sign, exponent = match.groups()
+    whole, _, fraction = mantissa.partition(".")
+    forms = [] if integer else [f"{sign}{whole or '0'}.{fraction or '0'}e{exp_sign or '+'}{exponent}"]
+    if int(exponent) < 16 and (exact := Decimal(node.value)) == exact.to_integral_value():  # a whole number
+        forms.append(str(int(exact)))
+    return f"; YAML reads {node.value} as text: write {' or '.join(forms)}" if forms else ""
 
 
 class NodeReader:
@@ -175,18 +206,27 @@ class NodeReader:
             raise self.fail(node, key, unknown(what, value, choices))
         return value
 
-    def integer(self, node: Node, key: str, minimum: int) -> int:
+    def integer(self, node: Node, key: str, minimum: int | None, maximum: int | None = None) -> int:
+        """An integer within ``[minimum, maximum]`` (either end open when None)."""
         value = self.value(node, key) if isinstance(node, ScalarNode) else None
-        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-            raise self.fail(node, key, f"expected an integer >= {minimum}, got {got(node)}")
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok or (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise self.fail(node, key, f"expected an integer{bounds(ge=minimum, le=maximum)}, got {got(node)}"
+                                       f"{number_as_text(node, integer=True)}")
         return value
 
-    def number(self, node: Node, key: str, minimum: float, inclusive: bool) -> float:
+    def number(self, node: Node, key: str, *, gt: float | None = None, ge: float | None = None,
+               le: float | None = None, lt: float | None = None) -> float:
+        """A finite number within the bounds given as msgspec's ``Meta`` names them."""
         value = self.value(node, key) if isinstance(node, ScalarNode) else None
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or (value < minimum if inclusive else value <= minimum):
-            bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
-            raise self.fail(node, key, f"expected a number {bound}, got {got(node)}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(node, key, f"expected a finite number{bounds(gt, ge, le, lt)}, got {got(node)}")
+        in_range = isinstance(value, (int, float)) and not isinstance(value, bool) and not (
+            (gt is not None and value <= gt) or (ge is not None and value < ge)
+            or (le is not None and value > le) or (lt is not None and value >= lt))
+        if not in_range:
+            raise self.fail(node, key, f"expected a number{bounds(gt, ge, le, lt)}, got {got(node)}"
+                                       f"{number_as_text(node, integer=False)}")
         return float(value)
 
     def boolean(self, node: Node, key: str) -> bool:
@@ -227,11 +267,10 @@ class NodeReader:
         if isinstance(kind, mi.BoolType):
             return self.boolean(node, key)
         if isinstance(kind, mi.IntType):
-            return self.integer(node, key, kind.ge if kind.ge is not None else (kind.gt + 1 if kind.gt is not None else -(2**63)))
+            return self.integer(node, key, kind.ge if kind.gt is None else kind.gt + 1,
+                                kind.le if kind.lt is None else kind.lt - 1)
         if isinstance(kind, mi.FloatType):
-            if kind.gt is not None:
-                return self.number(node, key, kind.gt, inclusive=False)
-            return self.number(node, key, kind.ge if kind.ge is not None else -math.inf, inclusive=True)
+            return self.number(node, key, gt=kind.gt, ge=kind.ge, le=kind.le, lt=kind.lt)
         if isinstance(kind, mi.LiteralType):
             return self.choice(node, key, tuple(kind.values), key.rsplit(".", 1)[-1])  # "unknown optimization 'max'"
         if isinstance(kind, mi.StrType):
