@@ -169,6 +169,7 @@ class AgentDaemon:
         self.identity = Identity(self.device)  # this run of the agent: its status, heartbeat and last will carry it
         self._seq = itertools.count(1)
         self._job: JobRun | None = None
+        self._held: dict[str, Job] = {}  # jobs that arrived before this agent announced itself, by run id
         # The job thread delivers while the main thread re-sends: one publishes a new entry at a time,
         # so no terminal message goes out twice.
         self._publishing = threading.Lock()
@@ -366,6 +367,9 @@ class AgentDaemon:
             job = self._job
             if job and job.run_id == body.run_id and job.job.controller == body.controller:
                 job.stop("cancelled by the controller", cancelled=True)
+            held = self._held.get(body.run_id)
+            if held is not None and held.controller == body.controller:
+                del self._held[body.run_id]
         elif isinstance(body, Job):
             self._take(body)
 
@@ -388,8 +392,9 @@ class AgentDaemon:
 
     def _take(self, job: Job) -> None:
         run_id = job.run_id
-        if not self.identity.speaking:  # not yet sure this device id is ours alone: the job's owner will send it again
-            log.info("job %s arrived before this agent announced itself; left for the controller to re-send", run_id)
+        if not self.identity.speaking:  # not yet sure this device id is ours alone: taken once it is, never before
+            log.info("job %s arrived before this agent announced itself; held until it has", run_id)
+            self._held[run_id] = job
             return
         state = self.outbox.job_state(run_id)
         if state is not None:  # a re-delivery: answer, never run twice
@@ -417,6 +422,14 @@ class AgentDaemon:
         self.event("accepted", contract.Accepted(run_id))
         self._publish_status()
         self._job.start()
+
+    def _take_held(self) -> None:
+        """The jobs that arrived while this agent settled after a (re)connect (a broker with persistence
+        delivers queued jobs first thing), now that the device id is known to be its own: taken at once,
+        rather than left for the controller to re-send when its accept timeout runs out."""
+        held, self._held = list(self._held.values()), {}
+        for job in held:
+            self._take(job)
 
     def _resend_one(self, run_id: str) -> bool:
         """Re-publish ``run_id``'s unacknowledged terminal message; False if there is none."""
@@ -463,6 +476,7 @@ class AgentDaemon:
                 self._publish_presence()
                 self._resend(everything=True)
                 next_heartbeat = time.monotonic() + self.config.heartbeat_s
+                self._take_held()
             try:
                 message = self.conn.inbox.get(timeout=0.1)
             except queue.Empty:

@@ -12,9 +12,9 @@ ZOO = Path(__file__).resolve().parent.parent / "agent" / "zoo" / "fashion-mnist-
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: half again as many workers as CPUs. Much of the suite waits (brokers, agents,
-    faults held for 30–45 s), and a worker that waits leaves its CPU to the others."""
-    return max(2, len(os.sched_getaffinity(0)) * 3 // 2)
+    """``-n auto``: twice as many workers as CPUs. Much of the suite waits (brokers, agents, faults
+    held for 30–45 s), and a worker that waits leaves its CPU to the others."""
+    return max(2, len(os.sched_getaffinity(0)) * 2)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

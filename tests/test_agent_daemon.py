@@ -392,3 +392,38 @@ def test_only_the_jobs_owner_can_cancel_it_and_a_cancel_is_its_own_terminal_stat
     finally:
         rec.conn.stop()
         assert agent.terminate() == 0
+
+
+def test_a_job_that_arrives_while_the_agent_settles_is_held_and_taken_once_it_has_announced_itself(tmp_path, mosquitto):
+    """A reconnecting agent does not take jobs until it knows its device id is its own: here a retained
+    status of another session makes it listen 6 s (three of that session's 2 s heartbeats) first. A job
+    that arrives meanwhile (as a broker with persistence hands over queued jobs first thing) is held
+    and answered once the agent has announced itself, without anyone sending it again."""
+    from agent.contract import Envelope, Status
+
+    key = fleet_key.resolve(None)
+    rec = Recorder(mosquitto.url, "pi-s")
+    gone = Status("online", "0123456789abcdef", 2.0)  # a session that died without its will reaching the broker
+    rec.conn.publish(TOPICS.device("pi-s", "status"), Envelope("status", "pi-s", gone).encode(key), retain=True)
+    agent = AgentProcess(mosquitto.url, "pi-s", tmp_path).start()
+    try:
+        wait_until(lambda: "listening for it before taking jobs" in agent.log(), 30, "pi-s listening")
+        artifact = {"url": "http://localhost:9/m.tflite", "sha256": "0" * 64, "size": 100, "name": "m.tflite"}
+        job = smoke_job("held", artifact)  # not from the controller's origin: it fails at once when taken
+        rec.conn.publish(TOPICS.device("pi-s", "jobs"), Envelope("job", "pi-s", job).encode(key))
+        wait_until(lambda: "job held arrived before this agent announced itself; held until it has" in agent.log(), 10,
+                   "the job held")
+        for _ in range(10):
+            rec.drain()
+        assert "held" not in rec.events  # not yet taken
+        wait_until(lambda: rec.terminal("held") is not None, 30, "the held job answered", step=rec.drain)
+        kind, event = rec.terminal("held")
+        assert kind == "failed" and "is not from the controller origin" in event.reason
+        assert [t for t, _ in rec.events["held"]] == ["accepted", "failed"]  # taken once, as it was sent once
+        announced = next(i for i, (t, p) in enumerate(rec.messages)
+                         if t.endswith("/status") and decode("status", p, key).data.session != gone.session)
+        answered = next(i for i, (t, _) in enumerate(rec.messages) if t.endswith("/events"))
+        assert announced < answered  # presence first, then the job
+    finally:
+        rec.conn.stop()
+        assert agent.terminate() == 0
