@@ -374,7 +374,10 @@ def test_monitor_samples_at_about_the_conversion_rate_on_the_real_clock():
     samples = monitor.stop()
     assert monitor.error is None
     rate = (len(samples) - 1) / ((samples[-1].t_ns - samples[0].t_ns) / 1e9)
-    assert 0.3 * nominal <= rate <= 1.1 * nominal, (rate, nominal)
+    # Paced by the chip: never faster than it converts, and not off by a unit (ms for µs would be 1000x).
+    # How much slower is up to the CPU: 28 % of the rate was seen with the sampling thread starved (four
+    # test workers beside two busy processes on two cores); the result reports the rate it achieved.
+    assert 0.1 * nominal <= rate <= 1.1 * nominal, (rate, nominal)
     assert all(b.t_ns > a.t_ns for a, b in itertools.pairwise(samples))
     assert all(s.valid and s.watts == pytest.approx(4.0, abs=0.01) and s.volts == pytest.approx(5.0) for s in samples)
     assert monitor.info.rail == "board 5 V input" and monitor.info.measured

@@ -72,6 +72,9 @@ INFO_RETRY_S = 0.5
 PING_TIMEOUT_S = 0.25
 SYNC_PINGS = 8  # at connection: the best of 8 round trips
 RESYNC_PINGS = 3  # per periodic burst
+EXTRA_PINGS = 7  # more, one at a time, while a burst has no round trip near the connection's best (a busy host)
+FIT_RTT_FACTOR = 4  # points whose round trip is over this × the best (+ RTT_SLACK_NS) stay out of the fit
+RTT_SLACK_NS = 100_000
 RESYNC_S = 1.0
 RTT_FLOOR_NS = 20_000  # weights 1 / (RTT + floor)^2: no point counts as infinitely precise
 MIN_DRIFT_SPAN_NS = 500_000_000  # fit drift only over sync points at least this far apart
@@ -136,12 +139,20 @@ class ClockMap:
             self._fit()
         return best
 
+    def good_rtt(self, rtt_ns: int) -> bool:
+        """A round trip near the connection's best: its midpoint is within about the same error. A host
+        too busy to read a PONG at once makes round trips of milliseconds, and two such points alone
+        would set the drift (a line through two points passes through both, whatever their weights)."""
+        best = min((p.rtt_ns for p in self.points), default=rtt_ns)
+        return rtt_ns <= FIT_RTT_FACTOR * best + RTT_SLACK_NS
+
     def _fit(self) -> None:
-        first = self.points[0]
+        points = [p for p in self.points if self.good_rtt(p.rtt_ns)]
+        first = points[0]
         self._x0, self._y0 = first.device_us * 1000.0, first.host_mid_ns
-        xs = [p.device_us * 1000.0 - self._x0 for p in self.points]
-        ys = [p.host_mid_ns - self._y0 for p in self.points]
-        ws = [1.0 / (p.rtt_ns + RTT_FLOOR_NS) ** 2 for p in self.points]
+        xs = [p.device_us * 1000.0 - self._x0 for p in points]
+        ys = [p.host_mid_ns - self._y0 for p in points]
+        ws = [1.0 / (p.rtt_ns + RTT_FLOOR_NS) ** 2 for p in points]
         total = sum(ws)
         if max(xs) - min(xs) < MIN_DRIFT_SPAN_NS:
             self._b = 1.0
@@ -470,9 +481,13 @@ class SerialPowerMonitor(PowerMonitor):
         return got[0][1]
 
     def _sync(self, session: _Session, pings: int) -> None:
-        """A burst of PINGs, one at a time; the one with the smallest round trip becomes a sync point."""
-        burst = []
-        for _ in range(pings):
+        """A burst of PINGs, one at a time; the one with the smallest round trip becomes a sync point.
+        Where none came near the connection's best round trip, up to ``EXTRA_PINGS`` more are sent,
+        stopping at the first that does: on a busy host one prompt PONG is worth the wait."""
+        burst: list[SyncPoint] = []
+        for sent in itertools.count(1):
+            if sent > pings and (sent > pings + EXTRA_PINGS or any(session.clock.good_rtt(p.rtt_ns) for p in burst)):
+                break
             with self._cond:
                 self._token = (self._token + 1) % U32
                 token = self._token
