@@ -393,6 +393,19 @@ def test_clock_map_fits_offset_and_drift_and_unwraps_32_bits():
     assert burst.points[0].rtt_ns == 20_000 and burst.to_host_ns(20) == 1_020_000
 
 
+def test_late_pongs_stay_out_of_the_clock_fit():
+    """A busy host reads some PONGs milliseconds late: their midpoints are late by half of that. Two such
+    points a second apart would set the drift alone (thousands of ppm); they stay out of the fit, which
+    keeps the prompt point's offset (the device runs at the host's rate here)."""
+    clock = ClockMap()
+    clock.add([SyncPoint(0, 5_000_000 - 50_000, 5_000_000 + 50_000)])  # 100 µs: device 0 is host 5 ms
+    for k, late_ns in ((1, 4_000_000), (2, 1_000_000)):  # read 4 ms, then 1 ms, late
+        true_ns = 5_000_000 + k * 1_000_000_000
+        clock.add([SyncPoint(k * 1_000_000, true_ns - 50_000, true_ns + 50_000 + late_ns)])
+    assert len(clock.points) == 3 and clock.drift_ppm == 0
+    assert clock.to_host_ns(1_500_000) == 5_000_000 + 1_500_000_000  # off by 1-2 ms had they counted
+
+
 # --- the frame codec -----------------------------------------------------------------------------------
 def test_crc_is_ccitt_false():
     assert frames.crc16(b"123456789") == 0x29B1

@@ -18,7 +18,9 @@ The wire protocol is ``devices.power.frames`` (the same file runs on the board).
   (t_send) and when its PONG is read (t_recv); the device stamps the PONG when it handles the PING.
   Assuming the two directions take equally long, the device time matches the host midpoint
   (t_send + t_recv) / 2, with an error of at most half the round trip, so of each burst of pings
-  only the one with the smallest round trip is kept. Bursts are repeated every ``resync_s`` (and
+  only the one with the smallest round trip is kept. On a host too busy to read a PONG at once,
+  round trips grow to milliseconds: a burst with none near the connection's best (4 x it + 0.1 ms)
+  pings on, up to 7 more, and points outside that stay out of the fit. Bursts are repeated every ``resync_s`` (and
   once more at ``stop``), and host = a + b x device is fitted by least squares over the kept points,
   each weighted by 1 / RTT^2: offset and drift. The device clock is 32-bit microseconds (it wraps
   after 71.6 minutes) and is unwrapped against the previous timestamp of the stream, which a
