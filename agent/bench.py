@@ -152,6 +152,7 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     sut.process([0])
     first_ms = (time.perf_counter_ns() - t0) / 1e6
     effective, derived, server = _calibrate(sut, settings, req.warmup_runs)
+    engine, engine_rule = scenarios.fit_to_memory(req.engine, engine, effective)
 
     log_dir = (req.log_dir or default_log_root()) / req.run_id
     search = server is not None and not effective.server_target_qps  # Server without a given rate
@@ -215,7 +216,7 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
         "ended_by": outcome.ended_by,
         "window": {"begin_unix_ns": outcome.window_unix_ns[0], "end_unix_ns": outcome.window_unix_ns[1]},
         "kpis": kpis,
-        "logs": {"engine": engine} | outcome.logs,
+        "logs": {"engine": engine, "engine_rule": engine_rule} | outcome.logs,
         "reproduce": reproduce.block(reproduce.argv(req.model, runtime, engine, req.dataset, req.warmup_runs, settings,
                                                     options, samples.inputs, _energy_flags(req))),
     }

@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--scenario", default="SingleStream", help="SingleStream | MultiStream | Server | Offline")
     run.add_argument("--mode", default="performance", help="performance | accuracy")
     run.add_argument("--profile", default="quick", help=" | ".join(PROFILES))
-    run.add_argument("--engine", default="auto", help=" | ".join(ENGINES) + " (auto: loadgen if installed)")
+    run.add_argument("--engine", default="auto",
+                     help=" | ".join(ENGINES) + " (auto: loadgen if installed and its query pool fits the memory)")
     run.add_argument("--dataset", default=None, help="synthetic | fashion-mnist[:subset|:full] (default: synthetic; "
                                                       "fashion-mnist in accuracy mode)")
     run.add_argument("--min-duration", type=float, metavar="S", help="override the profile's minimum duration")

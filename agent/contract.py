@@ -676,6 +676,7 @@ class Logs(_Body, frozen=True):
     would be too large to send) and the errors and warnings its detail log names."""
 
     engine: Annotated[str, Meta(max_length=32)] = ""
+    engine_rule: Text = ""  # "given", or why auto chose it (scenarios.fit_to_memory)
     dir: Text | None = None
     files: Annotated[tuple[Name, ...], Meta(max_length=64)] = ()
     summary: Annotated[str, Meta(max_length=1 << 16)] | None = None

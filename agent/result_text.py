@@ -30,6 +30,8 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         rows.insert(3, ("inputs", given))
     rows += [("  because", reason) for reason in doc["invalid_reasons"]]
     rows += [("  warning", line) for line in _random_settings(inputs)]
+    if doc["logs"].get("engine_rule", "").startswith("auto: native, as"):  # LoadGen installed, but not run: why
+        rows.append(("  engine", doc["logs"]["engine_rule"]))
     if lat:
         basis = "per query" if k.get("latency_basis") == "query" else "per sample"
         rows.append(("latency ms", f"min {_num(lat['min'])}  mean {_num(lat['mean'])}  p50 {_num(lat['p50'])}  "

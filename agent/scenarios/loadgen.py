@@ -32,6 +32,7 @@ from agent.stats import REPORTED_PERCENTILES
 ENGINE = "loadgen"
 LOG_FILES = ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlperf_log_accuracy.json")
 _SEED_MASK = (1 << 64) - 1
+QUERY_BYTES = 460  # RSS per pre-generated query (pool_queries)
 PROBE_ABOVE_QUERIES = 50_000  # ~23 MB of pool: below this it is left as the warm-up sized it
 PROBE_MS = 250  # the pool probe's minimum duration
 POOL_HEADROOM = 3.0  # pool = this × the queries the probe's cycle fits in the minimum duration (a probe on a busy
@@ -165,10 +166,19 @@ def _reported(s: RunSettings, log: dict[str, Any]) -> dict[str, Any]:
 
 def pool_queries(s: RunSettings) -> int:
     """Queries LoadGen pre-generates for SingleStream/MultiStream: 2 × min duration at the expected
-    latency, at least the minimum count (``GenerateQueries``). Each costs about 460 bytes of RSS
-    (LoadGen 6.0.17 on x86_64: 600,001 queries took 274 MB)."""
+    latency, at least the minimum count (``GenerateQueries``). Each costs about ``QUERY_BYTES`` of
+    RSS (LoadGen 6.0.17 on x86_64: 600,001 queries took 274 MB)."""
     per_query_ns = max(1, s.expected_latency_ns) * s.samples_per_query
     return max(s.min_query_count, math.ceil(2 * s.min_duration_ms * 1e6 / per_query_ns))
+
+
+def pool_bytes(s: RunSettings) -> int:
+    """At most what LoadGen's pre-generated queries will take for ``s`` (before ``sized_pool`` may
+    shrink them): SingleStream and MultiStream performance runs; 0 for the others, whose pools are
+    their arrival schedule, their one query or each sample once."""
+    if s.mode == Mode.ACCURACY or s.scenario not in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
+        return 0
+    return pool_queries(s) * QUERY_BYTES
 
 
 def _probe_cycle_ns(lg: Any, sut: SystemUnderTest, s: RunSettings, log_dir: Path) -> float:
