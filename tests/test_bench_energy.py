@@ -49,7 +49,10 @@ def test_energy_block_from_a_known_load_profile(engine):
     assert e["mlperf"]["metric"] == "mJ/query"
     assert e["mlperf"]["mj_per_query"] == pytest.approx(e["avg_power_w"] * e["window_s"] * 1e3 / k["query_count"])
     assert e["gco2e_per_1000_inferences"] == pytest.approx(e["energy_j"] / n * 1000 / 3.6e6 * 400)
-    assert e["window_s"] == pytest.approx(k["duration_s"], rel=0.01, abs=0.002)
+    if engine == "native":  # the window is the run's own
+        assert e["window_s"] == pytest.approx(k["duration_s"], rel=0.01, abs=0.002)
+    else:  # LoadGen's power_begin..power_end hold the run and LoadGen's start-up, longer on a busy machine
+        assert e["window_s"] >= k["duration_s"] - 0.002  # (1.0 s around a 0.725 s run seen beside two busy loops)
     assert e["sample_rate_hz"] > 100  # the INA219 at 12 bit converts ~940 times a second
     # A busy 2-core host may pause the sampler for tens of ms, which the result rightly reports;
     # anything else (estimate, failure, uncovered edges, flagged readings) would be a fault here.
