@@ -177,7 +177,9 @@ def test_rapl_counter_with_wraparounds_integrates_to_the_profiles_exact_energy(t
     assert exact == pytest.approx(8.75)
     stale0 = max(firmware.staleness_s(s) for s in bracketing(samples, t0))
     stale1 = max(firmware.staleness_s(s) for s in bracketing(samples, t1))
-    assert max(stale0, stale1) < 0.05, "the emulated firmware fell behind; the bound below would mean little"
+    # The bound below is the measured staleness times the power. Kept under 0.15 s (72 ms seen beside two busy
+    # loops), it stays under 5.25 J: a missed 8 J wrap, or any unit error, would still fall outside it.
+    assert max(stale0, stale1) < 0.15, "the emulated firmware fell behind; the bound below would mean little"
     assert window.method == "counter"
     assert abs(window.energy_j - exact) <= 10.0 * stale0 + 25.0 * stale1 + 2e-6  # + 1 µJ counter quantum per edge
 
