@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -50,13 +51,23 @@ def zoo_dir() -> Path:
     return ZOO
 
 
+def save_onnx(model: Any, path: Path) -> Path:
+    """Save a graph built with ``onnx.helper`` at IR version 8 (what every ONNX Runtime wheel this
+    project supports reads), checked first: a test model that is malformed by mistake fails here."""
+    import onnx
+
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
 def multi_input_onnx(path: Path) -> Path:
     """A real ONNX graph with two inputs (float features, int64 ids), free batch and sequence dims.
 
     out[b] = sum(features[b]) + sum(ids[b]): cheap, exact, and it fails loudly if either input is
     fed with the wrong dtype or shape.
     """
-    import onnx
     from onnx import TensorProto, helper
 
     features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", "seq", 4])
@@ -72,10 +83,7 @@ def multi_input_onnx(path: Path) -> Path:
     ]
     graph = helper.make_graph(nodes, "two_inputs", [features, ids], [out], initializer=[axes_fs, axes_ids])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return save_onnx(model, path)
 
 
 @pytest.fixture

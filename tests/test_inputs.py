@@ -13,6 +13,7 @@ from agent import contract, datasets
 from agent.datasets import input_values
 from agent.errors import SettingsError
 from agent.runtimes.base import TensorSpec
+from tests.conftest import save_onnx
 from tests.test_cli import agent, assert_one_line_error
 
 FAST = ("--profile", "smoke", "--engine", "native", "--scenario", "SingleStream", "--threads", "1", "--warmup", "2")
@@ -22,7 +23,6 @@ def vad_like_onnx(path: Path) -> Path:
     """A real ONNX graph shaped like a voice-activity model: audio ``x`` (batch x 16 float) and a scalar
     int64 ``sr``. ``If(sr == 16000)`` sums the audio; the 8 kHz branch reshapes 16 values into rows
     of 3, which fails at run time, as the real model's 8 kHz branch does on 16 kHz-sized audio."""
-    import onnx
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])
@@ -40,15 +40,11 @@ def vad_like_onnx(path: Path) -> Path:
         helper.make_node("If", ["is16"], ["prob"], then_branch=then_branch, else_branch=else_branch),
     ]
     model = helper.make_model(helper.make_graph(nodes, "vad_like", [x, sr], [out]), opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return save_onnx(model, path)
 
 
 def string_input_onnx(path: Path) -> Path:
     """A real ONNX graph with a string input, as a tokenizer front end: ``LabelEncoder`` maps two words to ids."""
-    import onnx
     from onnx import TensorProto, helper
 
     words = helper.make_tensor_value_info("words", TensorProto.STRING, [2])
@@ -57,10 +53,7 @@ def string_input_onnx(path: Path) -> Path:
                             values_int64s=[1, 2], default_int64=0)
     model = helper.make_model(helper.make_graph([node], "strings", [words], [out]),
                               opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return save_onnx(model, path)
 
 
 @pytest.fixture

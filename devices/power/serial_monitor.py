@@ -115,6 +115,7 @@ class ClockMap:
 
     def __init__(self) -> None:
         self.points: list[SyncPoint] = []
+        self._best_rtt_ns: int | None = None  # the smallest round trip of the points so far
         self.version = 0  # bumped on every refit, so mapped samples know when to remap
         self._last_raw: int | None = None
         self._ext = 0
@@ -138,6 +139,7 @@ class ClockMap:
         best = min(burst, key=lambda p: p.rtt_ns, default=None)
         if best is not None:
             self.points.append(best)
+            self._best_rtt_ns = min(best.rtt_ns, self._best_rtt_ns or best.rtt_ns)
             self._fit()
         return best
 
@@ -145,7 +147,7 @@ class ClockMap:
         """A round trip near the connection's best: its midpoint is within about the same error. A host
         too busy to read a PONG at once makes round trips of milliseconds, and two such points alone
         would set the drift (a line through two points passes through both, whatever their weights)."""
-        best = min((p.rtt_ns for p in self.points), default=rtt_ns)
+        best = rtt_ns if self._best_rtt_ns is None else self._best_rtt_ns
         return rtt_ns <= FIT_RTT_FACTOR * best + RTT_SLACK_NS
 
     def _fit(self) -> None:
@@ -186,7 +188,7 @@ class ClockMap:
 
     @property
     def best_rtt_us(self) -> float | None:
-        return min(p.rtt_ns for p in self.points) / 1e3 if self.points else None
+        return self._best_rtt_ns / 1e3 if self._best_rtt_ns is not None else None
 
 
 # --- one connection -------------------------------------------------------------------------------
