@@ -27,7 +27,8 @@ def test_export_commands(tmp_path):
     folder = edgeperf("export", "mlperf", "latest", "-o", str(out), "--db", str(db))
     assert folder.returncode == 0, folder.stderr
     summaries = list(out.rglob("mlperf_log_summary.txt"))
-    assert len(summaries) == 1 and "Result is : VALID" in summaries[0].read_text()
+    verdict = "VALID" if doc["valid"] else "INVALID"  # the run's own: a real model's verdict depends on the load
+    assert len(summaries) == 1 and f"Result is : {verdict}" in summaries[0].read_text()
     refused = edgeperf("export", "mlperf", "latest", "-o", str(out), "--db", str(db))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
 
