@@ -20,7 +20,19 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from agent import __version__, capabilities, contract, datasets, kpi, model_file, reproduce, runtimes, scenarios, threads
+from agent import (
+    __version__,
+    capabilities,
+    contract,
+    datasets,
+    kpi,
+    model_file,
+    model_provenance,
+    reproduce,
+    runtimes,
+    scenarios,
+    threads,
+)
 from agent.contract import RuntimeOptions
 from agent.energy_meter import EnergyMeter, PowerPlan, open_meter
 from agent.errors import DatasetError, SettingsError
@@ -101,11 +113,16 @@ def _calibrate(sut: ModelSut, settings: RunSettings,
 
 
 def _model_block(model: model_file.ModelFile, info: SessionInfo) -> dict[str, Any]:
+    """The result's ``model`` block. ``provenance`` is the record ``edgeperf quantize`` put in the file's
+    own metadata; one that breaks the contract is left out and ``provenance_warning`` says so (the
+    printed result shows it as a warning)."""
+    record, warning = model_provenance.from_metadata(info.metadata)
     return {
         "name": model.name, "path": str(model.path), "sha256": model.sha256, "size_bytes": model.size_bytes,
         "format": model.format, "precision": info.precision, "parameters": info.parameters,
         "inputs": [s.to_dict() for s in info.inputs], "outputs": [s.to_dict() for s in info.outputs],
-    }
+        "provenance": msgspec.to_builtins(record) if record is not None else None,
+    } | ({"provenance_warning": warning} if warning else {})
 
 
 def run(req: BenchRequest, progress: Progress = _silent) -> dict[str, Any]:

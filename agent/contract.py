@@ -378,6 +378,61 @@ class TensorBlock(_Body, frozen=True):
     zero_point: Annotated[int, Meta(ge=-(2**31), le=2**31 - 1)] | None = None
 
 
+PROVENANCE_SCHEMA = "edgeperf.quantize/1"
+PROVENANCE_KEY = "edgeperf.provenance"  # the model file's own metadata entry that holds the record (docs/quantize.md)
+
+
+class CalibrationBlock(_Body, frozen=True):
+    """The samples a static quantiser measured activation ranges on (``model.provenance.calibration``)."""
+
+    dataset: Name
+    source: Text = ""
+    n: Count = 0
+    samples_sha256: Sha256 | None = None
+
+
+class PairedAccuracy(_Body, frozen=True):
+    """A variant's top-1 against its source's on the same samples (``model.provenance.accuracy``):
+    the difference in percentage points with its paired 95 % interval (``method``), the discordant
+    pairs behind it, and the exact McNemar p-value."""
+
+    dataset: Name
+    n: Count
+    samples_sha256: Sha256
+    source_top1: Fraction
+    variant_top1: Fraction
+    delta_pp: Annotated[float, Meta(ge=-100, le=100)]  # variant minus source
+    ci95_pp: tuple[Annotated[float, Meta(ge=-100, le=100)], Annotated[float, Meta(ge=-100, le=100)]]
+    method: Text
+    source_only: Count = 0  # samples the source got right and the variant wrong
+    variant_only: Count = 0  # the other way round
+    p_value: Fraction | None = None
+
+
+class Provenance(_Body, frozen=True):
+    """How ``edgeperf quantize`` made a model file (``model.provenance``): written beside the file as
+    JSON and into the file's own metadata (``PROVENANCE_KEY``), so every result that benchmarks it
+    carries it. ``float_operators`` are the operators tuning left in float, in the order it fell
+    them back; ``budget_met`` is None where accuracy was not measured (``accuracy_note`` says why)."""
+
+    schema: Literal["edgeperf.quantize/1"]
+    source_name: Text
+    source_sha256: Sha256
+    source_format: Annotated[str, Meta(max_length=32)]
+    format: Literal["onnx", "tflite", "coreml"]
+    precision: Annotated[str, Meta(max_length=32)]
+    method: Text
+    settings: Annotated[dict[Name, Scalar], Meta(max_length=64)] = {}
+    calibration: CalibrationBlock | None = None
+    float_operators: Annotated[tuple[Text, ...], Meta(max_length=100_000)] = ()
+    tool_versions: Annotated[dict[Name, Annotated[str, Meta(max_length=128)]], Meta(max_length=64)] = {}
+    accuracy: PairedAccuracy | None = None
+    accuracy_note: Text = ""
+    budget_pp: Annotated[float, Meta(ge=0, le=100)] | None = None
+    budget_met: bool | None = None
+    created_at: Annotated[str, Meta(max_length=64)] = ""
+
+
 class ModelBlock(_Body, frozen=True):
     name: Name
     path: Annotated[str, Meta(max_length=4096)]
@@ -388,6 +443,8 @@ class ModelBlock(_Body, frozen=True):
     parameters: Count | None = None
     inputs: Annotated[tuple[TensorBlock, ...], Meta(max_length=1024)] = ()
     outputs: Annotated[tuple[TensorBlock, ...], Meta(max_length=1024)] = ()
+    provenance: Provenance | None = None  # how edgeperf quantize made the file, read from the file's own metadata
+    provenance_warning: Text = ""  # why a record the file carries was left out (it broke the contract)
 
 
 class RuntimeBlock(_Body, frozen=True):

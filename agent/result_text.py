@@ -28,6 +28,7 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
     inputs = doc["dataset"].get("inputs", [])
     if given := _given_inputs(inputs):  # what --input fixed: it decides the branch timed
         rows.insert(3, ("inputs", given))
+    rows[1:1] = _provenance_rows(m)  # under the model: how the file was made
     rows += [("  because", reason) for reason in doc["invalid_reasons"]]
     rows += [("  warning", line) for line in _random_settings(inputs)]
     if doc["logs"].get("engine_rule", "").startswith("auto: native, as"):  # LoadGen installed, but not run: why
@@ -62,6 +63,32 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
     if doc.get("reproduce"):
         rows.append(("reproduce", doc["reproduce"]["command"]))
     return rows
+
+
+def _provenance_rows(model: dict[str, Any]) -> list[tuple[str, str]]:
+    """How ``edgeperf quantize`` made the file, from the record in its own metadata, and the warning
+    when the file carries a record that breaks the contract."""
+    rows = []
+    if p := model.get("provenance"):
+        n = len(p["float_operators"])
+        floats = f"{n} operator{'' if n == 1 else 's'} left in float" if n else "no operator left in float"
+        if a := p.get("accuracy"):
+            lo, hi = a["ci95_pp"]
+            accuracy = (f"top-1 {a['variant_top1']:.4f} vs {a['source_top1']:.4f} on {a['dataset']} ({a['n']} samples): "
+                        f"{_pp(a['delta_pp'])} pp [{_pp(lo)}, {_pp(hi)}] paired")
+        else:
+            accuracy = p.get("accuracy_note") or "accuracy not measured"
+        rows.append(("quantised", f"from {p['source_name']} (sha256 {p['source_sha256'][:12]}) by {p['method']}; "
+                                  f"{accuracy}; {floats}"))
+    if warning := model.get("provenance_warning"):
+        rows.append(("  warning", warning))
+    return rows
+
+
+def _pp(value: float) -> str:
+    """Percentage points with their sign, a true minus: −0.4, +0.1, 0.0."""
+    text = f"{value:+.1f}"
+    return "0.0" if text in ("+0.0", "-0.0") else text.replace("-", "−")
 
 
 def _given_inputs(inputs: list[dict[str, Any]]) -> str:

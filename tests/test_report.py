@@ -204,7 +204,7 @@ def test_every_number_row_carries_its_verdict(page):
 
 def test_html_holds_every_plot_and_fetches_nothing(docs, page):
     svgs = re.findall(r"<svg\b[^>]*>.*?</svg>", page, flags=re.S)
-    assert len(svgs) == 5  # CDF (SingleStream), energy scatter, throughput SS and Offline, power trace
+    assert len(svgs) == 6  # CDF (SingleStream), energy scatter, accuracy vs latency, throughput SS and Offline, power trace
     for svg in svgs:
         root = ET.fromstring(svg)  # each plot is well-formed XML
         assert root.get("role") == "img" and root.get("aria-label") and root.find("title").text == root.get("aria-label")
@@ -215,7 +215,9 @@ def test_html_holds_every_plot_and_fetches_nothing(docs, page):
     assert not re.search(r"<(script|link|img|iframe|object|embed)\b", page, flags=re.I)
     assert re.search(r"<[^>]*\b(src|href)=", page) is None  # no attribute loads anything
     assert "default-src 'none'" in page  # the page forbids scripts and loads even if escaping ever failed
-    assert 'class="omitted"' not in page  # with energy and a baseline, nothing is left out
+    # with energy and a baseline, nothing is left out but accuracy vs energy (the one run with energy has no accuracy)
+    assert re.findall(r'<p class="omitted">top-1 accuracy vs energy per inference omitted: no variant has a top-1 accuracy',
+                      page) and page.count('class="omitted"') == 1
 
 
 def test_html_escapes_hostile_text(page):
@@ -245,7 +247,7 @@ def test_plots_are_omitted_with_a_reason(results):
     assert "energy per inference vs p90 latency omitted: no run measured energy" in page
     assert "power trace omitted: no run recorded one" in page
     assert "edge vs datacenter comparison omitted: no baseline results were given" in page
-    assert page.count("<svg") == 3
+    assert page.count("<svg") == 4  # accuracy vs latency: edge-a ran fp32 and int8 with accuracy runs
     assert "Estimated energy" not in page  # the note appears only where estimated energy does
     empty = report.build_html({"id": "x"}, [])
     assert "no results in this campaign yet" in empty and "<svg" not in empty
@@ -398,7 +400,7 @@ def test_the_report_renders_in_chromium_without_a_single_error(devtools, page_fi
         " text: document.body.innerText, resources: performance.getEntriesByType('resource').length})"
     )
     dom = json.loads(dom)
-    assert dom["tables"] == 4 and dom["svgs"] == 5 and dom["scripts"] == 0 and dom["imgs"] == 0
+    assert dom["tables"] == 4 and dom["svgs"] == 6 and dom["scripts"] == 0 and dom["imgs"] == 0
     assert dom["svgNs"] and dom["plotsDrawn"] and dom["resources"] == 0
     assert EVIL in dom["text"] and EVIL_BOARD in dom["text"]  # shown as text, never run as markup
 
@@ -407,7 +409,7 @@ def test_chromium_dump_dom_and_screenshot(page_file, tmp_path):
     dumped = _chromium("--dump-dom", page_file.as_uri())
     assert dumped.returncode == 0, dumped.stderr[-2000:]
     dom = dumped.stdout.decode()
-    assert dom.count("<table") == 4 and dom.count("<svg") == 5 and "<script" not in dom
+    assert dom.count("<table") == 4 and dom.count("<svg") == 6 and "<script" not in dom
     shot = tmp_path / "report.png"
     taken = _chromium("--hide-scrollbars", "--window-size=1400,2400", f"--screenshot={shot}", page_file.as_uri())
     assert taken.returncode == 0 and shot.exists(), taken.stderr[-2000:]

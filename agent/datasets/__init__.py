@@ -3,7 +3,9 @@
 ``synthetic`` fits any model: it draws inputs from the model's own input specs (several inputs,
 integer inputs, dynamic dimensions resolved with ``--shape``), or feeds the values ``--input``
 gives (``input_values``). ``fashion-mnist`` is real data
-for the zoo's classifier. Samples are converted (and quantised) here, once, before any timing.
+for the zoo's classifier. A folder of ``.npy`` files (a path, or ``npy:PATH``) is the user's own
+data: one file per input, optional labels (``npy_folder``). Samples are converted (and quantised)
+here, once, before any timing.
 
 Labelled samples keep their raw inputs beside their labels (``Samples.raw``), so a score can name
 the exact samples it was computed on (``fingerprint``): an int8 and an fp32 model fed the same images
@@ -19,25 +21,32 @@ from typing import Any
 
 import numpy as np
 
-from agent.datasets import fashion_mnist, input_values
+from agent.datasets import fashion_mnist, input_values, npy_folder
 from agent.errors import DatasetError, SettingsError
 from agent.runtimes.base import TensorSpec
 from agent.runtimes.quant import to_model_input
 from agent.runtimes.shapes import concrete_shape
 
 SYNTHETIC_SAMPLES = 64
+# by name; load() also takes a folder of .npy files (npy_folder)
 DATASETS = ("synthetic", "fashion-mnist", "fashion-mnist:subset", "fashion-mnist:full")
 
 
 def fingerprint(inputs: np.ndarray, labels: np.ndarray) -> str:
     """sha256 over samples as the dataset holds them, in order: a header line (the inputs' dtype,
     per-sample shape and the sample count), every input's bytes (C order), then every label as a
-    little-endian int64. Runs with equal fingerprints scored the same samples in the same order."""
+    little-endian int64. Runs with equal fingerprints scored the same samples in the same order.
+
+    A folder of ``.npy`` files for a model with several inputs holds one structured record per
+    sample (a field per input, in model input order, each in its file's dtype and per-sample
+    shape): its header's dtype lists the fields as ``dtype[shape]``, comma-separated, without names."""
     inputs = np.ascontiguousarray(inputs)
     if len(inputs) != len(labels):
         raise DatasetError(f"{len(inputs)} inputs and {len(labels)} labels cannot be fingerprinted together")
     shape = "x".join(map(str, inputs.shape[1:]))
-    digest = hashlib.sha256(f"{inputs.dtype.str} {shape} {len(labels)}\n".encode())
+    fields = inputs.dtype.fields or {}
+    dtype = ",".join(f"{fields[n][0].base.str}[{'x'.join(map(str, fields[n][0].shape))}]" for n in inputs.dtype.names or ())
+    digest = hashlib.sha256(f"{dtype or inputs.dtype.str} {shape} {len(labels)}\n".encode())
     digest.update(inputs.tobytes())
     digest.update(np.asarray(labels, dtype="<i8").tobytes())
     return digest.hexdigest()
@@ -107,7 +116,7 @@ def _fit_images(images: np.ndarray, inputs: Sequence[TensorSpec], shapes: Shapes
 
 def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0, values: dict[str, str] | None = None) -> Samples:
     """Load dataset ``name`` for a model with ``inputs``, ``values`` fixing inputs of synthetic data
-    (``--input``); unknown names list the known ones."""
+    (``--input``); ``name`` may be a folder of ``.npy`` files (``npy_folder``); unknown names list the known ones."""
     names = [s.name for s in inputs]
     for given in values or {}:
         if given not in names:
@@ -123,4 +132,9 @@ def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0,
         records = tuple({"name": s.name, "shape": list(feeds[0][s.name].shape), "dtype": s.dtype, "source": "dataset"}
                         for s in inputs)
         return Samples(name, data.source, feeds, data.labels, data.images, inputs=records)
-    raise DatasetError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}")
+    folder = npy_folder.folder_of(name)
+    if folder is not None:
+        data = npy_folder.load(folder, inputs, shapes)
+        return Samples(name, data.source, data.feeds, data.labels, data.raw, inputs=data.records)
+    raise DatasetError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}, "
+                       f"or a folder of .npy files ({npy_folder.DOCS})")

@@ -54,6 +54,9 @@ class SessionInfo:
     # the runtime's own session creation (parse, allocate, delegate/EP setup), timed by the session:
     # imports and our own model census stay outside it, or cross-runtime comparisons measure them
     load_ms: float = 0.0
+    # the model file's own key-value metadata (ONNX metadata_props, TFLite Model.metadata text entries,
+    # Core ML user_defined_metadata), as the runtime read it: where a quantiser's record travels
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 class Session(Protocol):

@@ -69,6 +69,14 @@ def _precision(spec) -> str:
     return "fp16" if "float16" in outputs else "fp32"
 
 
+def _user_metadata(model) -> dict[str, str]:
+    """The model description's ``user_defined_metadata`` (a converter's notes, a quantiser's record)."""
+    try:
+        return {str(k): str(v) for k, v in model.user_defined_metadata.items()}
+    except Exception:  # a spec without a description: nothing to report, and no reason to fail the run
+        return {}
+
+
 class CoreMLSession:
     """One ``MLModel`` loaded for the compute units asked for."""
 
@@ -97,6 +105,7 @@ class CoreMLSession:
             precision=_precision(spec),
             details={"compute_units": options.compute_units},
             load_ms=load_ms,
+            metadata=_user_metadata(self._model),
         )
 
     @property

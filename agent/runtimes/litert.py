@@ -25,6 +25,7 @@ from agent.runtimes.shapes import concrete_shape, unknown_overrides
 # TensorType codes of the TFLite schema that hold weights (others are shapes, indices, strings).
 _WEIGHT_TYPES = {0: "float32", 1: "float16", 3: "uint8", 9: "int8", 17: "int4"}
 _INT32 = 2
+MAX_METADATA_BYTES = 1 << 20  # a metadata entry longer than this is not reported (weights, a packed label file)
 
 
 def _interpreter_module() -> tuple[ModuleType, str, str]:
@@ -96,6 +97,42 @@ def _weights_census(model_bytes: bytes) -> tuple[list[str], bool, int] | None:
     return weights, integer_acts, params
 
 
+def _metadata(model_bytes: bytes) -> dict[str, str]:
+    """The flatbuffer's ``Model.metadata`` entries that hold text: name -> UTF-8 text of its buffer.
+
+    Binary entries (a packed TFLite Support metadata, anything that is not UTF-8 or holds a NUL) and
+    entries over ``MAX_METADATA_BYTES`` are left out; the NUL padding a converter adds after a short
+    string (``min_runtime_version``) is dropped. Only ai-edge-litert ships the schema module: under
+    tflite-runtime this is {} (and a result carries no ``model.provenance``).
+    """
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:
+        return {}
+    model = schema.Model.GetRootAsModel(model_bytes, 0)
+    out = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Buffer() >= model.BuffersLength() or entry.Name() is None:
+            continue
+        buffer = model.Buffers(entry.Buffer())
+        if buffer.DataLength():
+            if buffer.DataLength() > MAX_METADATA_BYTES:
+                continue
+            raw = buffer.DataAsNumpy().tobytes()
+        elif buffer.Offset() > 1 and 0 < buffer.Size() <= MAX_METADATA_BYTES:  # kept after the flatbuffer (over 2 GB)
+            raw = model_bytes[buffer.Offset():buffer.Offset() + buffer.Size()]
+        else:
+            continue
+        try:
+            text = raw.rstrip(b"\0").decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if "\0" not in text:
+            out[entry.Name().decode("utf-8", "replace")] = text
+    return out
+
+
 class LiteRTSession:
     """One ``Interpreter`` with its tensors allocated, fed through tensor indices."""
 
@@ -164,6 +201,7 @@ class LiteRTSession:
             details={"package": package, "xnnpack_requested": options.xnnpack, "delegates": list(options.delegates),
                      "delegate_nodes": delegated},
             load_ms=load_ms,
+            metadata=_metadata(model_bytes),
         )
 
     def _delegate_nodes(self) -> int | None:

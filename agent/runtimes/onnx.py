@@ -186,6 +186,7 @@ class OnnxSession:
             parameters=params,
             details={"providers": used, "optimization_level": options.optimization_level, "node_placement": placement},
             load_ms=load_ms,
+            metadata=dict(self._sess.get_modelmeta().custom_metadata_map),  # parsed with the model already
         )
         self._batchable = all(s.shape and not isinstance(s.shape[0], int) for s in declared)
 

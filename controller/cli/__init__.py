@@ -29,6 +29,7 @@ from controller.analysis import scorecard
 from controller.cli import certs as certs_cli
 from controller.cli import fleet as fleet_cli
 from controller.cli import progress
+from controller.cli import quantize as quantize_cli
 from controller.cli.common import (
     KINDS,
     ArtifactHost,
@@ -691,6 +692,9 @@ def demo(
     if outcome.problem:
         err_console.print(f"[bold red]error:[/] {escape(outcome.problem)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+app.command("quantize")(quantize_cli.quantize)
 
 
 @app.command("zoo")

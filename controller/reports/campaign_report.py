@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import agent
-from agent.contract import Result
+from agent.contract import ModelBlock, Result
 from agent.result import json_safe
 from controller.analysis.compare import RATIOS, Comparison, compare
 from controller.analysis.scorecard import (
@@ -274,6 +274,187 @@ def _scatter_figure(rows: Sequence[Row]) -> Figure:
                              f"{' Log axes where a range spans more than a decade.' if log_x or log_y else ''}")
 
 
+# ---- accuracy against latency and energy, across the variants of one model -----------------------------
+PARETO_LATENCY = "Pareto front (no other variant is both more accurate and faster)"
+PARETO_ENERGY = "Pareto front (no other variant is both more accurate and uses less energy per inference)"
+HOST_ACCURACY = "dashed outline: accuracy measured by edgeperf quantize on the host, not on this device"
+
+
+@dataclass(frozen=True)
+class _Accuracy:
+    """A variant's top-1 on one device (percent): from that device's accuracy row (``row``), else
+    (``host``) from the quantize provenance's paired measurement on the host."""
+
+    top1: float
+    row: Row | None
+    host: str | None = None  # "dataset, n=…" of the host measurement
+
+
+def _models(rows: Sequence[Row]) -> dict[str, ModelBlock]:
+    """Every model file the rows ran, by its sha256."""
+    return {res.model.sha256: res.model for r in rows for res in r.results}
+
+
+def _root(sha: str, models: dict[str, ModelBlock]) -> str:
+    """The source a model file was made from, following provenance back (an fp32 ONNX exported
+    from PyTorch, then quantised) as far as the campaign ran the files; a file without
+    provenance is its own root."""
+    seen: set[str] = set()
+    while sha in models and (prov := models[sha].provenance) is not None and sha not in seen:
+        seen.add(sha)
+        sha = prov.source_sha256
+    return sha
+
+
+def variant_groups(rows: Sequence[Row]) -> dict[str, list[Row]]:
+    """Rows by the model they are variants of, under a display name: files made by ``edgeperf
+    quantize`` from one source (``provenance.source_sha256``) together with the source itself
+    (``model.sha256`` equal to it); rows of models without provenance that are nobody's source by
+    model family (``fashion-mnist-cnn`` for its ``fp32.onnx`` and ``int8.tflite``)."""
+    models = _models(rows)
+    sources = {m.provenance.source_sha256 for m in models.values() if m.provenance is not None}
+    groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for row in rows:
+        model = row.results[0].model
+        root = _root(model.sha256, models)
+        alone = model.provenance is None and root not in sources  # nobody's variant nor source
+        groups[("family", row.family) if alone else ("source", root)].append(row)
+    out: dict[str, list[Row]] = {}
+    for (kind, ident), members in sorted(groups.items()):
+        if kind == "family":
+            name = ident
+        elif ident in models:
+            name = models[ident].name.removeprefix("zoo:")
+        else:
+            name = next((m.provenance.source_name for m in models.values()
+                         if m.provenance is not None and m.provenance.source_sha256 == ident), ident[:12])
+        while name in out:  # two sources of one name (different files): keep both, told apart
+            name = f"{name} ({ident[:8]})"
+        out[name] = members
+    return out
+
+
+def _host_accuracy(model: ModelBlock, models: dict[str, ModelBlock]) -> tuple[float, str] | None:
+    """(top-1 as a fraction, "dataset, n=…[, paired with a variant]") measured by ``edgeperf quantize`` on the host: the
+    file's own paired measurement, else (for a source) its top-1 from a variant's pairing, the one
+    over the most samples."""
+    acc = model.provenance.accuracy if model.provenance is not None else None
+    if acc is not None:
+        return acc.variant_top1, f"{acc.dataset}, n={acc.n}"
+    pairs = [m.provenance.accuracy for m in models.values()
+             if m.provenance is not None and m.provenance.source_sha256 == model.sha256 and m.provenance.accuracy is not None]
+    if not pairs:
+        return None
+    best = max(pairs, key=lambda a: a.n)
+    return best.source_top1, f"{best.dataset}, n={best.n}, paired with a variant"
+
+
+def _accuracy_of(row: Row, rows: Sequence[Row], models: dict[str, ModelBlock]) -> _Accuracy | None:
+    """A performance row's top-1: its device's accuracy row of the same variant (the same runtime
+    first), else the host's from the provenance, else None."""
+    mine = [r for r in rows if r.mode == "accuracy" and series_name(r) == series_name(row) and r.model == row.model
+            and r.value(ACCURACY_KPI) is not None]
+    if mine:
+        same = [r for r in mine if (r.runtime, r.accelerator, r.threads) == (row.runtime, row.accelerator, row.threads)]
+        best = (same or mine)[0]
+        return _Accuracy(best.value(ACCURACY_KPI) * 100, best)
+    host = _host_accuracy(row.results[0].model, models)
+    return _Accuracy(host[0] * 100, None, host[1]) if host is not None else None
+
+
+def _variant_labels(points: Sequence[tuple[Row, _Accuracy]]) -> list[str]:
+    """The variant's name (the file name when every point is of one family), with the runtime where a
+    device ran the variant on several, and ``[INVALID]`` when the latency's or the accuracy's row
+    has an invalid run."""
+    one_family = len({r.family for r, _ in points}) == 1
+    names = [r.model.removeprefix("zoo:").rsplit("/", 1)[-1] if one_family else r.model.removeprefix("zoo:")
+             for r, _ in points]
+    keys = [(series_name(r), n) for (r, _), n in zip(points, names, strict=True)]
+    out = []
+    for (r, acc), name, key in zip(points, names, keys, strict=True):
+        text = f"{name} · {views.runtime_text(r)}" if keys.count(key) > 1 else name
+        valid = r.verdict == "VALID" and (acc.row is None or acc.row.verdict == "VALID")
+        out.append(text if valid else f"{text} [INVALID]")
+    return out
+
+
+def _pareto_figure(name: str, members: Sequence[Row], rows: Sequence[Row], models: dict[str, ModelBlock], *,
+                   energy: bool) -> tuple[Figure | None, int, int]:
+    """One group's accuracy-vs-latency (or, ``energy``, accuracy-vs-energy) plot, or None when fewer
+    than two of its variants have both numbers; with the rows that had the x value and those of
+    them without any accuracy."""
+    x_key = "energy.energy_per_inference_mj" if energy else "latency_ms.p90"
+    measured = [r for r in members if r.mode == "performance" and r.value(x_key) is not None
+                and (energy or r.scenario == "SingleStream")]
+    found = [(r, _accuracy_of(r, rows, models)) for r in measured]
+    usable = [(r, a) for r, a in found if a is not None]
+    missing = len(found) - len(usable)
+    if len({r.model for r, _ in usable}) < 2:
+        return None, len(measured), missing
+    scenarios = sorted({r.scenario for r, _ in usable})  # energy of several scenarios: a front per device and scenario
+    series = [series_name(r) if len(scenarios) == 1 else f"{series_name(r)} · {views.SHORT_SCENARIO.get(r.scenario, r.scenario)}"
+              for r, _ in usable]
+    points = [plots.Point(label, r.value(x_key), a.top1, s, energy and r.energy_measured is False, a.host is not None,
+                          f"top-1 on the host: {a.host}" if a.host else f"top-1 on {r.device}")
+              for label, s, (r, a) in zip(_variant_labels(usable), series, usable, strict=True)]
+    xs = [p.x for p in points]
+    log_x = plots.spans_decades(xs)
+    what = "energy per inference" if energy else "p90 latency"
+    title = f"top-1 accuracy vs {what} — {name}"
+    x_label = "energy per inference (mJ)" if energy else "p90 latency (ms), SingleStream"
+    svg = plots.scatter(points, x_label, "top-1 accuracy (%)", title, x_log=log_x, order=series_order(rows),
+                        filled_label="filled: measured energy" if energy else None,
+                        hollow_label="hollow: estimated energy (a model, not measured)", dashed_label=HOST_ACCURACY,
+                        pareto=True, pareto_label=PARETO_ENERGY if energy else PARETO_LATENCY)
+    host = sorted({a.host for _, a in usable if a.host})
+    n_host = sum(1 for _, a in usable if a.host)
+    where = (f" {n_host} of {len(points)} point(s) use the top-1 that edgeperf quantize measured on the host "
+             f"({'; '.join(host)}) because the device has no accuracy run of that variant (dashed outlines)."
+             if n_host else " Every point's top-1 comes from the device's own accuracy run.")
+    x_what = ("mean energy per inference over repeats of each performance row with energy"
+              if energy else "p90 latency, mean over repeats, of each SingleStream performance row")
+    estimated = sum(p.hollow for p in points)
+    caption = (f"{title}: one point per variant and device (x: {x_what}; y: top-1 accuracy), one series per device"
+               f"{' and scenario' if len(scenarios) > 1 else ''}. The step line joins each device's Pareto front, computed "
+               f"per device and never across devices: the variants no other variant on that device beats on both accuracy "
+               f"and {'energy' if energy else 'latency'}; upper-left is better.{where}"
+               f"{f' {estimated} point(s) use estimated energy (hollow markers).' if estimated else ''}"
+               f"{f' {missing} row(s) without any top-1 accuracy left out.' if missing else ''}"
+               f"{' Log x axis (the range spans more than a decade).' if log_x else ''}")
+    return Figure(title, svg, caption), len(measured), missing
+
+
+def _pareto_figures(rows: Sequence[Row]) -> list[Figure]:
+    """Accuracy against p90 latency, then against energy per inference, per group of variants of
+    one model (``variant_groups``), with each device's Pareto front; or the reason each is left out."""
+    models = _models(rows)
+    groups = variant_groups(rows)
+    out: list[Figure] = []
+    for energy in (False, True):
+        made, measured, missing = [], 0, 0
+        for name, members in groups.items():
+            fig, n, m = _pareto_figure(name, members, rows, models, energy=energy)
+            measured, missing = measured + n, missing + m
+            if fig is not None:
+                made.append(fig)
+        if made:
+            out += made
+            continue
+        what = "top-1 accuracy vs energy per inference" if energy else "top-1 accuracy vs p90 latency"
+        if not measured:
+            why = ("no run measured energy (runs without --power have none)" if energy
+                   else "no SingleStream performance run reported a p90 latency")
+        elif missing == measured:
+            why = (f"no variant has a top-1 accuracy: none of the {measured} row(s) with "
+                   f"{'energy' if energy else 'a p90 latency'} has an accuracy run of its variant on its device, "
+                   "nor an accuracy measured by edgeperf quantize in the model's provenance")
+        else:
+            why = (f"no model has two or more variants with both {'energy per inference' if energy else 'a p90 latency'} "
+                   "and a top-1 accuracy")
+        out.append(Figure(what, None, f"{what} omitted: {why}"))
+    return out
+
+
 def series_name(row: Row) -> str:
     """A row's device as a plot series (its colour and legend entry)."""
     return f"{row.device} (baseline {row.baseline})" if row.baseline else row.device
@@ -349,7 +530,8 @@ def _trace_figure(results: Sequence[Result]) -> Figure:
 def figures(data: ReportData) -> list[Figure]:
     """Every plot of the report in order, or the reason each was left out."""
     rows = data.rows + data.base_rows
-    return [*_cdf_figures(rows), _scatter_figure(rows), *_bars_figures(rows), _trace_figure(data.edge + data.base)]
+    return [*_cdf_figures(rows), _scatter_figure(rows), *_pareto_figures(rows), *_bars_figures(rows),
+            _trace_figure(data.edge + data.base)]
 
 
 # ---- environment ----------------------------------------------------------------------------------
@@ -594,8 +776,8 @@ def build_markdown(campaign: dict[str, Any], results: list[Result], baseline_res
         out.append(render.markdown(_md_view(view)))
     if not data.base_rows:
         out += ["_edge vs datacenter comparison omitted: no baseline results were given_", ""]
-    out += ["## Plots", "", "Plots (latency CDFs, energy vs latency, throughput, power trace) are in the HTML report "
-            "(`--format html`)."]
+    out += ["## Plots", "", "Plots (latency CDFs, energy vs latency, accuracy vs latency and energy, throughput, "
+            "power trace) are in the HTML report (`--format html`)."]
     out += [f"- {_md(f.caption)}" for f in figures(data) if not f.svg]
     out += ["", "## Environment", ""]
     for device, pairs in environment(data.edge + data.base):

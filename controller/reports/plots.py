@@ -3,7 +3,8 @@
 A report is shared by mail and opened on machines without network, so it can fetch nothing: no
 plotting library's scripts, fonts or images. These functions are pure (data in, ``<svg>`` text
 out) and draw only what a benchmark report needs: latency CDFs (``line_chart``), energy against
-latency (``scatter``), throughput with interval whiskers (``bar_chart``) and a power trace with
+latency (``scatter``; with ``pareto=True`` it also draws each series' Pareto front, the points
+``pareto_front`` finds), throughput with interval whiskers (``bar_chart``) and a power trace with
 the measured window shaded (``trace_chart``).
 
 Every plot has a visible title, axis labels with units, tick values on 1-2-5 steps (or decades
@@ -40,13 +41,17 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class Point(NamedTuple):
-    """One scatter point: ``series`` picks its colour; ``hollow`` marks an estimate."""
+    """One scatter point: ``series`` picks its colour; ``hollow`` marks an estimate; ``dashed`` (a
+    dashed outline, pale fill) marks a second caveat the plot's ``dashed_label`` names; ``note`` is
+    added to the tooltip."""
 
     label: str
     x: float
     y: float
     series: str
     hollow: bool = False
+    dashed: bool = False
+    note: str = ""
 
 
 class Bar(NamedTuple):
@@ -310,10 +315,13 @@ def _line_swatch(i: int) -> str:
             f'{f" stroke-dasharray={chr(34)}{d}{chr(34)}" if d else ""}/>')
 
 
-def _marker(shape: int, x: float, y: float, fill: str, stroke: str, r: float = 4.5) -> str:
-    """Circle, square, triangle or diamond (shapes tell series apart once colours repeat)."""
+def _marker(shape: int, x: float, y: float, fill: str, stroke: str, r: float = 4.5, dashed: bool = False) -> str:
+    """Circle, square, triangle or diamond (shapes tell series apart once colours repeat); ``dashed``:
+    a dashed outline around a pale fill."""
     kind = shape % 4
     style = f'fill="{fill}" stroke="{stroke}" stroke-width="1.8"'
+    if dashed:
+        style += ' stroke-dasharray="2.5 1.5" fill-opacity="0.3"'
     if kind == 0:
         return f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{r}" {style}/>'
     if kind == 1:
@@ -422,13 +430,35 @@ def _place_labels(spots: Sequence[tuple[float, float, str]], box: tuple[float, f
     return out
 
 
+def pareto_front(points: Sequence[tuple[float, float]], *, minimise_x: bool = True, maximise_y: bool = True) -> list[int]:
+    """Indices (ascending) of the points no other point dominates. A point dominates another when it
+    is at least as good on both axes and better on one (lower x when ``minimise_x``, higher y when
+    ``maximise_y``); equal points do not dominate each other, so both are on the front. A point
+    with a non-finite coordinate is never on the front and dominates nothing. Quadratic, for the
+    handful of variants a report plots."""
+    sx, sy = (1.0 if minimise_x else -1.0), (-1.0 if maximise_y else 1.0)  # both axes as "lower is better"
+    scored = [(i, sx * float(x), sy * float(y)) for i, (x, y) in enumerate(points) if _finite(x, y)]
+    return [i for i, x, y in scored
+            if not any(a <= x and b <= y and (a < x or b < y) for _, a, b in scored)]
+
+
+def _front_swatch() -> str:
+    return '<path d="M0 5 H9 V-5 H20" fill="none" stroke="#444" stroke-width="1.6"/>'
+
+
 def scatter(points: Sequence[tuple], x_label: str, y_label: str, title: str, *, x_log: bool = False, y_log: bool = False,
             filled_label: str | None = None, hollow_label: str | None = None, annotate: bool | None = None,
-            order: Sequence[str] = ()) -> str:
-    """Points ``(label, x, y, series[, hollow])``: colour and shape by series, a hollow marker for
-    an estimate (``hollow_label`` explains it in the legend). ``annotate`` writes each point's
-    label beside it where it fits without overlap (default: when there are at most 12 points);
-    every point has a tooltip. ``order`` fixes series colours across plots."""
+            order: Sequence[str] = (), dashed_label: str | None = None, pareto: bool = False,
+            pareto_label: str = "Pareto front (no other point of the series is both lower and higher)") -> str:
+    """Points ``(label, x, y, series[, hollow[, dashed[, note]]])``: colour and shape by series, a
+    hollow marker for an estimate (``hollow_label`` explains it in the legend), a dashed outline
+    for a second caveat (``dashed_label``). ``annotate`` writes each point's label beside it where
+    it fits without overlap (default: when there are at most 12 points); every point has a
+    tooltip. ``order`` fixes series colours across plots.
+
+    ``pareto`` draws each series' own Pareto front (lower x and higher y are better; series are
+    never pooled) as a step line in the series' colour through its front points, which carry
+    ``class="front"``; every point then names its series in ``data-series``."""
     pts = [p for p in (Point(*p) for p in points) if _finite(p.x, p.y)]
     if not pts:
         return empty(title, "no data")
@@ -442,21 +472,46 @@ def scatter(points: Sequence[tuple], x_label: str, y_label: str, title: str, *, 
         entries.append(_Entry(_marker(0, 10, 0, "#666", "#666"), filled_label))
     if any(p.hollow for p in pts):
         entries.append(_Entry(_marker(0, 10, 0, "#ffffff", "#666"), hollow_label or "hollow marker"))
+    if any(p.dashed for p in pts):
+        entries.append(_Entry(_marker(0, 10, 0, "#666", "#666", dashed=True), dashed_label or "dashed outline"))
+    front: set[int] = set()
+    if pareto:
+        for s in present:
+            members = [k for k, p in enumerate(pts) if p.series == s]
+            front |= {members[j] for j in pareto_front([(pts[k].x, pts[k].y) for k in members])}
+        entries.append(_Entry(_front_swatch(), pareto_label))
     _cols, rows = _legend_rows(entries)
     bottom = PLOT_TOP + 300
     left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
-    parts = _open_plot(title, bottom, rows, f"{len(pts)} points; x: {x_label}; y: {y_label}")
+    desc = f"{len(pts)} points{f', {len(front)} on a Pareto front' if pareto else ''}; x: {x_label}; y: {y_label}"
+    parts = _open_plot(title, bottom, rows, desc)
     parts += _axes(x_axis, y_axis, (left, PLOT_TOP, right, bottom), x_label, y_label)
+    if front:
+        parts.append('<g class="pareto" fill="none" stroke-width="1.6" stroke-opacity="0.8">')
+        for s in present:
+            on = sorted(((x_axis.to_px(p.x, left, right), y_axis.to_px(p.y, bottom, PLOT_TOP))
+                         for k, p in enumerate(pts) if k in front and p.series == s), key=lambda c: (c[0], -c[1]))
+            if len(on) < 2:
+                continue  # a front of one point is the point itself
+            steps = "".join(f" H{_n(x)} V{_n(y)}" for x, y in on[1:])
+            d = dash(index[s])
+            dash_attr = f' stroke-dasharray="{d}"' if d else ""
+            parts.append(f'<path d="M{_n(on[0][0])} {_n(on[0][1])}{steps}" stroke="{color(index[s])}"{dash_attr}>'
+                         f"<title>{esc(f'{s}: Pareto front')}</title></path>")
+        parts.append("</g>")
     label_them = len(pts) <= 12 if annotate is None else annotate
     spots = [(x_axis.to_px(p.x, left, right), y_axis.to_px(p.y, bottom, PLOT_TOP), _fit(p.label, (right - left) / 2 - 20))
              for p in pts]
     places = _place_labels(spots, (left, PLOT_TOP, right, bottom)) if label_them else [None] * len(pts)
     parts.append('<g class="points">')
-    for p, (cx, cy, text), place in zip(pts, spots, places, strict=True):
+    for k, (p, (cx, cy, text), place) in enumerate(zip(pts, spots, places, strict=True)):
         i = index[p.series]
-        tip = f"{p.label}: {value_text(p.x)}, {value_text(p.y)}{' (estimated)' if p.hollow else ''}"
-        parts.append(f"<g><title>{esc(tip)}</title>"
-                     f"{_marker(i // len(PALETTE), cx, cy, '#ffffff' if p.hollow else color(i), color(i), 5.5)}</g>")
+        tip = (f"{p.label}: {value_text(p.x)}, {value_text(p.y)}{' (estimated)' if p.hollow else ''}"
+               f"{f' ({p.note})' if p.note else ''}{' (on the Pareto front)' if k in front else ''}")
+        on_front = ' class="front"' if k in front else ""
+        attrs = f'{on_front} data-series="{esc(p.series)}"' if pareto else ""
+        marker = _marker(i // len(PALETTE), cx, cy, "#ffffff" if p.hollow else color(i), color(i), 5.5, p.dashed)
+        parts.append(f"<g{attrs}><title>{esc(tip)}</title>{marker}</g>")
         if place:
             parts.append(f'<text x="{_n(place[0])}" y="{_n(place[1])}" text-anchor="{place[2]}" font-size="10.5" '
                          f'fill="#333">{esc(text)}</text>')
