@@ -141,6 +141,8 @@ def test_every_command_in_readme_and_docs_runs_as_pasted():
 
     lines = _command_lines()
     assert len(lines) >= 50
+    # campaign files the docs have `edgeperf quantize --campaign` write are made, not shipped
+    written = {argv[i + 1] for _, line in lines for argv in _words(line) for i, w in enumerate(argv[:-1]) if w == "--campaign"}
     checked = 0
     for name, line in lines:
         for argv in _words(line):
@@ -151,7 +153,7 @@ def test_every_command_in_readme_and_docs_runs_as_pasted():
             path, options = (_edgeperf_command if argv[0] == "edgeperf" else _agent_command)(argv[1:])
             for flag in (w.split("=")[0] for w in argv[1 + len(path):] if w.startswith("-")):
                 assert flag in options, f"{name}: {line!r}: {flag} is not an option of '{argv[0]} {' '.join(path)}'"
-            if path[-1:] == ["run"] and path[0] in ("campaign", "baseline"):
+            if path[-1:] == ["run"] and path[0] in ("campaign", "baseline") and argv[1 + len(path)] not in written:
                 campaign.load(ROOT / argv[1 + len(path)])  # shipped, and valid (a mistake raises with file:line)
             checked += 1
     assert checked >= 40
