@@ -176,3 +176,14 @@ def test_calibration_that_does_not_fit_the_model_and_an_output_that_is_a_file(tm
     (tmp_path / "file").write_text("")
     proc = edgeperf("quantize", str(model), "--calibration", f"{data}:10", "-o", str(tmp_path / "file"))
     one_error_line(proc, 2, "is a file")
+
+
+def test_a_model_with_nothing_to_quantise_is_one_line(tmp_path):
+    graph = helper.make_graph([helper.make_node("Neg", ["x"], ["y"], name="neg")], "neg",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
+    model = save_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "neg.onnx")
+    proc = edgeperf("quantize", str(model), "--calibration", "synthetic:8", "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]  # after the progress lines
+    assert "could be quantised to int8 for onnx" in line and "benchmark the float model" in line
