@@ -114,6 +114,10 @@ def test_torch_files_are_sources_too(tmp_path):
     report = pipeline.run(Request(str(tmp_path / "cnn.pt"), calibration, ("onnx",), tmp_path / "b",
                                   shapes={"input": (1, 1, 28, 28)}))
     assert provenance(report.outputs[0].path).source_format == "torchscript"
+    report = pipeline.run(Request(str(tmp_path / "cnn.pt"), calibration, ("coreml",), tmp_path / "c",
+                                  shapes={"input": (1, 1, 28, 28)}, coreml_weights="palette4"))
+    palette = provenance(report.outputs[0].path)
+    assert report.outputs[0].path.name == "palette4.mlpackage" and palette.settings["weights"] == "k-means palettisation, 4 bits"
     torch.save(net, str(tmp_path / "pickled.pt"))
     with pytest.raises(ModelError, match=r"not a TorchScript file .* FILE\.py:FUNCTION"):
         sources.load(str(tmp_path / "pickled.pt"), {})

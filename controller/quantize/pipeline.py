@@ -153,7 +153,7 @@ def run(req: Request, log: Callable[[str], None] = lambda _line: None) -> Report
         for fmt in req.formats:
             log(f"{fmt}: quantising")
             if fmt == "coreml":
-                report.outputs.append(_coreml(req, source, created))
+                report.outputs.append(_coreml(req, source, report.reference, created))
             else:
                 report.outputs.append(_tuned(req, fmt, source, reference_file, feeds, calibration, report.reference,
                                              work / fmt, created, log))
@@ -207,14 +207,13 @@ def _tuned(req: Request, fmt: str, source: sources.Source, reference_file: Path,
     return Output(out, record, outcome)
 
 
-def _coreml(req: Request, source: sources.Source, created: str) -> Output:
+def _coreml(req: Request, source: sources.Source, reference: Scored | None, created: str) -> Output:
     out = req.outdir / f"{req.coreml_weights}.mlpackage"
     settings = coreml_weights.build(source, req.coreml_weights, out)
     accuracy, note = None, "not measured: Core ML predicts on macOS only; run an accuracy job on a Mac agent"
-    if sys.platform == "darwin" and req.eval is not None:
-        reference = samples.score(req.outdir / "fp32.onnx", req.eval, req.shapes, req.threads)
+    if sys.platform == "darwin" and reference is not None:
         accuracy, note = _paired(samples.score(out, req.eval, req.shapes, req.threads), reference), ""
-    elif req.eval is None:
+    elif reference is None:
         note = "not measured: no --eval dataset was given"
     record = Provenance(
         schema=PROVENANCE_SCHEMA, source_name=source.name, source_sha256=source.sha256, source_format=source.kind,
