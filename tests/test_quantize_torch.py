@@ -8,6 +8,8 @@ Runtime and LiteRT scoring, mosquitto, two ``edgeperf-agent run`` processes and 
 from __future__ import annotations
 
 import json
+import platform
+import sys
 from pathlib import Path
 
 import msgspec
@@ -19,6 +21,9 @@ from tests.fleet_harness import AgentProcess, Mosquitto
 
 pytestmark = pytest.mark.slow
 SOURCE = "examples/quantize/fashion_cnn.py:model"
+needs_converters = pytest.mark.skipif(
+    sys.platform == "linux" and platform.machine() == "aarch64",
+    reason="Linux aarch64: litert-torch's converter (litert-converter) and coremltools publish no wheels for it")
 
 
 def provenance(path: Path) -> Provenance:
@@ -35,6 +40,7 @@ def quantised(tmp_path_factory):
     return out
 
 
+@needs_converters
 def test_a_pytorch_source_becomes_int8_onnx_litert_and_core_ml_with_provenance(quantised):
     out = quantised
     fp32, onnx8, tflite8, coreml = (provenance(out / n) for n in ("fp32.onnx", "int8.onnx", "int8.tflite", "int8.mlpackage"))
@@ -54,6 +60,7 @@ def test_a_pytorch_source_becomes_int8_onnx_litert_and_core_ml_with_provenance(q
     assert msgspec.json.decode(meta["edgeperf.provenance"], type=Provenance) == coreml
 
 
+@needs_converters
 def test_the_written_campaign_benchmarks_source_and_variants_on_two_agents(quantised, tmp_path):
     out = quantised
     text = (out / "campaign.yaml").read_text()
@@ -114,10 +121,23 @@ def test_torch_files_are_sources_too(tmp_path):
     report = pipeline.run(Request(str(tmp_path / "cnn.pt"), calibration, ("onnx",), tmp_path / "b",
                                   shapes={"input": (1, 1, 28, 28)}))
     assert provenance(report.outputs[0].path).source_format == "torchscript"
-    report = pipeline.run(Request(str(tmp_path / "cnn.pt"), calibration, ("coreml",), tmp_path / "c",
-                                  shapes={"input": (1, 1, 28, 28)}, coreml_weights="palette4"))
-    palette = provenance(report.outputs[0].path)
-    assert report.outputs[0].path.name == "palette4.mlpackage" and palette.settings["weights"] == "k-means palettisation, 4 bits"
     torch.save(net, str(tmp_path / "pickled.pt"))
     with pytest.raises(ModelError, match=r"not a TorchScript file .* FILE\.py:FUNCTION"):
         sources.load(str(tmp_path / "pickled.pt"), {})
+
+
+@needs_converters
+def test_core_ml_palettes_and_a_float_tflite_source(tmp_path):
+    from controller.quantize import pipeline, sources
+    from controller.quantize.request import DataSpec, Request
+
+    calibration, evaluation = DataSpec("fashion-mnist:subset", 200), DataSpec("fashion-mnist:subset", 800)
+    report = pipeline.run(Request(SOURCE, calibration, ("coreml",), tmp_path / "c", coreml_weights="palette4"))
+    palette = provenance(report.outputs[0].path)
+    assert report.outputs[0].path.name == "palette4.mlpackage" and palette.settings["weights"] == "k-means palettisation, 4 bits"
+    float_tflite = tmp_path / "float.tflite"
+    sources.export_tflite(sources.load(SOURCE, {}), float_tflite)
+    report = pipeline.run(Request(str(float_tflite), calibration, ("tflite",), tmp_path / "t", eval=evaluation, budget_pp=1.0))
+    record = provenance(report.outputs[0].path)
+    assert record.source_format == "tflite" and record.budget_met is True and record.accuracy.n == 800
+    assert 0.87 < record.accuracy.source_top1 < 0.91  # the float .tflite scored by LiteRT

@@ -23,6 +23,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,11 +76,28 @@ WHY_NOT = {
 }
 
 
+# the libraries each output needs: (module, package); litert-torch only to convert a PyTorch source
+TOOLS = {"onnx": (("onnxruntime.quantization", "onnxruntime"), ("onnx", "onnx")),
+         "tflite": (("ai_edge_quantizer", "ai-edge-quantizer"),),
+         "coreml": (("coremltools", "coremltools"),)}
+NO_LINUX_AARCH64 = ("litert-torch", "coremltools")  # litert-torch's converter (litert-converter) and coremltools
+
+
 def check_formats(source: Source, formats: tuple[str, ...]) -> None:
-    """Refuse, before any work, a format this source cannot become, saying which source would do."""
+    """Refuse, before any work, a format this source cannot become (saying which source would do) or
+    whose tools are not installed (saying how to install them, or that this platform has none)."""
     for fmt in formats:
         if fmt not in source.formats():
             raise SettingsError(f"--format {fmt} from {source.name}: {WHY_NOT[(source.kind, fmt)]}")
+        needed = TOOLS[fmt] + ((("litert_torch", "litert-torch"),) if fmt == "tflite" and source.torch else ())
+        for module, package in needed:
+            if importlib.util.find_spec(module.split(".")[0]) is not None:
+                continue
+            if package in NO_LINUX_AARCH64 and sys.platform == "linux" and platform.machine() == "aarch64":
+                raise SettingsError(f"--format {fmt} needs {package}, which publishes no Linux aarch64 wheel; "
+                                    "run edgeperf quantize for this format on an x86_64 Linux or macOS host")
+            raise SettingsError(f"--format {fmt} needs {package}; install the quantize extra: "
+                                "pip install torch==2.13.0 'edgeperf[quantize]'")
 
 
 def _torch() -> Any:
@@ -217,11 +235,8 @@ def export_tflite(source: Source, out: Path) -> str:
     if source.kind == "tflite":
         out.write_bytes(source.path.read_bytes())
         return "the float .tflite source"
-    try:
-        import litert_torch
-    except ImportError:
-        raise SettingsError("--format tflite needs litert-torch; install the quantize extra: "
-                            "pip install torch==2.13.0 'edgeperf[quantize]'") from None
+    import litert_torch  # checked by check_formats
+
     try:
         litert_torch.convert(source.module, source.example_inputs).export(str(out))
     except Exception as exc:
