@@ -7,8 +7,10 @@ dataset, flags) or a model the quantisers refuse.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -63,8 +65,7 @@ def quantize(
                                                                 "(its first N samples)")] = None,
     budget: Annotated[str | None, typer.Option("--accuracy-budget", help="largest top-1 drop allowed, in "
                                                                          "percentage points, e.g. 1pp")] = None,
-    method: Annotated[str, typer.Option("--calibration-method", help="ONNX: minmax | entropy | percentile | "
-                                                                     "distribution")] = "minmax",
+    method: Annotated[str, typer.Option("--calibration-method", help="ONNX: minmax | entropy | percentile")] = "minmax",
     per_tensor: Annotated[bool, typer.Option("--per-tensor", help="one scale per weight tensor instead of per "
                                                                   "channel")] = False,
     coreml_weights: Annotated[str, typer.Option("--coreml-weights", help="int8 | palette6 | palette4")] = "int8",
@@ -90,7 +91,8 @@ def quantize(
         shapes=parse_shape_overrides(shape), campaign=campaign, max_trials=max_trials, threads=threads,
     )
     os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' and the quantisers' progress bars: the log says what runs
-    report = pipeline.run(req, log=lambda line: err_console.print(escape(line), highlight=False))
+    with contextlib.redirect_stdout(sys.stderr):  # the tools print their own progress (ORT's calibrators): stdout is ours
+        report = pipeline.run(req, log=lambda line: err_console.print(escape(line), highlight=False))
     for warning in report.warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     if campaign is not None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from controller.quantize import QuantizeError
 
-METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile", "distribution": "Distribution"}
+METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 _QDQ = ("QuantizeLinear", "DequantizeLinear")
 
 

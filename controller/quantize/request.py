@@ -21,7 +21,7 @@ from pathlib import Path
 from agent.errors import SettingsError
 
 FORMATS = ("onnx", "tflite", "coreml")
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile", "distribution")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")  # ORT's "distribution" is made for float8, not int8
 COREML_WEIGHTS = ("int8", "palette6", "palette4")
 MAX_SAMPLES = 1_000_000
 
