@@ -172,13 +172,18 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, code, fragments):
     one_error_line(proc, code, *fragments)
 
 
-def test_calibration_that_does_not_fit_the_model_and_an_output_that_is_a_file(tmp_path):
+def test_calibration_that_does_not_fit_the_model_and_outputs_that_cannot_be_written(tmp_path):
     model, data = outlier_model(tmp_path)
     proc = edgeperf("quantize", str(model), "--calibration", "fashion-mnist:subset:10", "-o", str(tmp_path / "o"))
     one_error_line(proc, 2, "--calibration fashion-mnist:subset:10", "input 'x'")
     (tmp_path / "file").write_text("")
     proc = edgeperf("quantize", str(model), "--calibration", f"{data}:10", "-o", str(tmp_path / "file"))
     one_error_line(proc, 2, "is a file")
+    (tmp_path / "made").mkdir()
+    (tmp_path / "made" / "int8.onnx").write_bytes(b"an earlier variant")
+    proc = edgeperf("quantize", str(model), "--calibration", f"{data}:10", "-o", str(tmp_path / "made"))
+    one_error_line(proc, 2, "already holds int8.onnx", "new folder")
+    assert (tmp_path / "made" / "int8.onnx").read_bytes() == b"an earlier variant"  # never overwritten
 
 
 def test_a_model_with_nothing_to_quantise_is_one_line(tmp_path):

@@ -98,9 +98,22 @@ def _write(path: Path, record: Provenance) -> None:
     beside.write_bytes(msgspec.json.format(msgspec.json.encode(record), indent=2) + b"\n")
 
 
-def _check_outdir(outdir: Path) -> None:
+def _targets(req: Request, source: sources.Source) -> list[str]:
+    """The files ``run`` writes into the output folder."""
+    names = ["fp32.onnx"] if source.torch else []
+    names += [f"{req.coreml_weights}.mlpackage" if fmt == "coreml" else OUTPUT[fmt] for fmt in req.formats]
+    return [n for name in names for n in (name, f"{name}.provenance.json")]
+
+
+def _check_outdir(outdir: Path, targets: list[str]) -> None:
+    """A writable folder that holds none of the files about to be written: variants made before are
+    never overwritten (their numbers may already be in a campaign's results)."""
     if outdir.exists() and not outdir.is_dir():
         raise SettingsError(f"-o {outdir} is a file; give a folder for the variants")
+    taken = [name for name in targets if (outdir / name).exists()]
+    if taken:
+        raise SettingsError(f"-o {outdir} already holds {', '.join(taken[:3])}{' ...' if len(taken) > 3 else ''}; "
+                            "give a new folder, or remove them to make them again")
     try:
         outdir.mkdir(parents=True, exist_ok=True)
         probe = outdir / ".edgeperf-write-check"
@@ -129,7 +142,7 @@ def run(req: Request, log: Callable[[str], None] = lambda _line: None) -> Report
         raise SettingsError("--accuracy-budget needs --eval: a labelled dataset to measure the drop on")
     source = sources.load(req.source, req.shapes)
     sources.check_formats(source, req.formats)
-    _check_outdir(req.outdir)
+    _check_outdir(req.outdir, _targets(req, source))
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with tempfile.TemporaryDirectory(prefix="edgeperf-quantize-") as tmp:
         work = Path(tmp)
