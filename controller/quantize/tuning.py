@@ -21,7 +21,7 @@ it is about ±0.5 pp wide, and a rule on its bound would refuse every variant of
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,12 +43,12 @@ class Trial:
 
 @dataclass
 class Outcome:
-    """What tuning kept: the chosen trial, whether it meets the budget, and every trial made."""
+    """What tuning kept: the best trial, whether it meets the budget, how many variants were built,
+    and whether ``max_trials`` cut the search short."""
 
     best: Trial
     met: bool
-    trials: list[Trial] = field(default_factory=list)
-    sensitivity: list[tuple[str, float]] = field(default_factory=list)  # operator, top-1 pp won back alone
+    trials: int
     stopped_by_limit: bool = False
 
 
@@ -56,19 +56,37 @@ def _closeness(scored: Scored, reference: Scored) -> float:
     return float(np.mean((scored.outputs - reference.outputs) ** 2))
 
 
+def _rank(trial: Trial) -> tuple[float, int]:
+    """Better trials rank higher: more accurate, then fewer operators in float."""
+    return trial.scored.top1, -len(trial.float_ops)
+
+
 def tune(build: Callable[[tuple[str, ...], Path], None], candidates: Sequence[str], score: Callable[[Path], Scored],
          reference: Scored, budget_pp: float | None, workdir: Path, suffix: str, max_trials: int = 200,
          log: Callable[[str], None] = lambda _line: None) -> Outcome:
-    """Build and score variants (files ending in ``suffix``) in ``workdir`` until one is within ``budget_pp`` of ``reference``
-    (None: keep the fully quantised one, score it, try nothing else)."""
-    trials: list[Trial] = []
+    """Build and score variants (files ending in ``suffix``) in ``workdir`` until one is within ``budget_pp``
+    of ``reference`` (None: keep the fully quantised one). Only the best trial so far keeps its file
+    and its outputs: a model per trial would fill a disk, and a large evaluation set's outputs memory.
+
+    The trial that first fits is the best so far: every earlier trial missed the budget, so scored
+    lower; after the singles, the best is the most sensitive operator alone (the first cumulative
+    step) or the fully quantised model. Among equals the best keeps fewer operators in float."""
+    made = 0
+    best: Trial | None = None
 
     def trial(float_ops: tuple[str, ...]) -> Trial:
-        path = workdir / f"trial-{len(trials):03d}{suffix}"
+        nonlocal made, best
+        path = workdir / f"trial-{made:03d}{suffix}"
+        made += 1
         build(float_ops, path)
-        made = Trial(float_ops, path, score(path))
-        trials.append(made)
-        return made
+        this = Trial(float_ops, path, score(path))
+        if best is None or _rank(this) > _rank(best):
+            if best is not None:
+                best.path.unlink(missing_ok=True)
+            best = this
+        else:
+            path.unlink(missing_ok=True)
+        return this
 
     def fits(t: Trial) -> bool:
         return budget_pp is None or t.drop_pp(reference) <= budget_pp + 1e-9
@@ -76,32 +94,22 @@ def tune(build: Callable[[tuple[str, ...], Path], None], candidates: Sequence[st
     first = trial(())
     log(f"all operators quantised: top-1 {first.scored.top1:.4f} ({-first.drop_pp(reference):+.2f} pp)")
     if fits(first):
-        return Outcome(first, True, trials)
-    sensitivity = []
+        return Outcome(first, True, made)
+    singles: dict[str, tuple[float, float]] = {}  # operator -> (top-1 pp it wins back alone, output distance)
     for op in candidates:
-        if len(trials) >= max_trials:
-            return _settle(trials, [(op, gain) for op, gain, _ in sensitivity], stopped=True)
+        if made >= max_trials:
+            return Outcome(best, False, made, stopped_by_limit=True)
         alone = trial((op,))
-        sensitivity.append((op, (alone.scored.top1 - first.scored.top1) * 100, _closeness(alone.scored, reference)))
-        log(f"sensitivity of {op}: {sensitivity[-1][1]:+.2f} pp in float")
-    ranked = [op for op, _gain, _close in sorted(sensitivity, key=lambda s: (-s[1], s[2]))]
-    gains = [(op, gain) for op, gain, _ in sensitivity]
-    singles = {t.float_ops: t for t in trials if len(t.float_ops) == 1}
-    for k in range(1, len(ranked) + 1):
-        ops = tuple(ranked[:k])
-        if k == 1:
-            made = singles[ops]
-        elif len(trials) >= max_trials:
-            return _settle(trials, gains, stopped=True)
-        else:
-            made = trial(ops)
-            log(f"{k} operators in float: top-1 {made.scored.top1:.4f} ({-made.drop_pp(reference):+.2f} pp)")
-        if fits(made):
-            return Outcome(made, True, trials, gains)
-    return _settle(trials, gains, stopped=False)
-
-
-def _settle(trials: list[Trial], sensitivity: list[tuple[str, float]], stopped: bool) -> Outcome:
-    """Nothing fitted: keep the most accurate trial, then the one with fewest operators in float."""
-    best = max(trials, key=lambda t: (t.scored.top1, -len(t.float_ops)))
-    return Outcome(best, False, trials, sensitivity, stopped)
+        singles[op] = ((alone.scored.top1 - first.scored.top1) * 100, _closeness(alone.scored, reference))
+        log(f"sensitivity of {op}: {singles[op][0]:+.2f} pp in float")
+    if fits(best):  # the first cumulative step is the most sensitive operator alone: already built
+        return Outcome(best, True, made)
+    ranked = sorted(singles, key=lambda op: (-singles[op][0], singles[op][1]))
+    for k in range(2, len(ranked) + 1):
+        if made >= max_trials:
+            return Outcome(best, False, made, stopped_by_limit=True)
+        this = trial(tuple(ranked[:k]))
+        log(f"{k} operators in float: top-1 {this.scored.top1:.4f} ({-this.drop_pp(reference):+.2f} pp)")
+        if fits(this):
+            return Outcome(best, True, made)
+    return Outcome(best, False, made)
