@@ -88,7 +88,7 @@ def quantize(
         budget_pp=parse_budget(budget) if budget is not None else None,
         calibration_method=check_choice(method, CALIBRATION_METHODS, "--calibration-method"),
         per_channel=not per_tensor, coreml_weights=check_choice(coreml_weights, COREML_WEIGHTS, "--coreml-weights"),
-        shapes=parse_shape_overrides(shape), campaign=campaign, max_trials=max_trials, threads=threads,
+        shapes=parse_shape_overrides(shape), max_trials=max_trials, threads=threads,
     )
     os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools' and the quantisers' progress bars: the log says what runs
     with contextlib.redirect_stdout(sys.stderr):  # the tools print their own progress (ORT's calibrators): stdout is ours

@@ -52,7 +52,6 @@ class Request:
     per_channel: bool = True
     coreml_weights: str = "int8"
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    campaign: Path | None = None
     max_trials: int = 200
     threads: int | None = None
 

@@ -54,6 +54,7 @@ class TfliteInt8:
     """Builds int8 variants of one float ``.tflite``, any operators left in float."""
 
     def __init__(self, float_tflite: Path, feeds: Sequence[Sequence[np.ndarray]], per_channel: bool) -> None:
+        from ai_edge_litert.interpreter import Interpreter
         from ai_edge_quantizer import quantizer
 
         self.path, self.per_channel = float_tflite, per_channel
@@ -61,8 +62,6 @@ class TfliteInt8:
         self.labels = {_label(n, s): s for n, s, _ in self.ops if s}
         qt = quantizer.Quantizer(str(float_tflite))
         qt.load_quantization_recipe(self._recipe(()))
-        from ai_edge_litert.interpreter import Interpreter
-
         signatures = Interpreter(model_path=str(float_tflite)).get_signature_list()
         if len(signatures) != 1:
             raise QuantizeError(f"{float_tflite.name} has {len(signatures)} signatures; the AI Edge Quantizer needs "
