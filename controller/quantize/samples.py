@@ -30,11 +30,10 @@ BATCH = 256  # samples per runtime call where the model's batch dimension is fre
 
 @dataclass(frozen=True)
 class Scored:
-    """A model's top-1 on the evaluation samples, which samples it got right, and its first output
-    (real values, one row per sample) to compare variants by more than their arg-max."""
+    """A model's top-1 on the evaluation samples (which samples it got right: ``accuracy.correct_bits``)
+    and its first output (real values, one row per sample) to compare variants by more than their arg-max."""
 
     accuracy: Accuracy
-    correct: np.ndarray
     outputs: np.ndarray
     dataset: str
 
@@ -109,4 +108,4 @@ def score(path: Path, spec: DataSpec, shapes: dict[str, tuple[int, ...]], thread
     metrics = classification_metrics(outputs.argmax(axis=1), labels, outputs.shape[1])
     accuracy = Accuracy(top1=metrics["top1"], ci95=tuple(metrics["ci95"]), n=metrics["n"], correct=metrics["correct"],
                         correct_bits=metrics["correct_bits"], samples_sha256=samples.fingerprint(picked))
-    return Scored(accuracy, outputs.argmax(axis=1) == labels, outputs, spec.text)
+    return Scored(accuracy, outputs, spec.text)
