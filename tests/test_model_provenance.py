@@ -23,7 +23,7 @@ from agent.contract import PROVENANCE_KEY, CalibrationBlock, PairedAccuracy, Pro
 from agent.errors import ModelError
 
 NEEDS_COREMLTOOLS = pytest.mark.skipif(sys.platform == "linux" and platform.machine() == "aarch64",
-                                       reason="Linux aarch64: coremltools publishes no wheel for it")
+                                       reason="platform: Linux aarch64, for which coremltools publishes no wheel")
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "fp32.onnx"
@@ -256,7 +256,7 @@ def test_a_core_ml_record_is_embedded_on_any_system(copies):
     assert (path / "Manifest.json").is_file()
 
 
-@pytest.mark.skipif(sys.platform != "darwin", reason="a Core ML session loads a model only on macOS")
+@pytest.mark.skipif(sys.platform != "darwin", reason="platform: a Core ML session loads a model only on macOS")
 def test_a_core_ml_session_reports_the_record(copies):
     path = copies / "int8.mlpackage"
     rec = record(copies / SOURCE, "coreml")

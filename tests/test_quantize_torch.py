@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 SOURCE = "examples/quantize/fashion_cnn.py:model"
 needs_converters = pytest.mark.skipif(
     sys.platform == "linux" and platform.machine() == "aarch64",
-    reason="Linux aarch64: litert-torch's converter (litert-converter) and coremltools publish no wheels for it")
+    reason="platform: Linux aarch64, for which litert-torch's converter (litert-converter) and coremltools publish no wheels")
 
 
 def provenance(path: Path) -> Provenance:
