@@ -195,3 +195,27 @@ def test_a_model_with_nothing_to_quantise_is_one_line(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]  # after the progress lines
     assert "could be quantised to int8 for onnx" in line and "benchmark the float model" in line
+
+
+def test_compute_inside_control_flow_is_named_as_the_reason(tmp_path):
+    """ONNX Runtime's static quantiser stays in the main graph: a model whose MatMul sits in an If
+    branch (Silero VAD's layout) has nothing it can take, and the line says why."""
+    w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "W")
+    then = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y_then"], name="mm")], "then", [],
+                             [helper.make_tensor_value_info("y_then", TensorProto.FLOAT, ["batch", 4])])
+    other = helper.make_graph([helper.make_node("Identity", ["x"], ["y_else"], name="id")], "else", [],
+                              [helper.make_tensor_value_info("y_else", TensorProto.FLOAT, ["batch", 4])])
+    graph = helper.make_graph(
+        [helper.make_node("If", ["c"], ["y"], name="branch", then_branch=then, else_branch=other)], "if",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4]),
+         helper.make_tensor_value_info("c", TensorProto.BOOL, [])],  # an input: nothing folds the branch away
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], [w])
+    model = save_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "if.onnx")
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "x.npy", np.ones((8, 4), np.float32))
+    np.save(data / "c.npy", np.ones(8, bool))  # ONNX Runtime's calibrator fails on a bool input that varies
+    proc = edgeperf("quantize", str(model), "--calibration", str(data), "-o", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert "If subgraphs, which ONNX Runtime's static quantiser does not enter" in line

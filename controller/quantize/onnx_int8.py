@@ -80,8 +80,8 @@ class OnnxInt8:
             )
         except Exception as exc:
             raise QuantizeError(f"ONNX Runtime's quantiser failed on this model: {type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0][:300] if str(exc) else ''}; try --calibration-method minmax, "
-                                "or quantise another format") from None
+                                f"{str(exc).splitlines()[0][:300] if str(exc) else ''}; try another --calibration-method "
+                                "or calibration samples, or quantise another format") from None
 
     def quantised_nodes(self, qdq: Path) -> list[str]:
         """Nodes of a QDQ model that read a dequantised tensor: those the quantiser took, in graph order."""
@@ -91,6 +91,18 @@ class OnnxInt8:
         dequantised = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
         taken = {n.name for n in model.graph.node if n.op_type not in _QDQ and any(i in dequantised for i in n.input)}
         return [name for name in self.node_order if name in taken]
+
+    def why_nothing(self) -> str:
+        """Why the quantiser took no node: the compute sits in control-flow subgraphs it does not
+        enter (static quantisation stays in the main graph), or no operator is one it supports."""
+        import onnx
+
+        flow = sorted({n.op_type for n in onnx.load(str(self.pre)).graph.node
+                       if any(a.type == onnx.AttributeProto.GRAPH for a in n.attribute)})
+        if flow:
+            return (f"its main graph holds its compute in {'/'.join(flow)} subgraphs, which ONNX Runtime's static "
+                    "quantiser does not enter")
+        return "none of its operators is one the quantiser supports"
 
     def settings(self) -> dict[str, Any]:
         return {"quant_format": "QDQ", "activations": "int8 (QInt8)", "weights": "int8 (QInt8)",

@@ -196,8 +196,9 @@ def _tuned(req: Request, fmt: str, source: sources.Source, reference_file: Path,
     quantiser.build((), probe)
     candidates = quantiser.quantised_nodes(probe) if fmt == "onnx" else quantiser.quantised_ops(probe)
     if not candidates:
-        raise QuantizeError(f"nothing in {source.name} could be quantised to int8 for {fmt}: none of its operators is "
-                            "one the quantiser supports; benchmark the float model instead")
+        why = quantiser.why_nothing() if fmt == "onnx" else "none of its operators is one the quantiser supports"
+        raise QuantizeError(f"nothing in {source.name} could be quantised to int8 for {fmt}: {why}; "
+                            "benchmark the float model instead")
     out = req.outdir / OUTPUT[fmt]
     outcome = None
     if reference is not None:
