@@ -193,8 +193,9 @@ def test_embedding_twice_replaces_the_record(copies):
     assert got == (msgspec.structs.replace(second, format="tflite"), None)
 
 
-@pytest.mark.parametrize("junk", ['{"schema": "x"}', "not json {", '{"schema": "edgeperf.quantize/1"}'])
-@pytest.mark.parametrize("name", ["int8.onnx", "int8.tflite"])
+# each kind of junk once, across both formats (from_metadata's own test covers every kind on its own)
+@pytest.mark.parametrize(("name", "junk"), [("int8.onnx", '{"schema": "x"}'), ("int8.tflite", "not json {"),
+                                            ("int8.onnx", '{"schema": "edgeperf.quantize/1"}')])
 def test_a_junk_record_is_left_out_with_a_warning_and_the_run_succeeds(copies, tmp_path, name, junk):
     path = copies / name
     if name.endswith(".onnx"):
@@ -215,6 +216,9 @@ def test_from_metadata():
     assert model_provenance.from_metadata({"other": "x"}) == (None, None)
     record_, warning = model_provenance.from_metadata({PROVENANCE_KEY: '{"schema": "edgeperf.quantize/1"}'})
     assert record_ is None and "Object missing required field source_name" in warning
+    for junk in ('{"schema": "x"}', "not json {"):
+        record_, warning = model_provenance.from_metadata({PROVENANCE_KEY: junk})
+        assert record_ is None and warning.startswith(f"the model's {PROVENANCE_KEY} metadata is not a valid provenance record")
     deep = "[" * 10_000 + "]" * 10_000  # never an exception, whatever a third-party file holds
     assert model_provenance.from_metadata({PROVENANCE_KEY: deep})[0] is None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import msgspec
@@ -167,9 +168,16 @@ def test_without_eval_the_variant_is_written_unmeasured_and_a_campaign_benchmark
     (("examples/fmnist.yaml",), 2, ("not a model edgeperf quantises",)),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, code, fragments):
+    """In this process, through the same typer app (a child process per case costs its imports each time;
+    the CLI's one line in a child process is checked by the tests below)."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
     source, *rest = args
-    proc = edgeperf("quantize", source, "--calibration", "fashion-mnist:subset:100", *rest, "-o", str(tmp_path / "o"))
-    one_error_line(proc, code, *fragments)
+    done = CliRunner().invoke(app, ["quantize", source, "--calibration", "fashion-mnist:subset:100", *rest,
+                                    "-o", str(tmp_path / "o")])
+    one_error_line(subprocess.CompletedProcess([], done.exit_code, done.stdout, done.stderr), code, *fragments)
 
 
 def test_calibration_that_does_not_fit_the_model_and_outputs_that_cannot_be_written(tmp_path):
