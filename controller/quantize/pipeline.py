@@ -187,7 +187,7 @@ def _tuned(req: Request, fmt: str, source: sources.Source, reference_file: Path,
 
         float_tflite = work / "float.tflite"
         how = sources.export_tflite(source, float_tflite)
-        names = [s.name for s in samples.open_model(reference_file, req.threads).info.inputs]
+        names = list(feeds[0])  # the float reference's inputs, in its order (the datasets fill them so)
         quantiser = TfliteInt8(float_tflite, [[f[n] for n in names] for f in feeds], req.per_channel)
         suffix, method = ".tflite", f"AI Edge Quantizer static int8 ({how})"
         if req.calibration_method != "minmax":
@@ -203,7 +203,7 @@ def _tuned(req: Request, fmt: str, source: sources.Source, reference_file: Path,
     outcome = None
     if reference is not None:
         outcome = tuning.tune(quantiser.build, candidates, lambda p: samples.score(p, req.eval, req.shapes, req.threads),
-                              reference, req.budget_pp, work, suffix, req.max_trials, log)
+                              reference, req.budget_pp, work, suffix, probe, req.max_trials, log)
         shutil.copyfile(outcome.best.path, out)
     else:
         shutil.copyfile(probe, out)

@@ -62,10 +62,10 @@ def _rank(trial: Trial) -> tuple[float, int]:
 
 
 def tune(build: Callable[[tuple[str, ...], Path], None], candidates: Sequence[str], score: Callable[[Path], Scored],
-         reference: Scored, budget_pp: float | None, workdir: Path, suffix: str, max_trials: int = 200,
+         reference: Scored, budget_pp: float | None, workdir: Path, suffix: str, first_built: Path, max_trials: int = 200,
          log: Callable[[str], None] = lambda _line: None) -> Outcome:
     """Build and score variants (files ending in ``suffix``) in ``workdir`` until one is within ``budget_pp``
-    of ``reference`` (None: keep the fully quantised one). Only the best trial so far keeps its file
+    of ``reference`` (None: keep the fully quantised one, ``first_built``). Only the best trial so far keeps its file
     and its outputs: a model per trial would fill a disk, and a large evaluation set's outputs memory.
 
     The trial that first fits is the best so far: every earlier trial missed the budget, so scored
@@ -76,9 +76,10 @@ def tune(build: Callable[[tuple[str, ...], Path], None], candidates: Sequence[st
 
     def trial(float_ops: tuple[str, ...]) -> Trial:
         nonlocal made, best
-        path = workdir / f"trial-{made:03d}{suffix}"
+        path = first_built if not float_ops else workdir / f"trial-{made:03d}{suffix}"
         made += 1
-        build(float_ops, path)
+        if float_ops:  # the fully quantised model was built already, to find the candidates
+            build(float_ops, path)
         this = Trial(float_ops, path, score(path))
         if best is None or _rank(this) > _rank(best):
             if best is not None:
