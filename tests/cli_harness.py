@@ -21,3 +21,14 @@ def one_error_line(proc: subprocess.CompletedProcess[str], code: int, *fragments
     assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def edgeperf_in_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """The same typer app in this process: for commands whose imports (ONNX Runtime, torch) would cost a
+    child process each time; the worker imports them once. Exit code, stdout and stderr as a child's."""
+    from typer.testing import CliRunner
+
+    from controller.cli import app
+
+    done = CliRunner().invoke(app, list(args))
+    return subprocess.CompletedProcess(list(args), done.exit_code, done.stdout, done.stderr)

@@ -1,5 +1,8 @@
 """``edgeperf quantize`` on ONNX sources: the zoo's fp32 model within budget, the fall-back at work, bad input.
 
+Two runs go through a child process, as a user runs the command; the others call the same typer app in
+this process (``edgeperf_in_process``), so the worker imports ONNX Runtime once.
+
 The fall-back is tested on a model built so that one operator cannot be quantised: one of its
 inputs spans ±1,000 beside inputs in ±1, and the first layer, the only operator that reads the
 input, ignores it. Per-tensor int8 activations then round every useful input to zero or near it
@@ -11,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import msgspec
@@ -22,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from agent.contract import PROVENANCE_KEY, Provenance
 from agent.model_file import sha256_of
-from tests.cli_harness import edgeperf, one_error_line
+from tests.cli_harness import edgeperf, edgeperf_in_process, one_error_line
 from tests.conftest import save_onnx
 
 ZOO_FP32 = "zoo:fashion-mnist-cnn/fp32.onnx"
@@ -99,8 +101,8 @@ def test_zoo_fp32_onnx_to_int8_within_1pp_with_a_paired_interval(tmp_path):
 
 def test_overlapping_calibration_and_evaluation_is_warned(tmp_path):
     model, data = outlier_model(tmp_path)
-    proc = edgeperf("quantize", str(model), "--calibration", f"{data}:200", "--eval", f"{data}:500", "-o", str(tmp_path / "o"),
-                    "--calibration-method", "percentile", "--json")
+    proc = edgeperf_in_process("quantize", str(model), "--calibration", f"{data}:200", "--eval", f"{data}:500",
+                               "-o", str(tmp_path / "o"), "--calibration-method", "percentile", "--json")
     assert proc.returncode == 0, proc.stderr
     assert "warning: 100 of the 500 evaluation samples were also used to calibrate" in proc.stderr
     (record,) = records(proc)  # ONNX Runtime's percentile calibrator prints its progress: to stderr, not into the JSON
@@ -129,7 +131,7 @@ def test_a_tight_budget_falls_back_the_operators_that_need_float_and_names_them(
 def test_an_unmet_budget_writes_the_best_variant_says_the_miss_and_exits_1(tmp_path):
     model, data = outlier_model(tmp_path)
     out = tmp_path / "out"
-    proc = edgeperf("quantize", str(model), "--calibration", f"{data}:100", "--eval", f"{data}:500",
+    proc = edgeperf_in_process("quantize", str(model), "--calibration", f"{data}:100", "--eval", f"{data}:500",
                     "--accuracy-budget", "1pp", "--max-trials", "1", "-o", str(out))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     record = msgspec.json.decode((out / "int8.onnx.provenance.json").read_bytes(), type=Provenance)
@@ -141,7 +143,8 @@ def test_an_unmet_budget_writes_the_best_variant_says_the_miss_and_exits_1(tmp_p
 
 def test_without_eval_the_variant_is_written_unmeasured_and_a_campaign_benchmarks_it(tmp_path):
     out = tmp_path / "out"
-    proc = edgeperf("quantize", ZOO_FP32, "--calibration", "synthetic:16", "-o", str(out), "--campaign", str(out / "c.yaml"))
+    proc = edgeperf_in_process("quantize", ZOO_FP32, "--calibration", "synthetic:16", "-o", str(out),
+                               "--campaign", str(out / "c.yaml"))
     assert proc.returncode == 0, proc.stderr
     record = msgspec.json.decode((out / "int8.onnx.provenance.json").read_bytes(), type=Provenance)
     assert record.accuracy is None and record.budget_met is None and "no --eval" in record.accuracy_note
@@ -168,28 +171,21 @@ def test_without_eval_the_variant_is_written_unmeasured_and_a_campaign_benchmark
     (("examples/fmnist.yaml",), 2, ("not a model edgeperf quantises",)),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, code, fragments):
-    """In this process, through the same typer app (a child process per case costs its imports each time;
-    the CLI's one line in a child process is checked by the tests below)."""
-    from typer.testing import CliRunner
-
-    from controller.cli import app
-
     source, *rest = args
-    done = CliRunner().invoke(app, ["quantize", source, "--calibration", "fashion-mnist:subset:100", *rest,
-                                    "-o", str(tmp_path / "o")])
-    one_error_line(subprocess.CompletedProcess([], done.exit_code, done.stdout, done.stderr), code, *fragments)
+    proc = edgeperf_in_process("quantize", source, "--calibration", "fashion-mnist:subset:100", *rest, "-o", str(tmp_path / "o"))
+    one_error_line(proc, code, *fragments)
 
 
 def test_calibration_that_does_not_fit_the_model_and_outputs_that_cannot_be_written(tmp_path):
     model, data = outlier_model(tmp_path)
-    proc = edgeperf("quantize", str(model), "--calibration", "fashion-mnist:subset:10", "-o", str(tmp_path / "o"))
+    proc = edgeperf_in_process("quantize", str(model), "--calibration", "fashion-mnist:subset:10", "-o", str(tmp_path / "o"))
     one_error_line(proc, 2, "--calibration fashion-mnist:subset:10", "input 'x'")
     (tmp_path / "file").write_text("")
-    proc = edgeperf("quantize", str(model), "--calibration", f"{data}:10", "-o", str(tmp_path / "file"))
+    proc = edgeperf_in_process("quantize", str(model), "--calibration", f"{data}:10", "-o", str(tmp_path / "file"))
     one_error_line(proc, 2, "is a file")
     (tmp_path / "made").mkdir()
     (tmp_path / "made" / "int8.onnx").write_bytes(b"an earlier variant")
-    proc = edgeperf("quantize", str(model), "--calibration", f"{data}:10", "-o", str(tmp_path / "made"))
+    proc = edgeperf_in_process("quantize", str(model), "--calibration", f"{data}:10", "-o", str(tmp_path / "made"))
     one_error_line(proc, 2, "already holds int8.onnx", "new folder")
     assert (tmp_path / "made" / "int8.onnx").read_bytes() == b"an earlier variant"  # never overwritten
 
@@ -199,7 +195,7 @@ def test_a_model_with_nothing_to_quantise_is_one_line(tmp_path):
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
     model = save_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "neg.onnx")
-    proc = edgeperf("quantize", str(model), "--calibration", "synthetic:8", "-o", str(tmp_path / "o"))
+    proc = edgeperf_in_process("quantize", str(model), "--calibration", "synthetic:8", "-o", str(tmp_path / "o"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]  # after the progress lines
     assert "could be quantised to int8 for onnx" in line and "benchmark the float model" in line
@@ -223,7 +219,7 @@ def test_compute_inside_control_flow_is_named_as_the_reason(tmp_path):
     data.mkdir()
     np.save(data / "x.npy", np.ones((8, 4), np.float32))
     np.save(data / "c.npy", np.ones(8, bool))  # ONNX Runtime's calibrator fails on a bool input that varies
-    proc = edgeperf("quantize", str(model), "--calibration", str(data), "-o", str(tmp_path / "o"))
+    proc = edgeperf_in_process("quantize", str(model), "--calibration", str(data), "-o", str(tmp_path / "o"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     (line,) = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert "If subgraphs, which ONNX Runtime's static quantiser does not enter" in line

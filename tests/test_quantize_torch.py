@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from agent.contract import Provenance
-from tests.cli_harness import edgeperf
+from tests.cli_harness import edgeperf, edgeperf_in_process
 from tests.fleet_harness import AgentProcess, Mosquitto
 
 pytestmark = pytest.mark.slow
@@ -33,9 +33,9 @@ def provenance(path: Path) -> Provenance:
 @pytest.fixture(scope="module")
 def quantised(tmp_path_factory):
     out = tmp_path_factory.mktemp("q") / "variants"
-    proc = edgeperf("quantize", SOURCE, "--format", "onnx,tflite,coreml", "--calibration", "fashion-mnist:subset:200",
+    proc = edgeperf_in_process("quantize", SOURCE, "--format", "onnx,tflite,coreml", "--calibration", "fashion-mnist:subset:200",
                     "--eval", "fashion-mnist:subset:800", "--accuracy-budget", "1pp", "-o", str(out),
-                    "--campaign", str(out / "campaign.yaml"), timeout=600)
+                    "--campaign", str(out / "campaign.yaml"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
