@@ -28,10 +28,13 @@ from agent import (
     kpi,
     model_file,
     model_provenance,
+    postprocess,
     reproduce,
     runtimes,
     scenarios,
+    scoring,
     threads,
+    zoo,
 )
 from agent.contract import RuntimeOptions
 from agent.energy_meter import EnergyMeter, PowerPlan, open_meter
@@ -61,6 +64,9 @@ class BenchRequest:
     runtime: str | None = None
     options: RuntimeOptions = field(default_factory=RuntimeOptions)
     dataset: str = "synthetic"
+    preprocess: str | None = None  # a dataset by path's preprocessing id (default: the zoo manifest's, else the kind's)
+    inputs_cache: Path | None = None  # keep by-path datasets preprocessed here (agent.datasets.inputs_cache)
+    postprocess: dict[str, Any] | None = None  # how outputs are read (agent.postprocess); default: the zoo manifest's
     engine: str = "auto"
     warmup_runs: int = 20
     device_id: str | None = None
@@ -160,9 +166,15 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     model_rss = rss_mb() - rss_before
 
     progress("preparing", {"dataset": req.dataset})
-    samples = datasets.load(req.dataset, session.info.inputs, req.options.shapes, values=req.options.inputs)
+    samples = datasets.load(req.dataset, session.info.inputs, req.options.shapes, values=req.options.inputs,
+                            preprocess=datasets.preprocess_for(req.dataset, req.model, req.preprocess),
+                            inputs_cache=req.inputs_cache)
     if settings.mode == Mode.ACCURACY and samples.labels is None:
-        raise DatasetError(f"accuracy mode needs a labelled dataset and {req.dataset} has no labels; use --dataset fashion-mnist")
+        raise DatasetError(f"accuracy mode needs a labelled dataset and {req.dataset} has no labels; use fashion-mnist, "
+                           "a dataset by path (imagenet:DIR, coco:DIR, … docs/datasets.md) or a folder of .npy files with labels")
+    reading = req.postprocess or _zoo_postprocess(req.model)
+    if settings.mode == Mode.ACCURACY:
+        postprocess.check(reading)
     sut = ModelSut(session, samples, settings.batch_size)
 
     t0 = time.perf_counter_ns()
@@ -198,8 +210,9 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     energy = meter.finish(outcome) if meter else None
 
     progress("scoring", {"valid": outcome.valid})
-    accuracy = kpi.accuracy_of(outcome, samples, session.info.outputs)
+    accuracy, task_accuracy = scoring.score(outcome.outputs or {}, samples, session.info.outputs, reading)
     kpis = kpi.kpis_of(outcome, accuracy, {
+        "task_accuracy": task_accuracy,
         "memory": {"peak_rss_mb": None, "model_rss_mb": model_rss},  # peak: read last, below
         "model_size_mb": model.size_bytes / (1 << 20),
         "model_parameters": session.info.parameters,
@@ -224,7 +237,8 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
         "mode": effective.mode.value,
         "engine": engine,
         "profile": effective.profile,
-        "dataset": {"name": samples.name, "source": samples.source, "samples": len(samples), "inputs": list(samples.inputs)},
+        "dataset": {"name": samples.name, "source": samples.source, "samples": len(samples), "inputs": list(samples.inputs)}
+        | (samples.origin or {}),  # a dataset by path: kind, path, limit, preprocess, inputs_cache {dir, key, hit}
         "settings": {"requested": settings.to_dict(), "effective": effective.to_dict(), "derived": derived}
         | ({"server": server.to_dict()} if server else {}),
         "valid": outcome.valid,
@@ -235,11 +249,19 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
         "kpis": kpis,
         "logs": {"engine": engine, "engine_rule": engine_rule} | outcome.logs,
         "reproduce": reproduce.block(reproduce.argv(req.model, runtime, engine, req.dataset, req.warmup_runs, settings,
-                                                    options, samples.inputs, _energy_flags(req))),
+                                                    options, samples.inputs, _energy_flags(req),
+                                                    datasets.reproduce_flags(samples))),
     }
     # the high-water mark after everything the run costs: scoring, histograms and sorts, this document
     kpis["memory"]["peak_rss_mb"] = peak_rss_mb()
     return doc
+
+
+def _zoo_postprocess(ref: str) -> dict[str, Any] | None:
+    """The zoo manifest's post-processing for a zoo model (None for the user's own file)."""
+    if not ref.startswith(zoo.PREFIX):
+        return None
+    return zoo.resolve(ref).model.postprocess
 
 
 def _energy_flags(req: BenchRequest) -> list[str]:

@@ -97,8 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", default="quick", help=" | ".join(PROFILES))
     run.add_argument("--engine", default="auto",
                      help=" | ".join(ENGINES) + " (auto: loadgen if installed and its query pool fits the memory)")
-    run.add_argument("--dataset", default=None, help="synthetic | fashion-mnist[:subset|:full] (default: synthetic; "
-                                                      "fashion-mnist in accuracy mode)")
+    run.add_argument("--dataset", default=None, help="synthetic | fashion-mnist[:subset|:full] | a folder of .npy files | "
+                                                      "KIND:PATH[:N], KIND imagenet, coco, vww, cifar10, speech-commands, "
+                                                      "toycar (default: synthetic; fashion-mnist in accuracy mode)")
+    run.add_argument("--preprocess", metavar="ID", help="preprocessing of a KIND:PATH dataset, e.g. imagenet-vgg, "
+                                                        "imagenet-mobilenet (default: the zoo model's, else the kind's)")
+    run.add_argument("--inputs-cache", type=Path, metavar="DIR", help="keep KIND:PATH datasets preprocessed in DIR, so "
+                                                                      "later runs skip decoding")
     run.add_argument("--min-duration", type=float, metavar="S", help="override the profile's minimum duration")
     run.add_argument("--max-duration", type=float, metavar="S", help="end the run after S seconds (native engine: exactly)")
     run.add_argument("--min-queries", type=int, metavar="N", help="override the profile's minimum query count")
@@ -168,7 +173,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="the device facts and runtimes a result will carry")
     info.add_argument("--json", action="store_true", help="print JSON")
-    sub.add_parser("zoo", help="list the reference models")
+    # 'zoo' alone lists; 'zoo fetch NAME..' downloads. A positional action, not sub-commands: 'edgeperf-agent zoo' stays a command
+    zoo_cmd = sub.add_parser("zoo", help="list the reference models, or 'zoo fetch NAME..' to download remote ones")
+    zoo_cmd.add_argument("action", nargs="?", choices=["list", "fetch"], default="list", help="list (default) | fetch")
+    zoo_cmd.add_argument("names", nargs="*", metavar="NAME", help="fetch: a model, or MODEL/FILE (as the listing names them)")
+    zoo_cmd.add_argument("--json", action="store_true", help="list: print JSON")
+    zoo_cmd.add_argument("--url-base", metavar="URL", help="fetch: from a mirror serving URL/<sha256>/<file> (a zoo cache "
+                                                           "behind any static web server) instead of the published URLs")
+    zoo_cmd.add_argument("--timeout", type=_bounded(float, 1, 3600, " s"), metavar="S",
+                         help="fetch: give up on a server silent for S seconds (default 60)")
     return parser
 
 
@@ -231,6 +244,7 @@ def _bench(args: argparse.Namespace) -> int:
         plan = PowerPlan(args.power, args.idle_seconds, grid)
     request = bench.BenchRequest(
         model=args.model, settings=settings, runtime=args.runtime, options=options, dataset=dataset,
+        preprocess=args.preprocess, inputs_cache=args.inputs_cache,
         engine=args.engine, warmup_runs=args.warmup, device_id=args.device_id, log_dir=args.log_dir, power=plan,
         cooldown_below_c=args.cooldown_below, cooldown_timeout_s=args.cooldown_timeout,
     )
@@ -307,14 +321,40 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _zoo(_: argparse.Namespace) -> int:
-    rows = []
-    for entry in zoo.entries():
-        band = zoo.top1_band(entry)
-        rows.append((zoo.PREFIX + entry.name, f"{entry.facts['precision']:<6} {entry.facts['size_bytes'] / 1024:7.1f} KiB  "
-                                              f"top-1 {f'{band[0]:.3f}–{band[1]:.3f}' if band else 'n/a (macOS only)'}"))
-    print(result_text.table(rows), end="")
+def _zoo(args: argparse.Namespace) -> int:
+    from agent.zoo import listing
+
+    if args.action == "fetch":
+        return _zoo_fetch(args)
+    given = {"a model name": args.names, "--url-base": args.url_base, "--timeout": args.timeout}
+    misplaced = next((what for what, value in given.items() if value), None)
+    if misplaced:
+        raise SettingsError(f"'zoo' lists every model, so {misplaced} belongs to 'zoo fetch'; run edgeperf-agent zoo fetch NAME")
+    print(json.dumps(listing.as_json(), indent=2) if args.json else listing.render(), end="\n" if args.json else "")
     return 0
+
+
+def _zoo_fetch(args: argparse.Namespace) -> int:
+    """Fetch every named file; one error line per file that fails, and exit 0 only if all are present and verified."""
+    from agent.zoo import fetch
+
+    if not args.names:
+        raise SettingsError("zoo fetch needs a model name (or MODEL/FILE); 'edgeperf-agent zoo' lists them")
+    if args.json:
+        raise SettingsError("--json belongs to the listing ('edgeperf-agent zoo --json'); zoo fetch prints one line per file")
+    fetch.check_url_base(args.url_base)
+    entries = fetch.targets(args.names)  # every unknown name in one line, before anything is downloaded
+    progress, code = fetch.ProgressPrinter(sys.stderr), 0
+    for entry in entries:
+        try:
+            done = fetch.fetch_entry(entry, progress, args.url_base, args.timeout or fetch.DEFAULT_TIMEOUT_S)
+        except fetch.FetchError as exc:
+            progress.end_line()
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            code = code or exc.exit_code
+            continue
+        print(f"{zoo.PREFIX}{entry.name}  {done.action}  {done.path}")
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

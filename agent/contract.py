@@ -205,6 +205,14 @@ class Artifact(_Body, frozen=True):
     token: Token | None = field(default=None)  # the job's own short-lived download credential
 
 
+class PostProcessSpec(_Body, frozen=True):
+    """How an accuracy run reads the model's outputs (``agent.postprocess``): the zoo manifest's, sent with
+    a job because the agent runs the artifact by its hash, not by its zoo name."""
+
+    kind: Name
+    class_offset: Annotated[int, Meta(ge=-1000, le=1000)] = 0
+
+
 class Job(_Body, frozen=True):
     """Run one measurement: the artifact, the runtime options, the scenario and its run length."""
 
@@ -226,6 +234,8 @@ class Job(_Body, frozen=True):
     timeout_s: Annotated[float, Meta(gt=0, le=7 * 86400)] = 3600.0
     power: Annotated[str, Meta(min_length=1, max_length=512)] | None = None
     power_idle_s: Annotated[float, Meta(ge=0, le=3600)] | None = None  # None: the agent's default idle baseline
+    preprocess: Name | None = None  # a dataset by path: the zoo model's preprocessing id (agent.datasets)
+    postprocess: PostProcessSpec | None = None  # a zoo model's output reading, for accuracy runs
 
     def without_token(self) -> Job:
         """The job as it may be written to disk: the token is a credential, used only for the download."""
@@ -562,6 +572,7 @@ class Accuracy(_Body, frozen=True):
     correct: Count | None = None
     correct_bits: Annotated[str, Meta(max_length=MAX_PAYLOAD_BYTES, pattern=r"^[A-Za-z0-9+/]*={0,2}$")] | None = None
     samples_sha256: Sha256 | None = None
+    postprocess: dict[Name, Text | int] = {}  # how outputs became class ids (agent.postprocess); newer agents
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -660,6 +671,22 @@ class Cpu(_Body, frozen=True):
     system_pct: NonNegative | None = None
 
 
+class TaskAccuracy(_Body, frozen=True):
+    """A task's own accuracy metric, computed as MLPerf's reference accuracy script does: COCO mAP for
+    detection (pycocotools, no interval: it gives none), ROC AUC for anomaly detection (DeLong's 95 %
+    interval). ``n`` counts what was scored (images, clips); ``postprocess`` says how the model's
+    outputs were read (``agent.postprocess``); ``details`` holds the metric's secondary figures."""
+
+    metric: Literal["mAP", "AUC"]
+    value: Fraction
+    n: Count
+    ci95: tuple[Fraction, Fraction] | None = None
+    interval: Text = ""  # the interval's method, or why there is none
+    postprocess: dict[Name, Text | int] = {}
+    details: Annotated[dict[Name, float | int | None], Meta(max_length=64)] = {}
+    samples_sha256: Sha256 | None = None
+
+
 class Kpis(_Body, frozen=True):
     latency_ms: LatencyMs  # all None when nothing was timed (accuracy mode)
     early_stopping_latency_ms: NonNegative | None
@@ -680,6 +707,7 @@ class Kpis(_Body, frozen=True):
     cpu: Cpu = Cpu()
     thermals: Thermals | None = None
     offered_qps: NonNegative | None = None  # Server: the load its arrival schedule offered
+    task_accuracy: TaskAccuracy | None = None  # a task scored by its own metric (mAP, AUC) rather than top-1
 
 
 class Check(_Body, frozen=True):

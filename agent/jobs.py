@@ -59,6 +59,8 @@ def request_from_job(
         runtime=job.runtime,
         options=options,
         dataset=job.dataset,
+        preprocess=job.preprocess,
+        postprocess=msgspec.to_builtins(job.postprocess) if job.postprocess else None,
         engine=job.engine,
         log_dir=log_dir,
         device_id=device_id,

@@ -8,16 +8,11 @@ raw latencies for the native engine.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from agent.accuracy import classification_metrics
-from agent.datasets import Samples
-from agent.runtimes.base import TensorSpec
-from agent.runtimes.quant import to_real_output
 from agent.scenarios import early_stopping
 from agent.scenarios.outcome import Outcome
 from agent.scenarios.settings import Mode, Scenario
@@ -83,6 +78,15 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("accuracy.samples_sha256", "samples fingerprint", "sha256", "",
         "sha256 over the scored samples as the dataset holds them, in order (header, inputs, int64 labels): "
         "equal fingerprints, the same samples, whatever the dataset is called."),
+    Kpi("accuracy.postprocess", "post-processing", "name", "",
+        "How outputs became class ids: arg-max of the first output plus `class_offset` (−1 where output 0 is a "
+        "background class, as MLPerf's TensorFlow classifiers), and `rule`: the zoo manifest, or what was inferred."),
+    Kpi("task_accuracy.value", "task accuracy", "fraction", "higher",
+        "A task scored by its own MLPerf metric (`task_accuracy.metric`): COCO mAP@[.50:.95] for detection "
+        "(pycocotools, as MLPerf's accuracy-coco.py), ROC AUC over clips for anomaly detection (MLPerf Tiny AD)."),
+    Kpi("task_accuracy.ci95", "task accuracy 95% CI", "fraction", "",
+        "AUC: DeLong's 95 % interval; mAP: none (pycocotools gives none; `interval` says so)."),
+    Kpi("task_accuracy.n", "scored items", "count", "", "Images (mAP) or clips (AUC) scored."),
     Kpi("energy.source", "power source", "name", "",
         "ina219 | serial | jtop | nvml | rapl | battery | estimate; `energy` is null without --power."),
     Kpi("energy.measured", "measured", "bool", "", "False only for the estimate (CPU use x device profile)."),
@@ -172,17 +176,6 @@ def _early_stopping_ns(o: Outcome, latencies: np.ndarray) -> tuple[float | None,
     ordered = np.sort(latencies)
     p99 = early_stopping.estimate(ordered, 0.99) if o.settings.scenario == Scenario.SINGLE_STREAM else None
     return early_stopping.estimate(ordered, o.settings.target_latency_percentile), p99
-
-
-def accuracy_of(o: Outcome, samples: Samples, outputs: Sequence[TensorSpec]) -> dict[str, Any] | None:
-    """Top-1 and friends from the kept outputs (first output, dequantised, arg-max on its last axis),
-    with which samples were right and the fingerprint of the samples scored (to pair runs by)."""
-    if o.outputs is None or samples.labels is None:
-        return None
-    order = np.array(sorted(o.outputs), dtype=np.int64)
-    scores = np.stack([to_real_output(o.outputs[i][0], outputs[0]).reshape(-1) for i in order])
-    metrics = classification_metrics(scores.argmax(axis=1), samples.labels[order], scores.shape[1])
-    return metrics | {"samples_sha256": samples.fingerprint(order)}
 
 
 def kpis_of(o: Outcome, accuracy: dict[str, Any] | None, extra: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +73,12 @@ def _inputs(records: tuple[dict[str, Any], ...], shapes: dict[str, tuple[int, ..
 
 
 def argv(model: str, runtime: str, engine: str, dataset: str, warmup: int, settings: RunSettings,
-         options: RuntimeOptions, inputs: tuple[dict[str, Any], ...], power: list[str]) -> list[str]:
-    """``edgeperf-agent bench`` arguments that repeat this run (``power``: its energy flags, if any)."""
+         options: RuntimeOptions, inputs: tuple[dict[str, Any], ...], power: list[str],
+         dataset_flags: Sequence[str] = ()) -> list[str]:
+    """``edgeperf-agent bench`` arguments that repeat this run (``power``: its energy flags, if any;
+    ``dataset_flags``: ``--preprocess``/``--inputs-cache`` of a dataset by path)."""
     return [model, "--scenario", settings.scenario.value, "--mode", settings.mode.value, "--profile", settings.profile,
-            "--engine", engine, "--dataset", dataset, "--runtime", runtime, "--warmup", str(warmup),
+            "--engine", engine, "--dataset", dataset, *dataset_flags, "--runtime", runtime, "--warmup", str(warmup),
             *_run_length(settings), *_options(runtime, options), *_inputs(inputs, options.shapes), *power]
 
 

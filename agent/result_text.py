@@ -49,6 +49,9 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
         lo, hi = acc["ci95"]
         rows.append(("accuracy", f"top-1 {acc['top1']:.4f} (95% CI {lo:.4f}–{hi:.4f}), macro F1 {acc['f1_macro']:.4f}, "
                                  f"n={acc['n']}"))
+    if (task := k.get("task_accuracy")) is not None:
+        interval = f"95% CI {task['ci95'][0]:.4f}–{task['ci95'][1]:.4f}" if task.get("ci95") else task.get("interval", "")
+        rows.append(("accuracy", f"{task['metric']} {task['value']:.4f} ({interval}), n={task['n']}"))
     rows += _energy_rows(k.get("energy"))
     rows += _thermal_rows(k.get("thermals"))
     rows.append(("resources", f"load {k['load_time_ms']:.1f} ms, first inference {k['first_inference_ms']:.2f} ms, "

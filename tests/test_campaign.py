@@ -224,7 +224,8 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
     (minimal("cooldown_s: .nan\n"), "camp.yaml:6: cooldown_s: expected a finite number >= 0, got .nan (a number)"),
     (minimal("cooldown_s: -0.5\n"), "camp.yaml:6: cooldown_s: expected a number >= 0, got -0.5 (a number)"),
     (minimal("dataset: mnist\n"), "camp.yaml:6: dataset: unknown dataset 'mnist'; use one of: "
-     "synthetic, fashion-mnist, fashion-mnist:subset, fashion-mnist:full"),
+     "synthetic, fashion-mnist, fashion-mnist:subset, fashion-mnist:full, or KIND:PATH[:N] with KIND one of: imagenet, "
+     "coco, vww, cifar10, speech-commands, toycar (docs/datasets.md)"),
     (minimal("modes: [accuracy]\naccuracy_dataset: synthetic\n"),
      "camp.yaml:7: accuracy_dataset: synthetic has no labels, so accuracy cannot be scored; use fashion-mnist"),
     (minimal("overrides:\n  min_querys: 5\n"), "camp.yaml:7: overrides.min_querys: unknown key; did you mean 'min_queries'?"),

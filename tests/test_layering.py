@@ -62,7 +62,7 @@ def test_the_controller_top_folder_holds_only_package_glue_and_the_cli():
     top = {p.name for p in (ROOT / "controller").iterdir() if p.suffix == ".py" or (p.is_dir() and p.name != "__pycache__")}
     # entry.py: the console script's shim, outside controller.cli so that it loads without typer
     assert top == {"__init__.py", "entry.py", "cli", "fleet", "store", "analysis", "reports", "provisioning", "baseline",
-                   "quantize"}, top
+                   "quantize", "reference"}, top
     glue = (ROOT / "controller" / "__init__.py").read_text()
     assert not [n for n in ast.parse(glue).body if not isinstance(n, ast.Expr)], "controller/__init__.py is a docstring only"
     for room in top - {"__init__.py", "entry.py"}:

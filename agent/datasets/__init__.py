@@ -4,8 +4,12 @@
 integer inputs, dynamic dimensions resolved with ``--shape``), or feeds the values ``--input``
 gives (``input_values``). ``fashion-mnist`` is real data
 for the zoo's classifier. A folder of ``.npy`` files (a path, or ``npy:PATH``) is the user's own
-data: one file per input, optional labels (``npy_folder``). Samples are converted (and quantised)
-here, once, before any timing.
+data: one file per input, optional labels (``npy_folder``). Standard data sets are read from the
+user's disk by kind, ``KIND:PATH[:N]`` (``spec``; ``imagenet``, ``coco``, ``vww``, ``cifar10``,
+``speech-commands``, ``toycar``, one module each, imported only when named), preprocessed as
+MLPerf's reference does for the model (``--preprocess``, else the zoo manifest's, else the
+kind's default) and optionally kept preprocessed (``--inputs-cache``, ``inputs_cache``).
+Samples are converted (and quantised) here, once, before any timing.
 
 Labelled samples keep their raw inputs beside their labels (``Samples.raw``), so a score can name
 the exact samples it was computed on (``fingerprint``): an int8 and an fp32 model fed the same images
@@ -15,21 +19,35 @@ the exact samples it was computed on (``fingerprint``): an int8 and an fp32 mode
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from agent.datasets import fashion_mnist, input_values, npy_folder
-from agent.errors import DatasetError, SettingsError
+from agent.datasets.spec import DatasetSpec
+from agent.datasets.spec import parse as parse_spec
+from agent.errors import DatasetError, EdgeperfError, SettingsError
 from agent.runtimes.base import TensorSpec
 from agent.runtimes.quant import to_model_input
 from agent.runtimes.shapes import concrete_shape
 
 SYNTHETIC_SAMPLES = 64
-# by name; load() also takes a folder of .npy files (npy_folder)
+# by name; load() also takes a folder of .npy files (npy_folder) and KIND:PATH[:N] (KINDS)
 DATASETS = ("synthetic", "fashion-mnist", "fashion-mnist:subset", "fashion-mnist:full")
+# datasets by path: kind -> the module that loads it, imported when named. Each module has
+# DEFAULT_PREPROCESS: str and load(path, limit, inputs, shapes, preprocess) -> Samples
+KINDS = {
+    "imagenet": "agent.datasets.imagenet",
+    "coco": "agent.datasets.coco",
+    "vww": "agent.datasets.vww",
+    "cifar10": "agent.datasets.cifar10",
+    "speech-commands": "agent.datasets.speech_commands",
+    "toycar": "agent.datasets.toycar",
+}
 
 
 def fingerprint(inputs: np.ndarray, labels: np.ndarray) -> str:
@@ -63,6 +81,13 @@ class Samples:
     labels: np.ndarray | None
     raw: np.ndarray | None = None
     inputs: tuple[dict[str, Any], ...] = ()  # per input: resolved shape, dtype and source (``input_values.fill``)
+    task: str = "classification"  # "classification", "detection", "anomaly" or "segmentation": which metric scores it
+    # ground truth beyond ``labels``: detection {"annotations": path, "image_ids": [...], "sizes": [(h, w), ...]};
+    # anomaly {"clip": int64 array, sample -> clip} where a clip is split into segments
+    truth: Any = None
+    n_classes: int | None = None  # classes of a classification dataset (ImageNet 1000), where it knows them
+    # a dataset by path: kind, resolved path, limit (N), preprocess id and the inputs cache's dir, key and hit
+    origin: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.feeds)
@@ -114,13 +139,77 @@ def _fit_images(images: np.ndarray, inputs: Sequence[TensorSpec], shapes: Shapes
     return [{spec.name: to_model_input(img.reshape(shape), spec)} for img in real]
 
 
-def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0, values: dict[str, str] | None = None) -> Samples:
+def by_path(name: str) -> DatasetSpec | None:
+    """``name`` parsed as ``KIND:PATH[:N]``, or None when it names no dataset kind."""
+    return parse_spec(name, tuple(KINDS))
+
+
+def preprocess_for(dataset: str, model: str, given: str | None) -> str | None:
+    """The preprocessing id a run uses: ``given`` (``--preprocess``), else for a dataset by path the
+    zoo manifest's ``preprocess`` for a ``zoo:`` model (None: the dataset kind's own default)."""
+    if given or by_path(dataset) is None or not model.startswith("zoo:"):
+        return given
+    from agent import zoo
+
+    try:
+        found = zoo.resolve(model).model.preprocess
+    except EdgeperfError:
+        return None  # the model's own resolution reports a bad zoo name, with the names that exist
+    return found if isinstance(found, str) else None
+
+
+def reproduce_flags(samples: Samples) -> list[str]:
+    """The bench flags that load ``samples`` the same way again: ``--preprocess`` (resolved, so a changed
+    zoo default cannot change the replay) and ``--inputs-cache`` for a dataset by path."""
+    origin = samples.origin or {}
+    out = ["--preprocess", origin["preprocess"]] if origin.get("preprocess") else []
+    if origin.get("inputs_cache"):
+        out += ["--inputs-cache", origin["inputs_cache"]["dir"]]
+    return out
+
+
+def _load_by_path(name: str, where: DatasetSpec, inputs: Sequence[TensorSpec], shapes: Shapes,
+                  preprocess: str | None, inputs_cache: Path | None) -> Samples:
+    """A ``KIND:PATH[:N]`` dataset, from the inputs cache when it holds it (then nothing is decoded)."""
+    from agent.datasets import inputs_cache as cache
+
+    module = importlib.import_module(KINDS[where.kind])
+    chosen = preprocess or module.DEFAULT_PREPROCESS
+    origin: dict[str, Any] = {"kind": where.kind, "path": str(where.path.resolve()), "limit": where.limit,
+                              "preprocess": chosen, "inputs_cache": None}
+    key = None
+    if inputs_cache is not None:
+        folder = cache.usable(inputs_cache)
+        key = cache.key(where.kind, where.path, where.limit, chosen, inputs, shapes)
+        cached = cache.fetch(folder, key)
+        origin["inputs_cache"] = {"dir": str(folder.resolve()), "key": key, "hit": cached is not None}
+        if cached is not None:
+            return replace(cached, name=name, origin=origin)
+    samples = module.load(where.path, where.limit, inputs, shapes, chosen)
+    if key is not None:
+        cache.store(folder, key, samples)
+    return replace(samples, name=name, origin=origin)
+
+
+def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0, values: dict[str, str] | None = None,
+         preprocess: str | None = None, inputs_cache: Path | None = None) -> Samples:
     """Load dataset ``name`` for a model with ``inputs``, ``values`` fixing inputs of synthetic data
-    (``--input``); ``name`` may be a folder of ``.npy`` files (``npy_folder``); unknown names list the known ones."""
+    (``--input``); ``name`` may be a folder of ``.npy`` files (``npy_folder``) or ``KIND:PATH[:N]``, which
+    ``preprocess`` (an id, None: the kind's default) and ``inputs_cache`` (a folder) apply to; unknown
+    names list the known ones."""
     names = [s.name for s in inputs]
     for given in values or {}:
         if given not in names:
             raise SettingsError(f"--input names input {given!r}, but the model's inputs are: {', '.join(names)}")
+    where = by_path(name)
+    if where is None and (preprocess or inputs_cache is not None):
+        flag = "--preprocess" if preprocess else "--inputs-cache"
+        raise SettingsError(f"{flag} applies to datasets by path (KIND:PATH[:N], KIND one of {', '.join(KINDS)}), "
+                            f"but the dataset is {name}; drop {flag}")
+    if where is not None:
+        if values:
+            raise SettingsError(f"--input sets synthetic inputs, but the dataset is {name}; drop --input")
+        return _load_by_path(name, where, inputs, shapes, preprocess, inputs_cache)
     if name == "synthetic":
         return synthetic(inputs, shapes, seed=seed, values=values)
     if values:
@@ -136,5 +225,6 @@ def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0,
     if folder is not None:
         data = npy_folder.load(folder, inputs, shapes)
         return Samples(name, data.source, data.feeds, data.labels, data.raw, inputs=data.records)
-    raise DatasetError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}, "
-                       f"or a folder of .npy files ({npy_folder.DOCS})")
+    hint = f" (here {name}:PATH[:N], the folder of your copy: datasets are never downloaded)" if name in KINDS else ""
+    raise DatasetError(f"unknown dataset {name!r}; use one of: {', '.join(DATASETS)}, or a folder of .npy files "
+                       f"({npy_folder.DOCS}), or KIND:PATH[:N] with KIND one of {', '.join(KINDS)}{hint}")

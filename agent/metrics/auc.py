@@ -71,11 +71,16 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
     tz = midranks(np.concatenate([x, y]))
     tx, ty = midranks(x), midranks(y)
     auc = float((tz[:m].sum() - m * (m + 1) / 2.0) / (m * n))
-    ci = None
+    ci, variance = None, None
     if m >= 2 and n >= 2:
         v10 = (tz[:m] - tx) / n          # per anomalous clip: share of normals it beats (ties 1/2)
         v01 = 1.0 - (tz[m:] - ty) / m    # per normal clip: share of anomalous clips that beat it
         variance = float(v10.var(ddof=1) / m + v01.var(ddof=1) / n)
-        half = Z95 * float(np.sqrt(variance))
-        ci = [max(0.0, auc - half), min(1.0, auc + half)]
-    return {"auc": auc, "ci95": ci, "n_positive": int(m), "n_negative": int(n), "method": METHOD}
+        ci = normal_interval(auc, variance)
+    return {"auc": auc, "ci95": ci, "variance": variance, "n_positive": int(m), "n_negative": int(n), "method": METHOD}
+
+
+def normal_interval(value: float, variance: float) -> list[float]:
+    """``value ± 1.96·√variance``, clipped to [0, 1]."""
+    half = Z95 * float(np.sqrt(variance))
+    return [max(0.0, value - half), min(1.0, value + half)]

@@ -16,15 +16,16 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from agent import zoo
 from agent.contract import DEFAULT_PREFIX, Result
+from agent.errors import EdgeperfError
+from agent.zoo import listing as zoo_listing
 from controller.analysis import scorecard
 from controller.cli import certs as certs_cli
 from controller.cli import fleet as fleet_cli
@@ -58,6 +59,10 @@ from controller.fleet import session
 from controller.reports import render, tables, views
 from controller.store.database import Store
 
+if TYPE_CHECKING:
+    from controller.analysis.compare import Comparison
+    from controller.reports.reference_rows import ReferenceChoice, ReferenceSection
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark edge AI fleets under MLPerf LoadGen rules.")
 campaign_app = typer.Typer(no_args_is_help=True, help="Run, follow, resume and cancel campaigns.")
 app.add_typer(campaign_app, name="campaign")
@@ -65,6 +70,13 @@ baseline_app = typer.Typer(no_args_is_help=True, help="The datacenter baseline: 
 app.add_typer(baseline_app, name="baseline")
 export_app = typer.Typer(no_args_is_help=True, help="Export a campaign to MLflow or an MLPerf-style folder.")
 app.add_typer(export_app, name="export")
+reference_app = typer.Typer(no_args_is_help=True, help="Published MLPerf results as reference rows beside your devices.")
+app.add_typer(reference_app, name="reference")
+ReferenceOpt = Annotated[str | None, typer.Option(
+    "--reference", help="show published MLPerf rows of this benchmark (e.g. resnet50) beside each row, or 'auto': "
+                        "the benchmark each model's zoo entry names (docs/reference.md)")]
+ReferenceSystem = Annotated[str | None, typer.Option(
+    "--reference-system", help="only published systems whose name or submitter contains this text")]
 
 
 def _open_store(db: Path | None, create: bool = False) -> Store:
@@ -439,10 +451,13 @@ def scorecard_cmd(
     rank: Annotated[str | None, typer.Option(help="rank rows by one KPI key, e.g. latency_ms.p90")] = None,
     score: Annotated[Path | None, typer.Option(help="rank by a weighted score: YAML with a 'score:' map of KPI: weight")] = None,
     kind: Kind = "fleet",
+    reference: ReferenceOpt = None,
+    reference_system: ReferenceSystem = None,
 ) -> None:
     """Per-device KPI table with 95 % intervals; fleet rows per device class; rankings within a scenario and mode."""
     campaign, results = _campaign_results(db, ref, kind)
     rows = scorecard.build(results, fleet=fleet)
+    published = _reference_section(db, reference, reference_system, rows)
     ranked = None
     if rank or score:
         weights = ranking_weights(score) if score else None
@@ -453,7 +468,8 @@ def scorecard_cmd(
     by = rank or f"score in {score}"
     if as_json:
         _print_json({"campaign": campaign["id"], "rows": [r.to_dict() for r in rows],
-                     "ranking": None if ranked is None else ranked.to_dict(by)})
+                     "ranking": None if ranked is None else ranked.to_dict(by)}
+                    | ({} if published is None else {"reference": published.to_dict()}))
     else:
         title = f"{'fleet ' if fleet else ''}scorecard: {campaign['name']} ({campaign['id']})"
         console.print(render.rich_table(views.scorecard(rows, title)))
@@ -461,6 +477,7 @@ def scorecard_cmd(
             console.print(render.rich_table(views.ranking(group, f"{by} — {scenario} {mode}")))
         for row, missing in (ranked.unscored if ranked else ()):
             err_console.print(f"not ranked: {row.label} has no {', '.join(missing)}", highlight=False)
+        _print_reference(published)
     if ranked is not None and not ranked.groups:
         err_console.print(f"[red]nothing ranked[/]: no row has {', '.join(ranked.wanted)}", highlight=False)
         raise typer.Exit(1)
@@ -531,18 +548,25 @@ def baseline_resume(ref: Annotated[str, typer.Argument(help="baseline campaign i
 @cli_errors
 def compare_cmd(
     ref: Annotated[str, typer.Argument(help="the edge campaign (id, name or 'latest': the newest fleet campaign)")],
-    baseline_ref: Annotated[str, typer.Option("--baseline", help="the baseline campaign (id, name or 'latest')")],
+    baseline_ref: Annotated[str | None, typer.Option("--baseline", help="the baseline campaign (id, name or 'latest')")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table | md | html | json")] = "table",
     out: Annotated[Path | None, typer.Option("-o", "--output", help="write here instead of the terminal")] = None,
     db: Db = None,
+    reference: ReferenceOpt = None,
+    reference_system: ReferenceSystem = None,
 ) -> None:
-    """Edge devices next to the datacenter baseline: latency, throughput, energy and inferences/J as ratios."""
+    """Edge devices next to the datacenter baseline (--baseline) and/or published MLPerf results (--reference)."""
     from controller.analysis import compare
 
     if fmt not in ("table", "md", "html", "json"):
         raise typer.BadParameter(f"unknown format {fmt!r}; use table, md, html or json", param_hint="--format")
+    if baseline_ref is None and reference is None:
+        raise EdgeperfError("compare with what? give --baseline CAMPAIGN, --reference BENCHMARK|auto, or both")
     check_output(out)
     campaign, results = _campaign_results(db, ref, "fleet")
+    if baseline_ref is None:
+        _compare_reference(db, campaign, results, reference, reference_system, fmt, out)
+        return
     base_campaign, base_results = _campaign_results(db, baseline_ref, "baseline")
     itself = _warn_if_one_campaign(campaign, base_campaign, "every ratio is 1×; name the edge campaign and the baseline "
                                                             "(--baseline latest is the newest baseline)")
@@ -551,6 +575,9 @@ def compare_cmd(
                           "not a datacenter baseline", highlight=False)
     comps = compare.compare(scorecard.build(results), scorecard.build(base_results))
     view = views.comparison(comps, f"{campaign['name']} vs baseline {base_campaign['name']} ({base_campaign['id']})")
+    if reference is not None:
+        _compare_reference(db, campaign, results, reference, reference_system, fmt, out, view, comps)
+        return
     if fmt == "table" and out is None:
         console.print(render.rich_table(view))
         return
@@ -561,6 +588,118 @@ def compare_cmd(
         console.print(f"written: {out}")
     else:
         sys.stdout.write(text)
+
+
+def _reference_choice(db: Path | None, benchmark: str, system: str | None) -> ReferenceChoice:
+    """The stored published rows ``--reference`` and ``--reference-system`` ask for (refused at once when none fit)."""
+    from controller import reference as published
+    from controller.reports import reference_rows
+
+    with _open_store(db) as store:
+        return reference_rows.choice(published.stored(store), benchmark, system)
+
+
+def _reference_section(db: Path | None, benchmark: str | None, system: str | None,
+                       rows: list[scorecard.Row]) -> ReferenceSection | None:
+    """Published rows beside ``rows`` (None without ``--reference``)."""
+    from controller.reports import reference_rows
+
+    if benchmark is None:
+        return None
+    return reference_rows.section(_reference_choice(db, benchmark, system), rows)
+
+
+def _print_reference(section: ReferenceSection | None) -> None:
+    """The published rows' table, then one stderr line per local row left without one."""
+    if section is None:
+        return
+    for view in section.views():
+        console.print(render.rich_table(view))
+    for note in section.notes:
+        err_console.print(f"no published row: {note}", highlight=False, markup=False)
+
+
+def _compare_reference(db: Path | None, campaign: dict[str, Any], results: list[Result], benchmark: str,
+                       system: str | None, fmt: str, out: Path | None, view: views.View | None = None,
+                       comps: list[Comparison] | None = None) -> None:
+    """``compare --reference``: the campaign's rows beside published rows, after the baseline's table
+    (``view``, made from ``comps``) when there is one."""
+    from controller.reports import reference_rows
+
+    section = reference_rows.section(_reference_choice(db, benchmark, system), scorecard.build(results))
+    if fmt == "table" and out is None:
+        if view is not None:
+            console.print(render.rich_table(view))
+        _print_reference(section)
+        return
+    shown = [v for v in (view, *section.views()) if v is not None]
+    if fmt == "json":
+        text = json.dumps({"campaign": campaign["id"], "baseline": None if comps is None else [c.to_dict() for c in comps],
+                           "reference": section.to_dict()}, indent=2, default=str) + "\n"
+    elif fmt == "html":
+        text = reference_rows.html_page(shown, f"{campaign['name']} beside published MLPerf results")
+    else:
+        text = "\n".join([render.markdown(v) for v in shown] + [f"_no published row: {n}_" for n in section.notes]) + "\n"
+    if out:
+        write_output(out, text)
+        console.print(f"written: {out}")
+    else:
+        sys.stdout.write(text)
+
+
+@reference_app.command("import")
+@cli_errors
+def reference_import(
+    path: Annotated[Path, typer.Argument(help="an MLCommons results tree (a checkout of inference_results_v4.1 or "
+                                              "tiny_results_v1.1), one division of it, or one submitter")],
+    version: Annotated[str | None, typer.Option("--version", help="the MLPerf version, e.g. v4.1, when the folder "
+                                                                  "name does not say it")] = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """Import published results as reference rows; importing the same tree again adds nothing."""
+    from controller import reference as published
+
+    check_output(db, "--db", "controller.db")
+    walk = published.read_tree(path, version)  # a path that is no tree is said before a database is made
+    with _open_store(db, create=True) as store:
+        done = published.store_rows(store, walk)
+    for problem in walk.problems:
+        err_console.print(problem.line(), highlight=False, markup=False)
+    if as_json:
+        _print_json({"path": str(path), "version": walk.version, "version_from": walk.version_from,
+                     "rows": len(walk.rows), "new": done.new, "changed": done.changed, "unchanged": done.unchanged,
+                     "problems": [{"kind": p.kind, "where": p.where, "why": p.why} for p in walk.problems]})
+    else:
+        skipped = sum(p.kind == "skipped" for p in walk.problems)
+        suites = " and ".join(sorted({f"MLPerf {r.suite}" for r in walk.rows})) or "MLPerf"
+        console.print(f"{len(walk.rows)} published rows from {path} as {suites} {walk.version} (version from "
+                      f"{walk.version_from}): {done.new} new, {done.changed} changed, {done.unchanged} already stored; "
+                      f"{skipped} skipped", highlight=False, markup=False)
+    if not walk.rows:
+        err_console.print(f"[red]nothing imported[/]: no readable published result under {escape(str(path))}",
+                          highlight=False)
+        raise typer.Exit(1)
+
+
+@reference_app.command("list")
+@cli_errors
+def reference_list(
+    benchmark: Annotated[str | None, typer.Option(help="only this benchmark, as results trees spell it (resnet50)")] = None,
+    scenario: Annotated[str | None, typer.Option(help="only this scenario (SingleStream, Offline, ...)")] = None,
+    db: Db = None,
+    as_json: AsJson = False,
+) -> None:
+    """The stored published rows: benchmark, scenario, published result, accuracy, division, status, compliance."""
+    from controller import reference as published
+    from controller.reports import reference_rows
+
+    with _open_store(db) as store:
+        rows = published.stored(store, benchmark, scenario)
+    if as_json:
+        _print_json([r.to_dict() for r in rows])
+        return
+    console.print(render.rich_table(reference_rows.stored_view(rows, f"published MLPerf rows ({len(rows)})")))
 
 
 @export_app.command("mlflow")
@@ -615,16 +754,22 @@ def report_cmd(
     title: Annotated[str | None, typer.Option(help="report title")] = None,
     db: Db = None,
     kind: Kind = "fleet",
+    reference: ReferenceOpt = None,
+    reference_system: ReferenceSystem = None,
 ) -> None:
     """A shareable report: tables, plots (latency CDFs, energy vs latency, throughput, power trace) and device facts."""
     from controller.reports import campaign_report as report
 
     if fmt not in report.FORMATS:
         raise typer.BadParameter(f"unknown format {fmt!r}; use {', '.join(report.FORMATS)}", param_hint="--format")
+    if reference is not None and fmt == "csv":
+        raise EdgeperfError("--reference: published rows are not in the CSV report (its lines are device rows); use "
+                            "--format html, md or json with --reference")
     check_output(out)
     campaign, results = _campaign_results(db, ref, kind)
     base = _campaign_results(db, baseline_ref, "baseline")[1] if baseline_ref else None
-    text = report.build(fmt, campaign, results, base, title=title)
+    choice = None if reference is None else _reference_choice(db, reference, reference_system)
+    text = report.build(fmt, campaign, results, base, title=title, reference=choice)
     if out:
         write_output(out, text)
         console.print(f"written: {out}")
@@ -698,14 +843,14 @@ app.command("quantize")(quantize_cli.quantize)
 
 
 @app.command("zoo")
-def zoo_list() -> None:
-    """List the reference models and their measured accuracy."""
-    for entry in zoo.entries():
-        band = zoo.top1_band(entry)
-        console.print(
-            f"{zoo.PREFIX}{entry.name:<30} {entry.facts['precision']:<6} {entry.facts['size_bytes'] / 1024:7.1f} KiB  "
-            f"top-1 {f'{band[0]:.3f}–{band[1]:.3f}' if band else 'n/a (predicts on macOS only)'}"
-        )
+@cli_errors
+def zoo_list(as_json: AsJson = False) -> None:
+    """List the reference models: facts, formats, accuracy, and which files are fetched on this machine.
+    The same listing as ``edgeperf-agent zoo`` (fetch with ``edgeperf-agent zoo fetch NAME``)."""
+    if as_json:
+        _print_json(zoo_listing.as_json())
+        return
+    console.print(zoo_listing.render(), markup=False, highlight=False, soft_wrap=True, end="")
 
 
 def main() -> None:

@@ -18,7 +18,8 @@ Format (all keys but ``name`` and ``models`` optional; defaults in brackets)::
     timeout_s: 900                    # [1800] per job
     retries: 1                        # [1] extra attempts after a failure
     dataset: synthetic                # [synthetic] for performance runs
-    accuracy_dataset: fashion-mnist   # [fashion-mnist] for accuracy runs (must be labelled)
+    accuracy_dataset: fashion-mnist   # [fashion-mnist] for accuracy runs (must be labelled); or KIND:PATH[:N],
+                                      # a data set at PATH on every device (docs/datasets.md)
     overrides:                        # run-length overrides for every job (agent.contract.RunLength)
       min_duration_s: 0.5             # also max_duration_s, target_qps, target_latency_ms (> 0)
       min_queries: 64                 # also max_queries, batch_size (integers >= 1)
@@ -61,7 +62,9 @@ from yaml.nodes import Node, ScalarNode, SequenceNode
 from agent import contract, zoo
 from agent.contract import RunLength, RuntimeOptions, check_device_id
 from agent.datasets import DATASETS
+from agent.datasets import KINDS as DATASET_KINDS
 from agent.datasets.input_values import parse_input_overrides
+from agent.datasets.spec import parse as parse_dataset
 from agent.errors import EXIT_USAGE, EdgeperfError, ModelError, SettingsError
 from agent.model_file import FORMATS
 from agent.runtimes import ALIASES, RUNTIMES
@@ -358,7 +361,7 @@ class _Parser(NodeReader):
             kw["retries"] = self.integer(v["retries"], "retries", 0, _JOB_FIELDS["attempt"].le - 1)  # attempts 1..le
         for key in ("dataset", "accuracy_dataset"):
             if key in v:
-                kw[key] = self.choice(v[key], key, DATASETS, "dataset")
+                kw[key] = self.dataset(v[key], key)
         unlabelled = kw.get("accuracy_dataset") in UNLABELLED_DATASETS
         if unlabelled and Mode.ACCURACY.value in kw.get("modes", ()):
             raise self.fail(v["accuracy_dataset"], "accuracy_dataset",
@@ -372,6 +375,21 @@ class _Parser(NodeReader):
             kw["devices_line"] = root.start_mark.line + 1
         kw["models"] = self.models(v["models"])
         return Campaign(source=self.source, **kw)
+
+    def dataset(self, node: Node, key: str) -> str:
+        """A dataset by name, or ``KIND:PATH[:N]``: a standard data set at PATH on each device (checked there,
+        where the files are; here only its form)."""
+        value = self.string(node, key, f"one of: {', '.join(DATASETS)}, or KIND:PATH[:N]")
+        if value in DATASETS:
+            return value
+        try:
+            spec = parse_dataset(value, tuple(DATASET_KINDS))
+        except EdgeperfError as exc:
+            raise self.fail(node, key, str(exc)) from None
+        if spec is None:
+            raise self.fail(node, key, unknown("dataset", value, DATASETS) + f", or KIND:PATH[:N] with KIND one of: "
+                                       f"{', '.join(DATASET_KINDS)} (docs/datasets.md)")
+        return value
 
     def overrides(self, node: Node, profile: str, scenarios: tuple[str, ...] | None) -> RunLength:
         keys = self.mapping(node, "overrides", OVERRIDES, what="a mapping of run-length overrides")
@@ -440,7 +458,7 @@ class _Parser(NodeReader):
             lines[name] = name_node.start_mark.line + 1
             dataset = None
             if "dataset" in keys:
-                dataset = self.choice(keys["dataset"][1], join_key(key, "dataset"), DATASETS, "dataset")
+                dataset = self.dataset(keys["dataset"][1], join_key(key, "dataset"))
             out.append(ModelSpec(name, self.variants(keys["variants"][1], join_key(key, "variants")), dataset))
         return tuple(out)
 

@@ -26,9 +26,10 @@ from typing import Any
 
 import msgspec
 
-from agent import contract, zoo
+from agent import contract, datasets, zoo
 from agent.contract import TOPICS, Envelope, ProtocolError, Topics
 from agent.drops import DropLog
+from agent.errors import ModelError
 from agent.transport import Connection, Message
 from controller.fleet.campaign import Campaign, JobSpec, expand
 from controller.fleet.devices import DeviceView
@@ -83,8 +84,22 @@ def job_message(spec: JobSpec, run_id: str, attempt: int, campaign_id: str, arti
         "model_name": f"{spec.model}/{v.name}",
         "artifact": artifact, "runtime": v.runtime, "options": v.options, "scenario": spec.scenario, "mode": spec.mode,
         "profile": spec.profile, "dataset": spec.dataset, "engine": spec.engine, "overrides": overrides,
-        "timeout_s": spec.timeout_s, "power": spec.power,
+        "timeout_s": spec.timeout_s, "power": spec.power, **_zoo_processing(v.artifact, spec.dataset),
     })
+
+
+def _zoo_processing(artifact: str, dataset: str) -> dict[str, Any]:
+    """A zoo model's preprocessing (for a dataset by path) and post-processing, as the job carries them: the
+    agent runs the artifact by its hash and cannot look its zoo entry up."""
+    if not artifact.startswith(zoo.PREFIX):
+        return {}
+    model = zoo.resolve(artifact).model
+    out: dict[str, Any] = {}
+    if model.preprocess and datasets.by_path(dataset) is not None:
+        out["preprocess"] = model.preprocess
+    if model.postprocess:
+        out["postprocess"] = {"kind": model.postprocess["kind"], "class_offset": model.postprocess.get("class_offset", 0)}
+    return out
 
 
 class Fleet:
@@ -297,7 +312,10 @@ class Fleet:
         pinned = self.store.campaign(job.campaign_id)["spec"].get("pins", {}).get(reference)
         if pinned is None:
             return None
-        path = artifact_path(reference)
+        try:
+            path = artifact_path(reference)
+        except ModelError as exc:  # a fetched zoo model deleted from the zoo cache since the campaign started
+            return str(exc)
         try:
             now = self._artifact(reference)["sha256"]
         except OSError as exc:

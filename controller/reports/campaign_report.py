@@ -20,7 +20,9 @@ Public API (all take the same arguments, all return text):
 ``created_at``, ``finished_at``, ``source``; missing keys are shown as "?"), ``results`` its
 typed results (``Store.results``), ``baseline_results`` the datacenter baseline's results to
 compare against. Results in ``results`` that are themselves baseline results (a ``baseline``
-block) are treated as baseline.
+block) are treated as baseline. ``reference`` (a ``reference_rows.ReferenceChoice``, from
+``--reference``) adds published MLPerf rows beside the campaign's rows in the HTML, Markdown and
+JSON reports (docs/reference.md).
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from controller.analysis.scorecard import (
     ordered,
 )
 from controller.analysis.scorecard import build as scorecard_rows
-from controller.reports import plots, render, views
+from controller.reports import plots, reference_rows, render, views
 
 SCHEMA = "edgeperf.report/1"
 CSV_KPIS = (*PERFORMANCE_KPIS, ACCURACY_KPI, DELTA_KPI)
@@ -76,6 +78,7 @@ class ReportData:
     comparisons: list[Comparison]
     title: str
     generated_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    reference: reference_rows.ReferenceSection | None = None  # published MLPerf rows beside ours (--reference)
 
     @property
     def devices(self) -> list[str]:
@@ -91,7 +94,7 @@ class ReportData:
 
 
 def prepare(campaign: dict[str, Any], results: Sequence[Result], baseline_results: Sequence[Result] | None = None,
-            *, title: str | None = None) -> ReportData:
+            *, title: str | None = None, reference: reference_rows.ReferenceChoice | None = None) -> ReportData:
     """Split edge and baseline results, build the scorecard, fleet and comparison rows.
 
     Fleet rows are kept only for device classes with more than one device: a "fleet" of one is
@@ -106,7 +109,8 @@ def prepare(campaign: dict[str, Any], results: Sequence[Result], baseline_result
     comparisons = compare(rows, base_rows) if base_rows else []
     name = str(campaign.get("name") or campaign.get("id") or "campaign")
     return ReportData(dict(campaign), edge, base, rows, base_rows, fleet_rows, comparisons,
-                      title or f"edgeperf report: {name}")
+                      title or f"edgeperf report: {name}",
+                      reference=None if reference is None else reference_rows.section(reference, rows))
 
 
 def _when(value: Any) -> str:
@@ -184,6 +188,8 @@ def tables(data: ReportData) -> list[views.View]:
         out.append(views.scorecard(data.base_rows, "datacenter baseline"))
     if data.comparisons:
         out.append(comparison_view(data.comparisons, "edge vs datacenter baseline"))
+    if data.reference is not None:
+        out += data.reference.views()
     if invalid := invalid_view(data.edge + data.base):
         out.append(invalid)
     return [verdict_first(v) for v in out if v.rows]  # no results: no empty tables
@@ -657,6 +663,8 @@ def notes(data: ReportData) -> list[str]:
         out.append("Ratios read edge ÷ baseline: p90 latency × 12 means the device is twelve times slower than the baseline, "
                    "inferences/J × 3 that it does three times the work per joule. Δ top-1 is edge − baseline in "
                    "percentage points.")
+    if data.reference is not None:  # rows left without a published row, and why (the table carries its own notes)
+        out += data.reference.notes
     if data.any_estimated:
         out.append("Estimated energy — (est.) in the tables, hollow markers in the scatter, 'estimated' on the trace — comes "
                    "from a model of the device (idle power + (max − idle) × CPU utilisation), not from a meter. It shows "
@@ -722,9 +730,10 @@ def _dl(pairs: Sequence[tuple[str, str]], cls: str = "") -> str:
 
 
 def build_html(campaign: dict[str, Any], results: list[Result], baseline_results: list[Result] | None = None, *,
-               title: str | None = None) -> str:
+               title: str | None = None,
+               reference: reference_rows.ReferenceChoice | None = None) -> str:
     """One self-contained HTML page: header, validity summary, tables, plots, environment, notes."""
-    data = prepare(campaign, results, baseline_results, title=title)
+    data = prepare(campaign, results, baseline_results, title=title, reference=reference)
     body = [f"<h1>{_e(data.title)}</h1>", _dl(header_facts(data), "meta")]
     n, valid = len(data.edge), data.valid_count
     summary = f"{valid} of {n} runs valid" if n else "no results in this campaign yet"
@@ -765,9 +774,10 @@ def _md_view(view: views.View) -> views.View:
 
 
 def build_markdown(campaign: dict[str, Any], results: list[Result], baseline_results: list[Result] | None = None,
-                   *, title: str | None = None) -> str:
+                   *, title: str | None = None,
+                   reference: reference_rows.ReferenceChoice | None = None) -> str:
     """The report as Markdown: the same tables, environment and notes; plots are in the HTML report."""
-    data = prepare(campaign, results, baseline_results, title=title)
+    data = prepare(campaign, results, baseline_results, title=title, reference=reference)
     out = [f"# {_md(data.title)}", ""]
     out += [f"- **{_md(k)}**: {_md(v)}" for k, v in header_facts(data)]
     n = len(data.edge)
@@ -822,7 +832,8 @@ def _csv_row(kind: str, row: Row, comp: Comparison | None) -> dict[str, str]:
 
 
 def build_csv(campaign: dict[str, Any], results: list[Result], baseline_results: list[Result] | None = None, *,
-              title: str | None = None) -> str:
+              title: str | None = None,
+              reference: reference_rows.ReferenceChoice | None = None) -> str:
     """One rectangular CSV for spreadsheets and scripts: a line per scorecard row (``kind`` =
     device, fleet or baseline) with raw numbers (value, .lo, .hi per KPI; empty where absent,
     and latency empty on Offline and accuracy rows, as in the tables, because it is not their
@@ -830,9 +841,9 @@ def build_csv(campaign: dict[str, Any], results: list[Result], baseline_results:
 
     One table rather than the formatted views stacked in sections: sections with different
     headers are not CSV any tool reads, and "12.3 [11.9, 12.8]" is text, not a number. The
-    formatted tables are in the Markdown and HTML reports. ``title`` is accepted for symmetry
-    and unused (CSV has no title line)."""
-    data = prepare(campaign, results, baseline_results, title=title)
+    formatted tables are in the Markdown and HTML reports. ``title`` and ``reference`` are accepted
+    for symmetry and unused (CSV has no title line, and published rows are not device rows)."""
+    data = prepare(campaign, results, baseline_results, title=title, reference=reference)
     by_edge = {id(c.edge): c for c in data.comparisons}
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=csv_columns(), lineterminator="\n")
@@ -848,10 +859,11 @@ def build_csv(campaign: dict[str, Any], results: list[Result], baseline_results:
 
 # ---- JSON -------------------------------------------------------------------------------------------
 def build_json(campaign: dict[str, Any], results: list[Result], baseline_results: list[Result] | None = None, *,
-               title: str | None = None) -> str:
+               title: str | None = None,
+               reference: reference_rows.ReferenceChoice | None = None) -> str:
     """The report as JSON: campaign metadata, scorecard/fleet/baseline rows and comparisons as
     their ``to_dict()``, per-device facts, and the notes."""
-    data = prepare(campaign, results, baseline_results, title=title)
+    data = prepare(campaign, results, baseline_results, title=title, reference=reference)
     c = data.campaign
     doc = {
         "schema": SCHEMA, "title": data.title, "generated_at": data.generated_at, "edgeperf_version": agent.__version__,
@@ -866,6 +878,8 @@ def build_json(campaign: dict[str, Any], results: list[Result], baseline_results
         "devices": {d: dict(pairs) for d, pairs in environment(data.edge + data.base)},
         "notes": notes(data),
     }
+    if data.reference is not None:
+        doc["reference"] = data.reference.to_dict()
     return json.dumps(json_safe(doc), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 
@@ -873,10 +887,10 @@ FORMATS: dict[str, Callable[..., str]] = {"html": build_html, "md": build_markdo
 
 
 def build(fmt: str, campaign: dict[str, Any], results: list[Result], baseline_results: list[Result] | None = None,
-          *, title: str | None = None) -> str:
+          *, title: str | None = None, reference: reference_rows.ReferenceChoice | None = None) -> str:
     """The report in ``fmt`` (one of ``FORMATS``: html, md, csv, json)."""
     try:
         builder = FORMATS[fmt]
     except KeyError:
         raise ValueError(f"unknown report format {fmt!r}; use one of: {', '.join(FORMATS)}") from None
-    return builder(campaign, results, baseline_results, title=title)
+    return builder(campaign, results, baseline_results, title=title, reference=reference)

@@ -23,11 +23,17 @@ from typing import Any
 from agent.contract import RESULT_SCHEMA, ProtocolError, Result, decode_body
 from agent.errors import EdgeperfError
 
-SCHEMA_VERSION = 3  # raise with every schema change: a file at this version is opened without a write
+SCHEMA_VERSION = 4  # raise with every schema change: a file at this version is opened without a write
+# published MLPerf results (controller/reference), one row per suite/version/division/submitter/system/benchmark/scenario
+_REFERENCE_ROWS = """CREATE TABLE IF NOT EXISTS reference_rows(
+    suite TEXT NOT NULL, version TEXT NOT NULL, division TEXT NOT NULL, submitter TEXT NOT NULL, system TEXT NOT NULL,
+    benchmark TEXT NOT NULL, scenario TEXT NOT NULL, doc TEXT NOT NULL, imported_at REAL NOT NULL,
+    PRIMARY KEY(suite, version, division, submitter, system, benchmark, scenario))"""
 # version -> statements that bring a database of the version before it up to it
 MIGRATIONS = {
     2: ["ALTER TABLE campaigns ADD COLUMN kind TEXT NOT NULL DEFAULT 'fleet'"],
     3: ["CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"],
+    4: [_REFERENCE_ROWS],  # a table of its own: nothing stored before changes
 }
 TERMINAL = ("done", "failed", "cancelled")
 # A campaign is ``running`` (a baseline stopped by Ctrl-C: ``interrupted``) until it ends in one of these:
@@ -55,7 +61,7 @@ CREATE TABLE IF NOT EXISTS results(
     mode TEXT, valid INTEGER, doc TEXT NOT NULL, received_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS results_by_campaign ON results(campaign_id);
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
+""" + _REFERENCE_ROWS + ";"
 
 
 class StoreError(EdgeperfError):
@@ -413,3 +419,37 @@ class Store:
         if campaign_id is None:
             return self.db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
         return self.db.execute("SELECT COUNT(*) FROM results WHERE campaign_id = ?", (campaign_id,)).fetchone()[0]
+
+    # ---- published reference rows ------------------------------------------------------------
+    REFERENCE_KEY = ("suite", "version", "division", "submitter", "system", "benchmark", "scenario")
+
+    def add_reference_rows(self, docs: Iterable[dict[str, Any]]) -> tuple[int, int, int]:
+        """Store published rows (``ReferenceRow.to_dict()``), one per suite, version, division, submitter,
+        system, benchmark and scenario: importing a tree again adds nothing, and a row the tree now says
+        differently is replaced. (new, changed, unchanged), in one transaction."""
+        counts = [0, 0, 0]
+        now = time.time()
+        with self.transaction() as db:
+            for doc in docs:
+                key = tuple(doc[k] for k in self.REFERENCE_KEY)
+                text = json.dumps(doc, sort_keys=True)
+                where = " AND ".join(f"{k} = ?" for k in self.REFERENCE_KEY)
+                old = db.execute(f"SELECT doc FROM reference_rows WHERE {where}", key).fetchone()
+                if old is not None and old[0] == text:
+                    counts[2] += 1
+                    continue
+                counts[0 if old is None else 1] += 1
+                db.execute(f"INSERT OR REPLACE INTO reference_rows({', '.join(self.REFERENCE_KEY)}, doc, imported_at) "
+                           f"VALUES ({', '.join('?' * (len(key) + 2))})", (*key, text, now))
+        return counts[0], counts[1], counts[2]
+
+    def reference_rows(self, benchmark: str | None = None, scenario: str | None = None) -> list[dict[str, Any]]:
+        """Stored published rows (as ``add_reference_rows`` took them), optionally of one benchmark and
+        scenario, ordered by benchmark, scenario, suite, version, division, submitter and system."""
+        query, args = "SELECT doc FROM reference_rows WHERE 1 = 1", []
+        for column, value in (("benchmark", benchmark), ("scenario", scenario)):
+            if value is not None:
+                query += f" AND {column} = ?"
+                args.append(value)
+        query += " ORDER BY benchmark, scenario, suite, version, division, submitter, system"
+        return [json.loads(row[0]) for row in self.db.execute(query, args)]
