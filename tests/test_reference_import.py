@@ -409,11 +409,13 @@ def test_scorecard_sets_local_rows_beside_published_ones(imported_db, local_docs
         assert p["differences"].startswith("published: closed division, full dataset ImageNet 2012 validation 50,000 images, "
                                            "TensorRT 10.1, CUDA 12.2, 1× Acme EdgeNPU 8G, available, compliance ")
         assert "; local: " in p["differences"] and "edgeperf's native engine (not LoadGen)" in p["differences"]
+        # --reference resnet50 on a model that is not a resnet50 zoo entry: said first
+        assert "; local: model zoo:fashion-mnist-cnn/int8.onnx, not a zoo entry of resnet50 (another model" in p["differences"]
     ss = next(p for p in pairs if p["local"]["mode"] == "performance" and p["local"]["scenario"] == "SingleStream")
     local_p90 = ss["local"]["kpis"]["latency_ms.p90"]["value"]
     assert ss["local_value"] == local_p90 and ss["published_value"] == ss["published"]["value"]
     assert ss["ratio_local_over_published"] == pytest.approx(local_p90 / ss["published"]["value"])
-    assert "compliance TEST01, TEST04 passed" in ss["differences"] and "local: synthetic inputs (no dataset)" in ss["differences"]
+    assert "compliance TEST01, TEST04 passed" in ss["differences"] and ", synthetic inputs (no dataset)" in ss["differences"]
     offline = next(p for p in pairs if p["local"]["scenario"] == "Offline")
     assert offline["local_value"] == offline["local"]["kpis"]["throughput_sps"]["value"]
     assert "compliance TEST04 failed" in offline["differences"]
@@ -422,7 +424,7 @@ def test_scorecard_sets_local_rows_beside_published_ones(imported_db, local_docs
     assert accuracy["local_value"] == pytest.approx(local_docs[2]["kpis"]["accuracy"]["top1"] * 100)
     assert accuracy["ratio_local_over_published"] is None  # accuracies differ in points, they are not ratios
     assert accuracy["difference_pp"] == pytest.approx(accuracy["local_value"] - 76.096)
-    assert "local: 1,000 samples of fashion-mnist" in accuracy["differences"]
+    assert ", 1,000 samples of fashion-mnist" in accuracy["differences"]
 
     table = edgeperf("scorecard", "edge", "--db", str(imported_db), "--reference", "resnet50", "--reference-system", "edgebox")
     assert table.returncode == 0, table.stderr
@@ -631,3 +633,29 @@ def test_an_mlperf_tiny_tree_is_read_from_the_runner_logs(tmp_path, imported_db)
     assert perf["local_value"] == perf["local"]["kpis"]["throughput_sps"]["value"] and perf["published_value"] == 8.425
     assert "MLPerf Tiny (EEMBC runner, not LoadGen" in perf["differences"]
     assert "energy 2.833 mJ/inference" in perf["differences"]
+
+
+def test_a_detection_runs_map_sits_beside_the_published_map(tmp_path, tree):
+    """A local COCO accuracy run (mAP 51/101, tests/test_scoring.py) in the scorecard's mAP / AUC column, and beside
+    the published retinanet row's mAP in points: the same metric, never a top-1."""
+    from tests.test_scoring import detection_fixture
+
+    model, root = detection_fixture(tmp_path)
+    settings = for_profile("smoke", Scenario.SINGLE_STREAM, Mode.ACCURACY)
+    doc = bench.run(bench.BenchRequest(model=str(model), settings=settings, engine="native", dataset=f"coco:{root}",
+                                       options=RuntimeOptions(threads=1), warmup_runs=1, device_id="pi-a"))
+    db = tmp_path / "controller.db"
+    store_campaign(db, "coco", [doc])
+    assert edgeperf_in_process("reference", "import", str(tree), "--db", str(db)).returncode == 0
+    card = edgeperf_in_process("scorecard", "coco", "--db", str(db), "--reference", "retinanet", "--json")
+    assert card.returncode == 0, card.stderr
+    shown = json.loads(card.stdout)
+    (row,) = shown["rows"]
+    assert row["kpis"][scorecard.TASK_KPI]["value"] == pytest.approx(51 / 101, abs=1e-6)
+    assert row["kpis"][scorecard.TASK_KPI]["method"].startswith("mAP: none")
+    (pair,) = shown["reference"]["pairs"]
+    assert pair["metric"] == "mAP" and pair["published_value"] == pytest.approx(37.373)
+    assert pair["local_value"] == pytest.approx(100 * 51 / 101, abs=1e-4)
+    assert pair["difference_pp"] == pytest.approx(100 * 51 / 101 - 37.373, abs=1e-4)
+    table = edgeperf_in_process("scorecard", "coco", "--db", str(db))
+    assert "mAP 0.505" in table.stdout

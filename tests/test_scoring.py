@@ -193,14 +193,10 @@ def _constant_box_detector(path):
     return save_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
-def test_bench_scores_a_coco_folder_with_map(tmp_path, capsys):
-    """End to end: a COCO folder by path, a real ONNX detector, accuracy mode. Image 1 (bright) holds its object
-    exactly where the detector's box lands; image 2 (dark) holds it elsewhere: mAP 51/101, as worked above,
-    carried in ``kpis.task_accuracy`` through the result contract, with no top-1."""
+def detection_fixture(tmp_path):
+    """The detector above and a COCO folder of two images whose mAP under it is 51/101: image 1 (bright) holds its
+    object exactly where the detector's box lands, image 2 (dark) holds it elsewhere."""
     import cv2
-
-    from agent import cli
-    from agent.contract import decode_body
 
     root = tmp_path / "coco"
     (root / "val2017").mkdir(parents=True)
@@ -214,7 +210,16 @@ def test_bench_scores_a_coco_folder_with_map(tmp_path, capsys):
         doc["annotations"].append({"id": image_id, "image_id": image_id, "category_id": 1, "bbox": box,
                                    "area": box[2] * box[3], "iscrowd": 0})
     (root / "annotations" / "instances_val2017.json").write_text(json.dumps(doc))
-    model = _constant_box_detector(tmp_path / "detector.onnx")
+    return _constant_box_detector(tmp_path / "detector.onnx"), root
+
+
+def test_bench_scores_a_coco_folder_with_map(tmp_path, capsys):
+    """End to end: a COCO folder by path, a real ONNX detector, accuracy mode: mAP 51/101, as worked above,
+    carried in ``kpis.task_accuracy`` through the result contract, with no top-1."""
+    from agent import cli
+    from agent.contract import decode_body
+
+    model, root = detection_fixture(tmp_path)
     out = tmp_path / "result.json"
     code = cli.main(["bench", str(model), "--mode", "accuracy", "--profile", "smoke", "--engine", "native", "--warmup", "1",
                      "--threads", "1", "--dataset", f"coco:{root}", "--preprocess", "coco-ssd-mobilenet", "--json", str(out)])

@@ -32,6 +32,7 @@ PERFORMANCE_KPIS = (
     "energy.avg_power_w", "memory.peak_rss_mb", "model_size_mb", "load_time_ms",
 )
 ACCURACY_KPI, DELTA_KPI = "accuracy.top1", "accuracy_delta_pp"
+TASK_KPI = "task_accuracy.value"  # mAP, AUC: a task scored by its own metric; the cell's method starts with its name
 # the percentiles a fleet row reads from merged histograms (and the gate bootstraps), at the result's fractions
 HISTOGRAM_PERCENTILES = {f"latency_ms.{name}": REPORTED_PERCENTILES[name] for name in ("p50", "p90", "p99")}
 TIMED_SCENARIOS = ("SingleStream", "MultiStream", "Server")  # scenarios whose per-query latency is their metric
@@ -222,10 +223,26 @@ def _early_stopping(row: Row, merged: LatencyHistogram) -> dict[str, Cell]:
     return out
 
 
+def _task_accuracy(row: Row) -> Cell | None:
+    """A row's mAP or AUC. Runs over the same samples re-score the same data, so repeating them narrows
+    nothing: the value is their mean and the interval the metric's own (AUC: DeLong's; mAP: none).
+    Runs over different samples have no pooling rule here: their mean is shown without an interval."""
+    blocks = [r.kpis.task_accuracy for r in row.results if r.kpis.task_accuracy is not None]
+    if not blocks or len({b.metric for b in blocks}) != 1:
+        return None
+    value = sum(b.value for b in blocks) / len(blocks)
+    if len({b.samples_sha256 for b in blocks}) == 1:
+        lo, hi = blocks[0].ci95 or (None, None)
+        return Cell(value, lo, hi, len(blocks), f"{blocks[0].metric}: {blocks[0].interval or 'as scored'}")
+    return Cell(value, None, None, len(blocks), f"{blocks[0].metric}: mean of runs over different samples, no interval")
+
+
 def _summarise(row: Row) -> None:
     if row.mode == "accuracy":
         if (pooled := paired.pooled(_accuracy_blocks(row))) is not None:
             row.cells[ACCURACY_KPI] = Cell(pooled.value, pooled.lo, pooled.hi, pooled.runs, pooled.method)
+        if (task := _task_accuracy(row)) is not None:
+            row.cells[TASK_KPI] = task
         return
     for key in PERFORMANCE_KPIS:
         values = [v for r in row.results if (v := kpi_value(r, key)) is not None]

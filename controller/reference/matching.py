@@ -19,7 +19,7 @@ from typing import Any
 
 from agent import zoo
 from agent.errors import EdgeperfError
-from controller.analysis.scorecard import ACCURACY_KPI, Row, model_family
+from controller.analysis.scorecard import ACCURACY_KPI, TASK_KPI, Row, model_family
 from controller.reference.benchmarks import facts
 from controller.reference.rows import STATUS_TEXT, ReferenceRow
 
@@ -95,9 +95,12 @@ def _local_metric(row: Row, ref: ReferenceRow) -> tuple[str, float | None, float
         acc = ref.accuracy
         if acc is None:
             return "accuracy", None, None, ""
-        local = row.value(ACCURACY_KPI)
-        same = acc.metric == "top1" and local is not None
-        return acc.metric, local * 100 if same else None, acc.value, acc.unit
+        if acc.metric == "top1":
+            local = row.value(ACCURACY_KPI)
+            return acc.metric, None if local is None else local * 100, acc.value, acc.unit
+        task = row.cells.get(TASK_KPI)  # mAP (published in %), AUC (a fraction): the same metric only
+        local = task.value if task is not None and task.method.split(":")[0] == acc.metric else None
+        return acc.metric, None if local is None else local * (100 if acc.unit == "%" else 1), acc.value, acc.unit
     if ref.unit == "ms":
         found = re.match(r"(\d+)th percentile", ref.metric)
         key = f"latency_ms.p{found.group(1)}" if found else None
@@ -134,7 +137,7 @@ def _published_text(ref: ReferenceRow) -> str:
     return ", ".join(parts)
 
 
-def _local_text(row: Row) -> str:
+def _local_text(row: Row, ref: ReferenceRow) -> str:
     first = row.results[0]
     dataset = first.dataset
     if dataset is None or dataset.name == "synthetic":
@@ -144,7 +147,10 @@ def _local_text(row: Row) -> str:
         scored = f"{n:,} samples of {dataset.name}" if n else dataset.name
     rt = first.runtime
     engine = "LoadGen" if first.engine == "loadgen" else "edgeperf's native engine (not LoadGen)"
-    parts = [scored, f"{rt.name} {rt.version} {rt.accelerator.removesuffix('ExecutionProvider')}".strip(), engine,
+    own = benchmark_for(row.model)
+    model = [] if own and (ref.benchmark == own or ref.benchmark.startswith(f"{own}-")) else [
+        f"model {row.model}, not a zoo entry of {ref.benchmark} (another model: compare with care)"]
+    parts = [*model, scored, f"{rt.name} {rt.version} {rt.accelerator.removesuffix('ExecutionProvider')}".strip(), engine,
              f"min duration {first.settings.effective.min_duration_ms / 1000:g} s", "no compliance tests"]
     if row.verdict != "VALID":
         parts.append(row.verdict)
@@ -153,7 +159,7 @@ def _local_text(row: Row) -> str:
 
 def differences(row: Row, ref: ReferenceRow) -> str:
     """``published: closed division, full dataset … 50,000 images, TensorRT …; local: 1,000 samples of …, onnxruntime …``."""
-    return f"published: {_published_text(ref)}; local: {_local_text(row)}"
+    return f"published: {_published_text(ref)}; local: {_local_text(row, ref)}"
 
 
 def select(references: Sequence[ReferenceRow], system: str | None) -> list[ReferenceRow]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from controller.analysis.compare import RATIOS, Comparison
-from controller.analysis.scorecard import ACCURACY_KPI, DELTA_KPI, Cell, Row, ordered
+from controller.analysis.scorecard import ACCURACY_KPI, DELTA_KPI, TASK_KPI, Cell, Row, ordered
 
 SHORT_SCENARIO = {"SingleStream": "SS", "MultiStream": "MS", "Server": "Server", "Offline": "Offline"}
 
@@ -49,6 +49,11 @@ def cell(c: Cell | None, scale: float = 1.0) -> str:
     return text
 
 
+def _task(c: Cell | None) -> str:
+    """``mAP 0.372`` or ``AUC 0.875 [0.81, 0.94]``: the metric's name (the cell's method starts with it) and value."""
+    return "–" if c is None else f"{c.method.split(':')[0]} {cell(c)}"
+
+
 def _run(row: Row) -> str:
     return f"{SHORT_SCENARIO.get(row.scenario, row.scenario)} {'acc' if row.mode == 'accuracy' else 'perf'}"
 
@@ -74,7 +79,7 @@ def _energy(row: Row) -> str:
 def scorecard(rows: Sequence[Row], title: str) -> View:
     """The per-row KPI table. Offline rows show no latency (it is not their metric)."""
     headers = ("device", "model", "runtime", "run", "n", "p50 ms", "p90 ms", "p99 ms", "ES ms", "samples/s",
-               "top-1", "Δ fp32 pp", "mJ/inf", "inf/J", "W", "RSS MB", "verdict")
+               "top-1", "Δ fp32 pp", "mAP / AUC", "mJ/inf", "inf/J", "W", "RSS MB", "verdict")
     out = []
     for row in ordered(rows):
         timed = row.timed
@@ -84,15 +89,17 @@ def scorecard(rows: Sequence[Row], title: str) -> View:
             cell(row.cells.get("early_stopping_latency_ms")) if timed else "–",
             cell(row.cells.get("throughput_sps")) if row.mode == "performance" else "–",
             cell(row.cells.get(ACCURACY_KPI), 100) if ACCURACY_KPI in row.cells else "–",
-            cell(row.cells.get(DELTA_KPI)), _energy(row), cell(row.cells.get("energy.inferences_per_joule")),
+            cell(row.cells.get(DELTA_KPI)), _task(row.cells.get(TASK_KPI)), _energy(row),
+            cell(row.cells.get("energy.inferences_per_joule")),
             cell(row.cells.get("energy.avg_power_w")), cell(row.cells.get("memory.peak_rss_mb")), row.verdict,
         ))
     notes = ("values are means over runs: [lo, hi] is a 95 % Student's t interval (3 or more runs); (lo–hi) is the range "
              "of 2 runs, not a confidence interval; one run has none. Fleet rows read p50/p90/p99 and early stopping from "
              "merged histograms. top-1 (%) counts each sample once with a Wilson interval; Δ fp32 is against the fp32 "
-             "variant on the same device, paired on the same samples where both runs carry them; (est.) marks estimated "
+             "variant on the same device, paired on the same samples where both runs carry them; mAP / AUC is the task's own "
+             "metric with its own interval (AUC: DeLong; mAP: none); (est.) marks estimated "
              "energy; docs/kpis.md, \"Scorecard views\", says how each number is made",)
-    return _without_empty_columns(View(title, headers, out, frozenset({4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}), notes))
+    return _without_empty_columns(View(title, headers, out, frozenset({4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}), notes))
 
 
 def _without_empty_columns(view: View) -> View:
