@@ -75,13 +75,19 @@ def test_top1_bands_hold_the_build_value_and_every_isa_seen(capsys):
     assert cli.main(["zoo"]) == 0 and "top-1 0.869–0.889" in capsys.readouterr().out  # the listing shows the band
 
 
-def test_remote_entries_carry_what_the_listing_and_fetch_need():
-    """Every fetchable model in the packaged manifest names its task, suite, source and licence, and each file its
-    pinned https URL, precision and runtime (vacuous while the manifest holds only committed files)."""
+def test_every_entry_carries_what_the_listing_and_fetch_need():
+    """Every model in the packaged manifest names its task, suite, source, licence and accuracy target (what
+    ``zoo`` lists), a post-processing the scorer knows or refuses by name, and each remote file its pinned https
+    URL (and https mirrors), precision and runtime."""
+    from agent import postprocess
+
     for model in zoo.models():
-        remote = [f for f in model.facts["files"].values() if "url" in f]
-        if not remote:
-            continue
         assert all((model.task, model.suite, model.source, model.licence)), model.name
-        for facts in remote:
+        target = model.accuracy_target
+        assert target is None or (target["metric"] and 0 < target["reference"] and 0 < target["fraction"] <= 1), model.name
+        assert model.postprocess is None or isinstance(model.postprocess.get("kind"), str), model.name
+        for facts in (f for f in model.facts["files"].values() if "url" in f):
             assert facts["url"].startswith("https://") and facts["precision"] and facts["runtime"], (model.name, facts)
+            assert all(m.startswith("https://") for m in facts.get("mirrors", [])), (model.name, facts)
+    scorable = [m.name for m in zoo.models() if m.postprocess and m.postprocess["kind"] in postprocess.KINDS]
+    assert {"fashion-mnist-cnn", "tiny-kws-dscnn", "tiny-ad-autoencoder", "ssd-mobilenetv1-onnxzoo"} <= set(scorable)

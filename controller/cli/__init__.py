@@ -110,6 +110,15 @@ def _options(
     )
 
 
+def _emit(text: str, out: Path | None) -> None:
+    """A report's text to ``out`` (saying where), or to stdout."""
+    if out:
+        write_output(out, text)
+        console.print(f"written: {out}")
+    else:
+        sys.stdout.write(text)
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
@@ -583,11 +592,7 @@ def compare_cmd(
         return
     text = {"md": render.markdown, "table": render.markdown, "html": render.html_page,
             "json": lambda v: json.dumps([c.to_dict() for c in comps], indent=2, default=str) + "\n"}[fmt](view)
-    if out:
-        write_output(out, text)
-        console.print(f"written: {out}")
-    else:
-        sys.stdout.write(text)
+    _emit(text, out)
 
 
 def _reference_choice(db: Path | None, benchmark: str, system: str | None) -> ReferenceChoice:
@@ -640,11 +645,7 @@ def _compare_reference(db: Path | None, campaign: dict[str, Any], results: list[
         text = reference_rows.html_page(shown, f"{campaign['name']} beside published MLPerf results")
     else:
         text = "\n".join([render.markdown(v) for v in shown] + [f"_no published row: {n}_" for n in section.notes]) + "\n"
-    if out:
-        write_output(out, text)
-        console.print(f"written: {out}")
-    else:
-        sys.stdout.write(text)
+    _emit(text, out)
 
 
 @reference_app.command("import")
@@ -770,11 +771,7 @@ def report_cmd(
     base = _campaign_results(db, baseline_ref, "baseline")[1] if baseline_ref else None
     choice = None if reference is None else _reference_choice(db, reference, reference_system)
     text = report.build(fmt, campaign, results, base, title=title, reference=choice)
-    if out:
-        write_output(out, text)
-        console.print(f"written: {out}")
-    else:
-        sys.stdout.write(text)
+    _emit(text, out)
 
 
 @app.command("diff")
