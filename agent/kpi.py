@@ -210,6 +210,9 @@ SCORECARD_VIEWS: tuple[tuple[str, str, str], ...] = (
     ("scorecard row: top-1",
      "correct / scored samples, each distinct sample of a dataset counted once (runs over the same dataset: per-sample "
      "mean correctness)", "Wilson 95 %"),
+    ("scorecard row: mAP / AUC", "the task's own metric (`task_accuracy`): runs over the same samples re-score the same "
+     "data, so the value is their mean; runs over different samples: their mean", "the metric's own for the same samples "
+     "(AUC: DeLong 95 %; mAP: none, pycocotools gives none); none over different samples"),
     ("scorecard row: Δ fp32 (pp)", "row top-1 − the fp32 variant's top-1 on the same device",
      "Newcombe's paired interval on the same samples (both results carry `correct_bits` over equal `samples_sha256`), "
      "else Newcombe's unpaired one; `method` names which"),
