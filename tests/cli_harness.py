@@ -32,3 +32,31 @@ def edgeperf_in_process(*args: str) -> subprocess.CompletedProcess[str]:
 
     done = CliRunner().invoke(app, list(args))
     return subprocess.CompletedProcess(list(args), done.exit_code, done.stdout, done.stderr)
+
+
+def edgeperf_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """``controller.cli.main()`` itself in this process, as :func:`edgeperf` runs it in a child (its one-line
+    usage errors, exit code, stdout and stderr apart, 250 columns), minus the child's interpreter start and
+    imports. For commands that read or refuse (status, results, scorecards, bad flags); a command whose
+    process is the subject (signals, crashes, a broker it serves) still gets :func:`edgeperf`."""
+    import contextlib
+    import io
+
+    from controller.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_columns = sys.argv, os.environ.get("COLUMNS")
+    sys.argv, os.environ["COLUMNS"] = ["edgeperf", *args], "250"
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.argv = saved_argv
+        if saved_columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = saved_columns
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())

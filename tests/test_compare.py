@@ -11,7 +11,7 @@ from agent.contract import RuntimeOptions, checked_result
 from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from controller.analysis import scorecard
 from controller.store.database import Store
-from tests.cli_harness import edgeperf
+from tests.cli_harness import edgeperf, edgeperf_here
 from tests.fleet_harness import campaign_file
 from tests.test_zoo import reproduces
 
@@ -31,7 +31,7 @@ def test_baseline_run_then_compare(tmp_path):
     db = tmp_path / "c.db"
     spec = campaign_file(tmp_path / "fmnist.yaml", variants=["int8.tflite", "int8.onnx"], scenarios=["SingleStream"],
                          modes=["performance", "accuracy"])
-    dry = edgeperf("baseline", "run", str(spec), "--db", str(db), "--dry-run")
+    dry = edgeperf_here("baseline", "run", str(spec), "--db", str(db), "--dry-run")
     assert dry.returncode == 0 and "NOTE: not a GPU baseline" in dry.stdout
     base = edgeperf("baseline", "run", str(spec), "--db", str(db), "--power", "none", "--json")
     assert base.returncode == 0, base.stderr
@@ -48,7 +48,7 @@ def test_baseline_run_then_compare(tmp_path):
     base_results = store.results(store.campaign("fmnist-baseline")["id"])
     store.close()
 
-    proc = edgeperf("compare", campaign, "--baseline", "fmnist-baseline", "--format", "json", "--db", str(db))
+    proc = edgeperf_here("compare", campaign, "--baseline", "fmnist-baseline", "--format", "json", "--db", str(db))
     assert proc.returncode == 0, proc.stderr
     comps = json.loads(proc.stdout)
     assert len(comps) == 4 and all(c["baseline"] for c in comps)
@@ -63,8 +63,9 @@ def test_baseline_run_then_compare(tmp_path):
             base_top1 = c["baseline"]["kpis"]["accuracy.top1"]["value"]
             assert c["accuracy_delta_pp"] == pytest.approx((edge_top1 - base_top1) * 100)
             assert reproduces(zoo.resolve("zoo:fashion-mnist-cnn/int8.onnx"), base_top1)  # int8.onnx, both variants
-    md = edgeperf("compare", campaign, "--baseline", "fmnist-baseline", "--format", "md", "--db", str(db))
+    md = edgeperf_here("compare", campaign, "--baseline", "fmnist-baseline", "--format", "md", "--db", str(db))
     assert "| model | run | device |" in md.stdout and "p90 latency ×" in md.stdout
     page = tmp_path / "compare.html"
-    html = edgeperf("compare", campaign, "--baseline", "fmnist-baseline", "--format", "html", "-o", str(page), "--db", str(db))
+    html = edgeperf_here("compare", campaign, "--baseline", "fmnist-baseline", "--format", "html", "-o", str(page),
+                         "--db", str(db))
     assert html.returncode == 0 and "<table>" in page.read_text() and "http" not in page.read_text()

@@ -13,7 +13,7 @@ import pytest
 
 from controller.fleet.broker import EmbeddedBroker, free_port
 from controller.store.database import Store
-from tests.cli_harness import edgeperf, one_error_line
+from tests.cli_harness import edgeperf, edgeperf_here, one_error_line
 from tests.fleet_harness import AgentProcess, campaign_file, wait_until
 
 pytestmark = pytest.mark.slow
@@ -43,17 +43,17 @@ def test_run_then_status_results_and_devices(lab, tmp_path):
     run = edgeperf("campaign", "run", str(spec), *common(url, db))
     assert run.returncode == 0, run.stderr
     assert "VALID" in run.stdout and "bench-01" in run.stdout
-    status = json.loads(edgeperf("campaign", "status", "latest", "--db", str(db), "--json").stdout)
+    status = json.loads(edgeperf_here("campaign", "status", "latest", "--db", str(db), "--json").stdout)
     assert status["state"] == "finished" and status["jobs"] == {"done": 2} and status["results"] == 2
-    by_name = json.loads(edgeperf("campaign", "status", "cli", "--db", str(db), "--json").stdout)
+    by_name = json.loads(edgeperf_here("campaign", "status", "cli", "--db", str(db), "--json").stdout)
     assert by_name["id"] == status["id"]
-    docs = json.loads(edgeperf("results", status["id"][:6], "--db", str(db), "--format", "json").stdout)
+    docs = json.loads(edgeperf_here("results", status["id"][:6], "--db", str(db), "--format", "json").stdout)
     assert [d["mode"] for d in docs] == ["performance", "accuracy"]
-    rows = list(csv.DictReader(io.StringIO(edgeperf("results", "latest", "--db", str(db), "--format", "csv").stdout)))
+    rows = list(csv.DictReader(io.StringIO(edgeperf_here("results", "latest", "--db", str(db), "--format", "csv").stdout)))
     assert len(rows) == 2 and rows[1]["top1"] and rows[0]["device"] == "bench-01" and rows[0]["valid"] == "True"
-    listed = json.loads(edgeperf("campaign", "list", "--db", str(db), "--json").stdout)
+    listed = json.loads(edgeperf_here("campaign", "list", "--db", str(db), "--json").stdout)
     assert [(c["name"], c["state"]) for c in listed] == [("cli", "finished")]
-    devices = json.loads(edgeperf("devices", "--broker", url, "--db", str(db), "--json", "--wait", "1").stdout)
+    devices = json.loads(edgeperf_here("devices", "--broker", url, "--db", str(db), "--json", "--wait", "1").stdout)
     (device,) = [d for d in devices if d["id"] == "bench-01"]
     assert device["state"] == "online" and device["tags"] == ["lab"] and device["info"]["facts"]["cpu_count_logical"] >= 1
 
@@ -91,11 +91,11 @@ def test_a_failed_job_ends_the_campaign_finished_with_failures_and_exits_1_namin
     bad = "bench-01/fmnist/bad-shape/SingleStream/performance/r0"
     (line,) = [line for line in run.stderr.splitlines() if line.startswith("failed ")]
     assert line.startswith(f"failed {bad} on bench-01 after 1 attempt(s): ") and "'nope'" in line, line  # not retried
-    status = json.loads(edgeperf("campaign", "status", "latest", "--db", str(db), "--json").stdout)
+    status = json.loads(edgeperf_here("campaign", "status", "latest", "--db", str(db), "--json").stdout)
     assert (status["state"], status["jobs"], status["results"]) == ("finished_with_failures", {"done": 1, "failed": 1}, 1)
-    (good,) = json.loads(edgeperf("results", "latest", "--db", str(db), "--format", "json").stdout)
+    (good,) = json.loads(edgeperf_here("results", "latest", "--db", str(db), "--format", "json").stdout)
     assert good["model"]["name"] == "fmnist/int8.tflite" and good["valid"]
-    listed = json.loads(edgeperf("campaign", "list", "--db", str(db), "--json").stdout)
+    listed = json.loads(edgeperf_here("campaign", "list", "--db", str(db), "--json").stdout)
     assert [(c["name"], c["state"]) for c in listed] == [("mixed", "finished_with_failures")]
     # resume re-sends jobs that were out, never re-runs a failed one: the campaign ends as it was, exit 1 again
     resumed = edgeperf("campaign", "resume", "latest", *common(url, db), "--json")
@@ -124,7 +124,7 @@ def test_cancel_stops_a_running_campaign(lab, tmp_path):
             store.close()
 
     wait_until(running, 60, "a job running on the device")
-    cancel = edgeperf("campaign", "cancel", "latest", "--db", str(db))
+    cancel = edgeperf_here("campaign", "cancel", "latest", "--db", str(db))
     assert cancel.returncode == 0 and "cancel requested" in cancel.stdout
     out, err = runner.communicate(timeout=60)
     assert runner.returncode == 1, err  # cancelled before anything was measured: not a success
@@ -142,17 +142,17 @@ def test_cancel_stops_a_running_campaign(lab, tmp_path):
 def test_bad_campaign_file_is_one_line_naming_file_line_and_key(tmp_path, text, fragment):
     spec = tmp_path / "bad.yaml"
     spec.write_text(text)
-    one_error_line(edgeperf("campaign", "run", str(spec), "--db", str(tmp_path / "c.db")), 2, "bad.yaml", fragment)
+    one_error_line(edgeperf_here("campaign", "run", str(spec), "--db", str(tmp_path / "c.db")), 2, "bad.yaml", fragment)
 
 
 def test_unknown_campaign_and_unreachable_broker(tmp_path):
     # a command that only reads refuses a database that is not there (a mistyped --db), and creates none
-    one_error_line(edgeperf("campaign", "status", "nope", "--db", str(tmp_path / "c.db")), 2, "no results database at")
+    one_error_line(edgeperf_here("campaign", "status", "nope", "--db", str(tmp_path / "c.db")), 2, "no results database at")
     assert not (tmp_path / "c.db").exists()
     Store(tmp_path / "c.db").close()
-    one_error_line(edgeperf("campaign", "status", "nope", "--db", str(tmp_path / "c.db")), 2, "no campaign 'nope'")
+    one_error_line(edgeperf_here("campaign", "status", "nope", "--db", str(tmp_path / "c.db")), 2, "no campaign 'nope'")
     started = time.monotonic()
-    proc = edgeperf("devices", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--db", str(tmp_path / "c.db"))
+    proc = edgeperf_here("devices", "--broker", f"mqtt://127.0.0.1:{free_port()}", "--db", str(tmp_path / "c.db"))
     one_error_line(proc, 3, "no connection to broker", "edgeperf broker")
     assert time.monotonic() - started < 30
 
@@ -169,10 +169,10 @@ def test_a_db_that_cannot_be_created_is_one_line_before_anything_runs(tmp_path, 
     (tmp_path / "a-file").write_text("kept")
     spec = campaign_file(tmp_path / "c.yaml", variants=["int8.onnx"], scenarios=["SingleStream"], modes=["performance"])
     db = tmp_path / "a-file" / "c.db"
-    proc = edgeperf(*(arg.format(spec=spec) for arg in argv), "--db", str(db))
+    proc = edgeperf_here(*(arg.format(spec=spec) for arg in argv), "--db", str(db))
     one_error_line(proc, 2, f"--db {db}: {tmp_path / 'a-file'} is a file, not a folder; write elsewhere")
     missing = tmp_path / "missing" / "c.db"
-    proc = edgeperf(*(arg.format(spec=spec) for arg in argv), "--db", str(missing))
+    proc = edgeperf_here(*(arg.format(spec=spec) for arg in argv), "--db", str(missing))
     one_error_line(proc, 2, f"--db {missing}: folder {missing.parent} does not exist; create it")
     assert not missing.parent.exists() and (tmp_path / "a-file").read_text() == "kept"
 
@@ -180,14 +180,14 @@ def test_a_db_that_cannot_be_created_is_one_line_before_anything_runs(tmp_path, 
 def test_resume_refuses_a_mistyped_db_and_creates_none(tmp_path):
     # resume finishes a stored campaign: a --db that holds none is a typo, not a new empty database
     db = tmp_path / "typo.db"
-    one_error_line(edgeperf("campaign", "resume", "latest", "--db", str(db)), 2, f"no results database at {db}")
+    one_error_line(edgeperf_here("campaign", "resume", "latest", "--db", str(db)), 2, f"no results database at {db}")
     assert not db.exists()
 
 
 def test_fleet_bundle_refuses_a_missing_folder_before_downloading(tmp_path):
     out = tmp_path / "missing" / "agents.tar.gz"
     started = time.monotonic()
-    proc = edgeperf("fleet", "bundle", "-o", str(out))
+    proc = edgeperf_here("fleet", "bundle", "-o", str(out))
     one_error_line(proc, 2, f"-o {out}: folder {out.parent} does not exist")
     assert time.monotonic() - started < 30 and not out.parent.exists()  # no wheel was built or downloaded
 

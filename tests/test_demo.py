@@ -16,7 +16,7 @@ import pytest
 
 from agent import contract
 from controller.store.database import Store
-from tests.cli_harness import edgeperf, one_error_line
+from tests.cli_harness import edgeperf_here, one_error_line
 from tests.test_cli import BLOCKER
 
 DEMO = [sys.executable, "-c", "from controller.cli import main; main()", "demo"]
@@ -41,7 +41,7 @@ def test_demo_runs_a_two_agent_campaign_and_writes_every_result(tmp_path):
     assert len(Store(db).results(campaign["id"])) == len(docs) == 18
     steps = lines[steps + 1:]
     assert steps[0].strip() == f"edgeperf scorecard latest --db {db}"
-    shown = edgeperf(*shlex.split(steps[0])[1:], "--json")  # the first next step runs as printed, on the kept database
+    shown = edgeperf_here(*shlex.split(steps[0])[1:], "--json")  # the first next step runs as printed, on the kept database
     assert shown.returncode == 0, shown.stderr
     card = json.loads(shown.stdout)
     assert card["campaign"] == campaign["id"] and len(card["rows"]) == 18

@@ -5,7 +5,7 @@ from __future__ import annotations
 from agent import bench
 from agent.contract import RuntimeOptions
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
-from tests.cli_harness import edgeperf
+from tests.cli_harness import edgeperf_here
 from tests.stored_results import store_campaign
 
 
@@ -17,19 +17,19 @@ def test_export_commands(tmp_path):
     store_campaign(db, "exp", [doc])
 
     uri = f"file:{tmp_path / 'mlruns'}"
-    first = edgeperf("export", "mlflow", "exp", "--tracking-uri", uri, "--db", str(db))
+    first = edgeperf_here("export", "mlflow", "exp", "--tracking-uri", uri, "--db", str(db))
     assert first.returncode == 0, first.stderr
     assert "1 runs in experiment 'edgeperf/exp'" in first.stdout and "(1 new" in first.stdout
-    again = edgeperf("export", "mlflow", "exp", "--tracking-uri", uri, "--db", str(db))
+    again = edgeperf_here("export", "mlflow", "exp", "--tracking-uri", uri, "--db", str(db))
     assert "(0 new, 1 already there)" in again.stdout
 
     out = tmp_path / "submission"
-    folder = edgeperf("export", "mlperf", "latest", "-o", str(out), "--db", str(db))
+    folder = edgeperf_here("export", "mlperf", "latest", "-o", str(out), "--db", str(db))
     assert folder.returncode == 0, folder.stderr
     summaries = list(out.rglob("mlperf_log_summary.txt"))
     verdict = "VALID" if doc["valid"] else "INVALID"  # the run's own: a real model's verdict depends on the load
     assert len(summaries) == 1 and f"Result is : {verdict}" in summaries[0].read_text()
-    refused = edgeperf("export", "mlperf", "latest", "-o", str(out), "--db", str(db))
+    refused = edgeperf_here("export", "mlperf", "latest", "-o", str(out), "--db", str(db))
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
 
 
@@ -40,11 +40,11 @@ def test_report_command_writes_each_format(tmp_path):
                                        options=RuntimeOptions(threads=1), device_id="pi-r", warmup_runs=2))
     store_campaign(db, "rep", [doc])
     page = tmp_path / "r.html"
-    html = edgeperf("report", "rep", "--format", "html", "-o", str(page), "--db", str(db))
+    html = edgeperf_here("report", "rep", "--format", "html", "-o", str(page), "--db", str(db))
     assert html.returncode == 0, html.stderr
     text = page.read_text()
     assert "pi-r" in text and "<svg" in text and "http://" not in text
-    md = edgeperf("report", "rep", "--format", "md", "--db", str(db))
+    md = edgeperf_here("report", "rep", "--format", "md", "--db", str(db))
     assert md.returncode == 0 and "pi-r" in md.stdout and "|" in md.stdout
-    bad = edgeperf("report", "rep", "--format", "pdf", "--db", str(db))
+    bad = edgeperf_here("report", "rep", "--format", "pdf", "--db", str(db))
     assert bad.returncode == 2 and "unknown format 'pdf'" in bad.stderr

@@ -64,7 +64,8 @@ def test_an_agent_restarted_while_the_controller_is_down(tmp_path):
 
 
 def test_a_second_controller_runs_its_own_campaign_on_the_same_devices(tmp_path):
-    with Lab(tmp_path) as lab:
+    # two jobs a device per campaign: both campaigns still queue on the same two agents at once
+    with Lab(tmp_path, jobs_per_device=2) as lab:
         other_db = tmp_path / "colleague.db"
         runs = [lab.cli("campaign", "run", str(lab.spec), "--json", db=db) for db in (lab.db, other_db)]
         outs = [run.communicate(timeout=400) for run in runs]

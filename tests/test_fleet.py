@@ -72,6 +72,9 @@ def outbox_drained(agent: AgentProcess) -> bool:
 
 @pytest.mark.parametrize("broker_kind", ["mosquitto-3.1.1", "mosquitto-5", "embedded"])
 def test_two_agent_campaign_end_to_end(tmp_path, broker_kind):
+    # Both runtimes on the first broker; the other brokers carry the same jobs, messages and acks for one
+    # runtime (each job a worker process on the device: CPU for CI, not coverage of the brokers).
+    variants = ["int8.tflite", "int8.onnx"] if broker_kind == "mosquitto-3.1.1" else ["int8.tflite"]
     with _broker(broker_kind, tmp_path) as url:
         version = "5" if broker_kind.endswith("-5") else "3.1.1"
         agents = start_agents(url, tmp_path, "pi-a", "pi-b", extra=("--mqtt-version", version, "--tag", "lab"))
@@ -81,7 +84,7 @@ def test_two_agent_campaign_end_to_end(tmp_path, broker_kind):
                 spec = campaign_file.load(
                     write_campaign(
                         tmp_path / "e2e.yaml",
-                        variants=["int8.tflite", "int8.onnx"],
+                        variants=variants,
                         scenarios=["SingleStream"],
                         modes=["performance", "accuracy"],
                         devices="{tags: [lab]}",
@@ -91,10 +94,10 @@ def test_two_agent_campaign_end_to_end(tmp_path, broker_kind):
                 assert fleet.run(campaign_id) == "finished"
                 one_result_per_job(fleet, campaign_id)
                 results = fleet.store.results(campaign_id)
-                assert len(results) == 8 and {r.device.id for r in results} == {"pi-a", "pi-b"}
+                assert len(results) == 4 * len(variants) and {r.device.id for r in results} == {"pi-a", "pi-b"}
                 assert all(r.valid for r in results), [r.invalid_reasons for r in results]
                 accuracy = [r for r in results if r.mode == "accuracy"]
-                assert len(accuracy) == 4 and all(r.kpis.accuracy.top1 >= 0.86 for r in accuracy)
+                assert len(accuracy) == 2 * len(variants) and all(r.kpis.accuracy.top1 >= 0.86 for r in accuracy)
                 devices = {d["id"]: d for d in fleet.store.devices()}
                 assert devices["pi-a"]["info"]["facts"]["os"] and devices["pi-a"]["tags"] == ["lab"]
             wait_until(lambda: all(outbox_drained(a) for a in agents), 10, "agents' outboxes emptied by acks")

@@ -23,7 +23,7 @@ from agent import __version__
 from controller.fleet.broker import free_port
 from controller.provisioning.bundle import host_platform
 from controller.store.database import Store
-from tests.cli_harness import edgeperf
+from tests.cli_harness import edgeperf, edgeperf_here
 from tests.fleet_harness import Mosquitto, campaign_file, wait_until
 from tests.testhost import TestHost, platform_refusal
 
@@ -68,7 +68,8 @@ class Lab:
 
     def online(self) -> bool:
         """The broker's retained status says the test host's agent is online."""
-        proc = edgeperf("devices", "--broker", self.controller_broker, "--db", str(self.db), "--json", "--wait", "1", *self.tls())
+        proc = edgeperf_here("devices", "--broker", self.controller_broker, "--db", str(self.db), "--json", "--wait", "1",
+                             *self.tls())  # polled: in this process, not an interpreter start per poll
         rows = json.loads(proc.stdout) if proc.returncode == 0 else []
         return any(r["id"] == DEVICE and r["state"] == "online" for r in rows)
 

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
-import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
 
 from agent.contract import PROVENANCE_KEY, Provenance
 from agent.model_file import sha256_of
@@ -32,6 +30,7 @@ ZOO_FP32 = "zoo:fashion-mnist-cnn/fp32.onnx"
 
 def outlier_model(folder: Path, samples: int = 600) -> tuple[Path, Path]:
     """The model described above and a folder of its inputs with labels (its own arg-max)."""
+    from onnx import TensorProto, helper, numpy_helper  # here, not at collection: every pytest worker collects this file
     rng = np.random.default_rng(0)
     w0 = np.zeros((9, 8), np.float32)
     w0[:8] = rng.normal(size=(8, 8))  # input 8, the outlier, is read by nothing
@@ -62,12 +61,16 @@ def records(proc) -> list[dict]:
 
 def embedded(path: Path) -> Provenance:
     """The record inside an ONNX file's own metadata, decoded through the contract."""
+    import onnx
+
     props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
     return msgspec.json.decode(props[PROVENANCE_KEY], type=Provenance)
 
 
 def dequantised_inputs(path: Path) -> set[str]:
     """Names of the nodes of a QDQ model that read a dequantised tensor."""
+    import onnx
+
     graph = onnx.load(str(path)).graph
     dq = {o for n in graph.node if n.op_type == "DequantizeLinear" for o in n.output}
     return {n.name for n in graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and set(n.input) & dq}
@@ -191,6 +194,8 @@ def test_calibration_that_does_not_fit_the_model_and_outputs_that_cannot_be_writ
 
 
 def test_a_model_with_nothing_to_quantise_is_one_line(tmp_path):
+    from onnx import TensorProto, helper
+
     graph = helper.make_graph([helper.make_node("Neg", ["x"], ["y"], name="neg")], "neg",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])])
@@ -204,6 +209,8 @@ def test_a_model_with_nothing_to_quantise_is_one_line(tmp_path):
 def test_compute_inside_control_flow_is_named_as_the_reason(tmp_path):
     """ONNX Runtime's static quantiser stays in the main graph: a model whose MatMul sits in an If
     branch (Silero VAD's layout) has nothing it can take, and the line says why."""
+    from onnx import TensorProto, helper, numpy_helper
+
     w = numpy_helper.from_array(np.eye(4, dtype=np.float32), "W")
     then = helper.make_graph([helper.make_node("MatMul", ["x", "W"], ["y_then"], name="mm")], "then", [],
                              [helper.make_tensor_value_info("y_then", TensorProto.FLOAT, ["batch", 4])])

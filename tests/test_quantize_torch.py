@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from agent.contract import Provenance
-from tests.cli_harness import edgeperf, edgeperf_in_process
+from tests.cli_harness import edgeperf, edgeperf_here, edgeperf_in_process
 from tests.fleet_harness import AgentProcess, Mosquitto
 
 pytestmark = pytest.mark.slow
@@ -79,7 +79,7 @@ def test_the_written_campaign_benchmarks_source_and_variants_on_two_agents(quant
             agent.terminate()
         broker.stop()
     assert run.returncode == 0, run.stderr[-3000:]
-    docs = json.loads(edgeperf("results", "latest", "--db", str(db), "--format", "json").stdout)
+    docs = json.loads(edgeperf_here("results", "latest", "--db", str(db), "--format", "json").stdout)
     seen = {(d["device"]["id"], d["model"]["name"].rsplit("/", 1)[-1], d["scenario"], d["mode"]) for d in docs}
     for device in ("q-1", "q-2"):
         for variant in ("fp32", "int8-onnx", "int8-tflite"):
@@ -91,7 +91,7 @@ def test_the_written_campaign_benchmarks_source_and_variants_on_two_agents(quant
     assert accuracy["int8-tflite"]["model"]["provenance"]["format"] == "tflite"
     assert 0.86 < accuracy["int8-onnx"]["kpis"]["accuracy"]["top1"] < 0.91  # scored on the device, 1,000 images
     report = tmp_path / "report.html"
-    made = edgeperf("report", "latest", "--db", str(db), "-o", str(report))
+    made = edgeperf_here("report", "latest", "--db", str(db), "-o", str(report))
     assert made.returncode == 0, made.stderr
     page = report.read_text()
     assert "top-1 accuracy vs p90 latency" in page and 'class="front"' in page

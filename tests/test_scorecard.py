@@ -24,7 +24,7 @@ from agent.scenarios.settings import Mode, Scenario, for_profile, with_overrides
 from agent.stats import LatencyHistogram, bucket_ns
 from controller.analysis import gate as diff
 from controller.analysis import scorecard
-from tests.cli_harness import edgeperf
+from tests.cli_harness import edgeperf_here
 from tests.stored_results import store_campaign
 
 
@@ -218,12 +218,12 @@ def test_the_diff_cli_fits_80_columns_names_the_row_and_exits_by_its_verdict(per
     store_campaign(db, "old", campaign(perf_doc, UNCHANGED[0]))
     store_campaign(db, "same", campaign(perf_doc, UNCHANGED[1]))
     store_campaign(db, "slower", campaign(perf_doc, [1.2 * f for f in UNCHANGED[1]]))
-    passed = edgeperf("diff", "old", "same", "--fail-on", "p90:+5%,throughput:-5%", "--db", str(db))
+    passed = edgeperf_here("diff", "old", "same", "--fail-on", "p90:+5%,throughput:-5%", "--db", str(db))
     assert passed.returncode == 0 and "PASS" in passed.stdout, passed.stdout + passed.stderr
-    failed = edgeperf("diff", "old", "slower", "--fail-on", "p90:+5%", "--db", str(db))
+    failed = edgeperf_here("diff", "old", "slower", "--fail-on", "p90:+5%", "--db", str(db))
     assert failed.returncode == 1 and "REGRESSION" in failed.stdout and "pi-b fashion-mnist-cnn/int8.onnx" in failed.stdout
     assert max(len(line) for line in failed.stdout.splitlines()) <= 80
-    out = json.loads(edgeperf("diff", "old", "slower", "--fail-on", "p90:+5%", "--db", str(db), "--json").stdout)
+    out = json.loads(edgeperf_here("diff", "old", "slower", "--fail-on", "p90:+5%", "--db", str(db), "--json").stdout)
     (f,) = out["findings"]
     assert f["old"]["ci95"][0] < f["old"]["value"] < f["old"]["ci95"][1] and f["old"]["method"] == "t"
     assert f["test"] == "Student t" and f["p_value"] < 0.05 and f["df"] > 0 and f["statistic"] > 0 and not out["passed"]
@@ -234,10 +234,10 @@ def test_a_row_the_new_campaign_did_not_measure_fails_the_gate(docs, perf_doc, t
     other = next(d for d in docs if d["mode"] == "performance" and d["device"]["id"] == "pi-a")
     store_campaign(db, "old", [perf_doc, other])
     store_campaign(db, "new", [perf_doc])
-    lost = edgeperf("diff", "old", "new", "--fail-on", "p90:+5%", "--db", str(db))
+    lost = edgeperf_here("diff", "old", "new", "--fail-on", "p90:+5%", "--db", str(db))
     text = " ".join(lost.stdout.split())  # lines are wrapped at 80 columns
     assert lost.returncode == 1 and "not comparable: pi-a" in text and "no result in the new campaign" in text
-    nothing = edgeperf("diff", "new", "new", "--fail-on", "top1:-1pp", "--db", str(db))
+    nothing = edgeperf_here("diff", "new", "new", "--fail-on", "top1:-1pp", "--db", str(db))
     assert nothing.returncode == 1 and "nothing to compare" in nothing.stdout
 
 
@@ -273,19 +273,19 @@ def test_scorecard_cli_json_and_ranking(docs, tmp_path):
     store_campaign(db, "card", docs)
     weights = tmp_path / "score.yaml"
     weights.write_text("score:\n  latency_ms.p90: 0.7\n  throughput_sps: 0.3\n")
-    proc = edgeperf("scorecard", "card", "--db", str(db), "--score", str(weights), "--json")
+    proc = edgeperf_here("scorecard", "card", "--db", str(db), "--score", str(weights), "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert len(out["rows"]) == 5
     groups = {(g["scenario"], g["mode"]): g["rows"] for g in out["ranking"]["groups"]}
     assert len(groups[("SingleStream", "performance")]) == 2 and len(groups[("Offline", "performance")]) == 1
-    table = edgeperf("scorecard", "card", "--db", str(db), "--fleet")
+    table = edgeperf_here("scorecard", "card", "--db", str(db), "--fleet")
     assert table.returncode == 0 and "fleet scorecard" in table.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("score:\n  speed: 1\n")
-    failed = edgeperf("scorecard", "card", "--db", str(db), "--score", str(bad))
+    failed = edgeperf_here("scorecard", "card", "--db", str(db), "--score", str(bad))
     assert failed.returncode == 2 and "score.speed: unknown KPI" in failed.stderr
-    none = edgeperf("scorecard", "card", "--db", str(db), "--rank", "energy.energy_per_inference_mj")
+    none = edgeperf_here("scorecard", "card", "--db", str(db), "--rank", "energy.energy_per_inference_mj")
     assert none.returncode == 1 and "nothing ranked" in none.stderr
 
 
@@ -294,11 +294,11 @@ def test_latest_is_the_newest_fleet_campaign_and_compare_warns_when_both_sides_a
     edge = store_campaign(path, "edge", [perf_doc])
     gpu = store_campaign(path, "gpu", [perf_doc], kind="baseline")  # a baseline run after the campaign
     db = str(path)
-    assert json.loads(edgeperf("scorecard", "latest", "--db", db, "--json").stdout)["campaign"] == edge
-    assert json.loads(edgeperf("scorecard", "latest", "--kind", "baseline", "--db", db, "--json").stdout)["campaign"] == gpu
-    quiet = edgeperf("compare", "latest", "--baseline", "latest", "--db", db)
+    assert json.loads(edgeperf_here("scorecard", "latest", "--db", db, "--json").stdout)["campaign"] == edge
+    assert json.loads(edgeperf_here("scorecard", "latest", "--kind", "baseline", "--db", db, "--json").stdout)["campaign"] == gpu
+    quiet = edgeperf_here("compare", "latest", "--baseline", "latest", "--db", db)
     assert quiet.returncode == 0 and "warning" not in quiet.stderr
-    itself = edgeperf("compare", "edge", "--baseline", "edge", "--db", db)
+    itself = edgeperf_here("compare", "edge", "--baseline", "edge", "--db", db)
     assert "both sides are campaign edge" in " ".join(itself.stderr.split())
-    bad = edgeperf("scorecard", "latest", "--kind", "gpu", "--db", db)
+    bad = edgeperf_here("scorecard", "latest", "--kind", "gpu", "--db", db)
     assert bad.returncode == 2 and "unknown kind 'gpu'" in bad.stderr

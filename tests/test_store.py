@@ -12,7 +12,7 @@ from agent import bench
 from agent.contract import Result, checked_result
 from agent.scenarios.settings import Scenario, for_profile, with_overrides
 from controller.store.database import SCHEMA_VERSION, Store, StoreError
-from tests.cli_harness import edgeperf, one_error_line
+from tests.cli_harness import edgeperf_here, one_error_line
 
 V1_CAMPAIGNS = """CREATE TABLE campaigns(
     id TEXT PRIMARY KEY, name TEXT NOT NULL, source TEXT, spec TEXT NOT NULL, state TEXT NOT NULL,
@@ -109,6 +109,6 @@ def test_results_read_typed_documents_as_stored_and_an_undecodable_row_is_named(
     assert [d["run_id"] for d in store.documents(campaign)] == ids  # still there, as stored
     store.close()
     # the commands that read results say so in one line; the JSON listing still prints every document as stored
-    one_error_line(edgeperf("scorecard", "c", "--db", str(tmp_path / "c.db")), 2, ids[1], "--format json")
-    listed = edgeperf("results", "c", "--db", str(tmp_path / "c.db"), "--format", "json")
+    one_error_line(edgeperf_here("scorecard", "c", "--db", str(tmp_path / "c.db")), 2, ids[1], "--format json")
+    listed = edgeperf_here("results", "c", "--db", str(tmp_path / "c.db"), "--format", "json")
     assert listed.returncode == 0 and [d["run_id"] for d in json.loads(listed.stdout)] == ids

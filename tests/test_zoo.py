@@ -84,7 +84,7 @@ def test_every_entry_carries_what_the_listing_and_fetch_need():
     for model in zoo.models():
         assert all((model.task, model.suite, model.source, model.licence)), model.name
         target = model.accuracy_target
-        assert target is None or (target["metric"] and 0 < target["reference"] and 0 < target["fraction"] <= 1), model.name
+        assert target is None or (target["metric"] and target["reference"] > 0 and 0 < target["fraction"] <= 1), model.name
         assert model.postprocess is None or isinstance(model.postprocess.get("kind"), str), model.name
         for facts in (f for f in model.facts["files"].values() if "url" in f):
             assert facts["url"].startswith("https://") and facts["precision"] and facts["runtime"], (model.name, facts)
