@@ -48,7 +48,8 @@ from tests.fleet_harness import wait_until
 ROOT = Path(__file__).resolve().parent.parent
 DRIFT_PPM = 1000
 RATE_HZ = 1000
-MIN_CADENCE = 0.4  # the share of its ticks a starved emulated board keeps at worst (57 % seen; see below)
+MIN_CADENCE = 0.15  # the share of its ticks a starved emulated board keeps at worst: 30 % seen in a 1 s window beside
+# two busy loops with the whole suite on 2 cores (see below); it only rules out a stalled timer
 SHUNT_OHMS = 0.1
 BUS_V = 5.0
 CURRENT_LSB_A = 0.04096 / (4194 * SHUNT_OHMS)  # 0.1 ohm, 3.2 A: Cal 4194 (datasheet eq. 1, worked in test_ina219)
@@ -151,7 +152,8 @@ def test_a_1khz_stream_arrives_whole(stream):
     assert stats["frames"] == len(samples) == len(stream.board.port.clean)  # every frame the board sent
     # The firmware skips a tick it is more than a period late for (no bursts); the emulated board is a
     # Python process, and on a CPU-starved machine it gets fewer of its ticks: 86-92 % on an idle 2-core
-    # VM, 57-79 % beside four busy processes. What the link must not lose is checked exactly above; the
+    # VM, 57-79 % beside four busy processes, 30-42 % beside two busy loops with the whole suite running.
+    # What the link must not lose is checked exactly above; the
     # cadence only has to show a steady timer of about 1 kHz, never more than its rate.
     expected = RATE_HZ * (stream.t_stop - stream.t_start) / 1e9
     assert MIN_CADENCE * expected <= len(samples) <= 1.01 * expected + 2
@@ -176,7 +178,7 @@ def test_host_timestamps_follow_the_device_clock_across_its_wrap(stream):
 
 def test_sample_times_are_the_times_the_load_was_converted(stream):
     errors = mapping_errors_s(stream.samples, stream.board)
-    assert len(errors) > 1000
+    assert len(errors) >= MIN_CADENCE * RATE_HZ  # a second's worth at the starved cadence: enough for a max and a median
     assert max(abs(e) for e in errors) <= MAPPING_BOUND_S
     # stamped after the conversion, by half a conversion period on average
     assert -0.2e-3 < statistics.median(errors) < CONVERSION_S + 0.3e-3
