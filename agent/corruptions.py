@@ -121,13 +121,13 @@ Corruption = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
 IMAGE: dict[str, Corruption] = {f.__name__: f for f in (gaussian_noise, shot_noise, gaussian_blur, brightness, contrast,
                                                        jpeg_compression, pixelate)}
 AUDIO: dict[str, Corruption] = {"audio_noise": audio_noise}
+CORRUPTIONS = IMAGE | AUDIO
 
 
 def corrupt(data: np.ndarray, corruption: str, severity: int, index: int) -> np.ndarray:
     """Sample ``index`` (an RGB uint8 image H×W×3, or audio samples) under ``corruption`` at ``severity``."""
-    known = IMAGE | AUDIO
-    if corruption not in known:
-        raise SettingsError(f"unknown corruption {corruption!r}; known: {', '.join(known)}")
+    if corruption not in CORRUPTIONS:
+        raise SettingsError(f"unknown corruption {corruption!r}; known: {', '.join(CORRUPTIONS)}")
     if severity not in SEVERITIES:
         raise SettingsError(f"severity {severity} is not one of {', '.join(map(str, SEVERITIES))}")
-    return known[corruption](data, severity, rng_for(index, corruption, severity))
+    return CORRUPTIONS[corruption](data, severity, rng_for(index, corruption, severity))

@@ -31,9 +31,13 @@ from agent.errors import DatasetError
 from agent.stats import wilson_interval
 
 
+def pair_confidence(groups: int) -> float:
+    """Each pair's confidence when every one of the k(k−1)/2 pairs must hold together at 95 % (Bonferroni)."""
+    return 1 - 0.05 / max(1, groups * (groups - 1) // 2)
+
+
 def _z(groups: int) -> float:
-    pairs = max(1, groups * (groups - 1) // 2)
-    return NormalDist().inv_cdf(1 - 0.05 / (2 * pairs))
+    return NormalDist().inv_cdf(1 - (1 - pair_confidence(groups)) / 2)
 
 
 def newcombe_difference(a: tuple[int, int], b: tuple[int, int], z: float) -> tuple[float, float]:
@@ -63,7 +67,7 @@ def gap_report(successes: Sequence[int], totals: Sequence[int], names: Sequence[
         z = _z(len(names))
         lo, hi = newcombe_difference((successes[best], totals[best]), (successes[worst], totals[worst]), z)
         out.update(gap=rates[best] - rates[worst], gap_ci=[lo, hi], best=names[best], worst=names[worst],
-                   confidence_each_pair=1 - 0.05 / max(1, len(names) * (len(names) - 1) // 2))
+                   confidence_each_pair=pair_confidence(len(names)))
     return out
 
 

@@ -137,7 +137,7 @@ def _published_text(ref: ReferenceRow) -> str:
     return ", ".join(parts)
 
 
-def _local_text(row: Row, ref: ReferenceRow) -> str:
+def _local_text(row: Row, ref: ReferenceRow, own: str | None) -> str:
     first = row.results[0]
     dataset = first.dataset
     if dataset is None or dataset.name == "synthetic":
@@ -147,7 +147,6 @@ def _local_text(row: Row, ref: ReferenceRow) -> str:
         scored = f"{n:,} samples of {dataset.name}" if n else dataset.name
     rt = first.runtime
     engine = "LoadGen" if first.engine == "loadgen" else "edgeperf's native engine (not LoadGen)"
-    own = benchmark_for(row.model)
     model = [] if own and (ref.benchmark == own or ref.benchmark.startswith(f"{own}-")) else [
         f"model {row.model}, not a zoo entry of {ref.benchmark} (another model: compare with care)"]
     parts = [*model, scored, f"{rt.name} {rt.version} {rt.accelerator.removesuffix('ExecutionProvider')}".strip(), engine,
@@ -157,9 +156,9 @@ def _local_text(row: Row, ref: ReferenceRow) -> str:
     return ", ".join(parts)
 
 
-def differences(row: Row, ref: ReferenceRow) -> str:
+def differences(row: Row, ref: ReferenceRow, own: str | None) -> str:
     """``published: closed division, full dataset … 50,000 images, TensorRT …; local: 1,000 samples of …, onnxruntime …``."""
-    return f"published: {_published_text(ref)}; local: {_local_text(row, ref)}"
+    return f"published: {_published_text(ref)}; local: {_local_text(row, ref, own)}"
 
 
 def select(references: Sequence[ReferenceRow], system: str | None) -> list[ReferenceRow]:
@@ -182,9 +181,10 @@ def pair(rows: Sequence[Row], references: Sequence[ReferenceRow], choice: str,
     pairs: list[Pairing] = []
     notes: list[str] = []
     for row in rows:
+        found = benchmark_for(row.model, manifest)  # the row's own benchmark, from its zoo entry
         if named is not None:
             benchmarks = named
-        elif (found := benchmark_for(row.model, manifest)) is None:
+        elif found is None:
             notes.append(f"{row.label}: its model names no MLPerf benchmark (no 'benchmark' in its zoo entry); "
                          "pass --reference BENCHMARK to say which it is")
             continue
@@ -196,5 +196,5 @@ def pair(rows: Sequence[Row], references: Sequence[ReferenceRow], choice: str,
             continue
         for ref in matches:
             metric, local, published, unit = _local_metric(row, ref)
-            pairs.append(Pairing(row, ref, ref.benchmark, metric, local, published, unit, differences(row, ref)))
+            pairs.append(Pairing(row, ref, ref.benchmark, metric, local, published, unit, differences(row, ref, found)))
     return pairs, notes
