@@ -42,7 +42,7 @@ from agent.errors import DatasetError, SettingsError
 from agent.resources import CpuWindow, peak_rss_mb, rss_mb
 from agent.runtimes.base import SessionInfo
 from agent.scenarios import server_search
-from agent.scenarios.settings import Mode, RunSettings, Scenario
+from agent.scenarios.settings import RunSettings, Scenario
 from agent.scenarios.sut import ModelSut
 from devices import probe, thermal
 
@@ -113,7 +113,7 @@ def _calibrate(sut: ModelSut, settings: RunSettings,
     if settings.scenario != Scenario.SERVER:
         return out, derived, None
     out, point = server_search.operating_point(out, server_search.single_stream(sut))
-    if settings.server_target_qps or settings.mode == Mode.ACCURACY:
+    if settings.server_target_qps or settings.mode.scored:
         out = server_search.unsearched_rate(out, point)
     return out, derived, point
 
@@ -169,11 +169,11 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     samples = datasets.load(req.dataset, session.info.inputs, req.options.shapes, values=req.options.inputs,
                             preprocess=datasets.preprocess_for(req.dataset, req.model, req.preprocess),
                             inputs_cache=req.inputs_cache)
-    if settings.mode == Mode.ACCURACY and samples.labels is None:
+    if settings.mode.scored and samples.labels is None:
         raise DatasetError(f"accuracy mode needs a labelled dataset and {req.dataset} has no labels; use fashion-mnist, "
                            "a dataset by path (imagenet:DIR, coco:DIR, … docs/datasets.md) or a folder of .npy files with labels")
     reading = req.postprocess or _zoo_postprocess(req.model)
-    if settings.mode == Mode.ACCURACY:
+    if settings.mode.scored:
         postprocess.check(reading)
     sut = ModelSut(session, samples, settings.batch_size)
 

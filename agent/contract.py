@@ -78,6 +78,9 @@ Fraction = Annotated[float, Meta(ge=0, le=1)]
 Seq = Annotated[int, Meta(ge=0, le=2**53)]
 Seed = Annotated[int, Meta(ge=0)]  # LoadGen's uint64 seeds: msgspec bounds stop at int64, so the top is checked by the struct
 Scalar = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
+CorruptionName = Annotated[str, Meta(pattern=r"^[a-z_]{1,32}(:[1-5](,[1-5]){0,4})?$")]  # agent.corruptions
+GroupName = Annotated[str, Meta(max_length=64)]
+PercentPoints = Annotated[float, Meta(ge=-100, le=100)]
 Free = Any  # a free-form JSON value; its depth is checked after decoding (``_check_depth``)
 
 
@@ -236,6 +239,8 @@ class Job(_Body, frozen=True):
     power_idle_s: Annotated[float, Meta(ge=0, le=3600)] | None = None  # None: the agent's default idle baseline
     preprocess: Name | None = None  # a dataset by path: the zoo model's preprocessing id (agent.datasets)
     postprocess: PostProcessSpec | None = None  # a zoo model's output reading, for accuracy runs
+    corruptions: Annotated[tuple[CorruptionName, ...], Meta(max_length=64)] = ()  # robustness: NAME or NAME:SEVERITIES
+    groups: Annotated[tuple[GroupName, ...], Meta(max_length=1 << 17)] = ()  # fairness: each sample's group, "" for none
 
     def without_token(self) -> Job:
         """The job as it may be written to disk: the token is a credential, used only for the download."""
@@ -473,7 +478,7 @@ class RunSettingsBlock(_Body, frozen=True):
     exports write them as the run's conditions and rebuild LoadGen's settings logs from them."""
 
     scenario: Literal["SingleStream", "MultiStream", "Server", "Offline"] | None = None
-    mode: Literal["performance", "accuracy"] | None = None
+    mode: Literal["performance", "accuracy", "robustness"] | None = None
     profile: Annotated[str, Meta(max_length=32)] = ""
     target_latency_percentile: Annotated[float, Meta(gt=0, lt=1)] = 0.9
     min_duration_ms: Count = 0
@@ -573,11 +578,17 @@ class Accuracy(_Body, frozen=True):
     correct_bits: Annotated[str, Meta(max_length=MAX_PAYLOAD_BYTES, pattern=r"^[A-Za-z0-9+/]*={0,2}$")] | None = None
     samples_sha256: Sha256 | None = None
     postprocess: dict[Name, Text | int] = {}  # how outputs became class ids (agent.postprocess); newer agents
+    # per class id: (samples of the class, samples predicted as it, of those right) — precision, recall and F1 per class
+    class_counts: Annotated[tuple[tuple[Count, Count, Count], ...], Meta(max_length=1 << 16)] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if (self.correct_bits is None) != (self.samples_sha256 is None):
             raise ValueError("correct_bits and samples_sha256 come together: per-sample correctness names its samples")
+        if self.class_counts and sum(c[0] for c in self.class_counts) != self.n:
+            raise ValueError(f"class_counts hold {sum(c[0] for c in self.class_counts)} samples, n is {self.n}")
+        if any(right > min(support, predicted) for support, predicted, right in self.class_counts):
+            raise ValueError("class_counts: a class has more right than its samples or its predictions")
         if self.correct_bits is None:
             return
         try:
@@ -687,6 +698,56 @@ class TaskAccuracy(_Body, frozen=True):
     samples_sha256: Sha256 | None = None
 
 
+class CorruptionScore(_Body, frozen=True):
+    """Top-1 under one corruption at one severity (``kpis.robustness.scores``), and its drop from clean
+    over the same samples: ``drop_pp`` = clean − corrupted, with a paired 95 % interval."""
+
+    corruption: Name
+    severity: Annotated[int, Meta(ge=1, le=5)]
+    accuracy: Accuracy  # its samples_sha256 names the corrupted samples (same for every variant of a model)
+    drop_pp: PercentPoints
+    drop_ci95_pp: tuple[PercentPoints, PercentPoints]
+    clean_only: Count = 0  # right clean, wrong corrupted
+    corrupted_only: Count = 0  # the other way round
+
+
+class Robustness(_Body, frozen=True):
+    """A robustness run (``--mode robustness``): the clean accuracy is ``kpis.accuracy``; these are the
+    same samples corrupted (``agent.corruptions``), each corruption and severity scored without timing."""
+
+    family: Literal["image", "audio"]
+    scores: Annotated[tuple[CorruptionScore, ...], Meta(max_length=64)]
+    mean_top1: Fraction  # mean corruption accuracy: the mean over ``scores``
+    mean_drop_pp: PercentPoints
+    mean_drop_ci95_pp: tuple[PercentPoints, PercentPoints]
+    method: Text = ""
+
+
+class GroupScore(_Body, frozen=True):
+    name: Annotated[str, Meta(max_length=64)]
+    n: Count
+    correct: Count
+    rate: Fraction  # accuracy of the group (class balance: the class's recall)
+    ci95: tuple[Fraction, Fraction]  # Wilson 95 %
+    recall_macro: Fraction | None = None  # fairness: macro recall over the classes the group's samples have
+
+
+class GroupGap(_Body, frozen=True):
+    """Accuracy per group and the largest gap between two groups (``kpis.fairness``: groups of inputs
+    a ``--groups`` file names; ``kpis.class_balance``: recall per class, which is not fairness)."""
+
+    kind: Literal["fairness", "class balance"]
+    groups: Annotated[tuple[GroupScore, ...], Meta(max_length=1 << 16)]
+    method: Text
+    gap: Fraction | None = None  # best − worst rate; None with one group
+    gap_ci95: tuple[Annotated[float, Meta(ge=-1, le=1)], Annotated[float, Meta(ge=-1, le=1)]] | None = None
+    best: Annotated[str, Meta(max_length=64)] | None = None
+    worst: Annotated[str, Meta(max_length=64)] | None = None
+    confidence_each_pair: Fraction | None = None  # the Bonferroni level each pair's interval is taken at
+    ungrouped: Count = 0  # scored samples the groups file gives no group
+    source: Text = ""  # where the groups came from: the file and its sha256, or the dataset
+
+
 class Kpis(_Body, frozen=True):
     latency_ms: LatencyMs  # all None when nothing was timed (accuracy mode)
     early_stopping_latency_ms: NonNegative | None
@@ -708,6 +769,9 @@ class Kpis(_Body, frozen=True):
     thermals: Thermals | None = None
     offered_qps: NonNegative | None = None  # Server: the load its arrival schedule offered
     task_accuracy: TaskAccuracy | None = None  # a task scored by its own metric (mAP, AUC) rather than top-1
+    robustness: Robustness | None = None  # --mode robustness: top-1 under each corruption and severity
+    fairness: GroupGap | None = None  # --groups: accuracy per group of inputs, the largest gap
+    class_balance: GroupGap | None = None  # recall per class and its largest gap (not fairness)
 
 
 class Check(_Body, frozen=True):
@@ -789,7 +853,7 @@ class Result(_Body, frozen=True):
     model: ModelBlock
     runtime: RuntimeBlock
     scenario: Literal["SingleStream", "MultiStream", "Server", "Offline"]
-    mode: Literal["performance", "accuracy"]
+    mode: Literal["performance", "accuracy", "robustness"]
     engine: Literal["loadgen", "native"]
     profile: Annotated[str, Meta(max_length=32)]
     settings: SettingsBlock

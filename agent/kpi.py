@@ -97,6 +97,36 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("task_accuracy.ci95", "task accuracy 95% CI", "fraction", "",
         "AUC: DeLong's 95 % interval; mAP: none (pycocotools gives none; `interval` says so)."),
     Kpi("task_accuracy.n", "scored items", "count", "", "Images (mAP) or clips (AUC) scored."),
+    Kpi("accuracy.class_counts", "per-class counts", "count", "",
+        "Per class id: (samples of the class, samples predicted as it, of those right): precision = right / predicted, "
+        "recall = right / samples, F1 = 2·right / (samples + predicted); the scorecard gives each its interval."),
+    Kpi("robustness.family", "corruption family", "name", "", "image (ImageNet-C's corruptions) or audio (noise at an SNR)."),
+    Kpi("robustness.scores", "accuracy under corruption", "fraction", "higher",
+        "Per corruption and severity 1-5: top-1 of the same samples corrupted (`accuracy`, with its per-sample bits), "
+        "`drop_pp` = clean top-1 − corrupted top-1 in percentage points with Newcombe's paired 95 % interval "
+        "(`drop_ci95_pp`), and the discordant counts (`clean_only`, `corrupted_only`)."),
+    Kpi("robustness.mean_top1", "mean corruption accuracy", "fraction", "higher",
+        "Mean of top-1 over every corruption and severity scored (ImageNet-C's mCA, unnormalised)."),
+    Kpi("robustness.mean_drop_pp", "mean drop under corruption", "pp", "lower",
+        "Clean top-1 − mean corruption accuracy, in percentage points."),
+    Kpi("robustness.mean_drop_ci95_pp", "mean drop 95% CI", "pp", "",
+        "Student's t interval of the mean over samples of (clean right − share of corruptions right): paired, the same samples."),
+    Kpi("robustness.method", "robustness method", "text", "", "How the corruptions were applied and the intervals made."),
+    *(Kpi(f"{block}.{name}", f"{what} {label}", unit, "lower" if name == "gap" else "", text) for block, what in
+      (("fairness", "fairness:"), ("class_balance", "class balance:")) for name, label, unit, text in (
+        ("kind", "kind", "name", "fairness (groups of inputs from --groups) or class balance (recall per class)."),
+        ("groups", "per group", "fraction", "Per group: n, correct, rate (accuracy; class balance: recall) with its "
+         "Wilson 95 % interval, and for fairness the group's macro recall."),
+        ("gap", "largest gap", "fraction", "Best group's rate − worst group's rate (lower is more even)."),
+        ("gap_ci95", "gap 95% CI", "fraction", "Newcombe's interval for the difference of two independent proportions, "
+         "each Wilson interval at the Bonferroni level over all k(k−1)/2 pairs, so it holds for the pair chosen after looking."),
+        ("best", "best group", "name", "The group with the highest rate."),
+        ("worst", "worst group", "name", "The group with the lowest rate."),
+        ("confidence_each_pair", "per-pair confidence", "fraction", "1 − 0.05 / (k(k−1)/2)."),
+        ("method", "method", "text", "How the rates and the gap's interval were made."),
+        ("ungrouped", "ungrouped samples", "count", "Scored samples the groups file names no group for (left out)."),
+        ("source", "groups source", "text", "Where the groups came from (the file and its sha256)."),
+    )),
     Kpi("energy.source", "power source", "name", "",
         "ina219 | serial | jtop | nvml | rapl | battery | estimate; `energy` is null without --power."),
     Kpi("energy.measured", "measured", "bool", "", "False only for the estimate (CPU use x device profile)."),
@@ -199,7 +229,7 @@ def _throughput(o: Outcome) -> float | None:
 
 def _offered_qps(o: Outcome) -> float | None:
     """Server's offered load as scheduled; LoadGen's own figure under loadgen (it keeps no raw times)."""
-    if o.settings.scenario != Scenario.SERVER or o.settings.mode == Mode.ACCURACY:
+    if o.settings.scenario != Scenario.SERVER or o.settings.mode.scored:
         return None
     if o.reported:
         return o.reported.get("offered_qps")
@@ -209,7 +239,7 @@ def _offered_qps(o: Outcome) -> float | None:
 def _early_stopping_ns(o: Outcome, latencies: np.ndarray) -> tuple[float | None, float | None]:
     if o.reported:
         return o.reported.get("early_stopping_ns"), o.reported.get("early_stopping_p99_ns")
-    if o.settings.mode == Mode.ACCURACY or o.settings.scenario not in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
+    if o.settings.mode.scored or o.settings.scenario not in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
         return None, None
     ordered = np.sort(latencies)
     p99 = early_stopping.estimate(ordered, 0.99) if o.settings.scenario == Scenario.SINGLE_STREAM else None

@@ -24,7 +24,7 @@ import numpy as np
 from agent.errors import RuntimeMissing
 from agent.scenarios.loadgen_trace import TraceError, TraceReader
 from agent.scenarios.outcome import Check, Outcome
-from agent.scenarios.settings import Mode, RunSettings, Scenario
+from agent.scenarios.settings import RunSettings, Scenario
 from agent.scenarios.sut import SystemUnderTest
 from agent.scenarios.verdict import judge
 from agent.stats import REPORTED_PERCENTILES
@@ -67,7 +67,7 @@ def test_settings(lg: Any, s: RunSettings, performance_count: int) -> Any:
     """Our settings in LoadGen's ``TestSettings``, field by field."""
     ts = lg.TestSettings()
     ts.scenario = getattr(lg.TestScenario, s.scenario.value)
-    ts.mode = lg.TestMode.AccuracyOnly if s.mode == Mode.ACCURACY else lg.TestMode.PerformanceOnly
+    ts.mode = lg.TestMode.AccuracyOnly if s.mode.scored else lg.TestMode.PerformanceOnly
     ts.min_duration_ms = s.min_duration_ms
     ts.max_duration_ms = s.max_duration_ms
     ts.min_query_count = s.offline_min_sample_count if s.scenario == Scenario.OFFLINE else s.min_query_count
@@ -176,7 +176,7 @@ def pool_bytes(s: RunSettings) -> int:
     """At most what LoadGen's pre-generated queries will take for ``s`` (before ``sized_pool`` may
     shrink them): SingleStream and MultiStream performance runs; 0 for the others, whose pools are
     their arrival schedule, their one query or each sample once."""
-    if s.mode == Mode.ACCURACY or s.scenario not in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
+    if s.mode.scored or s.scenario not in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
         return 0
     return pool_queries(s) * QUERY_BYTES
 
@@ -226,7 +226,7 @@ def sized_pool(lg: Any, sut: SystemUnderTest, s: RunSettings, log_dir: Path) -> 
     issue-to-issue cycle and the pool is sized to ``POOL_HEADROOM`` × the queries that cycle fits in
     the minimum duration; it never grows past the warm-up's sizing.
     """
-    if s.mode == Mode.ACCURACY or s.scenario not in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
+    if s.mode.scored or s.scenario not in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
         return s, {}  # Server's pool is its arrival schedule, Offline's one query, accuracy's every sample once
     before = pool_queries(s)
     if before <= PROBE_ABOVE_QUERIES:
@@ -245,7 +245,7 @@ def run(sut: SystemUnderTest, settings: RunSettings, log_dir: Path) -> Outcome:
     log_dir.mkdir(parents=True, exist_ok=True)
     # LoadGen alone gets the pool-sizing expected latency; the result keeps the measured one
     lg_settings, pool = sized_pool(lg, sut, settings, log_dir / "pool-probe")
-    accuracy = settings.mode == Mode.ACCURACY
+    accuracy = settings.mode.scored
     outputs: dict[int, list[np.ndarray]] = {}
     failures: list[BaseException] = []
     clock = time.perf_counter_ns

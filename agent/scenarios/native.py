@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from agent.scenarios.outcome import Outcome
-from agent.scenarios.settings import Mode, RunSettings, Scenario
+from agent.scenarios.settings import RunSettings, Scenario
 from agent.scenarios.sut import SystemUnderTest
 from agent.scenarios.verdict import ENDED_MAX_DURATION, judge
 
@@ -188,7 +188,7 @@ def _accuracy(sut: SystemUnderTest, s: RunSettings) -> Outcome:
 
 def run(sut: SystemUnderTest, settings: RunSettings) -> Outcome:
     """Drive ``sut`` through ``settings`` and judge the run."""
-    if settings.mode == Mode.ACCURACY:
+    if settings.mode.scored:
         outcome = _accuracy(sut, settings)
     elif settings.scenario == Scenario.SERVER:
         outcome = _server(sut, settings)

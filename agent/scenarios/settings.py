@@ -24,8 +24,17 @@ class Scenario(str, Enum):
 
 
 class Mode(str, Enum):
+    """``robustness`` is an accuracy run (LoadGen's AccuracyOnly over the clean samples) followed by
+    the same samples under each corruption, scored without timing (``agent.robustness``)."""
+
     PERFORMANCE = "performance"
     ACCURACY = "accuracy"
+    ROBUSTNESS = "robustness"
+
+    @property
+    def scored(self) -> bool:
+        """Outputs are kept and scored, nothing is timed: LoadGen's AccuracyOnly."""
+        return self is not Mode.PERFORMANCE
 
 
 __all__ = ["PROFILES", "Mode", "RunSettings", "Scenario", "for_profile", "parse_mode", "parse_scenario", "with_overrides"]
@@ -71,7 +80,7 @@ def parse_mode(name: str) -> Mode:
     try:
         return Mode(name.lower())
     except ValueError:
-        raise SettingsError(f"unknown mode {name!r}; use performance or accuracy") from None
+        raise SettingsError(f"unknown mode {name!r}; use performance, accuracy or robustness") from None
 
 
 def _percentile(scenario: Scenario) -> float:

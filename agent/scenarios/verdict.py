@@ -11,7 +11,7 @@ import numpy as np
 
 from agent.scenarios import early_stopping
 from agent.scenarios.outcome import Check, Outcome
-from agent.scenarios.settings import Mode, Scenario
+from agent.scenarios.settings import Scenario
 from agent.stats import nearest_rank
 
 ENDED_MAX_DURATION = "max duration reached"
@@ -70,7 +70,7 @@ def _early_stopping(o: Outcome) -> Check:
 
 def judge(o: Outcome) -> list[Check]:
     """The checks that decide the run's validity."""
-    if o.settings.mode == Mode.ACCURACY:
+    if o.settings.mode.scored:
         answered = len(o.outputs or {})
         ok = answered == o.sample_count
         return [Check("all_samples", ok, f"{answered} of {o.sample_count} samples answered once")]

@@ -298,7 +298,7 @@ def device_jobs(campaign: Campaign, device_id: str) -> list[JobSpec]:
         for variant in model.variants:
             for s_index, scenario in enumerate(campaign.scenarios):
                 for mode in campaign.modes:
-                    accuracy = mode == Mode.ACCURACY.value
+                    accuracy = parse_mode(mode).scored
                     for repeat in range(campaign.repeats):
                         if accuracy and (s_index or repeat):  # accuracy depends on neither
                             continue
@@ -363,7 +363,7 @@ class _Parser(NodeReader):
             if key in v:
                 kw[key] = self.dataset(v[key], key)
         unlabelled = kw.get("accuracy_dataset") in UNLABELLED_DATASETS
-        if unlabelled and Mode.ACCURACY.value in kw.get("modes", ()):
+        if unlabelled and any(parse_mode(m).scored for m in kw.get("modes", ())):
             raise self.fail(v["accuracy_dataset"], "accuracy_dataset",
                             f"{kw['accuracy_dataset']} has no labels, so accuracy cannot be scored; use fashion-mnist")
         if "overrides" in v:
