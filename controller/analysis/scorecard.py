@@ -36,6 +36,7 @@ TASK_KPI = "task_accuracy.value"  # mAP, AUC: a task scored by its own metric; t
 # the percentiles a fleet row reads from merged histograms (and the gate bootstraps), at the result's fractions
 HISTOGRAM_PERCENTILES = {f"latency_ms.{name}": REPORTED_PERCENTILES[name] for name in ("p50", "p90", "p99")}
 TIMED_SCENARIOS = ("SingleStream", "MultiStream", "Server")  # scenarios whose per-query latency is their metric
+SCORED_MODES = ("accuracy", "robustness")  # modes whose rows carry top-1 (robustness: clean, plus its corruptions)
 
 
 @dataclass(frozen=True)
@@ -238,7 +239,7 @@ def _task_accuracy(row: Row) -> Cell | None:
 
 
 def _summarise(row: Row) -> None:
-    if row.mode == "accuracy":
+    if row.mode in SCORED_MODES:
         if (pooled := paired.pooled(_accuracy_blocks(row))) is not None:
             row.cells[ACCURACY_KPI] = Cell(pooled.value, pooled.lo, pooled.hi, pooled.runs, pooled.method)
         if (task := _task_accuracy(row)) is not None:
@@ -263,11 +264,12 @@ def _summarise(row: Row) -> None:
 
 
 def _accuracy_deltas(rows: Sequence[Row]) -> None:
-    """Each accuracy row against the fp32 variant of its model on the same device (percentage points)."""
-    references = {(r.device, r.family, r.scenario): r for r in rows if r.mode == "accuracy" and r.precision == "fp32"}
+    """Each accuracy (or robustness) row against the fp32 variant of its model on the same device, in the
+    same mode (percentage points)."""
+    references = {(r.device, r.family, r.scenario, r.mode): r for r in rows if r.mode in SCORED_MODES and r.precision == "fp32"}
     for row in rows:
-        ref = references.get((row.device, row.family, row.scenario))
-        if row.mode != "accuracy" or ref is None or ref is row:
+        ref = references.get((row.device, row.family, row.scenario, row.mode))
+        if row.mode not in SCORED_MODES or ref is None or ref is row:
             continue
         if (d := paired.delta(_accuracy_blocks(row), _accuracy_blocks(ref))) is not None:
             row.cells[DELTA_KPI] = Cell(d.delta * 100, d.lo * 100, d.hi * 100, row.runs, d.method)

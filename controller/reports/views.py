@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from controller.analysis.compare import RATIOS, Comparison
 from controller.analysis.scorecard import ACCURACY_KPI, DELTA_KPI, TASK_KPI, Cell, Row, ordered
 
+MODE_SHORT = {"performance": "perf", "accuracy": "acc", "robustness": "rob"}
 SHORT_SCENARIO = {"SingleStream": "SS", "MultiStream": "MS", "Server": "Server", "Offline": "Offline"}
 
 
@@ -55,7 +56,7 @@ def _task(c: Cell | None) -> str:
 
 
 def _run(row: Row) -> str:
-    return f"{SHORT_SCENARIO.get(row.scenario, row.scenario)} {'acc' if row.mode == 'accuracy' else 'perf'}"
+    return f"{SHORT_SCENARIO.get(row.scenario, row.scenario)} {MODE_SHORT.get(row.mode, row.mode)}"
 
 
 def _variant(row: Row) -> str:
