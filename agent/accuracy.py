@@ -1,8 +1,13 @@
 """Classification accuracy of a run: top-1 with a Wilson interval, macro P/R/F1, confusion matrix,
-and which samples were right.
+per-class counts, and which samples were right.
 
 Macro averages are over the classes that occur in the labels or the predictions (as
 scikit-learn's ``average="macro"`` does), with 0 where a class has no predictions or no support.
+
+``class_counts`` holds, per class id 0..n_classes−1, ``[support, predicted, right]``: the samples
+labelled the class, the samples predicted as it, and of those the ones right (the confusion
+matrix's row sum, column sum and diagonal). It is kept where the matrix itself is dropped for size
+(above ``agent.scoring.MAX_CONFUSION_CLASSES``), so precision, recall and F1 per class stay readable.
 
 Which samples were right travels as a bitset (``correct_bits``): bit i is the i-th scored sample
 in dataset order (a valid accuracy run scores every sample, so bit i is dataset sample i), set
@@ -47,6 +52,7 @@ def classification_metrics(predicted: np.ndarray, labels: np.ndarray, n_classes:
         "recall_macro": float(recall[present].mean()),
         "f1_macro": float(f1[present].mean()),
         "confusion_matrix": confusion.tolist(),
+        "class_counts": np.stack([support, predicted_count, np.diag(confusion)], axis=1).tolist(),
         "correct_bits": pack_correctness(predicted == labels),
     }
 

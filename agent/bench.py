@@ -24,12 +24,15 @@ from agent import (
     __version__,
     capabilities,
     contract,
+    corruptions,
     datasets,
+    groups,
     kpi,
     model_file,
     model_provenance,
     postprocess,
     reproduce,
+    robustness,
     runtimes,
     scenarios,
     scoring,
@@ -42,7 +45,7 @@ from agent.errors import DatasetError, SettingsError
 from agent.resources import CpuWindow, peak_rss_mb, rss_mb
 from agent.runtimes.base import SessionInfo
 from agent.scenarios import server_search
-from agent.scenarios.settings import RunSettings, Scenario
+from agent.scenarios.settings import Mode, RunSettings, Scenario
 from agent.scenarios.sut import ModelSut
 from devices import probe, thermal
 
@@ -67,6 +70,9 @@ class BenchRequest:
     preprocess: str | None = None  # a dataset by path's preprocessing id (default: the zoo manifest's, else the kind's)
     inputs_cache: Path | None = None  # keep by-path datasets preprocessed here (agent.datasets.inputs_cache)
     postprocess: dict[str, Any] | None = None  # how outputs are read (agent.postprocess); default: the zoo manifest's
+    corruptions: tuple[str, ...] = ()  # --mode robustness: NAME or NAME:1,3,5 entries (agent.corruptions.plan); () all
+    groups: tuple[str, ...] | None = None  # fairness: a job's group per dataset sample ("" for none; agent.groups)
+    groups_file: Path | None = None  # fairness: --groups FILE, read against the dataset once it is loaded
     engine: str = "auto"
     warmup_runs: int = 20
     device_id: str | None = None
@@ -139,6 +145,7 @@ def run(req: BenchRequest, progress: Progress = _silent) -> dict[str, Any]:
     runtime = runtimes.runtime_for(model, req.runtime)
     engine = scenarios.choose_engine(req.engine)
     threads.check_threads(req.options.threads)
+    _corruption_plan(req)  # a bad --corruptions or a dataset that cannot be corrupted fails before anything loads
     if req.cooldown_below_c is not None and thermal.hottest() is None:
         raise SettingsError(f"--cooldown-below {req.cooldown_below_c:g}: this device reports no temperatures (no "
                             "/sys/class/thermal zone), so there is nothing to wait for; drop --cooldown-below")
@@ -169,12 +176,16 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     samples = datasets.load(req.dataset, session.info.inputs, req.options.shapes, values=req.options.inputs,
                             preprocess=datasets.preprocess_for(req.dataset, req.model, req.preprocess),
                             inputs_cache=req.inputs_cache)
+    grouping = groups.resolve(req.groups, req.groups_file, samples, settings.mode.scored)  # before anything is timed
     if settings.mode.scored and samples.labels is None:
         raise DatasetError(f"accuracy mode needs a labelled dataset and {req.dataset} has no labels; use fashion-mnist, "
                            "a dataset by path (imagenet:DIR, coco:DIR, … docs/datasets.md) or a folder of .npy files with labels")
     reading = req.postprocess or _zoo_postprocess(req.model)
     if settings.mode.scored:
         postprocess.check(reading)
+    corruption_plan = _corruption_plan(req)
+    if corruption_plan:
+        robustness.check(samples, datasets.family_of(req.dataset))
     sut = ModelSut(session, samples, settings.batch_size)
 
     t0 = time.perf_counter_ns()
@@ -210,9 +221,12 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     energy = meter.finish(outcome) if meter else None
 
     progress("scoring", {"valid": outcome.valid})
-    accuracy, task_accuracy = scoring.score(outcome.outputs or {}, samples, session.info.outputs, reading)
+    scores = scoring.score_all(outcome.outputs or {}, samples, session.info.outputs, reading, grouping)
+    accuracy, task_accuracy = scores.accuracy, scores.task_accuracy
     kpis = kpi.kpis_of(outcome, accuracy, {
         "task_accuracy": task_accuracy,
+        "fairness": scores.fairness,
+        "class_balance": scores.class_balance,
         "memory": {"peak_rss_mb": None, "model_rss_mb": model_rss},  # peak: read last, below
         "model_size_mb": model.size_bytes / (1 << 20),
         "model_parameters": session.info.parameters,
@@ -222,6 +236,14 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
         "energy": energy,
         "thermals": thermals,
     })
+    if corruption_plan:  # after the clean score: each corruption and severity, one untimed pass each
+
+        def reload(perturb: corruptions.Perturb) -> datasets.Samples:
+            return datasets.load(req.dataset, session.info.inputs, req.options.shapes, values=req.options.inputs,
+                                 preprocess=datasets.preprocess_for(req.dataset, req.model, req.preprocess), perturb=perturb)
+
+        kpis["robustness"] = robustness.run(session, samples, outcome.outputs or {}, accuracy, corruption_plan, reload,
+                                            reading, settings.batch_size, progress)
     info = session.info
     doc = {
         "schema": contract.RESULT_SCHEMA,
@@ -250,11 +272,27 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
         "logs": {"engine": engine, "engine_rule": engine_rule} | outcome.logs,
         "reproduce": reproduce.block(reproduce.argv(req.model, runtime, engine, req.dataset, req.warmup_runs, settings,
                                                     options, samples.inputs, _energy_flags(req),
-                                                    datasets.reproduce_flags(samples))),
+                                                    [*datasets.reproduce_flags(samples),
+                                                     *reproduce.corruption_flags(corruption_plan)],
+                                                    groups=req.groups_file)),
     }
     # the high-water mark after everything the run costs: scoring, histograms and sorts, this document
     kpis["memory"]["peak_rss_mb"] = peak_rss_mb()
     return doc
+
+
+def _corruption_plan(req: BenchRequest) -> list[tuple[str, int]]:
+    """The (corruption, severity) pairs of a robustness run; [] for other modes. One line for corruptions
+    outside robustness mode, a dataset that cannot be corrupted, or a bad entry."""
+    if req.settings.mode != Mode.ROBUSTNESS:
+        if req.corruptions:
+            raise SettingsError(f"--corruptions applies to --mode robustness, but the mode is {req.settings.mode.value}; "
+                                "add --mode robustness or drop --corruptions")
+        return []
+    family = datasets.family_of(req.dataset)
+    if family is None:
+        raise datasets.not_corruptible(req.dataset)
+    return corruptions.plan(req.corruptions, family)
 
 
 def _zoo_postprocess(ref: str) -> dict[str, Any] | None:

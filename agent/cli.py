@@ -93,17 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run again what a result records (its reproduce line; output flags may be added)")
     run = bench.add_argument_group("run")
     run.add_argument("--scenario", default="SingleStream", help="SingleStream | MultiStream | Server | Offline")
-    run.add_argument("--mode", default="performance", help="performance | accuracy")
+    run.add_argument("--mode", default="performance", help="performance | accuracy | robustness (accuracy, then top-1 "
+                                                           "under common corruptions; docs/datasets.md#robustness)")
+    run.add_argument("--corruptions", action="append", default=[], metavar="LIST",
+                     help="robustness: comma/space-separated NAME or NAME:1,3,5 (severities), e.g. 'gaussian_noise:1,5 "
+                          "contrast' (default: all of the dataset's family, severities 1-5)")
     run.add_argument("--profile", default="quick", help=" | ".join(PROFILES))
     run.add_argument("--engine", default="auto",
                      help=" | ".join(ENGINES) + " (auto: loadgen if installed and its query pool fits the memory)")
     run.add_argument("--dataset", default=None, help="synthetic | fashion-mnist[:subset|:full] | a folder of .npy files | "
                                                       "KIND:PATH[:N], KIND imagenet, coco, vww, cifar10, speech-commands, "
-                                                      "toycar (default: synthetic; fashion-mnist in accuracy mode)")
+                                                      "toycar (default: synthetic; fashion-mnist in accuracy/robustness mode)")
     run.add_argument("--preprocess", metavar="ID", help="preprocessing of a KIND:PATH dataset, e.g. imagenet-vgg, "
                                                         "imagenet-mobilenet (default: the zoo model's, else the kind's)")
     run.add_argument("--inputs-cache", type=Path, metavar="DIR", help="keep KIND:PATH datasets preprocessed in DIR, so "
                                                                       "later runs skip decoding")
+    run.add_argument("--groups", type=Path, metavar="FILE", help="accuracy/robustness: each sample's group of inputs "
+                                                                 "(index,group CSV/TSV, one per line, or JSON), scored "
+                                                                 "per group for fairness (docs/datasets.md)")
     run.add_argument("--min-duration", type=float, metavar="S", help="override the profile's minimum duration")
     run.add_argument("--max-duration", type=float, metavar="S", help="end the run after S seconds (native engine: exactly)")
     run.add_argument("--min-queries", type=int, metavar="N", help="override the profile's minimum query count")
@@ -237,14 +244,16 @@ def _bench(args: argparse.Namespace) -> int:
         settings = settings_for(args.profile, args.scenario, args.mode, run)
     except SettingsError as exc:  # named by job field: say the flags
         raise SettingsError(_flag_error(str(exc)).removesuffix(" (see --help)")) from None
-    dataset = args.dataset or ("fashion-mnist" if settings.mode.value == "accuracy" else "synthetic")
+    dataset = args.dataset or ("fashion-mnist" if settings.mode.scored else "synthetic")
+    corruption_entries = _corruption_entries(args.corruptions, settings.mode.value)
+    _check_groups(args.groups, settings.mode.scored)
     plan = None
     if args.power:
         grid = DEFAULT_GRID_G_PER_KWH if args.grid_intensity is None else args.grid_intensity
         plan = PowerPlan(args.power, args.idle_seconds, grid)
     request = bench.BenchRequest(
         model=args.model, settings=settings, runtime=args.runtime, options=options, dataset=dataset,
-        preprocess=args.preprocess, inputs_cache=args.inputs_cache,
+        preprocess=args.preprocess, inputs_cache=args.inputs_cache, groups_file=args.groups, corruptions=corruption_entries,
         engine=args.engine, warmup_runs=args.warmup, device_id=args.device_id, log_dir=args.log_dir, power=plan,
         cooldown_below_c=args.cooldown_below, cooldown_timeout_s=args.cooldown_timeout,
     )
@@ -257,6 +266,31 @@ def _bench(args: argparse.Namespace) -> int:
             raise SettingsError(f"cannot write --json {args.json}: {exc.strerror}") from None
     print(result_text.render(doc), end="")
     return EXIT_INVALID_RUN if args.strict and not doc["valid"] else 0
+
+
+def _check_groups(path: Path | None, scored: bool) -> None:
+    """``--groups`` belongs to a scored run, and its file must be there before anything is loaded."""
+    from agent import groups
+
+    if path is None:
+        return
+    if not scored:
+        raise SettingsError(f"--groups {path} scores accuracy per group, so it needs --mode accuracy or --mode robustness; "
+                            "add the mode, or drop --groups")
+    groups.check_file(path)
+
+
+def _corruption_entries(given: list[str], mode: str) -> tuple[str, ...]:
+    """``--corruptions`` as plan entries (``agent.corruptions.plan`` checks them against the dataset); a usage
+    error outside robustness mode."""
+    if not given:
+        return ()
+    if mode != "robustness":
+        raise SettingsError(f"--corruptions applies to --mode robustness, but the mode is {mode}; add --mode robustness "
+                            "or drop --corruptions")
+    from agent.corruptions import split_entries
+
+    return tuple(entry for text in given for entry in split_entries(text))
 
 
 def _check_outputs(json_path: Path | None, log_dir: Path | None) -> None:

@@ -20,16 +20,27 @@ here OpenCV's ``GaussianBlur`` with a 8σ+1 kernel and replicated edges does the
 scikit-image on the device. Audio is corrupted with white Gaussian noise at a signal-to-noise ratio
 (``audio_noise``: 30, 20, 10, 5, 0 dB for severities 1–5).
 
+A grayscale H×W uint8 image (Fashion-MNIST's 28×28) is corrupted as an RGB image of three equal
+channels, and its first channel returned: same shape and dtype as given, and the noise of each pixel
+exactly the table's (averaging the channels would shrink it by √3).
+
 Every corruption is deterministic: its noise comes from a generator seeded by the sample's index,
 the corruption and the severity, so the fp32 and int8 variants of a model, on any device, score the
 same corrupted samples, and their difference is a paired one.
+
+A run's plan (``plan``) is a list of ``(corruption, severity)``: entries ``NAME`` (every severity) or
+``NAME:1,3,5``, or ``all`` (nothing given: the same), every corruption of the dataset's family
+(``image`` or ``audio``) at every severity. ``--mode robustness`` applies each to the images at the
+model's resolution, after the geometry of preprocessing and before its normalisation (as ImageNet-C
+corrupts the 224×224 crops), or to the waveform before its features (``agent.robustness``).
 """
 
 from __future__ import annotations
 
 import io
+import re
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -124,10 +135,70 @@ AUDIO: dict[str, Corruption] = {"audio_noise": audio_noise}
 CORRUPTIONS = IMAGE | AUDIO
 
 
+FAMILIES = {"image": IMAGE, "audio": AUDIO}
+ALL = "all"
+Perturb = Callable[[np.ndarray, int], np.ndarray]  # (sample, its index) -> the sample corrupted
+
+
 def corrupt(data: np.ndarray, corruption: str, severity: int, index: int) -> np.ndarray:
-    """Sample ``index`` (an RGB uint8 image H×W×3, or audio samples) under ``corruption`` at ``severity``."""
+    """Sample ``index`` (an RGB uint8 image H×W×3, a grayscale one H×W, or audio samples) under
+    ``corruption`` at ``severity``; an image keeps its shape and dtype."""
     if corruption not in CORRUPTIONS:
         raise SettingsError(f"unknown corruption {corruption!r}; known: {', '.join(CORRUPTIONS)}")
     if severity not in SEVERITIES:
         raise SettingsError(f"severity {severity} is not one of {', '.join(map(str, SEVERITIES))}")
-    return CORRUPTIONS[corruption](data, severity, rng_for(index, corruption, severity))
+    rng = rng_for(index, corruption, severity)
+    if corruption in IMAGE and np.ndim(data) == 2:  # grayscale: three equal channels, the first returned
+        rgb = np.repeat(np.asarray(data, dtype=np.uint8)[..., None], 3, axis=2)
+        return np.ascontiguousarray(IMAGE[corruption](rgb, severity, rng)[..., 0])
+    return CORRUPTIONS[corruption](data, severity, rng)
+
+
+def perturbation(corruption: str, severity: int) -> Perturb:
+    """The per-sample hook a dataset loader applies (``agent.datasets``): ``corrupt`` at this corruption and severity."""
+    def perturb(data: np.ndarray, index: int) -> np.ndarray:
+        return corrupt(data, corruption, severity, index)
+    return perturb
+
+
+def split_entries(text: str) -> list[str]:
+    """``"gaussian_noise:1,5, contrast:5 blur"`` as entries: commas before a name and spaces separate
+    them, commas between severities do not."""
+    return [e for e in re.split(r"\s*,\s*(?=[A-Za-z_])|\s+", text.strip()) if e]
+
+
+def _known() -> str:
+    return "; ".join(f"{family}: {', '.join(names)}" for family, names in FAMILIES.items())
+
+
+def plan(entries: Sequence[str], family: str) -> list[tuple[str, int]]:
+    """The ``(corruption, severity)`` pairs a robustness run scores, in the order given (repeats once):
+    ``NAME`` (severities 1-5), ``NAME:1,3,5``, or ``all``/nothing (every corruption of ``family`` at
+    every severity). A bad entry is one line naming it and the known names."""
+    if family not in FAMILIES:
+        raise SettingsError(f"corruption family {family!r} is not one of {', '.join(FAMILIES)}")
+    ours = FAMILIES[family]
+    out: dict[tuple[str, int], None] = {}
+    for entry in entries or [ALL]:
+        name, sep, levels = entry.strip().partition(":")
+        if name == ALL and not sep:
+            out |= dict.fromkeys((n, s) for n in ours for s in SEVERITIES)
+            continue
+        if name not in CORRUPTIONS:
+            raise SettingsError(f"unknown corruption {name!r} in --corruptions; known: {_known()} (or {ALL})")
+        if name not in ours:
+            other = next(f for f, names in FAMILIES.items() if name in names)
+            raise SettingsError(f"corruption {name!r} is for {other}, but the dataset holds {family} data; use one of: "
+                                f"{', '.join(ours)} (or {ALL})")
+        severities = SEVERITIES
+        if sep:
+            try:
+                severities = tuple(int(level) for level in levels.split(","))
+            except ValueError:
+                severities = ()
+            if not severities or any(level not in SEVERITIES for level in severities):
+                raise SettingsError(f"--corruptions entry {entry!r}: severities are 1 to 5, comma-separated, "
+                                    f"e.g. {name}:1,3,5")
+        out |= dict.fromkeys((name, level) for level in severities)
+    return list(out)
+

@@ -61,6 +61,8 @@ def request_from_job(
         dataset=job.dataset,
         preprocess=job.preprocess,
         postprocess=msgspec.to_builtins(job.postprocess) if job.postprocess else None,
+        corruptions=tuple(job.corruptions),
+        groups=job.groups or None,  # checked against the dataset's sample count once it is loaded (agent.groups)
         engine=job.engine,
         log_dir=log_dir,
         device_id=device_id,

@@ -112,20 +112,31 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("robustness.mean_drop_ci95_pp", "mean drop 95% CI", "pp", "",
         "Student's t interval of the mean over samples of (clean right − share of corruptions right): paired, the same samples."),
     Kpi("robustness.method", "robustness method", "text", "", "How the corruptions were applied and the intervals made."),
-    *(Kpi(f"{block}.{name}", f"{what} {label}", unit, "lower" if name == "gap" else "", text) for block, what in
-      (("fairness", "fairness:"), ("class_balance", "class balance:")) for name, label, unit, text in (
-        ("kind", "kind", "name", "fairness (groups of inputs from --groups) or class balance (recall per class)."),
-        ("groups", "per group", "fraction", "Per group: n, correct, rate (accuracy; class balance: recall) with its "
-         "Wilson 95 % interval, and for fairness the group's macro recall."),
-        ("gap", "largest gap", "fraction", "Best group's rate − worst group's rate (lower is more even)."),
-        ("gap_ci95", "gap 95% CI", "fraction", "Newcombe's interval for the difference of two independent proportions, "
-         "each Wilson interval at the Bonferroni level over all k(k−1)/2 pairs, so it holds for the pair chosen after looking."),
-        ("best", "best group", "name", "The group with the highest rate."),
-        ("worst", "worst group", "name", "The group with the lowest rate."),
-        ("confidence_each_pair", "per-pair confidence", "fraction", "1 − 0.05 / (k(k−1)/2)."),
+    *(Kpi(f"{block}.{name}", f"{what} {label}", unit, "lower" if name == "gap" else "",
+          text if isinstance(text, str) else text[block == "class_balance"])
+      for block, what in (("fairness", "fairness:"), ("class_balance", "class balance:")) for name, label, unit, text in (
+        ("kind", "kind", "name", ("`fairness`: accuracy per group of inputs, the groups a `--groups` file (or a job's "
+                                  "`groups`) names; null without groups.",
+                                  "`class balance`: recall per labelled class, on every classification accuracy or "
+                                  "robustness run. Not fairness: classes are what the model predicts, groups are who "
+                                  "or where inputs come from.")),
+        ("groups", "per group", "fraction", ("Per group, sorted by name: n, correct, rate (the group's top-1) with its "
+                                             "Wilson 95 % interval, and recall_macro (mean recall over the classes the "
+                                             "group's samples have).",
+                                             "Per labelled class (named by class id): n (its samples), correct, rate (its "
+                                             "recall) with its Wilson 95 % interval.")),
+        ("gap", "largest gap", "fraction", "Best rate − worst rate (0: every group or class served alike; lower is more even)."),
+        ("gap_ci95", "gap 95% CI", "fraction", "Newcombe's hybrid score interval for the difference of two independent "
+         "proportions, each Wilson interval at the Bonferroni level over all k(k−1)/2 pairs, so it holds for the pair "
+         "chosen after looking (two groups: the plain 95 % interval); an interval excluding 0 is a real gap."),
+        ("best", "best group", "name", "The group (class id) with the highest rate."),
+        ("worst", "worst group", "name", "The group (class id) with the lowest rate."),
+        ("confidence_each_pair", "per-pair confidence", "fraction", "1 − 0.05 / (k(k−1)/2) for k groups (classes)."),
         ("method", "method", "text", "How the rates and the gap's interval were made."),
-        ("ungrouped", "ungrouped samples", "count", "Scored samples the groups file names no group for (left out)."),
-        ("source", "groups source", "text", "Where the groups came from (the file and its sha256)."),
+        ("ungrouped", "ungrouped samples", "count", ("Scored samples the groups give no group (\"\"): left out of every rate.",
+                                                     "Always 0: every labelled sample has a class.")),
+        ("source", "groups source", "text", ("Where the groups came from: the file and its sha256, or the job's groups.",
+                                             "The dataset's labels.")),
     )),
     Kpi("energy.source", "power source", "name", "",
         "ina219 | serial | jtop | nvml | rapl | battery | estimate; `energy` is null without --power."),
@@ -284,6 +295,16 @@ SCORECARD_VIEWS: tuple[tuple[str, str, str], ...] = (
     ("scorecard row: Δ fp32 (pp)", "row top-1 − the fp32 variant's top-1 on the same device",
      "Newcombe's paired interval on the same samples (both results carry `correct_bits` over equal `samples_sha256`), "
      "else Newcombe's unpaired one; `method` names which"),
+    ("robustness (`--robustness`): top-1 per corruption and severity", "correct / scored corrupted samples, each sample "
+     "once over repeats (from the per-sample bits)", "Wilson 95 %"),
+    ("robustness: drop (pp)", "clean top-1 − corrupted top-1 of the same run's samples (the same samples, the same order)",
+     "Newcombe's paired 95 % interval"),
+    ("robustness: Δ fp32 (pp)", "variant − the fp32 variant of the model on the same device, under the same corruption and "
+     "severity (identical corrupted samples: corruptions are deterministic per sample)",
+     "Newcombe's paired 95 % interval where the corrupted samples' fingerprints match, else the unpaired one (`method` says)"),
+    ("robustness: means over corruptions", "per sample, correctness averaged over every corruption and severity; mean "
+     "corruption accuracy, the mean drop and the mean Δ fp32 are means over samples of those",
+     "Student's t 95 % over samples"),
     ("fleet row (`--fleet`): p50/p90/p99", "nearest rank on the merged latency histogram of every run of the device class",
      "none (a pooled statistic; `method: merged histogram`)"),
     ("fleet row: early stopping", "LoadGen's estimate `sorted[n − t]` on the merged histogram",
@@ -293,6 +314,10 @@ SCORECARD_VIEWS: tuple[tuple[str, str, str], ...] = (
      "to [0, 1] over the group", "none; rows missing a KPI are named, not ranked"),
     ("compare (edge vs baseline)", "edge row value ÷ baseline row value; accuracy as edge − baseline in pp", "none"),
     ("report latency CDF", "the run's (or merged runs') latency histogram, the same latencies as the table", "none"),
+    ("scaling (`--scaling`): speed-up, efficiency", "ratio of geometric means of throughput over repeats, sweep point ÷ "
+     "baseline (1 thread, batch 1, each device alone); a gang's throughput is its members' samples over the union of "
+     "their windows; efficiency = speed-up ÷ (threads or devices ratio), none for batch; oversubscribed points listed, "
+     "not drawn", "Welch's t 95 % on log throughput, exponentiated (and scaled for efficiency); under 2 runs a side: none"),
     ("diff (regression gate)", "means over each campaign's repeats; the change in the rule's unit",
      "Student's t-test on the per-run values (pooled variance, as pyperf; p < 0.05), McNemar exact on paired "
      "top-1; one run on a side: noise unknown"),

@@ -74,12 +74,26 @@ def _inputs(records: tuple[dict[str, Any], ...], shapes: dict[str, tuple[int, ..
 
 def argv(model: str, runtime: str, engine: str, dataset: str, warmup: int, settings: RunSettings,
          options: RuntimeOptions, inputs: tuple[dict[str, Any], ...], power: list[str],
-         dataset_flags: Sequence[str] = ()) -> list[str]:
+         dataset_flags: Sequence[str] = (), groups: Path | None = None) -> list[str]:
     """``edgeperf-agent bench`` arguments that repeat this run (``power``: its energy flags, if any;
-    ``dataset_flags``: ``--preprocess``/``--inputs-cache`` of a dataset by path)."""
+    ``dataset_flags``: ``--preprocess``/``--inputs-cache`` of a dataset by path; ``groups``: its
+    ``--groups`` file)."""
+    group_flags = ["--groups", str(groups)] if groups is not None else []
     return [model, "--scenario", settings.scenario.value, "--mode", settings.mode.value, "--profile", settings.profile,
-            "--engine", engine, "--dataset", dataset, *dataset_flags, "--runtime", runtime, "--warmup", str(warmup),
+            "--engine", engine, "--dataset", dataset, *dataset_flags, *group_flags, "--runtime", runtime,
+            "--warmup", str(warmup),
             *_run_length(settings), *_options(runtime, options), *_inputs(inputs, options.shapes), *power]
+
+
+def corruption_flags(pairs: Sequence[tuple[str, int]]) -> list[str]:
+    """``--corruptions`` of a robustness run: its resolved plan as ``NAME:1,3,5`` entries, so a changed
+    default (``all``) cannot change the replay; none for other runs."""
+    if not pairs:
+        return []
+    grouped: dict[str, list[int]] = {}
+    for name, severity in pairs:
+        grouped.setdefault(name, []).append(severity)
+    return ["--corruptions", " ".join(f"{name}:{','.join(map(str, levels))}" for name, levels in grouped.items())]
 
 
 def block(args: list[str]) -> dict[str, Any]:
@@ -109,4 +123,20 @@ def recorded_argv(path: Path) -> list[str]:
             if digest != rec["sha256"]:
                 raise SettingsError(f"--from {path}: input file {file} is {'missing' if digest == 'missing' else 'changed'} "
                                     f"(the result measured sha256 {rec['sha256'][:12]}…); restore it")
+    _check_groups_file(path, args, doc)
     return args
+
+
+def _check_groups_file(path: Path, args: list[str], doc: dict[str, Any]) -> None:
+    """A ``--groups`` file must be the bytes the result's fairness was computed from (its ``source`` names them)."""
+    if "--groups" not in args[:-1]:
+        return
+    file = Path(args[args.index("--groups") + 1])
+    source = str((((doc.get("kpis") or {}).get("fairness")) or {}).get("source", ""))
+    if not source.endswith(")") or "(sha256 " not in source:
+        return
+    want = source.rsplit("(sha256 ", 1)[1].rstrip(")")
+    digest = model_file.sha256_of(file) if file.is_file() else "missing"
+    if digest != want:
+        raise SettingsError(f"--from {path}: groups file {file} is {'missing' if digest == 'missing' else 'changed'} "
+                            f"(the result's fairness used sha256 {want[:12]}…); restore it")

@@ -52,6 +52,9 @@ def _rows(doc: dict[str, Any]) -> list[tuple[str, str]]:
     if (task := k.get("task_accuracy")) is not None:
         interval = f"95% CI {task['ci95'][0]:.4f}–{task['ci95'][1]:.4f}" if task.get("ci95") else task.get("interval", "")
         rows.append(("accuracy", f"{task['metric']} {task['value']:.4f} ({interval}), n={task['n']}"))
+    rows += _gap_rows(k.get("fairness"), "fairness", "group")
+    rows += _gap_rows(k.get("class_balance"), "class balance (not fairness)", "class")
+    rows += _robustness_rows(k.get("robustness"), k.get("accuracy"))
     rows += _energy_rows(k.get("energy"))
     rows += _thermal_rows(k.get("thermals"))
     rows.append(("resources", f"load {k['load_time_ms']:.1f} ms, first inference {k['first_inference_ms']:.2f} ms, "
@@ -86,6 +89,43 @@ def _provenance_rows(model: dict[str, Any]) -> list[tuple[str, str]]:
     if warning := model.get("provenance_warning"):
         rows.append(("  warning", warning))
     return rows
+
+
+def _gap_rows(block: dict[str, Any] | None, label: str, member: str) -> list[tuple[str, str]]:
+    """One line for ``kpis.fairness`` or ``kpis.class_balance``: the largest gap, its interval, best and worst."""
+    if not block:
+        return []
+    by_name = {g["name"]: g for g in block["groups"]}
+    what = "accuracy per group" if member == "group" else "recall per class"
+    count = f"{len(block['groups'])} {member}{'' if len(block['groups']) == 1 else 'es' if member == 'class' else 's'}"
+    if block.get("gap") is None:
+        only = block["groups"][0]
+        text = f"{what}: one {member} ({only['name']} {only['rate']:.4f}, n={only['n']}), no gap"
+    else:
+        lo, hi = block["gap_ci95"]
+        best, worst = by_name[block["best"]], by_name[block["worst"]]
+        text = (f"{what}: largest gap {block['gap']:.4f} (95% CI {lo:.4f}–{hi:.4f}), best {member} {best['name']} "
+                f"{best['rate']:.4f} (n={best['n']}), worst {member} {worst['name']} {worst['rate']:.4f} (n={worst['n']}); "
+                f"{count}")
+    if block.get("ungrouped"):
+        text += f", {block['ungrouped']} samples without a group left out"
+    return [(label, text)]
+
+
+def _robustness_rows(block: dict[str, Any] | None, clean: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """``kpis.robustness`` in two lines: clean and mean corruption accuracy with the mean drop, and the worst variant."""
+    if not block or not block.get("scores"):
+        return []
+    lo, hi = block["mean_drop_ci95_pp"]
+    clean_text = f"clean top-1 {clean['top1']:.4f}, " if clean else ""
+    n = len(block["scores"])
+    worst = max(block["scores"], key=lambda s: s["drop_pp"])
+    w_lo, w_hi = worst["drop_ci95_pp"]
+    return [("robustness", f"{clean_text}mean under {n} {block['family']} corruption{'' if n == 1 else 's'} "
+                           f"{block['mean_top1']:.4f}; mean drop {_pp(block['mean_drop_pp'])} pp "
+                           f"[{_pp(lo)}, {_pp(hi)}]"),
+            ("  worst", f"{worst['corruption']} severity {worst['severity']}: top-1 {worst['accuracy']['top1']:.4f}, "
+                        f"drop {_pp(worst['drop_pp'])} pp [{_pp(w_lo)}, {_pp(w_hi)}] paired")]
 
 
 def _pp(value: float) -> str:

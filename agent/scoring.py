@@ -4,20 +4,23 @@ The dataset says the task (``Samples.task``) and holds the ground truth; ``agent
 reads the outputs; the metric is MLPerf's (``agent.accuracy`` for top-1, ``agent.metrics`` for
 the rest). Classification fills the result's ``kpis.accuracy`` (top-1, its interval, which samples
 were right); the other tasks fill ``kpis.task_accuracy`` with their own metric, so a detection run
-never shows a meaningless top-1.
+never shows a meaningless top-1. A classification run's predictions, made once, also give
+``kpis.class_balance`` (recall per class) and, with groups, ``kpis.fairness`` (``agent.fairness``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from agent import postprocess
+from agent import fairness, postprocess
 from agent.accuracy import classification_metrics
 from agent.datasets import Samples
 from agent.errors import DatasetError
+from agent.groups import Groups
 from agent.metrics import auc, detection
 from agent.runtimes.base import TensorSpec
 
@@ -27,23 +30,46 @@ MAX_CONFUSION_CLASSES = 100  # ImageNet's 1000×1000 matrix would be megabytes i
 Block = dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Scores:
+    """What a run's kept outputs give: ``accuracy`` (classification) or ``task_accuracy`` (the rest);
+    for classification also ``class_balance`` (recall per class) and, with groups, ``fairness``."""
+
+    accuracy: Block | None = None
+    task_accuracy: Block | None = None
+    fairness: Block | None = None
+    class_balance: Block | None = None
+
+
 def score(kept: dict[int, list[np.ndarray]], samples: Samples, outputs: Sequence[TensorSpec],
           given: dict[str, Any] | None = None) -> tuple[Block | None, Block | None]:
     """``(accuracy, task_accuracy)`` of the outputs ``kept`` per sample index; either may be None.
     ``given``: the zoo manifest's post-processing, when the model is a zoo entry."""
+    scores = score_all(kept, samples, outputs, given)
+    return scores.accuracy, scores.task_accuracy
+
+
+def score_all(kept: dict[int, list[np.ndarray]], samples: Samples, outputs: Sequence[TensorSpec],
+              given: dict[str, Any] | None = None, groups: Groups | None = None) -> Scores:
+    """``score``, and for classification the class balance and, given ``groups`` (one per dataset sample),
+    fairness, all from the one set of predictions. ``kept`` is keyed by dataset index, so each scored
+    sample meets its own group."""
     if samples.labels is None or not kept:
-        return None, None
+        return Scores()
     order = np.array(sorted(kept), dtype=np.int64)
     ordered = [kept[i] for i in order]
     how = postprocess.choose(samples.task, given, outputs, samples.n_classes)
     fingerprint = samples.fingerprint(order)
     if samples.task == "classification":
-        return _top1(postprocess.class_ids(ordered, outputs, how), samples.labels[order], how, fingerprint), None
+        predicted, labels = postprocess.class_ids(ordered, outputs, how), samples.labels[order]
+        accuracy = _top1(predicted, labels, how, fingerprint)
+        fair = fairness.by_group(predicted, labels, [groups.names[i] for i in order], groups.source) if groups else None
+        return Scores(accuracy, None, fair, fairness.class_balance(predicted, labels))
     if samples.task == "detection":
-        return None, _mean_average_precision(ordered, outputs, how, samples, order, fingerprint)
+        return Scores(task_accuracy=_mean_average_precision(ordered, outputs, how, samples, order, fingerprint))
     if samples.task == "anomaly":
         errors = postprocess.reconstruction_errors(ordered, outputs, samples.raw[order])
-        return None, _anomaly_auc(errors, samples, order, how, fingerprint)
+        return Scores(task_accuracy=_anomaly_auc(errors, samples, order, how, fingerprint))
     raise DatasetError(f"dataset {samples.name} has task {samples.task!r}, which edgeperf cannot score yet")
 
 

@@ -1,4 +1,5 @@
-"""Latency statistics: LoadGen's nearest-rank percentiles, a mergeable histogram, Wilson intervals.
+"""Latency statistics: LoadGen's nearest-rank percentiles, a mergeable histogram; Wilson, paired
+Newcombe and Student's t intervals.
 
 Reported percentiles of a run are exact order statistics of its raw latencies, indexed the way
 LoadGen does (``sorted[floor(n * p)]``, no interpolation). Fleet-wide percentiles cannot be
@@ -126,3 +127,87 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     centre = (phat + z * z / (2 * n)) / denom
     half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def newcombe_paired(a: float, b: float, c: float, d: float) -> tuple[float, float]:
+    """95 % interval of (a + b)/n − (a + c)/n for paired outcomes: Newcombe (1998) method 10.
+
+    ``a``: both right, ``b``: first right only, ``c``: second right only, ``d``: both wrong. Wilson
+    intervals of the two marginal proportions, combined with their estimated correlation φ, which is
+    shrunk towards 0 by n/2 when positive (Newcombe's correction; 0 when a margin is empty)."""
+    n = a + b + c + d
+    if n <= 0:
+        raise ValueError(f"a paired table of {n} samples has no interval")
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson_interval(a + b, n)
+    l2, u2 = wilson_interval(a + c, n)
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    phi = 0.0 if margins == 0 else (cross - n / 2 if cross > n / 2 else min(cross, 0.0)) / math.sqrt(margins)
+    below = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    above = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    return max(-1.0, p1 - p2 - below), min(1.0, p1 - p2 + above)
+
+
+def _incomplete_beta(x: float, a: float, b: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), by its continued fraction (Lentz's method,
+    as Numerical Recipes' ``betai``/``betacf``)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast only below this: use the symmetry
+        return 1.0 - _incomplete_beta(1.0 - x, b, a)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    f, c, d = 1.0, 1.0, 0.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            step = 1.0
+        elif i % 2 == 0:
+            step = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            step = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1.0 + step * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + step / c
+        c = c if abs(c) > tiny else tiny
+        f *= c * d
+        if abs(1.0 - c * d) < 1e-15:
+            break
+    return front * (f - 1.0)
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` degrees of freedom: 1 − I_{df/(df+t²)}(df/2, 1/2) / 2 for t > 0."""
+    tail = 0.5 * _incomplete_beta(df / (df + t * t), df / 2, 0.5)
+    return 1.0 - tail if t > 0 else tail
+
+
+def student_t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (scipy's ``t.ppf``, without scipy
+    on the device): the CDF inverted by bisection, within 1e-8 of scipy's up to a million degrees of freedom
+(``lgamma`` of huge arguments limits it). ``student_t_quantile(0.975, 9)`` is 2.2622."""
+    if not 0.0 < p < 1.0 or df <= 0:
+        raise ValueError(f"Student's t quantile needs 0 < p < 1 and df > 0, not p={p}, df={df}")
+    if p < 0.5:
+        return -student_t_quantile(1.0 - p, df)
+    lo, hi = 0.0, 1.0
+    while student_t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1e-12 * max(1.0, hi):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if student_t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def mean_interval_t(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Student's t interval of the mean of ``values`` (mean ± t · s/√n); one value gives (−inf, inf)."""
+    values = np.asarray(values, dtype=np.float64)
+    n = values.size
+    if n < 2:
+        return (-math.inf, math.inf)
+    mean = float(values.mean())
+    half = student_t_quantile(0.5 + confidence / 2, n - 1) * float(values.std(ddof=1)) / math.sqrt(n)
+    return (mean - half, mean + half)

@@ -14,6 +14,8 @@ def test_hand_worked_three_class_case():
     m = classification_metrics(predicted, labels, 3)
     assert m["top1"] == pytest.approx(4 / 6)
     assert m["confusion_matrix"] == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    # per class: [labelled it, predicted as it, of those right] = row sum, column sum, diagonal
+    assert m["class_counts"] == [[3, 2, 2], [2, 2, 1], [1, 2, 1]]
     # precision: class0 2/2, class1 1/2, class2 1/2; recall: 2/3, 1/2, 1/1
     assert m["precision_macro"] == pytest.approx((1 + 0.5 + 0.5) / 3)
     assert m["recall_macro"] == pytest.approx((2 / 3 + 0.5 + 1) / 3)

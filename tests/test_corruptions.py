@@ -93,3 +93,49 @@ def test_unknown_corruption_and_severity_are_one_line():
         corruptions.corrupt(GREY, "fog", 1, 0)
     with pytest.raises(SettingsError, match="severity 6 is not one of 1, 2, 3, 4, 5"):
         corruptions.corrupt(GREY, "contrast", 6, 0)
+
+
+@pytest.mark.parametrize("name", list(corruptions.IMAGE))
+def test_a_grayscale_image_is_corrupted_as_three_equal_channels_and_keeps_its_shape(name):
+    """Fashion-MNIST's 28×28 uint8: the result is the first channel of the RGB image of three equal channels, corrupted."""
+    rng = np.random.default_rng(2)
+    gray = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+    out = corruptions.corrupt(gray, name, 3, index=4)
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    assert np.array_equal(out, corruptions.corrupt(rgb, name, 3, index=4)[..., 0])
+
+
+def test_grayscale_noise_keeps_the_full_sigma():
+    """One channel, not the mean of three: ImageNet-C's σ per pixel, not σ/√3."""
+    grey = np.full((64, 64), 128, dtype=np.uint8)
+    out = corruptions.corrupt(grey, "gaussian_noise", 1, index=0).astype(float) / 255
+    assert out.std() == pytest.approx(0.08, rel=0.05)
+
+
+def test_plan_reads_names_severities_and_all():
+    assert corruptions.plan(["gaussian_noise:1,5", "contrast:5"], "image") == [
+        ("gaussian_noise", 1), ("gaussian_noise", 5), ("contrast", 5)]
+    assert corruptions.plan(["pixelate"], "image") == [("pixelate", s) for s in corruptions.SEVERITIES]
+    every = [(n, s) for n in corruptions.IMAGE for s in corruptions.SEVERITIES]
+    assert corruptions.plan([], "image") == corruptions.plan(["all"], "image") == every and len(every) == 35
+    assert corruptions.plan([], "audio") == [("audio_noise", s) for s in corruptions.SEVERITIES]
+    assert corruptions.plan(["contrast:5", "contrast:3,5"], "image") == [("contrast", 5), ("contrast", 3)]  # once each
+    assert corruptions.split_entries(" gaussian_noise:1,5, contrast:5 pixelate,jpeg_compression ") == [
+        "gaussian_noise:1,5", "contrast:5", "pixelate", "jpeg_compression"]
+
+
+@pytest.mark.parametrize(("entries", "family", "message"), [
+    (["fog"], "image", "unknown corruption 'fog' in --corruptions; known: image: gaussian_noise"),
+    (["fog"], "audio", "audio: audio_noise"),
+    (["audio_noise"], "image", "corruption 'audio_noise' is for audio, but the dataset holds image data; use one of: "
+                               "gaussian_noise"),
+    (["contrast"], "audio", "corruption 'contrast' is for image, but the dataset holds audio data; use one of: audio_noise"),
+    (["contrast:0"], "image", "severities are 1 to 5"),
+    (["contrast:1,x"], "image", "severities are 1 to 5"),
+    (["contrast:"], "image", "severities are 1 to 5"),
+])
+def test_plan_refuses_bad_entries_in_one_line(entries, family, message):
+    with pytest.raises(SettingsError, match=message) as caught:
+        corruptions.plan(entries, family)
+    assert "\n" not in str(caught.value)

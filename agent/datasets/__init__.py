@@ -11,6 +11,13 @@ MLPerf's reference does for the model (``--preprocess``, else the zoo manifest's
 kind's default) and optionally kept preprocessed (``--inputs-cache``, ``inputs_cache``).
 Samples are converted (and quantised) here, once, before any timing.
 
+``perturb`` (``--mode robustness``, ``agent.corruptions``) loads an image or audio dataset again with
+each sample corrupted: Fashion-MNIST's 28×28 images before scaling, a by-path image dataset after its
+geometry and before its normalisation (``image_preprocess.transform``), Speech Commands' waveform
+before its features. Such a load never reads or writes the inputs cache. ``family_of`` says which
+datasets can be corrupted (``Samples.family``); synthetic data, ``.npy`` folders, COCO detection and
+ToyCar anomaly clips cannot.
+
 Labelled samples keep their raw inputs beside their labels (``Samples.raw``), so a score can name
 the exact samples it was computed on (``fingerprint``): an int8 and an fp32 model fed the same images
 (quantised differently) score the same samples, whatever the dataset was called.
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,6 +55,10 @@ KINDS = {
     "speech-commands": "agent.datasets.speech_commands",
     "toycar": "agent.datasets.toycar",
 }
+# what --mode robustness corrupts (agent.corruptions): by name and by kind; the rest cannot be corrupted meaningfully
+FAMILIES = {"fashion-mnist": "image", "imagenet": "image", "vww": "image", "cifar10": "image", "speech-commands": "audio"}
+CORRUPTIBLE = "fashion-mnist, imagenet:DIR, vww:DIR, cifar10:DIR or speech-commands:DIR"
+Perturb = Callable[[np.ndarray, int], np.ndarray]  # (sample as the dataset holds it, its index) -> the sample corrupted
 
 
 def fingerprint(inputs: np.ndarray, labels: np.ndarray) -> str:
@@ -88,6 +99,7 @@ class Samples:
     n_classes: int | None = None  # classes of a classification dataset (ImageNet 1000), where it knows them
     # a dataset by path: kind, resolved path, limit (N), preprocess id and the inputs cache's dir, key and hit
     origin: dict[str, Any] | None = None
+    family: str | None = None  # "image" or "audio": what agent.corruptions can corrupt; None: not corruptible
 
     def __len__(self) -> int:
         return len(self.feeds)
@@ -139,6 +151,21 @@ def _fit_images(images: np.ndarray, inputs: Sequence[TensorSpec], shapes: Shapes
     return [{spec.name: to_model_input(img.reshape(shape), spec)} for img in real]
 
 
+def family_of(name: str) -> str | None:
+    """``image`` or ``audio`` for a dataset ``--mode robustness`` can corrupt, else None."""
+    where = by_path(name)
+    if where is not None:
+        return FAMILIES.get(where.kind)
+    return "image" if name.startswith("fashion-mnist") and name in DATASETS else None
+
+
+def not_corruptible(name: str) -> DatasetError:
+    """The one line for a robustness run over a dataset ``agent.corruptions`` cannot corrupt."""
+    return DatasetError(f"--mode robustness corrupts images or audio, and dataset {name} cannot be corrupted meaningfully "
+                        f"(synthetic data, .npy folders, COCO detection and ToyCar anomaly clips are not supported); "
+                        f"use {CORRUPTIBLE}")
+
+
 def by_path(name: str) -> DatasetSpec | None:
     """``name`` parsed as ``KIND:PATH[:N]``, or None when it names no dataset kind."""
     return parse_spec(name, tuple(KINDS))
@@ -169,14 +196,20 @@ def reproduce_flags(samples: Samples) -> list[str]:
 
 
 def _load_by_path(name: str, where: DatasetSpec, inputs: Sequence[TensorSpec], shapes: Shapes,
-                  preprocess: str | None, inputs_cache: Path | None) -> Samples:
-    """A ``KIND:PATH[:N]`` dataset, from the inputs cache when it holds it (then nothing is decoded)."""
+                  preprocess: str | None, inputs_cache: Path | None, perturb: Perturb | None = None) -> Samples:
+    """A ``KIND:PATH[:N]`` dataset, from the inputs cache when it holds it (then nothing is decoded);
+    perturbed, it is always decoded and never cached."""
     from agent.datasets import inputs_cache as cache
 
     module = importlib.import_module(KINDS[where.kind])
     chosen = preprocess or module.DEFAULT_PREPROCESS
     origin: dict[str, Any] = {"kind": where.kind, "path": str(where.path.resolve()), "limit": where.limit,
                               "preprocess": chosen, "inputs_cache": None}
+    if perturb is not None:  # corrupted samples are not the dataset: the cache holds only clean ones
+        if where.kind not in FAMILIES:
+            raise not_corruptible(name)
+        samples = module.load(where.path, where.limit, inputs, shapes, chosen, perturb=perturb)
+        return replace(samples, name=name, origin=origin)
     key = None
     if inputs_cache is not None:
         folder = cache.usable(inputs_cache)
@@ -192,11 +225,13 @@ def _load_by_path(name: str, where: DatasetSpec, inputs: Sequence[TensorSpec], s
 
 
 def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0, values: dict[str, str] | None = None,
-         preprocess: str | None = None, inputs_cache: Path | None = None) -> Samples:
+         preprocess: str | None = None, inputs_cache: Path | None = None, perturb: Perturb | None = None) -> Samples:
     """Load dataset ``name`` for a model with ``inputs``, ``values`` fixing inputs of synthetic data
     (``--input``); ``name`` may be a folder of ``.npy`` files (``npy_folder``) or ``KIND:PATH[:N]``, which
     ``preprocess`` (an id, None: the kind's default) and ``inputs_cache`` (a folder) apply to; unknown
-    names list the known ones."""
+    names list the known ones. ``perturb`` corrupts every sample (robustness; see the module docstring)."""
+    if perturb is not None and family_of(name) is None:
+        raise not_corruptible(name)
     names = [s.name for s in inputs]
     for given in values or {}:
         if given not in names:
@@ -209,7 +244,7 @@ def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0,
     if where is not None:
         if values:
             raise SettingsError(f"--input sets synthetic inputs, but the dataset is {name}; drop --input")
-        return _load_by_path(name, where, inputs, shapes, preprocess, inputs_cache)
+        return _load_by_path(name, where, inputs, shapes, preprocess, inputs_cache, perturb)
     if name == "synthetic":
         return synthetic(inputs, shapes, seed=seed, values=values)
     if values:
@@ -217,10 +252,11 @@ def load(name: str, inputs: Sequence[TensorSpec], shapes: Shapes, seed: int = 0,
     if name.startswith("fashion-mnist") and name in DATASETS:
         split = name.partition(":")[2] or "auto"
         data = fashion_mnist.test_set(split)
-        feeds = _fit_images(data.images, inputs, shapes, name)
+        images = data.images if perturb is None else np.stack([perturb(img, i) for i, img in enumerate(data.images)])
+        feeds = _fit_images(images, inputs, shapes, name)
         records = tuple({"name": s.name, "shape": list(feeds[0][s.name].shape), "dtype": s.dtype, "source": "dataset"}
                         for s in inputs)
-        return Samples(name, data.source, feeds, data.labels, data.images, inputs=records)
+        return Samples(name, data.source, feeds, data.labels, images, inputs=records, family="image")
     folder = npy_folder.folder_of(name)
     if folder is not None:
         data = npy_folder.load(folder, inputs, shapes)

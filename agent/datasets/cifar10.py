@@ -81,13 +81,15 @@ def _bgr(row: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(row.reshape(3, SIDE, SIDE).transpose(1, 2, 0)[:, :, ::-1])
 
 
-def load(path: Path, limit: int | None, inputs: Sequence[TensorSpec], shapes: Shapes, preprocess: str | None) -> Samples:
-    """The first ``limit`` test images (see the module docstring) for the model's image input."""
+def load(path: Path, limit: int | None, inputs: Sequence[TensorSpec], shapes: Shapes, preprocess: str | None,
+         perturb: image_preprocess.Perturb | None = None) -> Samples:
+    """The first ``limit`` test images (see the module docstring) for the model's image input; ``perturb``
+    corrupts each after its geometry (robustness)."""
     file = _batch_file(spec.folder(path, "cifar10"))
     data, labels = read_batch(file)
     count = len(spec.first(range(len(data)), limit, f"cifar10 dataset {file}"))
     prepared = image_preprocess.prepare(count, lambda i: _bgr(data[i]), inputs, shapes,
-                                        preprocess or DEFAULT_PREPROCESS, f"cifar10:{path}")
+                                        preprocess or DEFAULT_PREPROCESS, f"cifar10:{path}", perturb=perturb)
     source = f"cifar10:{file.resolve()} (first {count} of {len(data)})"
     return Samples(f"cifar10:{path}", source, prepared.feeds, labels[:count], prepared.raw, inputs=prepared.records,
-                   task="classification", n_classes=CLASSES)
+                   task="classification", family="image", n_classes=CLASSES)

@@ -274,10 +274,20 @@ def image_input(inputs: Sequence[TensorSpec], shapes: dict[str, tuple[int, ...]]
     return ImageInput(spec, shape, channels_first, spec.quantised or dtype.kind == "f")
 
 
-def transform(bgr: np.ndarray, pre: Preprocess, target: ImageInput) -> np.ndarray:
+Perturb = Callable[[np.ndarray, int], np.ndarray]  # (RGB uint8 HWC image, sample index) -> the same, perturbed
+
+
+def transform(bgr: np.ndarray, pre: Preprocess, target: ImageInput, perturb: Perturb | None = None,
+              index: int = 0) -> np.ndarray:
     """One decoded BGR uint8 image as the target input's sample (without batch axis): real values
-    (float32) or 0-255 pixels (uint8, truncated like MLPerf's ``np.asarray(img, dtype=np.uint8)``)."""
+    (float32) or 0-255 pixels (uint8, truncated like MLPerf's ``np.asarray(img, dtype=np.uint8)``).
+    ``perturb`` (robustness: ``agent.corruptions``) is applied to sample ``index`` between the geometry
+    and the normalisation, to the RGB image at the model's resolution as 0-255 uint8, as ImageNet-C
+    corrupts its crops."""
     img = pre.geometry(bgr, target.height, target.width)
+    if perturb is not None:
+        pixels = np.clip(np.rint(img), 0, 255).astype(np.uint8)  # the geometry's values are whole pixels already
+        img = np.asarray(perturb(pixels, index), dtype=np.float32)
     img = pre.normalise(img) if target.real else np.asarray(img, dtype=np.uint8)
     return img.transpose(2, 0, 1) if target.channels_first else img
 
@@ -293,16 +303,17 @@ class Prepared:
 
 
 def prepare(count: int, decode: Callable[[int], np.ndarray], inputs: Sequence[TensorSpec],
-            shapes: dict[str, tuple[int, ...]], preprocess: str, name: str) -> Prepared:
+            shapes: dict[str, tuple[int, ...]], preprocess: str, name: str, perturb: Perturb | None = None) -> Prepared:
     """``count`` images (``decode(i)``: BGR uint8 HWC, or a DatasetError naming the image) preprocessed
-    with ``preprocess`` for the model's one image input, decoded on a few threads (OpenCV releases the GIL)."""
+    with ``preprocess`` for the model's one image input, decoded on a few threads (OpenCV releases the GIL);
+    ``perturb`` corrupts each after its geometry (``transform``)."""
     pre = get(preprocess)
     target = image_input(inputs, shapes, pre, name)
     sample = target.shape[1:]
     raw = np.empty((count, *sample), dtype=np.float32 if target.real else np.uint8)
 
     def fill(i: int) -> None:
-        raw[i] = transform(decode(i), pre, target)
+        raw[i] = transform(decode(i), pre, target, perturb, i)
 
     pool = ThreadPoolExecutor(max_workers=max(1, min(8, os.cpu_count() or 1)))
     try:

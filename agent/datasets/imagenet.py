@@ -68,8 +68,10 @@ def _folders(root: Path) -> tuple[list[Path], list[int], int]:
     return [p for _, _, p in found], [index for _, index, _ in found], len(classes)
 
 
-def load(path: Path, limit: int | None, inputs: Sequence[TensorSpec], shapes: Shapes, preprocess: str | None) -> Samples:
-    """The first ``limit`` validation images in ``path`` (see the module docstring) for the model's image input."""
+def load(path: Path, limit: int | None, inputs: Sequence[TensorSpec], shapes: Shapes, preprocess: str | None,
+         perturb: image_preprocess.Perturb | None = None) -> Samples:
+    """The first ``limit`` validation images in ``path`` (see the module docstring) for the model's image input;
+    ``perturb`` corrupts each after its geometry (robustness)."""
     root = spec.folder(path, "imagenet")
     if (root / VAL_MAP).is_file():
         paths, labels = _val_map(root)
@@ -85,7 +87,7 @@ def load(path: Path, limit: int | None, inputs: Sequence[TensorSpec], shapes: Sh
         raise DatasetError(f"{what} names {len(missing)} image(s) that are not there, first {missing[0]}; restore them, "
                            f"or take fewer with :N")
     prepared = image_preprocess.prepare(len(chosen), lambda i: image_preprocess.read_image(chosen[i][0]), inputs,
-                                        shapes, preprocess or DEFAULT_PREPROCESS, f"imagenet:{root}")
+                                        shapes, preprocess or DEFAULT_PREPROCESS, f"imagenet:{root}", perturb=perturb)
     source = f"imagenet:{root.resolve()} ({layout}, first {len(chosen)} of {total})"
     return Samples(f"imagenet:{root}", source, prepared.feeds, np.array([label for _, label in chosen], dtype=np.int64),
-                   prepared.raw, inputs=prepared.records, task="classification", n_classes=classes)
+                   prepared.raw, inputs=prepared.records, task="classification", family="image", n_classes=classes)

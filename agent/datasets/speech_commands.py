@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -162,8 +162,9 @@ def kws_mfcc(samples: np.ndarray) -> np.ndarray:
 
 
 def load(path: Path, limit: int | None, inputs: Sequence[TensorSpec], shapes: dict[str, tuple[int, ...]],
-         preprocess: str | None) -> Samples:
-    """The first ``limit`` utterances (all when None) of the folder at ``path``, as Tiny's MFCCs for the model."""
+         preprocess: str | None, perturb: Callable[[np.ndarray, int], np.ndarray] | None = None) -> Samples:
+    """The first ``limit`` utterances (all when None) of the folder at ``path``, as Tiny's MFCCs for the model;
+    ``perturb`` (robustness) corrupts utterance i's waveform, as float samples, before its features."""
     from agent.datasets import Samples
 
     if (preprocess or DEFAULT_PREPROCESS) != DEFAULT_PREPROCESS:
@@ -173,13 +174,16 @@ def load(path: Path, limit: int | None, inputs: Sequence[TensorSpec], shapes: di
     clips, layout = utterances(Path(path))
     total = len(clips)
     clips = clips[:limit]
-    features = np.stack([kws_mfcc(_samples(c)) for c in clips])
+    waveforms = (_samples(c) for c in clips)
+    if perturb is not None:
+        waveforms = (perturb(w.astype(np.float64), i) for i, w in enumerate(waveforms))
+    features = np.stack([kws_mfcc(w) for w in waveforms])
     _background.cache_clear()
     feeds, records = fit_to_input(features[..., None], inputs, shapes, "speech-commands", HINT)
     labels = np.array([c.label for c in clips], dtype=np.int64)
     source = f"speech-commands:{path} ({layout}; {len(clips)} of {total} utterances in TFDS order; {DEFAULT_PREPROCESS})"
     return Samples("speech-commands", source, feeds, labels, features, inputs=records, task="classification",
-                   n_classes=len(CLASSES))
+                   family="audio", n_classes=len(CLASSES))
 
 
 def _samples(clip: Utterance) -> np.ndarray:

@@ -24,8 +24,10 @@ DEFAULT_PREPROCESS = "vww-96"
 CLASSES = ("non_person", "person")  # class id = position
 
 
-def load(path: Path, limit: int | None, inputs: Sequence[TensorSpec], shapes: Shapes, preprocess: str | None) -> Samples:
-    """The first ``limit`` images of ``path`` (see the module docstring) for the model's image input."""
+def load(path: Path, limit: int | None, inputs: Sequence[TensorSpec], shapes: Shapes, preprocess: str | None,
+         perturb: image_preprocess.Perturb | None = None) -> Samples:
+    """The first ``limit`` images of ``path`` (see the module docstring) for the model's image input;
+    ``perturb`` corrupts each after its geometry (robustness)."""
     root = spec.folder(path, "vww")
     absent = [c for c in CLASSES if not (root / c).is_dir()]
     if absent:
@@ -35,7 +37,7 @@ def load(path: Path, limit: int | None, inputs: Sequence[TensorSpec], shapes: Sh
                    if p.suffix.lower() in image_preprocess.IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file())
     chosen = spec.first(found, limit, f"vww dataset {root}")
     prepared = image_preprocess.prepare(len(chosen), lambda i: image_preprocess.read_image(root / chosen[i][0]), inputs,
-                                        shapes, preprocess or DEFAULT_PREPROCESS, f"vww:{root}")
+                                        shapes, preprocess or DEFAULT_PREPROCESS, f"vww:{root}", perturb=perturb)
     source = f"vww:{root.resolve()} (first {len(chosen)} of {len(found)} by path)"
     return Samples(f"vww:{root}", source, prepared.feeds, np.array([label for _, label in chosen], dtype=np.int64),
-                   prepared.raw, inputs=prepared.records, task="classification", n_classes=len(CLASSES))
+                   prepared.raw, inputs=prepared.records, task="classification", family="image", n_classes=len(CLASSES))

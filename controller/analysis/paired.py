@@ -55,7 +55,7 @@ import numpy as np
 
 from agent.accuracy import unpack_correctness
 from agent.contract import Accuracy
-from agent.stats import wilson_interval
+from agent.stats import newcombe_paired, wilson_interval  # newcombe_paired: re-exported, the agent scores robustness with it
 
 PAIRED = "Newcombe paired (1998, method 10)"
 UNPAIRED = "Newcombe unpaired (1998, method 10)"
@@ -148,7 +148,7 @@ class _Table(NamedTuple):
     runs_agree: bool  # every side's runs agree sample by sample: the counts are whole pairs
 
 
-def _mean_correctness(group: Sequence[Accuracy]) -> np.ndarray:
+def mean_correctness(group: Sequence[Accuracy]) -> np.ndarray:
     """Each sample's correctness averaged over the runs that scored it (0 or 1 where they agree)."""
     return np.mean([unpack_correctness(bits, b.n) for b in group if (bits := b.correct_bits) is not None], axis=0)
 
@@ -162,38 +162,36 @@ def _paired_table(new: Sequence[Accuracy], reference: Sequence[Accuracy]) -> _Ta
     ours, theirs = _by_dataset(new), _by_dataset(reference)
     if ours.keys() != theirs.keys():
         return None
-    a = b = c = d = 0.0
-    agree = True
+    tables = []
     for fingerprint, group in ours.items():
-        x, y = _mean_correctness(group), _mean_correctness(theirs[fingerprint])
+        x, y = mean_correctness(group), mean_correctness(theirs[fingerprint])
         if x.size != y.size:
             raise ValueError(f"samples {str(fingerprint)[:12]}… number {x.size} on one side and {y.size} on the other")
-        agree = agree and bool(np.all((x == 0) | (x == 1)) and np.all((y == 0) | (y == 1)))
-        a += float(np.dot(x, y))
-        b += float(np.dot(x, 1 - y))
-        c += float(np.dot(1 - x, y))
-        d += float(np.dot(1 - x, 1 - y))
-    return _Table(a, b, c, d, agree)
+        tables.append(_table(x, y))
+    return _Table(*(sum(t[i] for t in tables) for i in range(4)), all(t.runs_agree for t in tables))
 
 
-def newcombe_paired(a: float, b: float, c: float, d: float) -> tuple[float, float]:
-    """95 % interval of (a + b)/n − (a + c)/n for paired outcomes: Newcombe (1998) method 10.
+def _table(x: np.ndarray, y: np.ndarray) -> _Table:
+    """The paired table of two sides' per-sample correctness over the same samples in the same order."""
+    agree = bool(np.all((x == 0) | (x == 1)) and np.all((y == 0) | (y == 1)))
+    return _Table(float(np.dot(x, y)), float(np.dot(x, 1 - y)), float(np.dot(1 - x, y)), float(np.dot(1 - x, 1 - y)), agree)
 
-    ``a``: both right, ``b``: first right only, ``c``: second right only, ``d``: both wrong. Wilson
-    intervals of the two marginal proportions, combined with their estimated correlation φ, which is
-    shrunk towards 0 by n/2 when positive (Newcombe's correction; 0 when a margin is empty)."""
-    n = a + b + c + d
-    if n <= 0:
-        raise ValueError(f"a paired table of {n} samples has no interval")
-    p1, p2 = (a + b) / n, (a + c) / n
-    l1, u1 = wilson_interval(a + b, n)
-    l2, u2 = wilson_interval(a + c, n)
-    margins = (a + b) * (c + d) * (a + c) * (b + d)
-    cross = a * d - b * c
-    phi = 0.0 if margins == 0 else (cross - n / 2 if cross > n / 2 else min(cross, 0.0)) / math.sqrt(margins)
-    below = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
-    above = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
-    return max(-1.0, p1 - p2 - below), min(1.0, p1 - p2 + above)
+
+def _paired_delta(table: _Table, n_distinct: int) -> AccuracyDelta:
+    a, b, c, d, agree = table
+    lo, hi = newcombe_paired(a, b, c, d)
+    discordant = (round(b), round(c))
+    method = PAIRED if agree else PAIRED + RUN_MEANS
+    return AccuracyDelta((b - c) / (a + b + c + d), lo, hi, True, method, mcnemar_exact(*discordant), n_distinct, discordant)
+
+
+def delta_of_samples(new: np.ndarray, reference: np.ndarray) -> AccuracyDelta:
+    """``new`` minus ``reference`` accuracy from each side's correctness per sample (0/1, or a mean over
+    runs in [0, 1]) over the same samples in the same order: the paired interval, whatever the samples'
+    fingerprints (a robustness run's clean and corrupted samples differ in content, not in order)."""
+    if new.shape != reference.shape or new.size == 0:
+        raise ValueError(f"paired sides of {new.size} and {reference.size} samples")
+    return _paired_delta(_table(new, reference), int(new.size))
 
 
 def newcombe_unpaired(x1: float, n1: int, x2: float, n2: int) -> tuple[float, float]:
@@ -240,8 +238,4 @@ def delta(new: Sequence[Accuracy], reference: Sequence[Accuracy]) -> AccuracyDel
         lo, hi = newcombe_unpaired(x1, ours.samples, x2, theirs.samples)
         p = two_proportion_p(x1, ours.samples, x2, theirs.samples)
         return AccuracyDelta(ours.value - theirs.value, lo, hi, False, UNPAIRED, p, ours.samples + theirs.samples, None)
-    a, b, c, d, agree = table
-    lo, hi = newcombe_paired(a, b, c, d)
-    discordant = (round(b), round(c))
-    method = PAIRED if agree else PAIRED + RUN_MEANS
-    return AccuracyDelta((b - c) / (a + b + c + d), lo, hi, True, method, mcnemar_exact(*discordant), ours.samples, discordant)
+    return _paired_delta(table, ours.samples)

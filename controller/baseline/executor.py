@@ -58,7 +58,7 @@ def summary(result: contract.Result) -> str:
     def fmt(value: Any, spec: str) -> str:
         return "n/a" if value is None else format(value, spec)
 
-    if result.mode == "accuracy" and k.accuracy is not None:
+    if result.mode != "performance" and k.accuracy is not None:
         text = f"top-1 {fmt(k.accuracy.top1, '.4f')} (n={k.accuracy.n})"
     else:
         text = f"p90 {fmt(k.latency_ms.p90, '.3f')} ms, {fmt(k.throughput_sps, '.1f')} samples/s"

@@ -19,7 +19,7 @@ from typing import Any
 
 from agent import zoo
 from agent.errors import EdgeperfError
-from controller.analysis.scorecard import ACCURACY_KPI, TASK_KPI, Row, model_family
+from controller.analysis.scorecard import ACCURACY_KPI, SCORED_MODES, TASK_KPI, Row, model_family
 from controller.reference.benchmarks import facts
 from controller.reference.rows import STATUS_TEXT, ReferenceRow
 
@@ -46,14 +46,14 @@ class Pairing:
     @property
     def ratio(self) -> float | None:
         """local ÷ published for a performance metric (None for accuracy, or where a side has no number)."""
-        if self.local.mode == "accuracy" or self.local_value is None or not self.published_value:
+        if self.local.mode in SCORED_MODES or self.local_value is None or not self.published_value:
             return None
         return self.local_value / self.published_value
 
     @property
     def difference_pp(self) -> float | None:
         """local − published for an accuracy in %, in percentage points (None otherwise)."""
-        if self.local.mode != "accuracy" or self.unit != "%" or self.local_value is None or self.published_value is None:
+        if self.local.mode not in SCORED_MODES or self.unit != "%" or self.local_value is None or self.published_value is None:
             return None
         return self.local_value - self.published_value
 
@@ -91,7 +91,7 @@ def stored_benchmarks(wanted: str, known: Iterable[str]) -> list[str]:
 
 def _local_metric(row: Row, ref: ReferenceRow) -> tuple[str, float | None, float | None, str]:
     """(metric, local value, published value, unit) in the same metric, for the row's mode."""
-    if row.mode == "accuracy":
+    if row.mode in SCORED_MODES:
         acc = ref.accuracy
         if acc is None:
             return "accuracy", None, None, ""

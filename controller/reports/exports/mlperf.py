@@ -45,7 +45,8 @@ NATIVE_SUT = "edgeperf-native"
 NA = "N/A"
 # LoadGen's reported percentiles (results.cc latency_percentiles) are the result's: the keys and fractions of one table
 PERCENTILES = tuple(REPORTED_PERCENTILES.items())
-TEST_MODES = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly"}
+# a robustness run's clean pass is LoadGen's AccuracyOnly run; its corrupted passes have no MLPerf form and are left out
+TEST_MODES = {"performance": "PerformanceOnly", "accuracy": "AccuracyOnly", "robustness": "AccuracyOnly"}
 _RULE = "================================================"
 
 
@@ -71,7 +72,7 @@ def export_campaign(results: list[Result], campaign: dict[str, Any], out_dir: Pa
         system = systems[result.device.id]
         by_system[system].append(result)
         base = out_dir / system / models[result.model.name] / safe_name(result.scenario)
-        if result.mode == "accuracy":
+        if TEST_MODES[result.mode] == "AccuracyOnly":
             accuracy[base / "accuracy"].append(result)
         else:
             runs[base] += 1
@@ -350,7 +351,7 @@ def summary_log(result: Result) -> str:
     warning and error counts.
     """
     tail = _counts_tail(result)
-    if result.mode == "accuracy":
+    if TEST_MODES[result.mode] == "AccuracyOnly":
         return "\n".join(tail)
     k, scenario = result.kpis, result.scenario
     p = result.settings.effective.target_latency_percentile
