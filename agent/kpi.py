@@ -289,6 +289,14 @@ SCORECARD_VIEWS: tuple[tuple[str, str, str], ...] = (
     ("scorecard row: top-1",
      "correct / scored samples, each distinct sample of a dataset counted once (runs over the same dataset: per-sample "
      "mean correctness)", "Wilson 95 %"),
+    ("scorecard row: P/R/F1 macro", "mean over the classes present in labels or predictions of each class's precision, "
+     "recall and F1 (0 where a class is never predicted), from class counts pooled as top-1 (runs over the same samples: "
+     "mean counts; over different samples: summed)", "bootstrap of the pooled confusion matrix (2,000 multinomial "
+     "resamples, fixed seed), the wider of BCa and percentile: 93-97.5 % simulated coverage; none without a confusion "
+     "matrix (`method` says why)"),
+    ("per class P/R/F1 (`--per-class`, reports)", "precision = right / predicted, recall = right / support, F1 = 2·right "
+     "/ (support + predicted), per class id, counts pooled as above", "Wilson 95 % (precision, recall); F1: Wilson's of "
+     "right / (support + predicted − right) mapped by 2q / (1 + q), exact in form; 94.7-97 % simulated coverage"),
     ("scorecard row: mAP / AUC", "the task's own metric (`task_accuracy`): runs over the same samples re-score the same "
      "data, so the value is their mean; runs over different samples: their mean", "the metric's own for the same samples "
      "(AUC: DeLong 95 %; mAP: none, pycocotools gives none); none over different samples"),

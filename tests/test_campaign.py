@@ -206,10 +206,12 @@ def test_a_missing_file_is_one_clear_line(tmp_path):
     ("name: c\nmodels:\n", "camp.yaml:2: models: expected a list of models, got null (an empty value)"),
     ("name: c d\nmodels: []\n", "camp.yaml:1: name: 'c d' is not a valid name; use letters, digits, '.', '_' and '-'"),
     (minimal("colour: red\n"), "camp.yaml:6: colour: unknown key; expected one of: name, profile, engine, scenarios, modes, "
-     "repeats, cooldown_s, power, timeout_s, retries, dataset, accuracy_dataset, overrides, devices, models"),
+     "repeats, cooldown_s, power, timeout_s, retries, dataset, accuracy_dataset, corruptions, groups, overrides, devices, "
+     "sweep, models"),
     (minimal("engine: lodgen\n"),
      "camp.yaml:6: engine: unknown engine 'lodgen'; did you mean 'loadgen'? use one of: auto, loadgen, native"),
-    (minimal("modes: [performance, latency]\n"), "camp.yaml:6: modes[1]: unknown mode 'latency'; use performance or accuracy"),
+    (minimal("modes: [performance, latency]\n"),
+     "camp.yaml:6: modes[1]: unknown mode 'latency'; use performance, accuracy or robustness"),
     (minimal("scenarios: [Offline, offline]\n"), "camp.yaml:6: scenarios[1]: 'Offline' is listed twice"),
     (minimal("scenarios: []\n"), "camp.yaml:6: scenarios: must list at least one of scenarios"),
     (minimal("repeats: 0\n"), "camp.yaml:6: repeats: expected an integer >= 1, got 0 (an integer)"),

@@ -35,7 +35,7 @@ def test_demo_runs_a_two_agent_campaign_and_writes_every_result(tmp_path):
     header = lines[table + 2].split("┃")
     assert [h.strip() for h in header[1:-1]] == ["model", "run", "p50 ms", "p99 ms", "samples/s", "top-1", "verdict"]
     assert "│ int8.tflite │" in proc.stdout  # no word is split
-    assert "left out at 80 columns: device, n, runtime" in " ".join(proc.stdout.split())
+    assert "left out at 80 columns: device, n, runtime, P macro, R macro, F1 macro" in " ".join(proc.stdout.split())
     docs = json.loads(out.read_text())
     (campaign,) = Store(db).campaigns()  # --db keeps the database the demo ran on
     assert len(Store(db).results(campaign["id"])) == len(docs) == 18

@@ -19,6 +19,7 @@ from agent import bench, cli, contract, fairness, groups
 from agent.errors import DatasetError, SettingsError
 from agent.jobs import request_from_job, settings_for
 from agent.stats import Z95
+from controller.reports import campaign_report
 from tests.conftest import save_onnx
 
 K = 4  # classes
@@ -95,6 +96,12 @@ def test_a_gap_known_by_construction_is_reported_with_an_interval_that_covers_it
     line = next(row for row in text.splitlines() if row.startswith("fairness"))
     assert "largest gap 0.3000" in line and "best group a 0.9000" in line and "worst group b 0.6000" in line
     assert any(row.startswith("class balance (not fairness)") for row in text.splitlines())
+    # the report shows the groups and the gap, and class balance under its own name
+    md = campaign_report.build_markdown({"id": "c", "name": "fair"}, [result])
+    assert "fairness: " in md and "| a | 100 | 90.0 [" in md and "largest gap 30.0 [" in md and "pp (a − b;" in md
+    assert "class balance (recall per class; not fairness)" in md
+    shown = json.loads(campaign_report.build_json({"id": "c", "name": "fair"}, [result]))["fairness"]
+    assert shown[0]["fairness"]["gap"] == pytest.approx(0.30) and shown[0]["class_balance"]["kind"] == "class balance"
     # the reproduce line carries the groups file, and --from refuses it once changed
     argv = doc["reproduce"]["argv"]
     assert argv[argv.index("--groups") + 1] == str(groups_file)

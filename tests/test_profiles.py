@@ -46,7 +46,7 @@ def test_scenario_and_mode_names_are_forgiving_but_checked():
     assert parse_scenario("single-stream") is SS and parse_scenario("offline") is OFFLINE
     with pytest.raises(SettingsError, match="SingleStream, MultiStream, Server, Offline"):
         parse_scenario("Batch")
-    with pytest.raises(SettingsError, match="performance or accuracy"):
+    with pytest.raises(SettingsError, match="performance, accuracy or robustness"):
         parse_mode("fast")
 
 

@@ -204,7 +204,9 @@ def test_every_number_row_carries_its_verdict(page):
 
 def test_html_holds_every_plot_and_fetches_nothing(docs, page):
     svgs = re.findall(r"<svg\b[^>]*>.*?</svg>", page, flags=re.S)
-    assert len(svgs) == 6  # CDF (SingleStream), energy scatter, accuracy vs latency, throughput SS and Offline, power trace
+    # CDF (SingleStream), energy scatter, accuracy vs latency, throughput SS and Offline, power trace, and a confusion
+    # matrix per accuracy row: edge-a int8 and fp32, the baseline's int8
+    assert len(svgs) == 9
     for svg in svgs:
         root = ET.fromstring(svg)  # each plot is well-formed XML
         assert root.get("role") == "img" and root.get("aria-label") and root.find("title").text == root.get("aria-label")
@@ -247,7 +249,7 @@ def test_plots_are_omitted_with_a_reason(results):
     assert "energy per inference vs p90 latency omitted: no run measured energy" in page
     assert "power trace omitted: no run recorded one" in page
     assert "edge vs datacenter comparison omitted: no baseline results were given" in page
-    assert page.count("<svg") == 4  # accuracy vs latency: edge-a ran fp32 and int8 with accuracy runs
+    assert page.count("<svg") == 6  # accuracy vs latency: edge-a ran fp32 and int8 with accuracy runs; their confusion matrices
     assert "Estimated energy" not in page  # the note appears only where estimated energy does
     empty = report.build_html({"id": "x"}, [])
     assert "no results in this campaign yet" in empty and "<svg" not in empty
@@ -400,7 +402,11 @@ def test_the_report_renders_in_chromium_without_a_single_error(devtools, page_fi
         " text: document.body.innerText, resources: performance.getEntriesByType('resource').length})"
     )
     dom = json.loads(dom)
-    assert dom["tables"] == 4 and dom["svgs"] == 6 and dom["scripts"] == 0 and dom["imgs"] == 0
+    # every table and plot of the page is in the DOM: the scorecard, fleet, baseline and comparison tables, a per-class
+    # table per accuracy row (3) and whatever accuracy analyses add; the 9 plots of test_html_holds_every_plot_...
+    page = page_file.read_text(encoding="utf-8")
+    assert dom["tables"] == page.count("<table") >= 7 and dom["svgs"] == page.count("<svg") == 9
+    assert dom["scripts"] == 0 and dom["imgs"] == 0
     assert dom["svgNs"] and dom["plotsDrawn"] and dom["resources"] == 0
     assert EVIL in dom["text"] and EVIL_BOARD in dom["text"]  # shown as text, never run as markup
 
@@ -409,7 +415,8 @@ def test_chromium_dump_dom_and_screenshot(page_file, tmp_path):
     dumped = _chromium("--dump-dom", page_file.as_uri())
     assert dumped.returncode == 0, dumped.stderr[-2000:]
     dom = dumped.stdout.decode()
-    assert dom.count("<table") == 4 and dom.count("<svg") == 6 and "<script" not in dom
+    page = page_file.read_text(encoding="utf-8")
+    assert dom.count("<table") == page.count("<table") >= 7 and dom.count("<svg") == 9 and "<script" not in dom
     shot = tmp_path / "report.png"
     taken = _chromium("--hide-scrollbars", "--window-size=1400,2400", f"--screenshot={shot}", page_file.as_uri())
     assert taken.returncode == 0 and shot.exists(), taken.stderr[-2000:]
@@ -426,7 +433,8 @@ def _floats_equal(a: float | None, b: str) -> bool:
 def test_json_csv_and_markdown_carry_the_same_numbers(results):
     args = (CAMPAIGN, results["edge"], results["baseline"])
     data = json.loads(report.build_json(*args))
-    table = list(csv.DictReader(io.StringIO(report.build_csv(*args))))
+    lines = list(csv.DictReader(io.StringIO(report.build_csv(*args))))
+    table = [line for line in lines if line["kind"] != "class"]  # per-class lines: tests/test_class_report.py
     markdown = report.build_markdown(*args)
     assert data["schema"] == report.SCHEMA and data["campaign"]["id"] == CAMPAIGN["id"]
     assert data["counts"] == {"devices": 2, "results": 9, "valid": 9, "baseline_results": 3}

@@ -20,7 +20,7 @@ from agent.contract import Result
 from agent.kpi import BY_KEY
 from agent.scenarios import early_stopping
 from agent.stats import REPORTED_PERCENTILES, LatencyHistogram
-from controller.analysis import paired
+from controller.analysis import class_metrics, paired
 from controller.analysis.intervals import mean_interval
 from devices import profiles
 
@@ -32,6 +32,7 @@ PERFORMANCE_KPIS = (
     "energy.avg_power_w", "memory.peak_rss_mb", "model_size_mb", "load_time_ms",
 )
 ACCURACY_KPI, DELTA_KPI = "accuracy.top1", "accuracy_delta_pp"
+MACRO_KPIS = ("accuracy.precision_macro", "accuracy.recall_macro", "accuracy.f1_macro")  # cells of accuracy rows
 TASK_KPI = "task_accuracy.value"  # mAP, AUC: a task scored by its own metric; the cell's method starts with its name
 # the percentiles a fleet row reads from merged histograms (and the gate bootstraps), at the result's fractions
 HISTOGRAM_PERCENTILES = {f"latency_ms.{name}": REPORTED_PERCENTILES[name] for name in ("p50", "p90", "p99")}
@@ -79,10 +80,16 @@ class Row:
     cells: dict[str, Cell] = field(default_factory=dict)
     fleet: bool = False
     baseline: str | None = None  # "gpu" | "host-cpu" for datacenter baseline rows
+    classes: class_metrics.RowClassMetrics | None = None  # accuracy rows whose runs carry class counts
 
     @property
     def runs(self) -> int:
         return len(self.results)
+
+    @property
+    def per_class(self) -> list[class_metrics.ClassFigures]:
+        """Precision, recall and F1 per class with their intervals (empty without class counts)."""
+        return self.classes.classes if self.classes is not None else []
 
     @property
     def family(self) -> str:
@@ -141,6 +148,7 @@ class Row:
             "mode": self.mode, "runs": self.runs, "fleet": self.fleet, "baseline": self.baseline, "verdict": self.verdict,
             "energy_measured": self.energy_measured, "kpis": {k: c.to_dict() for k, c in self.cells.items()},
             "run_ids": [r.run_id for r in self.results],
+            "per_class": [c.to_dict() for c in self.per_class],
         }
 
 
@@ -238,12 +246,23 @@ def _task_accuracy(row: Row) -> Cell | None:
     return Cell(value, None, None, len(blocks), f"{blocks[0].metric}: mean of runs over different samples, no interval")
 
 
+def _class_metrics(row: Row) -> None:
+    """Macro precision, recall and F1 cells and the per-class figures of an accuracy row (``class_metrics``):
+    from the runs' class counts, else the mean of the agent's macro values without an interval."""
+    blocks = _accuracy_blocks(row)
+    row.classes = class_metrics.figures(blocks)
+    macro = row.classes.macro if row.classes is not None else class_metrics.agent_macro(blocks)
+    for key, m in macro.items():
+        row.cells[f"accuracy.{key}"] = Cell(m.value, m.lo, m.hi, row.runs, m.method)
+
+
 def _summarise(row: Row) -> None:
     if row.mode in SCORED_MODES:
         if (pooled := paired.pooled(_accuracy_blocks(row))) is not None:
             row.cells[ACCURACY_KPI] = Cell(pooled.value, pooled.lo, pooled.hi, pooled.runs, pooled.method)
         if (task := _task_accuracy(row)) is not None:
             row.cells[TASK_KPI] = task
+        _class_metrics(row)
         return
     for key in PERFORMANCE_KPIS:
         values = [v for r in row.results if (v := kpi_value(r, key)) is not None]

@@ -26,7 +26,7 @@ from rich.table import Table
 from agent.contract import DEFAULT_PREFIX, Result
 from agent.errors import EdgeperfError
 from agent.zoo import listing as zoo_listing
-from controller.analysis import scorecard
+from controller.analysis import robustness, scorecard
 from controller.cli import certs as certs_cli
 from controller.cli import fleet as fleet_cli
 from controller.cli import progress
@@ -56,7 +56,7 @@ from controller.cli.common import (
 )
 from controller.fleet import campaign as campaign_file
 from controller.fleet import session
-from controller.reports import render, tables, views
+from controller.reports import render, robustness_view, scaling_view, tables, views
 from controller.store.database import Store
 
 if TYPE_CHECKING:
@@ -462,10 +462,24 @@ def scorecard_cmd(
     kind: Kind = "fleet",
     reference: ReferenceOpt = None,
     reference_system: ReferenceSystem = None,
+    per_class: Annotated[bool, typer.Option("--per-class", help="accuracy rows: precision, recall and F1 per class "
+                                            "with 95 % intervals, after the scorecard (--json always has them)")] = False,
+    robust: Annotated[bool, typer.Option("--robustness", help="robustness runs: top-1 per corruption and severity, the "
+                                         "drop from clean and each variant against fp32, with paired intervals")] = False,
+    scaling: Annotated[bool, typer.Option("--scaling", help="a sweep's speed-up and parallel efficiency against threads, "
+                                          "batch size and devices at once, with 95 % intervals")] = False,
 ) -> None:
     """Per-device KPI table with 95 % intervals; fleet rows per device class; rankings within a scenario and mode."""
     campaign, results = _campaign_results(db, ref, kind)
     rows = scorecard.build(results, fleet=fleet)
+    curves = robustness.curves(rows) if robust else []
+    if robust and not curves:
+        raise EdgeperfError(f"--robustness: campaign {campaign['name']} has no robustness runs with per-sample results; "
+                            "run it with modes: [robustness] (or edgeperf-agent bench --mode robustness)")
+    scaled = scaling_view.groups(results) if scaling else []
+    if scaling and not scaled:
+        raise EdgeperfError(f"--scaling: campaign {campaign['name']} has no sweep points (two or more values of threads, "
+                            "batch size or devices at once); add a sweep: to the campaign file (docs/campaigns.md)")
     published = _reference_section(db, reference, reference_system, rows)
     ranked = None
     if rank or score:
@@ -478,7 +492,9 @@ def scorecard_cmd(
     if as_json:
         _print_json({"campaign": campaign["id"], "rows": [r.to_dict() for r in rows],
                      "ranking": None if ranked is None else ranked.to_dict(by)}
-                    | ({} if published is None else {"reference": published.to_dict()}))
+                    | ({} if published is None else {"reference": published.to_dict()})
+                    | ({"robustness": [c.to_dict() for c in curves]} if robust else {})
+                    | ({"scaling": scaling_view.to_dicts(scaled)} if scaling else {}))
     else:
         title = f"{'fleet ' if fleet else ''}scorecard: {campaign['name']} ({campaign['id']})"
         console.print(render.rich_table(views.scorecard(rows, title)))
@@ -487,6 +503,14 @@ def scorecard_cmd(
         for row, missing in (ranked.unscored if ranked else ()):
             err_console.print(f"not ranked: {row.label} has no {', '.join(missing)}", highlight=False)
         _print_reference(published)
+        if per_class and (classes := views.per_class(rows)).rows:
+            console.print(render.rich_table(classes))
+        elif per_class:
+            err_console.print("--per-class: no accuracy row carries class counts or a confusion matrix", highlight=False)
+        for view in robustness_view.tables(curves):
+            console.print(render.rich_table(view))
+        for view in scaling_view.views(scaled):
+            console.print(render.rich_table(view))
     if ranked is not None and not ranked.groups:
         err_console.print(f"[red]nothing ranked[/]: no row has {', '.join(ranked.wanted)}", highlight=False)
         raise typer.Exit(1)

@@ -20,10 +20,17 @@ Format (all keys but ``name`` and ``models`` optional; defaults in brackets)::
     dataset: synthetic                # [synthetic] for performance runs
     accuracy_dataset: fashion-mnist   # [fashion-mnist] for accuracy runs (must be labelled); or KIND:PATH[:N],
                                       # a data set at PATH on every device (docs/datasets.md)
+    corruptions: [gaussian_noise, contrast:1,3,5]  # [all] robustness runs: NAME or NAME:SEVERITIES (agent.corruptions)
+    groups: groups.csv                # fairness: each sample's group (agent.groups), read here, sent with every
+                                      # accuracy and robustness job (relative to this file)
     overrides:                        # run-length overrides for every job (agent.contract.RunLength)
       min_duration_s: 0.5             # also max_duration_s, target_qps, target_latency_ms (> 0)
       min_queries: 64                 # also max_queries, batch_size (integers >= 1)
     devices: all                      # [all] or {ids: [pi5-01]} / {tags: [rpi5]} / both (id OR tag)
+    # sweep:                          # scalability: every variant once per combination (docs/campaigns.md)
+    #   threads: [1, 2, 4]            # a variant per thread count: int8.tflite@t2 (the variant must not set threads)
+    #   batch_size: [1, 8]            # a variant per batch size: int8.tflite@t2b8 (nor batch_size)
+    #   devices: [1, 2]               # Offline performance jobs on k devices at once (k = 1: each device's own job)
     models:
       - name: fashion-mnist-cnn
         dataset: fashion-mnist        # overrides ``dataset`` for this model's performance runs
@@ -44,12 +51,17 @@ Format (all keys but ``name`` and ``models`` optional; defaults in brackets)::
             compute_units: cpu_and_ne # Core ML only: all | cpu_only | cpu_and_gpu | cpu_and_ne
 
 Accuracy does not depend on the scenario or the repeat, so it runs once per (device, variant).
+A ``sweep`` multiplies the variants before expansion (``@t2b8`` names the point; ``@`` is not allowed in a
+name written in the file, so a derived name never collides); ``devices: [k, ...]`` adds, for each k > 1, a
+*gang* per Offline performance job: the same job on the first k selected devices, which the scheduler
+dispatches only together (``JobSpec.gang``) so that their measured windows overlap.
 Runtime options and run lengths are the job's own types (``agent.contract``): a field added there
 is read here by its type, sent in the job and applied by the agent, with no edit in this file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -57,9 +69,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from yaml.nodes import Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from agent import contract, zoo
+from agent import contract, corruptions, zoo
+from agent import groups as groups_file
 from agent.contract import RunLength, RuntimeOptions, check_device_id
 from agent.datasets import DATASETS
 from agent.datasets import KINDS as DATASET_KINDS
@@ -84,10 +97,13 @@ _RUN_LENGTH = {f.encode_name: f.type for f in msgspec.inspect.type_info(RunLengt
 OVERRIDES = tuple(_RUN_LENGTH)
 # the job's own fields, whose bounds the campaign keys that fill them (timeout_s, retries) are read with
 _JOB_FIELDS = {f.encode_name: f.type for f in msgspec.inspect.type_info(contract.Job).fields}
+_JOB_GROUPS = _JOB_FIELDS["groups"].max_length  # the most samples a job can name groups for
 _TOP_KEYS = (
     "name", "profile", "engine", "scenarios", "modes", "repeats", "cooldown_s", "power", "timeout_s", "retries",
-    "dataset", "accuracy_dataset", "overrides", "devices", "models",
+    "dataset", "accuracy_dataset", "corruptions", "groups", "overrides", "devices", "sweep", "models",
 )
+_SWEEP_KEYS = ("threads", "batch_size", "devices")
+MAX_GANG = 1024  # devices working at once in one sweep point
 _MODEL_KEYS = ("name", "dataset", "variants")
 _VARIANT_KEYS = ("artifact", "name", "runtime", "batch_size", *YAML_OPTIONS)
 
@@ -170,6 +186,34 @@ class DeviceSelector:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """A campaign's ``sweep:``: thread counts and batch sizes each variant runs at, and device counts
+    (k devices at once) each Offline performance job runs at. Empty tuples: not swept. ``line`` is the
+    ``sweep`` key's line, for the device-count check made at expansion time (when devices are known)."""
+
+    threads: tuple[int, ...] = ()
+    batch_size: tuple[int, ...] = ()
+    devices: tuple[int, ...] = ()
+    line: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threads": list(self.threads), "batch_size": list(self.batch_size), "devices": list(self.devices),
+                "line": self.line}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Sweep:
+        d = d or {}
+        return cls(tuple(d.get("threads", ())), tuple(d.get("batch_size", ())), tuple(d.get("devices", ())),
+                   int(d.get("line", 1)))
+
+
+def point_name(name: str, threads: int | None = None, batch_size: int | None = None, devices: int | None = None) -> str:
+    """A sweep point's variant name: ``int8.tflite@t2``, ``@t2b8``, ``@b8k2`` (k: devices at once)."""
+    suffix = "".join(f"{tag}{v}" for tag, v in (("t", threads), ("b", batch_size), ("k", devices)) if v is not None)
+    return f"{name}@{suffix}" if suffix else name
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A validated campaign. ``source`` and ``devices_line`` let later errors point into the file."""
 
@@ -190,6 +234,10 @@ class Campaign:
     accuracy_dataset: str = "fashion-mnist"
     overrides: RunLength = field(default_factory=RunLength)
     devices_line: int = 1  # the ``devices`` key's line, or the top mapping's when the key is absent
+    sweep: Sweep = field(default_factory=Sweep)  # variants are stored already swept; ``devices`` applies at expansion
+    corruptions: tuple[str, ...] = ()  # robustness runs: the agent's --corruptions entries (none: all of the family)
+    groups: tuple[str, ...] = ()  # fairness: the group of each sample in dataset order, up to the last one named
+    groups_source: str = ""  # the groups file and its sha256
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -198,7 +246,8 @@ class Campaign:
             "engine": self.engine, "repeats": self.repeats, "devices": self.devices.to_dict(),
             "cooldown_s": self.cooldown_s, "power": self.power, "timeout_s": self.timeout_s, "retries": self.retries,
             "dataset": self.dataset, "accuracy_dataset": self.accuracy_dataset, "overrides": contract.to_builtins(self.overrides),
-            "devices_line": self.devices_line,
+            "devices_line": self.devices_line, "sweep": self.sweep.to_dict(), "corruptions": list(self.corruptions),
+            "groups": list(self.groups), "groups_source": self.groups_source,
         }
 
     @classmethod
@@ -210,7 +259,9 @@ class Campaign:
             power=d.get("power"),
             timeout_s=d["timeout_s"], retries=d["retries"], dataset=d["dataset"],
             accuracy_dataset=d["accuracy_dataset"], overrides=contract.build(RunLength, d["overrides"]),
-            devices_line=d.get("devices_line", 1),
+            devices_line=d.get("devices_line", 1), sweep=Sweep.from_dict(d.get("sweep")),
+            corruptions=tuple(d.get("corruptions", ())), groups=tuple(d.get("groups", ())),
+            groups_source=d.get("groups_source", ""),
         )
 
 
@@ -231,10 +282,17 @@ class JobSpec:
     overrides: RunLength = field(default_factory=RunLength)
     timeout_s: float = 1800.0
     power: str | None = None
+    # A sweep's device-count point: the jobs of one gang (the same job on ``gang_size`` devices) are
+    # dispatched together, so their measured windows overlap (controller.fleet.scheduler).
+    gang: str | None = None
+    gang_size: int = 1
+    corruptions: tuple[str, ...] = ()  # robustness jobs only
+    groups: tuple[str, ...] = ()  # accuracy and robustness jobs only
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "power": self.power,
+            "power": self.power, "gang": self.gang, "gang_size": self.gang_size, "corruptions": list(self.corruptions),
+            "groups": list(self.groups),
             "key": self.key, "device_id": self.device_id, "model": self.model, "variant": self.variant.to_dict(),
             "scenario": self.scenario, "mode": self.mode, "repeat": self.repeat, "dataset": self.dataset,
             "profile": self.profile, "engine": self.engine, "overrides": contract.to_builtins(self.overrides),
@@ -247,7 +305,8 @@ class JobSpec:
             key=d["key"], device_id=d["device_id"], model=d["model"], variant=Variant.from_dict(d["variant"]),
             scenario=d["scenario"], mode=d["mode"], repeat=d["repeat"], dataset=d["dataset"], profile=d["profile"],
             engine=d["engine"], overrides=contract.build(RunLength, d["overrides"]), timeout_s=d["timeout_s"],
-            power=d.get("power"),
+            power=d.get("power"), gang=d.get("gang"), gang_size=d.get("gang_size", 1),
+            corruptions=tuple(d.get("corruptions", ())), groups=tuple(d.get("groups", ())),
         )
 
 
@@ -309,18 +368,51 @@ def device_jobs(campaign: Campaign, device_id: str) -> list[JobSpec]:
                             dataset=campaign.accuracy_dataset if accuracy else (model.dataset or campaign.dataset),
                             profile=campaign.profile, engine=campaign.engine, overrides=campaign.overrides,
                             timeout_s=campaign.timeout_s, power=campaign.power,
+                            corruptions=campaign.corruptions if mode == Mode.ROBUSTNESS.value else (),
+                            groups=campaign.groups if accuracy else (),
                         ))
     return jobs
+
+
+def gang_jobs(campaign: Campaign, chosen: Sequence[str]) -> list[JobSpec]:
+    """``sweep.devices``: for each k > 1, each Offline performance job again on the first k ``chosen``
+    devices at once (k = 1 is every device's own job, which runs anyway: the single-device baseline).
+    A gang's variant is named ``...@k2`` so its rows never mix with the device's solo runs."""
+    ks = [k for k in campaign.sweep.devices if k > 1]
+    if not ks or Scenario.OFFLINE.value not in campaign.scenarios or Mode.PERFORMANCE.value not in campaign.modes:
+        return []
+    if max(ks) > len(chosen):
+        raise CampaignError(
+            f"{campaign.source}:{campaign.sweep.line}: sweep.devices: {max(ks)} devices at once, but the campaign "
+            f"selects only {len(chosen)} ({', '.join(chosen)}); lower it or select more devices")
+    out = []
+    scenario, mode = Scenario.OFFLINE.value, Mode.PERFORMANCE.value
+    for model in campaign.models:
+        for variant in model.variants:
+            for k in ks:
+                name = variant.name + (f"k{k}" if "@" in variant.name else f"@k{k}")
+                member = dataclasses.replace(variant, name=name)
+                for repeat in range(campaign.repeats):
+                    gang = f"{model.name}/{name}/{scenario}/{mode}/r{repeat}"
+                    out += [JobSpec(
+                        key=f"{device_id}/{gang}", device_id=device_id, model=model.name, variant=member,
+                        scenario=scenario, mode=mode, repeat=repeat, dataset=model.dataset or campaign.dataset,
+                        profile=campaign.profile, engine=campaign.engine, overrides=campaign.overrides,
+                        timeout_s=campaign.timeout_s, power=campaign.power, gang=gang, gang_size=k,
+                    ) for device_id in chosen[:k]]
+    return out
 
 
 def expand(campaign: Campaign, devices: Sequence[tuple[str, Sequence[str]]]) -> list[JobSpec]:
     """The campaign's jobs for the selected devices, interleaved by position.
 
     Job 0 of every device, then job 1 of every device, ...: a scheduler walking the list in order
-    starts every device early instead of finishing one device's whole matrix first.
+    starts every device early instead of finishing one device's whole matrix first. A sweep's gangs
+    (``gang_jobs``) come last, when every device has done its own jobs.
     """
-    per_device = [device_jobs(campaign, d) for d in select_devices(campaign, devices)]
-    return [job for position in zip(*per_device, strict=True) for job in position]
+    chosen = select_devices(campaign, devices)
+    per_device = [device_jobs(campaign, d) for d in chosen]
+    return [job for position in zip(*per_device, strict=True) for job in position] + gang_jobs(campaign, chosen)
 
 
 # --- the parser ---------------------------------------------------------------------------------
@@ -330,6 +422,7 @@ class _Parser(NodeReader):
     """The campaign schema over the generic node checks."""
 
     error = CampaignError
+    _sweep = Sweep()  # the campaign's sweep, read before its models (variants are swept as they are read)
 
     # the schema
 
@@ -366,6 +459,16 @@ class _Parser(NodeReader):
         if unlabelled and any(parse_mode(m).scored for m in kw.get("modes", ())):
             raise self.fail(v["accuracy_dataset"], "accuracy_dataset",
                             f"{kw['accuracy_dataset']} has no labels, so accuracy cannot be scored; use fashion-mnist")
+        scored = any(parse_mode(m).scored for m in kw.get("modes", ()))
+        if "corruptions" in v:
+            if Mode.ROBUSTNESS.value not in kw.get("modes", ()):
+                raise self.fail(v["corruptions"], "corruptions", "applies to robustness runs; add robustness to modes")
+            kw["corruptions"] = self.string_list(v["corruptions"], "corruptions", "corruptions", self.corruption)
+        if "groups" in v:
+            if not scored:
+                raise self.fail(v["groups"], "groups", "groups are scored per group in accuracy or robustness runs; add "
+                                                       "accuracy or robustness to modes")
+            kw["groups"], kw["groups_source"] = self.groups(v["groups"])
         if "overrides" in v:
             kw["overrides"] = self.overrides(v["overrides"], kw.get("profile", "quick"), kw.get("scenarios"))
         if "devices" in keys:
@@ -373,8 +476,79 @@ class _Parser(NodeReader):
             kw["devices_line"] = keys["devices"][0].start_mark.line + 1
         else:
             kw["devices_line"] = root.start_mark.line + 1
+        if "sweep" in v:
+            kw["sweep"] = self._sweep = self.sweep(v["sweep"], keys["sweep"][0].start_mark.line + 1, kw, v.get("overrides"))
         kw["models"] = self.models(v["models"])
         return Campaign(source=self.source, **kw)
+
+    def sweep(self, node: Node, line: int, kw: dict[str, Any], overrides: Node | None) -> Sweep:
+        """``sweep: {threads: [1, 2, 4], batch_size: [1, 8], devices: [1, 2]}``: each a list of distinct integers
+        within the bounds of the field it sets (threads: ``RuntimeOptions``; batch_size: ``RunLength``)."""
+        keys = self.mapping(node, "sweep", _SWEEP_KEYS, what="a mapping of threads, batch_size and/or devices lists")
+        if not keys:
+            raise self.fail(node, "sweep", "give threads, batch_size or devices (each a list of integers)")
+        kinds = {"threads": _OPTION_FIELDS["threads"].type, "batch_size": _RUN_LENGTH["batch_size"]}
+        out: dict[str, tuple[int, ...]] = {}
+        for name, (_, value) in keys.items():
+            key = join_key("sweep", name)
+            items = [(value, key)] if isinstance(value, ScalarNode) else None
+            if isinstance(value, SequenceNode) and value.value:
+                items = [(item, join_key(key, i)) for i, item in enumerate(value.value)]
+            if not items:
+                raise self.fail(value, key, f"expected a non-empty list of integers, got {got(value)}")
+            values: list[int] = []
+            for item, path in items:
+                n = self.typed(item, path, kinds[name]) if name in kinds else self.integer(item, path, 1, MAX_GANG)
+                if n in values:
+                    raise self.fail(item, path, f"{n} is listed twice")
+                values.append(n)
+            out[name] = tuple(values)
+        if "devices" in out:
+            scenarios, modes = kw.get("scenarios", (Scenario.SINGLE_STREAM.value,)), kw.get("modes", (Mode.PERFORMANCE.value,))
+            if Scenario.OFFLINE.value not in scenarios or Mode.PERFORMANCE.value not in modes:
+                raise self.fail(keys["devices"][0], "sweep.devices", "applies to Offline performance jobs, but the campaign "
+                                "runs none; add Offline to scenarios (and performance to modes)")
+        if "batch_size" in out and overrides is not None and isinstance(overrides, MappingNode):
+            for key_node, _ in overrides.value:
+                if isinstance(key_node, ScalarNode) and key_node.value == "batch_size":
+                    raise self.fail(keys["batch_size"][0], "sweep.batch_size", "conflicts with overrides.batch_size (line "
+                                    f"{key_node.start_mark.line + 1}): the sweep sets every job's batch size; remove one")
+        return Sweep(out.get("threads", ()), out.get("batch_size", ()), out.get("devices", ()), line)
+
+    def swept(self, variant: Variant) -> list[Variant]:
+        """``variant`` once per (threads, batch_size) point of the sweep, named ``name@t2b8``; as it is without one."""
+        points = [(t, b) for t in self._sweep.threads or (None,) for b in self._sweep.batch_size or (None,)]
+        return [dataclasses.replace(
+            variant, name=point_name(variant.name, t, b), batch_size=b if b is not None else variant.batch_size,
+            options=variant.options if t is None else msgspec.structs.replace(variant.options, threads=t),
+        ) for t, b in points]
+
+    def corruption(self, node: Node, key: str) -> str:
+        """A robustness run's corruption as the agent's ``--corruptions`` takes it: ``NAME``, ``NAME:1,3,5`` or ``all``."""
+        value = self.string(node, key, "a corruption: NAME or NAME:1,3,5 (docs/datasets.md, 'Robustness')")
+        name = value.partition(":")[0].strip()
+        family = next((f for f, names in corruptions.FAMILIES.items() if name in names), "image")
+        try:
+            corruptions.plan([value], family)
+        except EdgeperfError as exc:
+            problem = str(exc).replace(" in --corruptions", "").replace("--corruptions entry", "entry")
+            raise self.fail(node, key, problem) from None
+        return value
+
+    def groups(self, node: Node) -> tuple[tuple[str, ...], str]:
+        """A groups file (relative to the campaign's folder), read here: the group of each sample up to the last
+        one it names (the controller does not know the dataset's size; the agent leaves the rest ungrouped)."""
+        text = self.string(node, "groups", "a groups file (docs/datasets.md, 'Groups and fairness')")
+        path = Path(text).expanduser()
+        path = path if path.is_absolute() else self.base_dir / path
+        try:
+            read = groups_file.read(path, _JOB_GROUPS)
+        except EdgeperfError as exc:
+            raise self.fail(node, "groups", str(exc)) from None
+        names = list(read.names)
+        while names and not names[-1]:
+            names.pop()
+        return tuple(names), read.source
 
     def dataset(self, node: Node, key: str) -> str:
         """A dataset by name, or ``KIND:PATH[:N]``: a standard data set at PATH on each device (checked there,
@@ -477,7 +651,7 @@ class _Parser(NodeReader):
                 first = lines[variant.name]
                 raise self.fail(name_node, path, f"variant {variant.name!r} is listed twice (first at line {first}){hint}")
             lines[variant.name] = name_node.start_mark.line + 1
-            out.append(variant)
+            out += self.swept(variant)
         return tuple(out)
 
     def variant(self, node: Node, key: str) -> tuple[Variant, Node, bool]:
@@ -485,6 +659,10 @@ class _Parser(NodeReader):
         keys = self.mapping(node, key, _VARIANT_KEYS, ("artifact",), "a variant mapping with an artifact")
         v = {k: value for k, (_, value) in keys.items()}
         at = partial(join_key, key)
+        for swept in ("threads", "batch_size"):  # the sweep gives every variant its value: one source for it
+            if swept in keys and getattr(self._sweep, swept):
+                raise self.fail(keys[swept][0], at(swept), f"conflicts with sweep.{swept} (line {self._sweep.line}): the "
+                                f"sweep gives every variant its {swept}; remove it here or from the sweep")
         artifact, fmt = self.artifact(v["artifact"], at("artifact"))
         kw: dict[str, Any] = {"artifact": artifact}
         if "name" in v:

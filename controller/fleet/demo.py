@@ -48,7 +48,8 @@ RUNTIMES = {"litert": ("LiteRT", "litert"), "onnxruntime": ("ONNX Runtime", "onn
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 MODEL = "fashion-mnist-cnn"  # demo.yaml's one model: named in each table's title, not on every row
 # scorecard columns left out, in this order, while a table is wider than the terminal
-DROP_ORDER = ("device", "n", "runtime", "ES ms", "p90 ms", "W", "inf/J", "mJ/inf", "RSS MB", "Δ fp32 pp", "p99 ms")
+DROP_ORDER = ("device", "n", "runtime", "P macro", "R macro", "F1 macro", "ES ms", "p90 ms", "W", "inf/J", "mJ/inf", "RSS MB",
+              "Δ fp32 pp", "p99 ms")
 
 
 class DemoError(EdgeperfError):

@@ -84,7 +84,8 @@ def job_message(spec: JobSpec, run_id: str, attempt: int, campaign_id: str, arti
         "model_name": f"{spec.model}/{v.name}",
         "artifact": artifact, "runtime": v.runtime, "options": v.options, "scenario": spec.scenario, "mode": spec.mode,
         "profile": spec.profile, "dataset": spec.dataset, "engine": spec.engine, "overrides": overrides,
-        "timeout_s": spec.timeout_s, "power": spec.power, **_zoo_processing(v.artifact, spec.dataset),
+        "timeout_s": spec.timeout_s, "power": spec.power, "corruptions": spec.corruptions, "groups": spec.groups,
+        **_zoo_processing(v.artifact, spec.dataset),
     })
 
 
@@ -386,37 +387,64 @@ class Fleet:
             self.store.set_campaign_state(campaign_id, state)
             return state
         busy = {j.device_id for j in active if j.state in ("sent", "running")}
+        gangs: dict[str, list[Job]] = defaultdict(list)  # a sweep's device-count points: gang -> its pending members
+        for job in active:
+            if job.state == "pending" and job.spec.get("gang"):
+                gangs[job.spec["gang"]].append(job)
         for job in active:
             view = self.devices.get(job.device_id)
-            if job.state == "pending":
-                self._maybe_dispatch(job, view, busy, now)
-            else:
+            if job.state != "pending":
                 self._watch(job, view, now)
+            elif job.spec.get("gang"):
+                if gangs[job.spec["gang"]] and gangs[job.spec["gang"]][0] is job:  # once per gang, at its first member
+                    self._maybe_dispatch_gang(gangs[job.spec["gang"]], busy, now)
+            elif self._ready(job, view, busy, now):
+                self._dispatch(job, view, busy, now)
         self._flush_acks()
         return "running"
 
-    def _maybe_dispatch(self, job: Job, view: DeviceView | None, busy: set[str], now: float) -> None:
+    def _maybe_dispatch_gang(self, members: list[Job], busy: set[str], now: float) -> None:
+        """The pending members of one gang (``JobSpec.gang``: one sweep point on k devices at once) go out
+        together, in this tick, only when every member's device is ready; otherwise their devices are held
+        (marked busy for the rest of the tick) so that no later job takes one while the gang waits for another.
+
+        Only the members pending *together* are tied: a member whose attempt failed is re-queued alone and
+        goes alone (its window then overlaps the others' less, which the scaling view reports), and a member
+        whose device never comes online fails by itself after ``device_wait_s`` (``_ready``), releasing the
+        rest. So no member's retries, timeouts or absence can hold the others forever."""
+        ready = [self._ready(m, self.devices.get(m.device_id), busy, now) for m in members]
+        if all(ready):
+            for m in members:
+                self._dispatch(m, self.devices[m.device_id], busy, now)
+        else:
+            busy.update(m.device_id for m in members)
+
+    def _ready(self, job: Job, view: DeviceView | None, busy: set[str], now: float) -> bool:
+        """Whether ``job`` can go to its device now; fails it when its device stayed away or its file changed."""
         if job.device_id in busy:
-            return
+            return False
         if view is not None and view.state == "busy" and view.heard:
             self._waiting_since.pop(job.device_id, None)  # heard, running another controller's job: wait for it
-            return
+            return False
         if view is None or not view.available:
             since = self._waiting_since.setdefault(job.device_id, now)
             if now - since > self.device_wait_s:
                 reason = f"device {job.device_id} was not online for {self.device_wait_s:g} s"
                 self.store.fail_pending(job.id, reason)
                 self.notices.append(f"{job.key}: failed, {reason}")
-            return
+            return False
         self._waiting_since.pop(job.device_id, None)
         if now < view.cooldown_until:
-            return
+            return False
         changed = self._artifact_changed(job)
         if changed:
             self.store.fail_pending(job.id, changed)
             self.notices.append(f"{job.key}: failed, {changed}")
             log.warning(self.notices[-1])
-            return
+            return False
+        return True
+
+    def _dispatch(self, job: Job, view: DeviceView, busy: set[str], now: float) -> None:
         run_id = self.store.start_attempt(job)
         self._send(job, run_id, job.attempts + 1)
         busy.add(job.device_id)

@@ -41,10 +41,12 @@ from typing import Any
 import agent
 from agent.contract import ModelBlock, Result
 from agent.result import json_safe
+from controller.analysis import robustness
 from controller.analysis.compare import RATIOS, Comparison, compare
 from controller.analysis.scorecard import (
     ACCURACY_KPI,
     DELTA_KPI,
+    MACRO_KPIS,
     PERFORMANCE_KPIS,
     TIMED_SCENARIOS,
     Row,
@@ -54,10 +56,19 @@ from controller.analysis.scorecard import (
     ordered,
 )
 from controller.analysis.scorecard import build as scorecard_rows
-from controller.reports import plots, reference_rows, render, views
+from controller.reports import (
+    class_report,
+    fairness_view,
+    plots,
+    reference_rows,
+    render,
+    robustness_view,
+    scaling_view,
+    views,
+)
 
 SCHEMA = "edgeperf.report/1"
-CSV_KPIS = (*PERFORMANCE_KPIS, ACCURACY_KPI, DELTA_KPI)
+CSV_KPIS = (*PERFORMANCE_KPIS, ACCURACY_KPI, DELTA_KPI, *MACRO_KPIS)
 LATENCY_KPIS = ("latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "early_stopping_latency_ms",  # blank unless timed
                 "early_stopping_p99_latency_ms")
 MAX_CURVES = 10  # more latency curves than this in one scenario: one chart per model family instead
@@ -190,6 +201,12 @@ def tables(data: ReportData) -> list[views.View]:
         out.append(comparison_view(data.comparisons, "edge vs datacenter baseline"))
     if data.reference is not None:
         out += data.reference.views()
+    out += robustness_view.tables(robustness.curves(data.rows))
+    out += fairness_view.fairness_tables(data.rows)
+    if balance := fairness_view.class_balance_table(data.rows):
+        out.append(balance)
+    out += class_report.tables(data.rows + data.base_rows)  # per class, per accuracy row
+    out += scaling_view.views(scaling_view.groups(data.edge))  # a campaign's sweep (nothing without one)
     if invalid := invalid_view(data.edge + data.base):
         out.append(invalid)
     return [verdict_first(v) for v in out if v.rows]  # no results: no empty tables
@@ -536,8 +553,11 @@ def _trace_figure(results: Sequence[Result]) -> Figure:
 def figures(data: ReportData) -> list[Figure]:
     """Every plot of the report in order, or the reason each was left out."""
     rows = data.rows + data.base_rows
-    return [*_cdf_figures(rows), _scatter_figure(rows), *_pareto_figures(rows), *_bars_figures(rows),
-            _trace_figure(data.edge + data.base)]
+    robust = [Figure(title, svg, caption) for title, svg, caption in robustness_view.figures(robustness.curves(data.rows))]
+    return [*_cdf_figures(rows), _scatter_figure(rows), *_pareto_figures(rows), *_bars_figures(rows), *robust,
+            *(Figure(*f) for f in class_report.figures(rows)),
+            _trace_figure(data.edge + data.base),
+            *(Figure(*f) for f in scaling_view.figures(scaling_view.groups(data.edge)))]  # a sweep's speed-up plots
 
 
 # ---- environment ----------------------------------------------------------------------------------
@@ -787,7 +807,7 @@ def build_markdown(campaign: dict[str, Any], results: list[Result], baseline_res
     if not data.base_rows:
         out += ["_edge vs datacenter comparison omitted: no baseline results were given_", ""]
     out += ["## Plots", "", "Plots (latency CDFs, energy vs latency, accuracy vs latency and energy, throughput, "
-            "power trace) are in the HTML report (`--format html`)."]
+            "power trace, confusion matrices) are in the HTML report (`--format html`)."]
     out += [f"- {_md(f.caption)}" for f in figures(data) if not f.svg]
     out += ["", "## Environment", ""]
     for device, pairs in environment(data.edge + data.base):
@@ -804,7 +824,7 @@ def csv_columns() -> list[str]:
     for key in CSV_KPIS:
         cols += [key, f"{key}.lo", f"{key}.hi"]
     cols += ["baseline_device", "baseline_verdict", *(f"ratio.{kpi}" for kpi in RATIOS.values()), "baseline.top1_delta_pp",
-             "run_ids"]
+             "run_ids", *class_report.CSV_COLUMNS]
     return cols
 
 
@@ -838,6 +858,11 @@ def build_csv(campaign: dict[str, Any], results: list[Result], baseline_results:
     device, fleet or baseline) with raw numbers (value, .lo, .hi per KPI; empty where absent,
     and latency empty on Offline and accuracy rows, as in the tables, because it is not their
     metric), its verdict, and on edge rows the baseline's device and the edge ÷ baseline ratios.
+    Accuracy rows carry macro precision, recall and F1 (``accuracy.precision_macro`` … with .lo/.hi),
+    and after each accuracy row with class counts come its classes, one line each (``kind`` =
+    ``class``): the row's identity columns repeated, the class id in ``class``, and ``class.support``,
+    ``class.predicted``, ``class.right``, ``class.precision``/``recall``/``f1`` with .lo/.hi (Wilson
+    95 %; F1's mapped from q = right / (support + predicted − right)); the KPI columns stay empty there.
 
     One table rather than the formatted views stacked in sections: sections with different
     headers are not CSV any tool reads, and "12.3 [11.9, 12.8]" is text, not a number. The
@@ -848,12 +873,10 @@ def build_csv(campaign: dict[str, Any], results: list[Result], baseline_results:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=csv_columns(), lineterminator="\n")
     writer.writeheader()
-    for row in ordered(data.rows):
-        writer.writerow(_csv_row("device", row, by_edge.get(id(row))))
-    for row in ordered(data.fleet_rows):
-        writer.writerow(_csv_row("fleet", row, None))
-    for row in ordered(data.base_rows):
-        writer.writerow(_csv_row("baseline", row, None))
+    for kind, rows in (("device", data.rows), ("fleet", data.fleet_rows), ("baseline", data.base_rows)):
+        for row in ordered(rows):
+            writer.writerow(line := _csv_row(kind, row, by_edge.get(id(row))))
+            writer.writerows(class_report.csv_lines(line, row))  # kind "class": one line per class after its row
     return out.getvalue()
 
 
@@ -875,11 +898,15 @@ def build_json(campaign: dict[str, Any], results: list[Result], baseline_results
         "fleet_rows": [r.to_dict() for r in ordered(data.fleet_rows)],
         "baseline_rows": [r.to_dict() for r in ordered(data.base_rows)],
         "comparisons": [comp.to_dict() for comp in data.comparisons],
+        "robustness": [curve.to_dict() for curve in robustness.curves(data.rows)],
+        "fairness": fairness_view.to_dicts(data.rows),
         "devices": {d: dict(pairs) for d, pairs in environment(data.edge + data.base)},
         "notes": notes(data),
     }
     if data.reference is not None:
         doc["reference"] = data.reference.to_dict()
+    if scaled := scaling_view.groups(data.edge):
+        doc["scaling"] = scaling_view.to_dicts(scaled)
     return json.dumps(json_safe(doc), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 

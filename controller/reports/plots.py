@@ -615,3 +615,58 @@ def trace_chart(t_s: Sequence[float], watts: Sequence[float], window_s: float | 
     parts += _legend(entries, bottom + AXIS_BELOW + 8)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def error_bar_chart(series: Mapping[str, Sequence[tuple[float, float, float | None, float | None]]], x_label: str,
+                    y_label: str, title: str, *, ideal: bool = False, x_log: bool = False) -> str:
+    """Lines with markers and vertical 95 % error bars, one series per label: ``(x, y, lo, hi)`` points,
+    ``lo``/``hi`` None where there is no interval. ``ideal`` draws y = x / (the smallest x) dashed (perfect
+    scaling against the first point; a speed-up plot's reference)."""
+    clean = {label: sorted((float(x), float(y), lo, hi) for x, y, lo, hi in pts if _finite(x, y))
+             for label, pts in series.items()}
+    clean = {k: v for k, v in clean.items() if v}
+    if not clean:
+        return empty(title, "no data")
+    xs = [p[0] for pts in clean.values() for p in pts]
+    ys = [v for pts in clean.values() for p in pts for v in (p[1], p[2], p[3]) if _finite(v)]
+    x0 = min(xs)
+    if ideal and x0 > 0:
+        ys += [x / x0 for x in xs]
+    x_axis = log_axis(xs, tight=True) if x_log and _log_ok(xs) else linear_axis(xs, tight=True, pad=0.05)
+    y_axis = linear_axis(ys, include_zero=True)
+    entries = [_Entry(_line_swatch(i) + _marker(i, 10, 0, color(i), color(i), r=3.5), label) for i, label in enumerate(clean)]
+    if ideal:
+        entries.append(_Entry('<line x1="0" y1="0" x2="20" y2="0" stroke="#888" stroke-width="1.5" stroke-dasharray="5 3"/>',
+                              "ideal (linear scaling)"))
+    if any(_finite(p[2], p[3]) for pts in clean.values() for p in pts):
+        entries.append(_Entry('<path d="M10 -6 V6 M6 -6 H14 M6 6 H14" stroke="#222" stroke-width="1.5" fill="none"/>',
+                              "95 % interval"))
+    _cols, rows = _legend_rows(entries)
+    bottom = PLOT_TOP + 300
+    left, right = PLOT_LEFT, WIDTH - PLOT_RIGHT
+    parts = _open_plot(title, bottom, rows, f"{len(clean)} series; x: {x_label}; y: {y_label}")
+    parts += _axes(x_axis, y_axis, (left, PLOT_TOP, right, bottom), x_label, y_label)
+    if ideal and x0 > 0:
+        a, b = max(x_axis.lo, 0.0), min(x_axis.hi, y_axis.hi * x0)  # y = x / x0, kept inside the frame
+        ends = [(x_axis.to_px(x, left, right), y_axis.to_px(x / x0, bottom, PLOT_TOP)) for x in (a, b)]
+        parts.append(f'<line class="ideal" x1="{_n(ends[0][0])}" y1="{_n(ends[0][1])}" x2="{_n(ends[1][0])}" '
+                     f'y2="{_n(ends[1][1])}" stroke="#888" stroke-width="1.5" stroke-dasharray="5 3"/>')
+    for i, (label, pts) in enumerate(clean.items()):
+        px = [(x_axis.to_px(x, left, right), y_axis.to_px(y, bottom, PLOT_TOP)) for x, y, _, _ in pts]
+        parts.append(f'<g class="series" stroke="{color(i)}" fill="none" stroke-width="2"><title>{esc(label)}</title>')
+        if len(px) > 1:
+            d = dash(i)
+            parts.append(f'<polyline points="{" ".join(f"{_n(x)},{_n(y)}" for x, y in px)}"'
+                         f'{f" stroke-dasharray={chr(34)}{d}{chr(34)}" if d else ""}/>')
+        for (x, y, lo, hi), (cx, cy) in zip(pts, px, strict=True):
+            interval = f" [{value_text(lo)}, {value_text(hi)}]" if _finite(lo, hi) else ""
+            if _finite(lo, hi):
+                y_lo, y_hi = y_axis.to_px(lo, bottom, PLOT_TOP), y_axis.to_px(hi, bottom, PLOT_TOP)
+                parts.append(f'<path d="M{_n(cx)} {_n(y_lo)} V{_n(y_hi)} M{_n(cx - 4)} {_n(y_lo)} H{_n(cx + 4)} '
+                             f'M{_n(cx - 4)} {_n(y_hi)} H{_n(cx + 4)}" stroke="#222" stroke-width="1.2"/>')
+            parts.append(f"<g><title>{esc(f'{label}: x {value_text(x)}, y {value_text(y)}{interval}')}</title>"
+                         f"{_marker(i, cx, cy, color(i), color(i), r=3.5)}</g>")
+        parts.append("</g>")
+    parts += _legend(entries, bottom + AXIS_BELOW + 8)
+    parts.append("</svg>")
+    return "".join(parts)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from controller.analysis.compare import RATIOS, Comparison
-from controller.analysis.scorecard import ACCURACY_KPI, DELTA_KPI, TASK_KPI, Cell, Row, ordered
+from controller.analysis.scorecard import ACCURACY_KPI, DELTA_KPI, MACRO_KPIS, TASK_KPI, Cell, Row, ordered
 
 MODE_SHORT = {"performance": "perf", "accuracy": "acc", "robustness": "rob"}
 SHORT_SCENARIO = {"SingleStream": "SS", "MultiStream": "MS", "Server": "Server", "Offline": "Offline"}
@@ -80,7 +80,7 @@ def _energy(row: Row) -> str:
 def scorecard(rows: Sequence[Row], title: str) -> View:
     """The per-row KPI table. Offline rows show no latency (it is not their metric)."""
     headers = ("device", "model", "runtime", "run", "n", "p50 ms", "p90 ms", "p99 ms", "ES ms", "samples/s",
-               "top-1", "Δ fp32 pp", "mAP / AUC", "mJ/inf", "inf/J", "W", "RSS MB", "verdict")
+               "top-1", "Δ fp32 pp", "P macro", "R macro", "F1 macro", "mAP / AUC", "mJ/inf", "inf/J", "W", "RSS MB", "verdict")
     out = []
     for row in ordered(rows):
         timed = row.timed
@@ -90,17 +90,19 @@ def scorecard(rows: Sequence[Row], title: str) -> View:
             cell(row.cells.get("early_stopping_latency_ms")) if timed else "–",
             cell(row.cells.get("throughput_sps")) if row.mode == "performance" else "–",
             cell(row.cells.get(ACCURACY_KPI), 100) if ACCURACY_KPI in row.cells else "–",
-            cell(row.cells.get(DELTA_KPI)), _task(row.cells.get(TASK_KPI)), _energy(row),
+            cell(row.cells.get(DELTA_KPI)), *(cell(row.cells.get(k), 100) for k in MACRO_KPIS), _task(row.cells.get(TASK_KPI)),
+            _energy(row),
             cell(row.cells.get("energy.inferences_per_joule")),
             cell(row.cells.get("energy.avg_power_w")), cell(row.cells.get("memory.peak_rss_mb")), row.verdict,
         ))
     notes = ("values are means over runs: [lo, hi] is a 95 % Student's t interval (3 or more runs); (lo–hi) is the range "
              "of 2 runs, not a confidence interval; one run has none. Fleet rows read p50/p90/p99 and early stopping from "
              "merged histograms. top-1 (%) counts each sample once with a Wilson interval; Δ fp32 is against the fp32 "
-             "variant on the same device, paired on the same samples where both runs carry them; mAP / AUC is the task's own "
-             "metric with its own interval (AUC: DeLong; mAP: none); (est.) marks estimated "
+             "variant on the same device, paired on the same samples where both runs carry them; P/R/F1 macro (%) are means "
+             "over classes with a bootstrap interval (wider of BCa and percentile) of the pooled confusion matrix; mAP / AUC is "
+             "the task's own metric with its own interval (AUC: DeLong; mAP: none); (est.) marks estimated "
              "energy; docs/kpis.md, \"Scorecard views\", says how each number is made",)
-    return _without_empty_columns(View(title, headers, out, frozenset({4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}), notes))
+    return _without_empty_columns(View(title, headers, out, frozenset(range(4, 20)), notes))
 
 
 def _without_empty_columns(view: View) -> View:
@@ -140,3 +142,60 @@ def comparison(comps: Sequence[Comparison], title: str) -> View:
     notes = ("ratios are edge ÷ baseline: latency × 12 = twelve times slower than the baseline, inferences/J × 3 = three "
              "times the work per joule; Δ top-1 = edge − baseline in percentage points",)
     return View(title, headers, rows, frozenset(range(3, 10)), notes)
+
+
+def class_names(row: Row) -> dict[int, str]:
+    """Class ids to names where the row's dataset has them (Fashion-MNIST); otherwise none (ids are shown)."""
+    names = {r.dataset.name.split(":")[0] for r in row.results if r.dataset is not None}
+    if names == {"fashion-mnist"}:
+        from agent.datasets.fashion_mnist import CLASSES
+
+        return dict(enumerate(CLASSES))
+    return {}
+
+
+def class_label(row: Row, cls: int, names: dict[int, str] | None = None) -> str:
+    """``7 Sneaker`` (id and name) or ``7``."""
+    name = (class_names(row) if names is None else names).get(cls)
+    return f"{cls} {name}" if name else str(cls)
+
+
+def count_text(value: float) -> str:
+    """A count as text: whole, or one decimal where runs over the same samples were averaged."""
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
+
+
+def _share(value: float | None, ci: tuple[float, float] | None) -> str:
+    if value is None:
+        return "–"
+    return cell(Cell(value, *(ci if ci is not None else (None, None))), 100)
+
+
+def per_class(rows: Sequence[Row], title: str = "per class: precision, recall, F1", limit: int | None = None) -> View:
+    """One line per (row, class) of accuracy rows with class counts: support, predicted, right and
+    precision, recall and F1 (%) with their 95 % intervals. ``limit``: at most this many classes per
+    row (the largest by support), the rest counted in a note."""
+    headers = ("device", "model", "runtime", "run", "n", "verdict", "class", "support", "predicted", "right",
+               "precision %", "recall %", "F1 %")
+    out, left_out = [], []
+    for row in ordered(rows):
+        figures = row.per_class
+        if not figures:
+            continue
+        shown = figures
+        if limit is not None and len(figures) > limit:
+            shown = sorted(sorted(figures, key=lambda f: (-f.support, f.cls))[:limit], key=lambda f: f.cls)
+            left_out.append(f"{row.label}: {len(figures) - limit} of {len(figures)} classes not shown")
+        names = class_names(row)
+        for f in shown:
+            out.append((row.device, _variant(row), runtime_text(row), _run(row), str(row.runs), row.verdict,
+                        class_label(row, f.cls, names), count_text(f.support), count_text(f.predicted), count_text(f.right),
+                        _share(f.precision, f.precision_ci95), _share(f.recall, f.recall_ci95), _share(f.f1, f.f1_ci95)))
+    notes = ["precision = right / predicted and recall = right / support with Wilson 95 % intervals; F1 = 2·right / "
+             "(support + predicted) with Wilson's interval of right / (support + predicted − right) mapped to F1; – where "
+             "a class was never predicted (precision) or has no samples (recall). Runs over the same samples count them "
+             "once (mean counts)"]
+    if left_out:
+        notes.append("the classes with the most samples are shown; " + "; ".join(left_out) +
+                     " — every class is in the JSON report (rows[].per_class) and scorecard --json")
+    return View(title, headers, out, frozenset({4, 7, 8, 9, 10, 11, 12}), tuple(notes))
