@@ -22,6 +22,7 @@ from tests.cli_harness import edgeperf_here, one_error_line
 from tests.fleet_harness import Mosquitto
 from tests.stored_results import store_campaign
 from tests.test_fleet import controller, online, start_agents, stop_all
+from tests.test_report import DevTools
 
 pytestmark = pytest.mark.slow
 
@@ -145,6 +146,18 @@ def test_int8_and_fp32_robustness_over_mqtt_recomputed_from_the_stored_outcomes(
     # the same, as the user sees it: the scorecard view, its JSON, the report's table and curves
     text = campaign_report.build_html({"id": "c", "name": "robust"}, results)
     assert "robustness: fmnist on pi-r" in text and "vs fp32.onnx (fp32)" in text and "gaussian_noise" in text
+    page = tmp_path / "report.html"
+    page.write_text(text)
+    browser = DevTools()
+    try:
+        browser.load(page.as_uri())
+        assert browser.problems() == []
+        titles = json.loads(browser.evaluate("JSON.stringify([...document.querySelectorAll('svg > title')]"
+                                             ".map(t => t.textContent))"))
+    finally:
+        browser.close()
+    assert {"robustness: fmnist on pi-r", "robustness: fmnist on pi-r — contrast",
+            "robustness: fmnist on pi-r — gaussian_noise"} <= set(titles)
     db = str(tmp_path / "c.db")
     shown = json.loads(edgeperf_here("scorecard", campaign_id, "--robustness", "--json", "--db", db).stdout)["robustness"]
     assert {c["precision"]: c["reference"] for c in shown} == {"fp32": None, "int8": fp32.model.name}
