@@ -7,7 +7,7 @@ what is needed (``kpis.accuracy``): ``class_counts`` — per class id, (samples 
 samples predicted as it, of those right) — and the confusion matrix (up to 100 classes).
 
 How the row's counts are pooled (as ``paired.pooled`` pools top-1): runs over the same samples
-(one ``samples_sha256``; runs without one are matched by size, ``paired._by_dataset``) count
+(one ``samples_sha256``; runs without one are matched by size, ``paired.by_dataset``) count
 each sample once, at the mean of their counts; runs over different samples add up. A run's
 counts come from ``class_counts``, else from its confusion matrix (support = row sums, predicted
 = column sums, right = the diagonal); a row with a run that carries neither has no per-class
@@ -278,7 +278,7 @@ def figures(blocks: Sequence[Accuracy]) -> RowClassMetrics | None:
     scored = [b for b in blocks if b.n > 0]
     if not scored:
         return None
-    groups = paired._by_dataset(scored)
+    groups = paired.by_dataset(scored)
     counts = _pooled(groups, _counts, 1)
     if counts is None:
         return None

@@ -106,7 +106,7 @@ def _correct(block: Accuracy) -> int:
     return block.correct if block.correct is not None else round(block.top1 * block.n)
 
 
-def _by_dataset(blocks: Sequence[Accuracy]) -> dict[str | int, list[Accuracy]]:
+def by_dataset(blocks: Sequence[Accuracy]) -> dict[str | int, list[Accuracy]]:
     """Runs grouped by the samples they scored: their fingerprint, else their size (see the module doc)."""
     groups: dict[str | int, list[Accuracy]] = {}
     for block in blocks:
@@ -127,7 +127,7 @@ def pooled(blocks: Sequence[Accuracy]) -> PooledAccuracy | None:
     scored = _scored(blocks)
     if not scored:
         return None
-    groups = _by_dataset(scored)
+    groups = by_dataset(scored)
     correct = sum(sum(_correct(b) for b in group) / len(group) for group in groups.values())
     samples = sum(group[0].n for group in groups.values())
     lo, hi = wilson_interval(correct, samples)
@@ -159,7 +159,7 @@ def _paired_table(new: Sequence[Accuracy], reference: Sequence[Accuracy]) -> _Ta
     new, reference = _scored(new), _scored(reference)
     if any(b.correct_bits is None for b in (*new, *reference)):
         return None
-    ours, theirs = _by_dataset(new), _by_dataset(reference)
+    ours, theirs = by_dataset(new), by_dataset(reference)
     if ours.keys() != theirs.keys():
         return None
     tables = []

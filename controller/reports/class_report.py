@@ -34,7 +34,6 @@ CSV_COLUMNS = ("class", "class.support", "class.predicted", "class.right",
                *(f"class.{name}{end}" for name in CLASS_FIGURES for end in ("", ".lo", ".hi")))
 IDENTITY = ("device", "device_class", "model", "precision", "runtime", "accelerator", "threads", "scenario", "mode",
             "runs", "verdict", "energy_measured", "run_ids")
-HEAT = (0x00, 0x72, 0xB2)  # the palette's blue at 100 % of a true class's samples
 
 
 def _accuracy_rows(rows: Sequence[Row]) -> list[Row]:
@@ -67,63 +66,18 @@ def csv_lines(line: dict[str, str], row: Row) -> list[dict[str, str]]:
 
 
 # ---- the confusion-matrix heatmap --------------------------------------------------------------------
-def _colour(share: float) -> str:
-    return "#" + "".join(f"{round(255 - (255 - c) * share):02x}" for c in HEAT)
-
-
 def heatmap(confusion: np.ndarray, names: Sequence[str], title: str) -> str:
-    """A confusion matrix as an SVG heatmap: rows the true class, columns the predicted class, each
-    cell coloured by its share of the row (row-normalised) with its count printed where it fits."""
+    """A confusion matrix as an SVG heatmap (``plots.heatmap``): rows the true class, columns the predicted
+    class, each cell coloured by its share of the row (row-normalised), its count printed where it fits."""
     cm = np.asarray(confusion, dtype=np.float64)
-    k = cm.shape[0]
-    if k == 0 or cm.sum() <= 0:
+    if cm.shape[0] == 0 or cm.sum() <= 0:
         return plots.empty(title, "no samples scored")
     totals = cm.sum(axis=1)
     share = np.divide(cm, totals[:, None], out=np.zeros_like(cm), where=totals[:, None] > 0)
-    gutter = min(max(max(len(n) for n in names) * plots.CHAR_W + 16, 60), 200)
-    size = min(44.0, (plots.WIDTH - gutter - 30) / k)
-    top = 70.0
-    bottom = top + size * k
-    legend_y = bottom + 22
-    height = legend_y + 44
-    desc = (f"confusion matrix of {round(cm.sum())} samples over {k} classes: rows are the true class, columns the "
-            "predicted class; colour is the share of the true class's samples, the number the count")
-    parts = plots._open(title, height, desc)
-    parts.append(f'<text x="{plots._n(gutter + size * k / 2)}" y="44" text-anchor="middle" fill="#444">predicted class</text>')
-    parts.append(f'<text transform="translate(14 {plots._n((top + bottom) / 2)}) rotate(-90)" text-anchor="middle" '
-                 'fill="#444">true class</text>')
-    parts.append('<g class="cells" font-size="11">')
-    fits = size >= 22
-    for j in range(k):  # column heads: class ids (names are on the rows)
-        parts.append(f'<text x="{plots._n(gutter + size * (j + 0.5))}" y="{plots._n(top - 6)}" text-anchor="middle" '
-                     f'fill="#222">{j}</text>')
-    for i in range(k):
-        y = top + size * i
-        parts.append(f'<text x="{plots._n(gutter - 6)}" y="{plots._n(y + size / 2 + 4)}" text-anchor="end" fill="#222">'
-                     f"{plots.esc(plots._fit(names[i], gutter - 12))}</text>")
-        for j in range(k):
-            x = gutter + size * j
-            count = views.count_text(cm[i, j])
-            tip = f"true {names[i]}, predicted {names[j]}: {count} ({share[i, j] * 100:.1f} % of the true class)"
-            parts.append(f"<g><title>{plots.esc(tip)}</title>")
-            parts.append(f'<rect x="{plots._n(x)}" y="{plots._n(y)}" width="{plots._n(size)}" height="{plots._n(size)}" '
-                         f'fill="{_colour(share[i, j])}" stroke="#e6e6e6" stroke-width="1"/>')
-            if fits and cm[i, j] > 0 and len(count) * plots.CHAR_W < size - 2:
-                ink = "#ffffff" if share[i, j] > 0.5 else "#222"
-                parts.append(f'<text x="{plots._n(x + size / 2)}" y="{plots._n(y + size / 2 + 4)}" text-anchor="middle" '
-                             f'fill="{ink}">{plots.esc(count)}</text>')
-            parts.append("</g>")
-    parts.append("</g>")
-    parts.append('<g class="legend" font-size="11">')  # the scale: five swatches from 0 to 100 % of the row
-    parts.append(f'<text x="{plots._n(gutter)}" y="{plots._n(legend_y)}" fill="#222">colour: share of the true class\'s '
-                 "samples (each row sums to 100 %); numbers: counts</text>")
-    for n, level in enumerate((0.0, 0.25, 0.5, 0.75, 1.0)):
-        x = gutter + n * 70
-        parts.append(f'<rect x="{plots._n(x)}" y="{plots._n(legend_y + 10)}" width="18" height="12" fill="{_colour(level)}" '
-                     'stroke="#999" stroke-width="0.5"/>')
-        parts.append(f'<text x="{plots._n(x + 24)}" y="{plots._n(legend_y + 20)}" fill="#222">{level * 100:.0f} %</text>')
-    parts.append("</g></svg>")
-    return "".join(parts)
+    counts = [[views.count_text(v) for v in line] for line in cm]
+    desc = (f"confusion matrix of {round(cm.sum())} samples over {cm.shape[0]} classes: rows are the true class, "
+            "columns the predicted class; colour is the share of the true class's samples, the number the count")
+    return plots.heatmap(share.tolist(), counts, names, title, desc)
 
 
 def figures(rows: Sequence[Row]) -> list[tuple[str, str | None, str]]:

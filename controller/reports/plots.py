@@ -670,3 +670,56 @@ def error_bar_chart(series: Mapping[str, Sequence[tuple[float, float, float | No
     parts += _legend(entries, bottom + AXIS_BELOW + 8)
     parts.append("</svg>")
     return "".join(parts)
+
+
+HEAT = (0x00, 0x72, 0xB2)  # the palette's blue at 100 % of a row
+
+
+def _heat(share: float) -> str:
+    return "#" + "".join(f"{round(255 - (255 - c) * share):02x}" for c in HEAT)
+
+
+def heatmap(share: Sequence[Sequence[float]], counts: Sequence[Sequence[str]], names: Sequence[str], title: str,
+            desc: str) -> str:
+    """A k×k grid (a confusion matrix): rows ``names`` (column heads are their indices), each cell coloured
+    by its ``share`` of the row (0–1) with its ``counts`` text printed where it fits, and a legend."""
+    k = len(share)
+    gutter = min(max(max(len(n) for n in names) * CHAR_W + 16, 60), 200)
+    size = min(44.0, (WIDTH - gutter - 30) / k)
+    top = 70.0
+    bottom = top + size * k
+    legend_y = bottom + 22
+    parts = _open(title, legend_y + 44, desc)
+    parts.append(f'<text x="{_n(gutter + size * k / 2)}" y="44" text-anchor="middle" fill="#444">predicted class</text>')
+    parts.append(f'<text transform="translate(14 {_n((top + bottom) / 2)}) rotate(-90)" text-anchor="middle" '
+                 'fill="#444">true class</text>')
+    parts.append('<g class="cells" font-size="11">')
+    fits = size >= 22
+    for j in range(k):  # column heads: class ids (names are on the rows)
+        parts.append(f'<text x="{_n(gutter + size * (j + 0.5))}" y="{_n(top - 6)}" text-anchor="middle" fill="#222">{j}</text>')
+    for i in range(k):
+        y = top + size * i
+        parts.append(f'<text x="{_n(gutter - 6)}" y="{_n(y + size / 2 + 4)}" text-anchor="end" fill="#222">'
+                     f"{esc(_fit(names[i], gutter - 12))}</text>")
+        for j in range(k):
+            x, count = gutter + size * j, counts[i][j]
+            tip = f"true {names[i]}, predicted {names[j]}: {count} ({share[i][j] * 100:.1f} % of the true class)"
+            parts.append(f"<g><title>{esc(tip)}</title>")
+            parts.append(f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(size)}" height="{_n(size)}" '
+                         f'fill="{_heat(share[i][j])}" stroke="#e6e6e6" stroke-width="1"/>')
+            if fits and count != "0" and len(count) * CHAR_W < size - 2:
+                ink = "#ffffff" if share[i][j] > 0.5 else "#222"
+                parts.append(f'<text x="{_n(x + size / 2)}" y="{_n(y + size / 2 + 4)}" text-anchor="middle" '
+                             f'fill="{ink}">{esc(count)}</text>')
+            parts.append("</g>")
+    parts.append("</g>")
+    parts.append('<g class="legend" font-size="11">')  # the scale: five swatches from 0 to 100 % of the row
+    parts.append(f'<text x="{_n(gutter)}" y="{_n(legend_y)}" fill="#222">colour: share of the true class\'s '
+                 "samples (each row sums to 100 %); numbers: counts</text>")
+    for n, level in enumerate((0.0, 0.25, 0.5, 0.75, 1.0)):
+        x = gutter + n * 70
+        parts.append(f'<rect x="{_n(x)}" y="{_n(legend_y + 10)}" width="18" height="12" fill="{_heat(level)}" '
+                     'stroke="#999" stroke-width="0.5"/>')
+        parts.append(f'<text x="{_n(x + 24)}" y="{_n(legend_y + 20)}" fill="#222">{level * 100:.0f} %</text>')
+    parts.append("</g></svg>")
+    return "".join(parts)
