@@ -185,24 +185,29 @@ def _template() -> dict:
 # ---- end to end: two agents, a sweep, the view, the report in Chromium ---------------------------------------
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
+    """Two real campaigns on two agents: a thread × batch sweep on one device (4 variants, 2 repeats), and
+    one variant on each device alone and on both at once (devices: [1, 2], 2 repeats). Split so every axis
+    runs end to end in 16 jobs; one campaign crossing all three would run 32."""
     from tests.test_fleet import controller, online, start_agents, stop_all
 
     tmp_path = tmp_path_factory.mktemp("sweep")
     broker = Mosquitto(tmp_path).start()
     agents = start_agents(broker.url, tmp_path, "pi-a", "pi-b")
+    base = SWEEP.format(repeats=2, retries=1, devices="all", artifact="fp32.onnx")
+    texts = {"sweep": base.replace("devices: all\n", "devices: {ids: [pi-a]}\n").replace(
+                 "  devices: [1, 2]\n", "  batch_size: [1, 4]\n"),
+             "gang": base.replace("name: sweep", "name: gang").replace("  threads: [1, 2]\n", "")}
     try:
         with controller(broker.url, tmp_path / "c.db") as fleet:
             online(fleet, "pi-a", "pi-b")
-            started = time.monotonic()
-            # the end-to-end sweep covers every axis: threads and batch size (4 variants) and 2 devices at once
-            text = SWEEP.format(repeats=2, retries=1, devices="all", artifact="fp32.onnx").replace(
-                "  min_duration_s: 0.2\n", "  min_duration_s: 0.1\n").replace("  devices: [1, 2]\n",
-                                                                             "  batch_size: [1, 4]\n  devices: [1, 2]\n")
-            cid = fleet.create_campaign(_campaign(tmp_path, text))
-            state = fleet.run(cid)
-            print(f"sweep campaign: {time.monotonic() - started:.1f} s")
-            assert state == "finished", [(j.key, j.error) for j in fleet.store.jobs(cid) if j.state != "done"]
-            yield fleet.store.campaign(cid), fleet.store.results(cid), tmp_path
+            out = {}
+            for name, text in texts.items():
+                (tmp_path / name).mkdir()
+                cid = fleet.create_campaign(_campaign(tmp_path / name, text))
+                state = fleet.run(cid)
+                assert state == "finished", [(j.key, j.error) for j in fleet.store.jobs(cid) if j.state != "done"]
+                out[name] = (fleet.store.campaign(cid), fleet.store.results(cid))
+            yield out, tmp_path
     finally:
         stop_all(agents)
         broker.stop()
@@ -212,58 +217,62 @@ POINTS = {f"fmnist/fp32.onnx@t{t}b{b}": (t, b) for t in (1, 2) for b in (1, 4)}
 
 
 @pytest.mark.slow
-def test_a_real_sweep_stores_thread_counts_and_overlapping_gang_windows(swept):
-    campaign, results, tmp_path = swept
-    with Store(tmp_path / "c.db") as store:
-        sent = {job.run_id: job.sent_at for job in store.jobs(campaign["id"])}
+def test_a_real_sweep_stores_its_points_and_sends_a_gang_together(swept):
+    runs, tmp_path = swept
+    results = runs["sweep"][1]
     by_name: dict[str, list[contract.Result]] = {}
     for r in results:
         by_name.setdefault(r.model.name, []).append(r)
-    assert set(by_name) == {*POINTS, *(f"{name}k2" for name in POINTS)}
+    assert set(by_name) == set(POINTS) and {r.device.id for r in results} == {"pi-a"}
     for name, (threads, batch) in POINTS.items():
         assert {(r.runtime.threads, r.settings.effective.batch_size) for r in by_name[name]} == {(threads, batch)}
-        for repeat in ("r0", "r1"):
-            members = [r for r in by_name[f"{name}k2"] if r.job.key.endswith(repeat)]
-            assert {m.device.id for m in members} == {"pi-a", "pi-b"}
-            # sent in one scheduling pass; how far their measured windows overlap depends on each device's load
-            # and warm-up, so it is measured and reported (the overlap), not assumed
-            (a, b) = [sent[m.run_id] for m in members]
-            assert abs(a - b) < 5.0
-            throughput, overlap = scaling.fleet_throughput(members)
-            windows = [(m.window.begin_unix_ns, m.window.end_unix_ns) for m in members]
-            union = max(e for _, e in windows) - min(b for b, _ in windows)
-            together = max(0, min(e for _, e in windows) - max(b for b, _ in windows))
-            assert overlap == pytest.approx(together / union) and 0 <= overlap <= 1
-            assert throughput == pytest.approx(sum(m.kpis.sample_count for m in members) / (union / 1e9))
     groups = scaling.analyse(results)
-    assert sorted(Counter(g.axis for g in groups).items()) == [("batch_size", 4), ("devices", 4), ("threads", 4)]
+    assert sorted(Counter(g.axis for g in groups).items()) == [("batch_size", 2), ("threads", 2)]
 
-    def tps(device: str, threads: int, batch: int) -> list[float]:
-        return [r.kpis.throughput_sps for r in by_name[f"fmnist/fp32.onnx@t{threads}b{batch}"] if r.device.id == device]
+    def tps(threads: int, batch: int) -> list[float]:
+        return [r.kpis.throughput_sps for r in by_name[f"fmnist/fp32.onnx@t{threads}b{batch}"]]
 
     for g in groups:
         base, top = g.points
-        assert base.speedup.value == 1.0 and base.runs >= 2
+        assert base.speedup.value == 1.0 and base.runs == 2
         assert top.speedup.lo is not None and top.speedup.lo <= top.speedup.value <= top.speedup.hi  # 2 runs a side
-        if g.axis == "devices":
-            assert top.members == ("pi-a", "pi-b") and 0 <= top.overlap <= 1
-            assert top.efficiency.value == pytest.approx(top.speedup.value / 2)
-            assert g.cores_logical is not None
-            continue
         fixed = int(re.search(r"[tb](\d+)$", g.variant).group(1))  # the other axis's value: "fp32.onnx b4" / "t2"
         (lo, hi) = [(fixed, 1), (fixed, 4)] if g.axis == "batch_size" else [(1, fixed), (2, fixed)]
-        expected = math.exp(np.log(tps(g.device, *hi)).mean() - np.log(tps(g.device, *lo)).mean())
+        expected = math.exp(np.log(tps(*hi)).mean() - np.log(tps(*lo)).mean())
         assert top.speedup.value == pytest.approx(expected)
         if g.axis == "threads":
             assert top.efficiency.value == pytest.approx(expected / 2)
         else:
             assert top.efficiency is None or top.efficiency.value is None or math.isnan(top.efficiency.value)
 
+    campaign, gang = runs["gang"]
+    with Store(tmp_path / "c.db") as store:
+        sent = {job.run_id: job.sent_at for job in store.jobs(campaign["id"])}
+    assert {r.model.name for r in gang} == {"fmnist/fp32.onnx", "fmnist/fp32.onnx@k2"}
+    for repeat in ("r0", "r1"):
+        members = [r for r in gang if r.model.name.endswith("@k2") and r.job.key.endswith(repeat)]
+        assert {m.device.id for m in members} == {"pi-a", "pi-b"}
+        # sent in one scheduling pass; how far their measured windows overlap depends on each device's load
+        # and warm-up, so it is measured and reported (the overlap), not assumed
+        (a, b) = [sent[m.run_id] for m in members]
+        assert abs(a - b) < 5.0
+        throughput, overlap = scaling.fleet_throughput(members)
+        windows = [(m.window.begin_unix_ns, m.window.end_unix_ns) for m in members]
+        union = max(e for _, e in windows) - min(b for b, _ in windows)
+        together = max(0, min(e for _, e in windows) - max(b for b, _ in windows))
+        assert overlap == pytest.approx(together / union) and 0 <= overlap <= 1
+        assert throughput == pytest.approx(sum(m.kpis.sample_count for m in members) / (union / 1e9))
+    (g,) = scaling.analyse(gang)
+    base, top = g.points
+    assert g.axis == "devices" and top.members == ("pi-a", "pi-b") and 0 <= top.overlap <= 1
+    assert base.speedup.value == 1.0 and top.efficiency.value == pytest.approx(top.speedup.value / 2)
+    assert g.cores_logical is not None
+
 
 @pytest.mark.slow
 def test_fleet_throughput_is_honest_about_windows_that_do_not_overlap(swept):
-    _c, results, _ = swept
-    a, b = [r for r in results if r.model.name.endswith("@t1b1k2") and r.job.key.endswith("r0")]
+    results = swept[0]["gang"][1]
+    a, b = [r for r in results if r.model.name.endswith("@k2") and r.job.key.endswith("r0")]
     shift = b.window.end_unix_ns - a.window.begin_unix_ns  # b moved to start when a ends: no overlap at all
     late = msgspec.structs.replace(b, window=contract.Window(a.window.end_unix_ns, a.window.end_unix_ns + (
         b.window.end_unix_ns - b.window.begin_unix_ns)))
@@ -278,7 +287,7 @@ def test_fleet_throughput_is_honest_about_windows_that_do_not_overlap(swept):
 @pytest.mark.slow
 def test_oversubscribed_points_are_listed_not_drawn(swept):
     """Real results of the 2-thread point, told (through the contract's types) they ran 4 threads on 2 cores."""
-    _c, results, _ = swept
+    results = swept[0]["sweep"][1]
     relabelled = []
     for r in results:
         if r.model.name == "fmnist/fp32.onnx@t2b1":
@@ -291,23 +300,24 @@ def test_oversubscribed_points_are_listed_not_drawn(swept):
     four = [p for g in groups for p in g.points if p.value == 4]
     assert four and all(not p.drawn and p.note == "oversubscribed: 4 threads on 2 cores" for p in four)
     (view,) = [v for v in scaling_view.views(groups) if v.title == "scaling: threads"]
-    assert sum("oversubscribed: 4 threads on 2 cores" in row[-1] for row in view.rows) == 2
+    assert sum("oversubscribed: 4 threads on 2 cores" in row[-1] for row in view.rows) == 1
     (_name, svg, caption) = scaling_view.figures(groups)[0]
-    assert "Not drawn (2)" in caption and "oversubscribed: 4 threads on 2 cores" in caption
-    assert svg.count("x 4,") == 0 and svg.count("x 1,") == 4  # only 1-thread points are drawn (b1 and b4 curves)
+    assert "Not drawn (1)" in caption and "oversubscribed: 4 threads on 2 cores" in caption
+    assert svg.count("x 4,") == 0 and svg.count("x 1,") == 2  # only 1-thread points are drawn (b1 and b4 curves)
 
 
 @pytest.mark.slow
 def test_the_scaling_view_json_and_report_render_in_chromium(swept, tmp_path):
+    """Acceptance: the thread/batch sweep campaign renders its scaling tables and plots, in headless Chromium."""
     from tests.test_report import DevTools
 
-    campaign, results, _ = swept
-    groups = scaling_view.groups(results)
-    text = "\n".join(render.markdown(v) for v in scaling_view.views(groups))
-    assert "scaling: threads" in text and "scaling: devices at once" in text and "each alone" in text
+    campaign, results = swept[0]["sweep"]
+    gang_campaign, gang = swept[0]["gang"]
+    text = "\n".join(render.markdown(v) for v in scaling_view.views(scaling_view.groups(gang)))
+    assert "scaling: devices at once" in text and "each alone" in text
+    assert "scaling: devices at once" in campaign_report.build_markdown(gang_campaign, gang)
     doc = json.loads(campaign_report.build_json(campaign, results))
-    assert {g["axis"] for g in doc["scaling"]} == {"threads", "batch_size", "devices"}
-    assert "scaling: devices at once" in campaign_report.build_markdown(campaign, results)
+    assert {g["axis"] for g in doc["scaling"]} == {"threads", "batch_size"}
     page = tmp_path / "report.html"
     page.write_text(campaign_report.build_html(campaign, results))
     browser = DevTools()
@@ -321,23 +331,26 @@ def test_the_scaling_view_json_and_report_render_in_chromium(swept, tmp_path):
             "s => s.getBoundingClientRect().height > 100)})"))
     finally:
         browser.close()
-    assert "speed-up against threads" in dom["titles"] and "speed-up against devices at once" in dom["titles"]
-    assert dom["ideal"] == 2 and dom["drawn"]
+    assert "speed-up against threads" in dom["titles"] and "speed-up against batch size" in dom["titles"]
+    assert any("speed-up" in t and "efficiency" in t for t in dom["tables"]) and dom["drawn"]
+    assert dom["ideal"] == 1  # the ideal line belongs to threads; batch size has none (not a worker)
 
 
 @pytest.mark.slow
 def test_scorecard_scaling_prints_the_tables_and_json_carries_the_groups(swept):
     from tests.cli_harness import edgeperf_here, one_error_line
 
-    _c, _r, tmp_path = swept
-    db = str(tmp_path / "c.db")
-    shown = edgeperf_here("scorecard", "latest", "--db", db, "--scaling")
+    runs, tmp_path = swept
+    db, sweep_id = str(tmp_path / "c.db"), runs["sweep"][0]["id"]
+    shown = edgeperf_here("scorecard", sweep_id, "--db", db, "--scaling")
     assert shown.returncode == 0, shown.stderr
-    assert "scaling: threads" in shown.stdout and "scaling: devices at once" in shown.stdout and "speed-up" in shown.stdout
-    as_json = edgeperf_here("scorecard", "latest", "--db", db, "--scaling", "--json")
+    assert "scaling: threads" in shown.stdout and "scaling: batch size" in shown.stdout and "speed-up" in shown.stdout
+    shown = edgeperf_here("scorecard", "latest", "--db", db, "--scaling")  # the gang campaign
+    assert shown.returncode == 0 and "scaling: devices at once" in shown.stdout, shown.stderr
+    as_json = edgeperf_here("scorecard", sweep_id, "--db", db, "--scaling", "--json")
     groups = json.loads(as_json.stdout)["scaling"]
-    assert {g["axis"] for g in groups} == {"threads", "batch_size", "devices"} and all(len(g["points"]) == 2 for g in groups)
-    assert "scaling" not in json.loads(edgeperf_here("scorecard", "latest", "--db", db, "--json").stdout)
+    assert {g["axis"] for g in groups} == {"threads", "batch_size"} and all(len(g["points"]) == 2 for g in groups)
+    assert "scaling" not in json.loads(edgeperf_here("scorecard", sweep_id, "--db", db, "--json").stdout)
     empty = tmp_path / "empty.db"
     from controller.store.database import Store
 
