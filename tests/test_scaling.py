@@ -194,6 +194,7 @@ def swept(tmp_path_factory):
     broker = Mosquitto(tmp_path).start()
     agents = start_agents(broker.url, tmp_path, "pi-a", "pi-b")
     base = SWEEP.format(repeats=2, retries=1, devices="all", artifact="fp32.onnx")
+    base = base.replace("profile: smoke\n", "profile: smoke\nengine: native\n")  # no LoadGen trace to read back per job
     texts = {"sweep": base.replace("devices: all\n", "devices: {ids: [pi-a]}\n").replace(
                  "  devices: [1, 2]\n", "  batch_size: [1, 4]\n"),
              "gang": base.replace("name: sweep", "name: gang").replace("  threads: [1, 2]\n", "")}
