@@ -89,8 +89,8 @@ def test_int8_and_fp32_robustness_over_mqtt_recomputed_from_the_stored_outcomes(
             online(fleet, "pi-r")
             path = tmp_path / "robust.yaml"
             path.write_text(json.dumps({
-                "name": "robust", "profile": "smoke", "engine": "native", "modes": ["robustness"], "accuracy_dataset": "fashion-mnist:subset",
-                "corruptions": CORRUPTIONS, "timeout_s": 300,
+                "name": "robust", "profile": "smoke", "engine": "native", "modes": ["robustness"],
+                "accuracy_dataset": "fashion-mnist:subset", "corruptions": CORRUPTIONS, "timeout_s": 300,
                 "models": [{"name": "fmnist", "variants": [
                     {"artifact": "zoo:fashion-mnist-cnn/fp32.onnx", "threads": 1},
                     {"artifact": "zoo:fashion-mnist-cnn/int8.tflite", "threads": 1}]}],
