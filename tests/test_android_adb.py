@@ -1,0 +1,82 @@
+"""The bridge's adb client (``agent.android.adb``) against the adb device emulator, through Debian's
+real ``adb``: a command's output and status, transfers, a program missing on the phone, and a phone
+unplugged mid-run whose cut-off output is never taken for a finished one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import pytest
+
+from agent.android.adb import Adb, PhoneError
+from agent.android.tool_output import CutOff
+from devices.emulators.adb_device import AdbDevice
+from tests.test_adb_device import PROPS, _free_port
+
+
+@pytest.fixture
+def phone(tmp_path):
+    if shutil.which("adb") is None:
+        pytest.skip("platform: no adb client (apt-get install adb)")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"ANDROID_ADB_SERVER_PORT": str(_free_port()), "HOME": str(home), "ANDROID_SDK_HOME": str(home)}
+    root = tmp_path / "phone"
+    (root / "data" / "local" / "tmp").mkdir(parents=True)
+    with AdbDevice(root, PROPS) as device:
+        adb = Adb(device.serial, env=env)
+        adb.connect()
+        try:
+            yield device, adb
+        finally:
+            subprocess.run(["adb", "kill-server"], env={**os.environ, **env}, capture_output=True, timeout=15, check=False)
+
+
+def test_a_command_gives_its_output_and_its_own_status(phone):
+    _device, adb = phone
+    assert adb.state() == "device"
+    assert adb.shell("getprop ro.product.model", "getprop") == ("Pixel 7\n", 0)
+    out, status = adb.shell("/data/local/tmp/benchmark_model --graph=m.tflite", "benchmark_model")
+    assert status == 127 and "benchmark_model: inaccessible or not found" in out  # the binary is not on the phone
+
+
+def test_push_and_pull_round_trip_and_a_missing_file_is_one_clear_line(phone, tmp_path):
+    device, adb = phone
+    local = tmp_path / "model.tflite"
+    local.write_bytes(os.urandom(150_000))
+    adb.push(local, "/data/local/tmp/edgeperf/model.tflite")
+    back = tmp_path / "back.tflite"
+    adb.pull("/data/local/tmp/edgeperf/model.tflite", back)
+    assert back.read_bytes() == local.read_bytes()
+    with pytest.raises(PhoneError, match=f"phone {device.serial}: pull /data/local/tmp/none failed") as info:
+        adb.pull("/data/local/tmp/none", tmp_path / "none")
+    assert "\n" not in str(info.value)
+
+
+def test_a_phone_unplugged_mid_run_is_a_cut_off_run_and_comes_back_with_connect(phone):
+    device, adb = phone
+    started = threading.Event()
+
+    def long_run(argv, dev):
+        started.set()
+        deadline = time.monotonic() + 8
+        while dev.plugged.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return b"INFO: Inference timings in us: Init: 1, First inference: 1, Warmup (avg): 1, Inference (avg): 1\n", 0
+
+    (device.root / "data/local/tmp/benchmark_model").write_bytes(b"")
+    (device.root / "data/local/tmp/benchmark_model").chmod(0o755)
+    device.commands["/data/local/tmp/benchmark_model"] = long_run
+    threading.Thread(target=lambda: started.wait(10) and (time.sleep(0.2), device.unplug()), daemon=True).start()
+    t0 = time.monotonic()
+    with pytest.raises(CutOff, match="benchmark_model: the output ends without the command's end marker"):
+        adb.shell("echo starting; /data/local/tmp/benchmark_model --graph=m.tflite", "benchmark_model", timeout_s=10)
+    assert time.monotonic() - t0 < 5  # nothing hangs
+    assert adb.state() != "device"
+    device.replug()
+    adb.connect()
+    assert adb.shell("echo back", "echo") == ("back\n", 0)
