@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from agent.android import phone_facts
 from agent.android.adb import Adb, PhoneError
 from agent.android.tool_output import CutOff
 from devices.emulators.adb_device import AdbDevice
@@ -80,3 +81,26 @@ def test_a_phone_unplugged_mid_run_is_a_cut_off_run_and_comes_back_with_connect(
     device.replug()
     adb.connect()
     assert adb.shell("echo back", "echo") == ("back\n", 0)
+
+
+def test_a_phones_facts_are_read_from_its_properties_and_sysfs(phone):
+    device, adb = phone
+    sys = device.root / "sys"
+    for n, (freq, governor) in enumerate([("1803000", "schedutil")] * 2 + [("2850000", "performance")]):
+        (sys / f"devices/system/cpu/cpu{n}/cpufreq").mkdir(parents=True)
+        (sys / f"devices/system/cpu/cpu{n}/cpufreq/cpuinfo_max_freq").write_text(freq + "\n")
+        (sys / f"devices/system/cpu/cpu{n}/cpufreq/scaling_governor").write_text(governor + "\n")
+    (sys / "devices/system/cpu/online").write_text("0-2\n")  # not a core: left out of the count
+    for n, (kind, temp) in enumerate([("skin-therm", "34125"), ("battery", "29800")]):
+        (sys / f"class/thermal/thermal_zone{n}").mkdir(parents=True)
+        (sys / f"class/thermal/thermal_zone{n}/type").write_text(kind + "\n")
+        (sys / f"class/thermal/thermal_zone{n}/temp").write_text(temp + "\n")
+    (sys / "class/power_supply/battery").mkdir(parents=True)
+    (sys / "class/power_supply/battery/capacity").write_text("81\n")  # the other battery files are not there
+    facts = phone_facts.collect(adb)
+    assert facts["board"] == "Pixel 7" and facts["android_sdk"] == "34" and facts["cpu_count_logical"] == 3
+    assert facts["cpu_clusters"] == [{"cores": [2], "max_mhz": 2850, "governor": "performance"},
+                                     {"cores": [0, 1], "max_mhz": 1803, "governor": "schedutil"}]
+    assert facts["temperatures_c"] == {"skin-therm": 34.125, "battery": 29.8}
+    assert facts["battery"] == {"capacity": "81"}
+    assert "kernel" not in facts  # uname is not on this phone: left out, not guessed
