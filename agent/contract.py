@@ -854,7 +854,8 @@ class Result(_Body, frozen=True):
     runtime: RuntimeBlock
     scenario: Literal["SingleStream", "MultiStream", "Server", "Offline"]
     mode: Literal["performance", "accuracy", "robustness"]
-    engine: Literal["loadgen", "native"]
+    # a phone's own tool (agent.android) measured it: not LoadGen, and the result's checks say so
+    engine: Literal["loadgen", "native", "benchmark_model", "onnxruntime_perf_test"]
     profile: Annotated[str, Meta(max_length=32)]
     settings: SettingsBlock
     valid: bool

@@ -56,7 +56,9 @@ def _task(c: Cell | None) -> str:
 
 
 def _run(row: Row) -> str:
-    return f"{SHORT_SCENARIO.get(row.scenario, row.scenario)} {MODE_SHORT.get(row.mode, row.mode)}"
+    run = f"{SHORT_SCENARIO.get(row.scenario, row.scenario)} {MODE_SHORT.get(row.mode, row.mode)}"
+    tools = sorted({r.engine for r in row.results} - {"loadgen", "native"})  # a phone's own tool measured it
+    return f"{run} ({', '.join(tools)}, not LoadGen)" if tools else run
 
 
 def _variant(row: Row) -> str:
