@@ -145,14 +145,14 @@ def run(req: BenchRequest, progress: Progress = _silent) -> dict[str, Any]:
     runtime = runtimes.runtime_for(model, req.runtime)
     engine = scenarios.choose_engine(req.engine)
     threads.check_threads(req.options.threads)
-    _corruption_plan(req)  # a bad --corruptions or a dataset that cannot be corrupted fails before anything loads
+    corruption_plan = _corruption_plan(req)  # a bad --corruptions or an uncorruptible dataset fails before anything loads
     if req.cooldown_below_c is not None and thermal.hottest() is None:
         raise SettingsError(f"--cooldown-below {req.cooldown_below_c:g}: this device reports no temperatures (no "
                             "/sys/class/thermal zone), so there is nothing to wait for; drop --cooldown-below")
     facts = probe.collect() | {"installed": capabilities.installed()}
     meter = open_meter(req.power, facts)  # before anything is loaded: a named meter that is absent fails fast
     try:
-        return _measure(req, progress, model, runtime, engine, facts, meter)
+        return _measure(req, progress, model, runtime, engine, facts, meter, corruption_plan)
     except BaseException:
         if meter:
             meter.abort()
@@ -160,7 +160,8 @@ def run(req: BenchRequest, progress: Progress = _silent) -> dict[str, Any]:
 
 
 def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile, runtime: str, engine: str,
-             facts: dict[str, Any], meter: EnergyMeter | None) -> dict[str, Any]:
+             facts: dict[str, Any], meter: EnergyMeter | None,
+             corruption_plan: list[tuple[str, int]]) -> dict[str, Any]:
     settings = req.settings
     progress("loading", {"model": model.name, "runtime": runtime})
     runtimes.preload(runtime)  # imports are not loading: outside load time and model RSS
@@ -173,9 +174,9 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     model_rss = rss_mb() - rss_before
 
     progress("preparing", {"dataset": req.dataset})
+    preprocess = datasets.preprocess_for(req.dataset, req.model, req.preprocess)
     samples = datasets.load(req.dataset, session.info.inputs, req.options.shapes, values=req.options.inputs,
-                            preprocess=datasets.preprocess_for(req.dataset, req.model, req.preprocess),
-                            inputs_cache=req.inputs_cache)
+                            preprocess=preprocess, inputs_cache=req.inputs_cache)
     grouping = groups.resolve(req.groups, req.groups_file, samples, settings.mode.scored)  # before anything is timed
     if settings.mode.scored and samples.labels is None:
         raise DatasetError(f"accuracy mode needs a labelled dataset and {req.dataset} has no labels; use fashion-mnist, "
@@ -183,7 +184,6 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
     reading = req.postprocess or _zoo_postprocess(req.model)
     if settings.mode.scored:
         postprocess.check(reading)
-    corruption_plan = _corruption_plan(req)
     if corruption_plan:
         robustness.check(samples, datasets.family_of(req.dataset))
     sut = ModelSut(session, samples, settings.batch_size)
@@ -240,7 +240,7 @@ def _measure(req: BenchRequest, progress: Progress, model: model_file.ModelFile,
 
         def reload(perturb: corruptions.Perturb) -> datasets.Samples:
             return datasets.load(req.dataset, session.info.inputs, req.options.shapes, values=req.options.inputs,
-                                 preprocess=datasets.preprocess_for(req.dataset, req.model, req.preprocess), perturb=perturb)
+                                 preprocess=preprocess, perturb=perturb)
 
         kpis["robustness"] = robustness.run(session, samples, outcome.outputs or {}, accuracy, corruption_plan, reload,
                                             reading, settings.batch_size, progress)

@@ -95,9 +95,10 @@ def by_group(predicted: np.ndarray, labels: np.ndarray, groups: Sequence[str], s
     right = predicted[grouped] == labels[grouped]
     totals, correct = np.bincount(member), np.bincount(member, weights=right)
     # macro recall per group, over (group, class) pairs: no k-groups × n-samples masks
-    pair, pair_of = np.unique(member * (int(labels.max(initial=0)) + 1) + labels[grouped], return_inverse=True)
+    stride = int(labels.max(initial=0)) + 1
+    pair, pair_of = np.unique(member * stride + labels[grouped], return_inverse=True)
     recall = np.bincount(pair_of, weights=right) / np.bincount(pair_of)
-    pair_group = pair // (int(labels.max(initial=0)) + 1)
+    pair_group = pair // stride
     recall_macro = np.bincount(pair_group, weights=recall) / np.bincount(pair_group)
     report = gap_report([int(c) for c in correct], [int(t) for t in totals], names.tolist(), kind="fairness",
                         recall_macro=recall_macro.tolist())

@@ -47,12 +47,12 @@ class Groups:
 
     names: tuple[str, ...]
     source: str
-    path: Path | None = None  # the file, when they came from one (the reproduce line carries it)
 
 
 def read(path: Path, n: int) -> Groups:
     """The groups ``path`` gives the ``n`` samples of a dataset (module docstring for the formats)."""
-    text = _text(path)
+    data = _bytes(path)
+    text = _decode(path, data)
     stripped = text.lstrip()
     if path.suffix.lower() == ".json" or stripped.startswith(("{", "[")):
         placed = _json(path, text, n)
@@ -63,7 +63,7 @@ def read(path: Path, n: int) -> Groups:
         placed = _table(path, lines, delimiter, n) if delimiter else _plain(path, lines, n)
     names = tuple(placed)
     _check_names(names, f"groups file {path}")
-    return Groups(names, f"{path} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()})", path)
+    return Groups(names, f"{path} (sha256 {hashlib.sha256(data).hexdigest()})")
 
 
 def of_job(names: Sequence[str], n: int, dataset: str) -> Groups:
@@ -82,20 +82,25 @@ def of_job(names: Sequence[str], n: int, dataset: str) -> Groups:
 
 def check_file(path: Path) -> None:
     """Fail fast, before a model is loaded, when ``path`` cannot be read at all."""
-    _text(path)
+    _decode(path, _bytes(path))
 
 
-def _text(path: Path) -> str:
+def _bytes(path: Path) -> bytes:
     if not path.exists():
         raise SettingsError(f"groups file {path} does not exist; give the file that names each sample's group ({DOCS})")
     if not path.is_file():
         raise SettingsError(f"groups file {path} is not a file; give the file that names each sample's group ({DOCS})")
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        return path.read_bytes()
     except OSError as exc:
         raise SettingsError(f"cannot read groups file {path}: {exc.strerror}; make it readable") from None
+
+
+def _decode(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        line = data[:exc.start].count(b"\n") + 1
         raise DatasetError(f"groups file {path}, line {line}: not UTF-8 text; save it as UTF-8 ({DOCS})") from None
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from controller.fleet.broker import free_port
 from devices.emulators.adb_device import AdbDevice
 
 ADB = shutil.which("adb")
@@ -33,10 +34,29 @@ PROPS = {
 RC = "__EDGEPERF_RC="
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def unplug_mid_run(device: AdbDevice, path: str, output: bytes) -> None:
+    """An executable program at ``path`` on ``device`` that runs until the phone is unplugged (8 s at most)
+    and then prints ``output``; the phone is unplugged 0.2 s after the program starts."""
+    started = threading.Event()
+
+    def slow(argv, dev):
+        started.set()
+        deadline = time.monotonic() + 8
+        while dev.plugged.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return output, 0
+
+    file = device.root / path.lstrip("/")
+    file.write_bytes(b"")
+    file.chmod(0o755)
+    device.commands[path] = slow
+
+    def unplug_when_running():
+        if started.wait(10):
+            time.sleep(0.2)
+            device.unplug()
+
+    threading.Thread(target=unplug_when_running, daemon=True).start()
 
 
 class Adb:
@@ -45,7 +65,7 @@ class Adb:
     def __init__(self, home: Path) -> None:
         self.env = {
             **os.environ,
-            "ANDROID_ADB_SERVER_PORT": str(_free_port()),
+            "ANDROID_ADB_SERVER_PORT": str(free_port()),
             "HOME": str(home),
             "ANDROID_SDK_HOME": str(home),
         }
@@ -193,25 +213,7 @@ def test_registered_program_needs_its_file(adb, phone, tmp_path):
 
 
 def test_unplug_mid_command_ends_adb_shell_and_replug_reconnects(adb, phone):
-    started = threading.Event()
-
-    def slow(argv, device):
-        started.set()
-        deadline = time.monotonic() + 8
-        while device.plugged.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return b"finished\n", 0
-
-    (phone.root / "data/local/tmp/slow").write_bytes(b"")
-    (phone.root / "data/local/tmp/slow").chmod(0o755)
-    phone.commands["/data/local/tmp/slow"] = slow
-
-    def unplug_when_running():
-        if started.wait(10):
-            time.sleep(0.2)
-            phone.unplug()
-
-    threading.Thread(target=unplug_when_running, daemon=True).start()
+    unplug_mid_run(phone, "/data/local/tmp/slow", b"finished\n")
     t0 = time.monotonic()
     cut = adb.shell(phone.serial, f"echo before; /data/local/tmp/slow; echo {RC}$?", timeout=10)
     elapsed = time.monotonic() - t0

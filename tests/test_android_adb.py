@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import time
 
 import pytest
@@ -15,8 +14,9 @@ import pytest
 from agent.android import phone_facts
 from agent.android.adb import Adb, PhoneError
 from agent.android.tool_output import CutOff
+from controller.fleet.broker import free_port
 from devices.emulators.adb_device import AdbDevice
-from tests.test_adb_device import PROPS, _free_port
+from tests.test_adb_device import PROPS, unplug_mid_run
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def phone(tmp_path):
         pytest.skip("platform: no adb client (apt-get install adb)")
     home = tmp_path / "home"
     home.mkdir()
-    env = {"ANDROID_ADB_SERVER_PORT": str(_free_port()), "HOME": str(home), "ANDROID_SDK_HOME": str(home)}
+    env = {"ANDROID_ADB_SERVER_PORT": str(free_port()), "HOME": str(home), "ANDROID_SDK_HOME": str(home)}
     root = tmp_path / "phone"
     (root / "data" / "local" / "tmp").mkdir(parents=True)
     with AdbDevice(root, PROPS) as device:
@@ -60,19 +60,8 @@ def test_push_and_pull_round_trip_and_a_missing_file_is_one_clear_line(phone, tm
 
 def test_a_phone_unplugged_mid_run_is_a_cut_off_run_and_comes_back_with_connect(phone):
     device, adb = phone
-    started = threading.Event()
-
-    def long_run(argv, dev):
-        started.set()
-        deadline = time.monotonic() + 8
-        while dev.plugged.is_set() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return b"INFO: Inference timings in us: Init: 1, First inference: 1, Warmup (avg): 1, Inference (avg): 1\n", 0
-
-    (device.root / "data/local/tmp/benchmark_model").write_bytes(b"")
-    (device.root / "data/local/tmp/benchmark_model").chmod(0o755)
-    device.commands["/data/local/tmp/benchmark_model"] = long_run
-    threading.Thread(target=lambda: started.wait(10) and (time.sleep(0.2), device.unplug()), daemon=True).start()
+    unplug_mid_run(device, "/data/local/tmp/benchmark_model",
+                   b"INFO: Inference timings in us: Init: 1, First inference: 1, Warmup (avg): 1, Inference (avg): 1\n")
     t0 = time.monotonic()
     with pytest.raises(CutOff, match="benchmark_model: the output ends without the command's end marker"):
         adb.shell("echo starting; /data/local/tmp/benchmark_model --graph=m.tflite", "benchmark_model", timeout_s=10)

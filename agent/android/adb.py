@@ -33,15 +33,19 @@ class Adb:
         self.adb = adb
         self.env = {**os.environ, **(env or {})}
 
-    def _run(self, args: list[str], timeout_s: float, what: str) -> subprocess.CompletedProcess[str]:
+    def _call(self, argv: list[str], timeout_s: float, late: str) -> subprocess.CompletedProcess[str]:
+        """``adb ARGV``; ``late`` is the message when it does not finish within ``timeout_s``."""
         try:
-            return subprocess.run([self.adb, "-s", self.serial, *args], capture_output=True, text=True, errors="replace",
-                                  timeout=timeout_s, env=self.env, check=False, stdin=subprocess.DEVNULL)
+            return subprocess.run([self.adb, *argv], capture_output=True, text=True, errors="replace", timeout=timeout_s,
+                                  env=self.env, check=False, stdin=subprocess.DEVNULL)
         except FileNotFoundError:
             raise PhoneError(f"no adb client at {self.adb!r}; install it (apt-get install adb) or give its path") from None
         except subprocess.TimeoutExpired:
-            raise PhoneError(f"phone {self.serial}: {what} did not finish within {timeout_s:g} s; check the phone "
-                             "(adb devices) and the job's timeout") from None
+            raise PhoneError(late) from None
+
+    def _run(self, args: list[str], timeout_s: float, what: str) -> subprocess.CompletedProcess[str]:
+        return self._call(["-s", self.serial, *args], timeout_s, f"phone {self.serial}: {what} did not finish within "
+                          f"{timeout_s:g} s; check the phone (adb devices) and the job's timeout")
 
     def _gone(self, proc: subprocess.CompletedProcess[str], what: str) -> PhoneError:
         said = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
@@ -50,13 +54,7 @@ class Adb:
 
     def _host(self, *args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
         """An adb command that names no device (connect, disconnect)."""
-        try:
-            return subprocess.run([self.adb, *args], capture_output=True, text=True, errors="replace", timeout=timeout_s,
-                                  env=self.env, check=False, stdin=subprocess.DEVNULL)
-        except FileNotFoundError:
-            raise PhoneError(f"no adb client at {self.adb!r}; install it (apt-get install adb) or give its path") from None
-        except subprocess.TimeoutExpired:
-            raise PhoneError(f"adb {args[0]} {self.serial} did not answer within {timeout_s:g} s") from None
+        return self._call(list(args), timeout_s, f"adb {args[0]} {self.serial} did not answer within {timeout_s:g} s")
 
     def connect(self, timeout_s: float = 15.0) -> None:
         """``adb connect`` for a phone on TCP (``HOST:PORT``); a USB serial needs none. A transport adb still

@@ -206,8 +206,6 @@ def _load_by_path(name: str, where: DatasetSpec, inputs: Sequence[TensorSpec], s
     origin: dict[str, Any] = {"kind": where.kind, "path": str(where.path.resolve()), "limit": where.limit,
                               "preprocess": chosen, "inputs_cache": None}
     if perturb is not None:  # corrupted samples are not the dataset: the cache holds only clean ones
-        if where.kind not in FAMILIES:
-            raise not_corruptible(name)
         samples = module.load(where.path, where.limit, inputs, shapes, chosen, perturb=perturb)
         return replace(samples, name=name, origin=origin)
     key = None

@@ -36,8 +36,9 @@ class Estimate:
     n: int
 
 
-def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
-    """Two-sided Student's t critical value (scipy: the controller's statistics library)."""
+def t_quantile(df: float, confidence: float = CONFIDENCE) -> float:
+    """Two-sided Student's t critical value (scipy: the controller's statistics library); ``df`` may be
+    fractional (Welch)."""
     from scipy import stats
 
     return float(stats.t.ppf(0.5 + confidence / 2, df))

@@ -23,7 +23,6 @@ interval on both numbers.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from agent.contract import Accuracy, Result
+from agent.stats import mean_interval_t
 from controller.analysis import paired
-from controller.analysis.intervals import t_quantile
 from controller.analysis.scorecard import Cell, Row
 
 MODE = "robustness"
@@ -65,10 +64,6 @@ class Curve:
     _corrupted: dict[tuple[str, int], np.ndarray] = field(default_factory=dict, repr=False)
     _blocks: dict[tuple[str, int], list[Accuracy]] = field(default_factory=dict, repr=False)
 
-    @property
-    def label(self) -> str:
-        return self.row.label
-
     def to_dict(self) -> dict[str, Any]:
         def cells(by: dict[tuple[str, int], Cell]) -> list[dict[str, Any]]:
             return [{"corruption": c, "severity": s} | by[(c, s)].to_dict() for c, s in (CLEAN, *self.points) if (c, s) in by]
@@ -84,13 +79,12 @@ class Curve:
 
 
 def _t_cell(values: np.ndarray, scale: float, runs: int) -> Cell:
-    """The mean of per-sample values with Student's t 95 % interval (``scale``: 100 for pp)."""
-    n = values.size
+    """The mean of per-sample values with Student's t 95 % interval (``scale``: 100 for pp), as the agent's own."""
     mean = float(values.mean())
-    if n < 2:
+    if values.size < 2:
         return Cell(mean * scale, None, None, runs, "one sample: no interval")
-    half = t_quantile(n - 1) * float(values.std(ddof=1)) / math.sqrt(n)
-    return Cell(mean * scale, (mean - half) * scale, (mean + half) * scale, runs, MEAN_METHOD)
+    lo, hi = mean_interval_t(values)
+    return Cell(mean * scale, lo * scale, hi * scale, runs, MEAN_METHOD)
 
 
 def _delta_cell(d: paired.AccuracyDelta, runs: int) -> Cell:
@@ -105,8 +99,7 @@ def _curve(row: Row) -> Curve | None:
         return None
     common, _ = Counter(r.kpis.accuracy.samples_sha256 for r in runs).most_common(1)[0]
     kept = [r for r in runs if r.kpis.accuracy.samples_sha256 == common]
-    points = sorted({(s.corruption, s.severity) for s in kept[0].kpis.robustness.scores},
-                    key=lambda p: (p[0], p[1]))
+    points = sorted({(s.corruption, s.severity) for s in kept[0].kpis.robustness.scores})
     points = [p for p in points if all(_score(r, p) is not None for r in kept)]  # scored by every pooled run
     clean_blocks = [r.kpis.accuracy for r in kept]
     x = paired.mean_correctness(clean_blocks)

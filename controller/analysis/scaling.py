@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 
 from agent.contract import Result
-from controller.analysis.intervals import CONFIDENCE, t_quantile
+from controller.analysis.intervals import CONFIDENCE
+from controller.analysis.intervals import t_quantile as _t  # Welch: fractional degrees of freedom
 
 AXES = ("threads", "batch_size", "devices")
 _POINT = re.compile(r"^(?P<base>.*)@(?:t(?P<t>\d+))?(?:b(?P<b>\d+))?(?:k(?P<k>\d+))?$")
@@ -85,12 +86,6 @@ def ratio_interval(points: Sequence[float], baseline: Sequence[float], confidenc
     df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
     half = _t(df, confidence) * se
     return Ratio(math.exp(diff), math.exp(diff - half), math.exp(diff + half))
-
-
-def _t(df: float, confidence: float) -> float:
-    from scipy import stats
-
-    return float(stats.t.ppf(0.5 + confidence / 2, df)) if df < 1e6 else t_quantile(10**6, confidence)
 
 
 @dataclass(frozen=True)
@@ -158,12 +153,12 @@ def _parse(result: Result) -> _Run | None:
     if result.mode != "performance" or not result.kpis.throughput_sps:
         return None
     model, _, variant = result.model.name.partition("/")
-    match = _POINT.match(variant)
     if not variant:
         return None
     repeat = 0
     if result.job is not None and result.job.key and (tail := result.job.key.rsplit("/", 1)[-1]).startswith("r"):
         repeat = int(tail[1:]) if tail[1:].isdigit() else 0
+    match = _POINT.match(variant)
     if match is None:  # not a sweep point: a gang's single-device baseline, when the sweep swept only devices
         return _Run(result, model, variant, None, None, None, repeat)
     t, b, k = (int(match[g]) if match[g] else None for g in ("t", "b", "k"))
@@ -192,8 +187,7 @@ def _fixed(base: str, t: int | None, b: int | None, axis: str) -> str:
 def analyse(results: Sequence[Result]) -> list[Group]:
     """Every scaling group the results hold (at least two points of one axis), in a stable order."""
     runs = [r for r in (_parse(x) for x in results) if r is not None]
-    out = _axis_groups(runs, "threads") + _axis_groups(runs, "batch_size") + _device_groups(runs)
-    return out
+    return _axis_groups(runs, "threads") + _axis_groups(runs, "batch_size") + _device_groups(runs)
 
 
 def _axis_groups(runs: Sequence[_Run], axis: str) -> list[Group]:

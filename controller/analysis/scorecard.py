@@ -246,10 +246,10 @@ def _task_accuracy(row: Row) -> Cell | None:
     return Cell(value, None, None, len(blocks), f"{blocks[0].metric}: mean of runs over different samples, no interval")
 
 
-def _class_metrics(row: Row) -> None:
-    """Macro precision, recall and F1 cells and the per-class figures of an accuracy row (``class_metrics``):
-    from the runs' class counts, else the mean of the agent's macro values without an interval."""
-    blocks = _accuracy_blocks(row)
+def _class_metrics(row: Row, blocks: Sequence[Any]) -> None:
+    """Macro precision, recall and F1 cells and the per-class figures of an accuracy row from its accuracy
+    ``blocks`` (``class_metrics``): from the runs' class counts, else the mean of the agent's macro values
+    without an interval."""
     row.classes = class_metrics.figures(blocks)
     macro = row.classes.macro if row.classes is not None else class_metrics.agent_macro(blocks)
     for key, m in macro.items():
@@ -258,11 +258,12 @@ def _class_metrics(row: Row) -> None:
 
 def _summarise(row: Row) -> None:
     if row.mode in SCORED_MODES:
-        if (pooled := paired.pooled(_accuracy_blocks(row))) is not None:
+        blocks = _accuracy_blocks(row)
+        if (pooled := paired.pooled(blocks)) is not None:
             row.cells[ACCURACY_KPI] = Cell(pooled.value, pooled.lo, pooled.hi, pooled.runs, pooled.method)
         if (task := _task_accuracy(row)) is not None:
             row.cells[TASK_KPI] = task
-        _class_metrics(row)
+        _class_metrics(row, blocks)
         return
     for key in PERFORMANCE_KPIS:
         values = [v for r in row.results if (v := kpi_value(r, key)) is not None]

@@ -456,10 +456,10 @@ class _Parser(NodeReader):
             if key in v:
                 kw[key] = self.dataset(v[key], key)
         unlabelled = kw.get("accuracy_dataset") in UNLABELLED_DATASETS
-        if unlabelled and any(parse_mode(m).scored for m in kw.get("modes", ())):
+        scored = any(parse_mode(m).scored for m in kw.get("modes", ()))
+        if unlabelled and scored:
             raise self.fail(v["accuracy_dataset"], "accuracy_dataset",
                             f"{kw['accuracy_dataset']} has no labels, so accuracy cannot be scored; use fashion-mnist")
-        scored = any(parse_mode(m).scored for m in kw.get("modes", ()))
         if "corruptions" in v:
             if Mode.ROBUSTNESS.value not in kw.get("modes", ()):
                 raise self.fail(v["corruptions"], "corruptions", "applies to robustness runs; add robustness to modes")
@@ -508,7 +508,7 @@ class _Parser(NodeReader):
             if Scenario.OFFLINE.value not in scenarios or Mode.PERFORMANCE.value not in modes:
                 raise self.fail(keys["devices"][0], "sweep.devices", "applies to Offline performance jobs, but the campaign "
                                 "runs none; add Offline to scenarios (and performance to modes)")
-        if "batch_size" in out and overrides is not None and isinstance(overrides, MappingNode):
+        if "batch_size" in out and isinstance(overrides, MappingNode):
             for key_node, _ in overrides.value:
                 if isinstance(key_node, ScalarNode) and key_node.value == "batch_size":
                     raise self.fail(keys["batch_size"][0], "sweep.batch_size", "conflicts with overrides.batch_size (line "

@@ -396,7 +396,7 @@ class Fleet:
             if job.state != "pending":
                 self._watch(job, view, now)
             elif job.spec.get("gang"):
-                if gangs[job.spec["gang"]] and gangs[job.spec["gang"]][0] is job:  # once per gang, at its first member
+                if gangs[job.spec["gang"]][0] is job:  # once per gang, at its first member
                     self._maybe_dispatch_gang(gangs[job.spec["gang"]], busy, now)
             elif self._ready(job, view, busy, now):
                 self._dispatch(job, view, busy, now)

@@ -36,12 +36,13 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import agent
 from agent.contract import ModelBlock, Result
 from agent.result import json_safe
-from controller.analysis import robustness
+from controller.analysis import robustness, scaling
 from controller.analysis.compare import RATIOS, Comparison, compare
 from controller.analysis.scorecard import (
     ACCURACY_KPI,
@@ -102,6 +103,16 @@ class ReportData:
     @property
     def any_estimated(self) -> bool:
         return any(r.energy_measured is False for r in self.rows + self.base_rows)
+
+    @cached_property
+    def curves(self) -> list[robustness.Curve]:
+        """The robustness curves of the edge rows (tables, plots and JSON share them)."""
+        return robustness.curves(self.rows)
+
+    @cached_property
+    def sweep(self) -> list[scaling.Group]:
+        """The campaign's sweep groups (nothing without a sweep)."""
+        return scaling_view.groups(self.edge)
 
 
 def prepare(campaign: dict[str, Any], results: Sequence[Result], baseline_results: Sequence[Result] | None = None,
@@ -201,12 +212,12 @@ def tables(data: ReportData) -> list[views.View]:
         out.append(comparison_view(data.comparisons, "edge vs datacenter baseline"))
     if data.reference is not None:
         out += data.reference.views()
-    out += robustness_view.tables(robustness.curves(data.rows))
+    out += robustness_view.tables(data.curves)
     out += fairness_view.fairness_tables(data.rows)
     if balance := fairness_view.class_balance_table(data.rows):
         out.append(balance)
     out += class_report.tables(data.rows + data.base_rows)  # per class, per accuracy row
-    out += scaling_view.views(scaling_view.groups(data.edge))  # a campaign's sweep (nothing without one)
+    out += scaling_view.views(data.sweep)  # a campaign's sweep (nothing without one)
     if invalid := invalid_view(data.edge + data.base):
         out.append(invalid)
     return [verdict_first(v) for v in out if v.rows]  # no results: no empty tables
@@ -553,11 +564,11 @@ def _trace_figure(results: Sequence[Result]) -> Figure:
 def figures(data: ReportData) -> list[Figure]:
     """Every plot of the report in order, or the reason each was left out."""
     rows = data.rows + data.base_rows
-    robust = [Figure(title, svg, caption) for title, svg, caption in robustness_view.figures(robustness.curves(data.rows))]
-    return [*_cdf_figures(rows), _scatter_figure(rows), *_pareto_figures(rows), *_bars_figures(rows), *robust,
+    return [*_cdf_figures(rows), _scatter_figure(rows), *_pareto_figures(rows), *_bars_figures(rows),
+            *(Figure(*f) for f in robustness_view.figures(data.curves)),
             *(Figure(*f) for f in class_report.figures(rows)),
             _trace_figure(data.edge + data.base),
-            *(Figure(*f) for f in scaling_view.figures(scaling_view.groups(data.edge)))]  # a sweep's speed-up plots
+            *(Figure(*f) for f in scaling_view.figures(data.sweep))]  # a sweep's speed-up plots
 
 
 # ---- environment ----------------------------------------------------------------------------------
@@ -898,15 +909,15 @@ def build_json(campaign: dict[str, Any], results: list[Result], baseline_results
         "fleet_rows": [r.to_dict() for r in ordered(data.fleet_rows)],
         "baseline_rows": [r.to_dict() for r in ordered(data.base_rows)],
         "comparisons": [comp.to_dict() for comp in data.comparisons],
-        "robustness": [curve.to_dict() for curve in robustness.curves(data.rows)],
+        "robustness": [curve.to_dict() for curve in data.curves],
         "fairness": fairness_view.to_dicts(data.rows),
         "devices": {d: dict(pairs) for d, pairs in environment(data.edge + data.base)},
         "notes": notes(data),
     }
     if data.reference is not None:
         doc["reference"] = data.reference.to_dict()
-    if scaled := scaling_view.groups(data.edge):
-        doc["scaling"] = scaling_view.to_dicts(scaled)
+    if data.sweep:
+        doc["scaling"] = scaling_view.to_dicts(data.sweep)
     return json.dumps(json_safe(doc), indent=2, ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 

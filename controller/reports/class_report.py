@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from controller.analysis.scorecard import SCORED_MODES, Row, ordered
+from controller.analysis.scorecard import Row, ordered
 from controller.reports import plots, views
 
 MAX_TABLE_CLASSES = 20  # per row in the HTML and Markdown tables; JSON has all
@@ -37,7 +37,7 @@ IDENTITY = ("device", "device_class", "model", "precision", "runtime", "accelera
 
 
 def _accuracy_rows(rows: Sequence[Row]) -> list[Row]:
-    return [r for r in ordered(rows) if r.mode in SCORED_MODES and r.per_class]
+    return [r for r in ordered(rows) if r.per_class]  # only scored rows carry per-class figures
 
 
 def tables(rows: Sequence[Row]) -> list[views.View]:
@@ -99,7 +99,7 @@ def figures(rows: Sequence[Row]) -> list[tuple[str, str | None, str]]:
             skipped.append(row.label)
             continue
         names = views.class_names(row)
-        labels = [f"{i} {names[i]}" if i in names else str(i) for i in range(k)]
+        labels = [views.class_label(i, names) for i in range(k)]
         runs = f"{row.runs} runs, each sample counted once (mean counts)" if row.runs > 1 else "one run"
         caption = (f"{row.label} ({row.verdict}): {row.classes.samples} samples, {runs}. Rows: true class; columns: "
                    "predicted class; colour: the share of the true class's samples (row-normalised).")

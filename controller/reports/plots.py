@@ -656,11 +656,12 @@ def error_bar_chart(series: Mapping[str, Sequence[tuple[float, float, float | No
         parts.append(f'<g class="series" stroke="{color(i)}" fill="none" stroke-width="2"><title>{esc(label)}</title>')
         if len(px) > 1:
             d = dash(i)
-            parts.append(f'<polyline points="{" ".join(f"{_n(x)},{_n(y)}" for x, y in px)}"'
-                         f'{f" stroke-dasharray={chr(34)}{d}{chr(34)}" if d else ""}/>')
+            dash_attr = f' stroke-dasharray="{d}"' if d else ""
+            parts.append(f'<polyline points="{" ".join(f"{_n(x)},{_n(y)}" for x, y in px)}"{dash_attr}/>')
         for (x, y, lo, hi), (cx, cy) in zip(pts, px, strict=True):
-            interval = f" [{value_text(lo)}, {value_text(hi)}]" if _finite(lo, hi) else ""
+            interval = ""
             if _finite(lo, hi):
+                interval = f" [{value_text(lo)}, {value_text(hi)}]"
                 y_lo, y_hi = y_axis.to_px(lo, bottom, PLOT_TOP), y_axis.to_px(hi, bottom, PLOT_TOP)
                 parts.append(f'<path d="M{_n(cx)} {_n(y_lo)} V{_n(y_hi)} M{_n(cx - 4)} {_n(y_lo)} H{_n(cx + 4)} '
                              f'M{_n(cx - 4)} {_n(y_hi)} H{_n(cx + 4)}" stroke="#222" stroke-width="1.2"/>')

@@ -156,9 +156,9 @@ def class_names(row: Row) -> dict[int, str]:
     return {}
 
 
-def class_label(row: Row, cls: int, names: dict[int, str] | None = None) -> str:
-    """``7 Sneaker`` (id and name) or ``7``."""
-    name = (class_names(row) if names is None else names).get(cls)
+def class_label(cls: int, names: dict[int, str]) -> str:
+    """``7 Sneaker`` (id and name, ``names`` from ``class_names``) or ``7``."""
+    name = names.get(cls)
     return f"{cls} {name}" if name else str(cls)
 
 
@@ -191,7 +191,7 @@ def per_class(rows: Sequence[Row], title: str = "per class: precision, recall, F
         names = class_names(row)
         for f in shown:
             out.append((row.device, _variant(row), runtime_text(row), _run(row), str(row.runs), row.verdict,
-                        class_label(row, f.cls, names), count_text(f.support), count_text(f.predicted), count_text(f.right),
+                        class_label(f.cls, names), count_text(f.support), count_text(f.predicted), count_text(f.right),
                         _share(f.precision, f.precision_ci95), _share(f.recall, f.recall_ci95), _share(f.f1, f.f1_ci95)))
     notes = ["precision = right / predicted and recall = right / support with Wilson 95 % intervals; F1 = 2·right / "
              "(support + predicted) with Wilson's interval of right / (support + predicted − right) mapped to F1; – where "
