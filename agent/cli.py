@@ -82,6 +82,32 @@ def _flag_error(problem: str) -> str:
     return f"{flag}: {text[:1].lower()}{text[1:]} (see --help)"
 
 
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a process that serves jobs from the fleet: an agent (``run``) or a phone's bridge (``android``)."""
+    parser.add_argument("--config", type=Path, metavar="TOML", help="agent.toml ([agent] table); flags and EDGEPERF_* win")
+    parser.add_argument("--broker", help="mqtt[s]://[user@]host[:port] (password: EDGEPERF_PASSWORD or the TOML file)")
+    parser.add_argument("--device-id", help="this device's id (default: hostname)")
+    parser.add_argument("--tag", dest="tags", action="append", default=[], help="a tag campaigns can select by (repeat)")
+    parser.add_argument("--data-dir", type=Path, help="outbox and artifact cache (one per agent on a shared host)")
+    parser.add_argument("--username", help="broker user name")
+    parser.add_argument("--ca-file", type=Path, help="CA bundle for mqtts://")
+    parser.add_argument("--cert-file", type=Path, help="client certificate for mutual TLS")
+    parser.add_argument("--key-file", type=Path, help="client key for mutual TLS")
+    parser.add_argument("--mqtt-version", help="3.1.1 (default) or 5")
+    parser.add_argument("--prefix", help="topic prefix (default edgeperf/v1)")
+    parser.add_argument("--threads", type=int, help="runtime threads for jobs that do not set them")
+    parser.add_argument("--artifact-origin", dest="artifact_origins", action="append", default=[], metavar="URL",
+                         help="scheme://host[:port] jobs may download models from (repeat; default: the broker's host)")
+    parser.add_argument("--max-artifact-bytes", type=int, metavar="N", help="refuse models larger than N bytes (default 2 GiB)")
+    parser.add_argument("--fleet-key-file", type=Path, metavar="PATH",
+                         help="the controller's fleet key, which signs every message (default ~/.local/share/edgeperf/"
+                              "fleet.key, created on first use)")
+    parser.add_argument("--max-packet-bytes", type=int, metavar="N",
+                         help="the broker's packet limit for MQTT 3.1.1 (mosquitto max_packet_size); MQTT 5 brokers announce it")
+    parser.add_argument("--heartbeat-s", type=float, metavar="S", help="re-publish status every S seconds (default 10)")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Benchmark models on this device under MLPerf LoadGen rules.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
@@ -146,29 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--device-id", help="device id in the result (default: hostname)")
     out.add_argument("--strict", action="store_true", help="exit 4 when the run is INVALID")
 
-    run_cmd = sub.add_parser("run", help="serve benchmark jobs from a controller over MQTT")
-    run_cmd.add_argument("--config", type=Path, metavar="TOML", help="agent.toml ([agent] table); flags and EDGEPERF_* win")
-    run_cmd.add_argument("--broker", help="mqtt[s]://[user@]host[:port] (password: EDGEPERF_PASSWORD or the TOML file)")
-    run_cmd.add_argument("--device-id", help="this device's id (default: hostname)")
-    run_cmd.add_argument("--tag", dest="tags", action="append", default=[], help="a tag campaigns can select by (repeat)")
-    run_cmd.add_argument("--data-dir", type=Path, help="outbox and artifact cache (one per agent on a shared host)")
-    run_cmd.add_argument("--username", help="broker user name")
-    run_cmd.add_argument("--ca-file", type=Path, help="CA bundle for mqtts://")
-    run_cmd.add_argument("--cert-file", type=Path, help="client certificate for mutual TLS")
-    run_cmd.add_argument("--key-file", type=Path, help="client key for mutual TLS")
-    run_cmd.add_argument("--mqtt-version", help="3.1.1 (default) or 5")
-    run_cmd.add_argument("--prefix", help="topic prefix (default edgeperf/v1)")
-    run_cmd.add_argument("--threads", type=int, help="runtime threads for jobs that do not set them")
-    run_cmd.add_argument("--artifact-origin", dest="artifact_origins", action="append", default=[], metavar="URL",
-                         help="scheme://host[:port] jobs may download models from (repeat; default: the broker's host)")
-    run_cmd.add_argument("--max-artifact-bytes", type=int, metavar="N", help="refuse models larger than N bytes (default 2 GiB)")
-    run_cmd.add_argument("--fleet-key-file", type=Path, metavar="PATH",
-                         help="the controller's fleet key, which signs every message (default ~/.local/share/edgeperf/"
-                              "fleet.key, created on first use)")
-    run_cmd.add_argument("--max-packet-bytes", type=int, metavar="N",
-                         help="the broker's packet limit for MQTT 3.1.1 (mosquitto max_packet_size); MQTT 5 brokers announce it")
-    run_cmd.add_argument("--heartbeat-s", type=float, metavar="S", help="re-publish status every S seconds (default 10)")
-    run_cmd.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _serve_options(sub.add_parser("run", help="serve benchmark jobs from a controller over MQTT"))
+
+    android = sub.add_parser("android", help="put an Android phone on the fleet over adb, or 'android fetch' a phone tool")
+    android.add_argument("action", nargs="?", choices=["serve", "fetch"], default="serve",
+                         help="serve (default): be the phone's agent; fetch NAME URL: download a phone tool, pinned by sha256")
+    android.add_argument("names", nargs="*", metavar="NAME URL", help="for fetch: the tool's name and its download URL")
+    android.add_argument("--serial", help="the phone's adb serial (adb devices), or HOST:PORT for adb over TCP")
+    android.add_argument("--adb", default="adb", metavar="PATH", help="the adb client (default: adb on PATH)")
+    android.add_argument("--tools", type=Path, metavar="DIR",
+                         help="host folder with the Android builds of benchmark_model / onnxruntime_perf_test (pushed)")
+    android.add_argument("--phone-tools", metavar="DIR", help="folder on the phone that already holds the tools")
+    android.add_argument("--sha256", help="for fetch: the tool's sha256, from its release")
+    android.add_argument("--version", dest="tool_version", default="unknown", help="for fetch: the tool's version")
+    android.add_argument("--to", type=Path, metavar="DIR", help="for fetch: the tools folder to put it in")
+    _serve_options(android)
 
     power_cmd = sub.add_parser("power", help="power sources on this device")
     power_sub = power_cmd.add_subparsers(dest="power_command", required=True, parser_class=_Parser)
@@ -334,6 +352,39 @@ def _run(args: argparse.Namespace) -> int:
     return daemon.serve(config.load(flags, os.environ, args.config))
 
 
+def _android(args: argparse.Namespace) -> int:
+    """Serve a phone on the fleet (``agent.android.bridge``), or fetch a phone tool pinned by its sha256."""
+    import logging
+    import re
+
+    from agent import config
+    from agent.android import bridge, tools
+
+    if args.action == "fetch":
+        if len(args.names) != 2 or not args.sha256 or args.to is None:
+            raise SettingsError("android fetch needs the tool's name, its URL, --sha256 and --to: edgeperf-agent android fetch "
+                                "benchmark_model URL --sha256 HEX --to DIR [--version V]")
+        path = tools.fetch(args.names[0], args.names[1], args.sha256, args.to, args.tool_version)
+        print(f"{args.names[0]}  fetched  {path}")
+        return 0
+    if args.names:
+        raise SettingsError(f"'android' serves a phone and takes no {args.names[0]!r}; 'android fetch NAME URL' downloads a tool")
+    if not args.serial:
+        raise SettingsError("android needs --serial SERIAL: the phone's serial as 'adb devices' lists it (HOST:PORT for adb "
+                            "over TCP)")
+    if args.tools is not None and args.phone_tools is not None:
+        raise SettingsError("give --tools (a host folder the bridge pushes) or --phone-tools (a folder on the phone), not both")
+    if args.tools is not None and not args.tools.is_dir():
+        raise SettingsError(f"--tools {args.tools}: no such folder; make it and put the phone's tools in it (docs/phones.md)")
+    _check_folder(args.data_dir, "--data-dir")
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    flags = {k: v for k, v in vars(args).items() if k in config.FIELDS}
+    if not flags.get("device_id") and not os.environ.get("EDGEPERF_DEVICE_ID"):
+        flags["device_id"] = "android-" + re.sub(r"[^A-Za-z0-9._:-]", "-", args.serial)[:56]
+    link = bridge.PhoneLink(args.serial, args.adb, tools.Toolbox(args.tools, args.phone_tools))
+    return bridge.serve(config.load(flags, os.environ, args.config), link)
+
+
 def _power(args: argparse.Namespace) -> int:
     from agent import power_cli
 
@@ -394,7 +445,8 @@ def _zoo_fetch(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"bench": _bench, "run": _run, "power": _power, "info": _info, "zoo": _zoo}[args.command](args)
+        commands = {"bench": _bench, "run": _run, "android": _android, "power": _power, "info": _info, "zoo": _zoo}
+        return commands[args.command](args)
     except EdgeperfError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -45,6 +45,7 @@ log = logging.getLogger("edgeperf.agent")
 HOUSEKEEPING_S = 2.0
 STDERR_TAIL = 2000
 NO_SPACE = "No space left on device"
+RETRYABLE = "retryable: "  # a worker's one-line failure that running the job again may cure
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -96,23 +97,7 @@ class JobRun(threading.Thread):
         workdir.mkdir(parents=True, exist_ok=True)
         (workdir / "job.json").write_bytes(msgspec.json.encode(self.job.without_token()))  # the worker never needs it
         out = workdir / "result.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "agent.worker",
-            "--job",
-            str(workdir / "job.json"),
-            "--model",
-            str(model),
-            "--out",
-            str(out),
-            "--log-dir",
-            str(self.agent.config.storage / "logs"),
-            "--device-id",
-            self.agent.device,
-        ]
-        if self.agent.config.threads is not None:
-            cmd += ["--threads", str(self.agent.config.threads)]
+        cmd = self.agent.worker_argv(workdir / "job.json", model, out)
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         stderr: list[str] = []
         reader = threading.Thread(target=lambda: stderr.append(self._proc.stderr.read()), daemon=True)
@@ -147,6 +132,9 @@ class JobRun(threading.Thread):
         errors = [line[len("error: ") :] for line in text.splitlines() if line.startswith("error: ")]
         if errors:  # the worker's one-line user error (exit 2): the same job fails the same way again
             return self.agent.failure(self.run_id, errors[-1], retryable=False)
+        passing = [line[len(RETRYABLE) :] for line in text.splitlines() if line.startswith(RETRYABLE)]
+        if passing:  # a fault of the moment, in one line (a phone unplugged mid-run): the job may be run again
+            return self.agent.failure(self.run_id, passing[-1])
         try:
             name = f" ({signal.Signals(-code).name})" if code < 0 else ""
         except ValueError:
@@ -204,9 +192,35 @@ class AgentDaemon:
             max_packet_bytes=config.max_packet_bytes,
         )
 
+    # ---- what a kind of device changes (agent.android.bridge serves a phone through these) ----
+    def worker_argv(self, job_file: Path, model: Path, out: Path) -> list[str]:
+        """The child process that runs one job (``agent.worker``: the model on this device's runtimes)."""
+        cmd = [sys.executable, "-m", "agent.worker", "--job", str(job_file), "--model", str(model), "--out", str(out),
+               "--log-dir", str(self.config.storage / "logs"), "--device-id", self.device]
+        if self.config.threads is not None:
+            cmd += ["--threads", str(self.config.threads)]
+        return cmd
+
+    def device_info(self) -> contract.Info:
+        """The device facts, runtimes and power sources, gathered once, in a child process."""
+        return device_info.collect(__version__, tuple(self.config.tags), MAX_PAYLOAD_BYTES)
+
+    def unavailable(self) -> str | None:
+        """Why this device cannot take a job now (None: it can); its status then says ``offline``."""
+        return None
+
+    def housekeeping(self) -> None:
+        """Every few seconds while serving."""
+
+    def job_ended(self) -> None:
+        """After each job's thread has ended, whatever its outcome."""
+
     # ---- building and sending messages -------------------------------------------------------
     def _envelope(self, kind: str, data: Any) -> Envelope:
         return Envelope(kind, self.device, data, seq=next(self._seq))
+
+    def _state(self) -> str:
+        return "offline" if self.unavailable() else "busy" if self._job else "online"
 
     def _status_data(self, state: str) -> contract.Status:
         job = self._job.run_id if self._job else None
@@ -301,13 +315,13 @@ class AgentDaemon:
 
     def _publish_status(self) -> None:
         """The retained status; repeated every ``heartbeat_s``, it is also the heartbeat."""
-        self._send("status", self._envelope("status", self._status_data("busy" if self._job else "online")))
+        self._send("status", self._envelope("status", self._status_data(self._state())))
 
     def _publish_presence(self) -> None:
         """Status and device facts: after every (re)connect and when a controller announces itself."""
         self._publish_status()
-        if self._info is None:  # facts do not change while the agent runs: gathered once, in a child process
-            self._info = device_info.collect(__version__, tuple(self.config.tags), MAX_PAYLOAD_BYTES)
+        if self._info is None:  # facts do not change while the agent runs: gathered once
+            self._info = self.device_info()
         info = self._envelope("info", self._info)
         if not self.conn.fits(self.topics.device(self.device, "info"), info.encode(self.key)):
             log.warning("device facts are over the broker's packet limit (%s bytes): announced without them",
@@ -407,6 +421,11 @@ class AgentDaemon:
                 else:
                     self.event("failed", contract.Failed(run_id, reason, duplicate=True))
             return
+        absent = self.unavailable()
+        if absent:
+            log.warning("rejected job %s: %s", run_id, absent)
+            self.event("rejected", contract.Rejected(run_id, absent))
+            return
         if self._job is not None:
             log.warning("rejected job %s: busy with %s", run_id, self._job.run_id)
             self.event("rejected", contract.Rejected(run_id, f"busy with {self._job.run_id}", busy=True))
@@ -493,6 +512,7 @@ class AgentDaemon:
             now = time.monotonic()
             if self._job and not self._job.is_alive():
                 self._job = None
+                self.job_ended()
                 self._publish_status()
             if self._job and now >= next_telemetry and self.config.telemetry_interval_s > 0:
                 next_telemetry = now + self.config.telemetry_interval_s
@@ -502,6 +522,7 @@ class AgentDaemon:
                 self._publish_status()
             if self.identity.speaking and now >= next_housekeeping:
                 next_housekeeping = now + HOUSEKEEPING_S
+                self.housekeeping()
                 self._resend()
         self._shutdown()
 

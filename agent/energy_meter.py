@@ -94,7 +94,8 @@ class EnergyMeter:
         if window is None or window.energy_j <= 0 or outcome.sample_count == 0:
             block["warnings"].append("no usable power samples in the measured window; energy not reported")
             return block | {"avg_power_w": None, "energy_j": None, "energy_per_inference_mj": None, "inferences_per_joule": None}
-        return block | _figures(window, self.idle, outcome, self.plan.grid_g_per_kwh)
+        return block | figures(window, self.idle, outcome.sample_count, outcome.query_count, outcome.settings.scenario,
+                               self.plan.grid_g_per_kwh)
 
 
 def trace(samples: list, t0_ns: int, t1_ns: int, points: int = TRACE_POINTS) -> dict[str, Any]:
@@ -108,13 +109,15 @@ def trace(samples: list, t0_ns: int, t1_ns: int, points: int = TRACE_POINTS) -> 
             "window_s": (t1_ns - t0_ns) / 1e9}
 
 
-def _figures(window: WindowEnergy, idle: WindowEnergy | None, outcome: Outcome, grid: float) -> dict[str, Any]:
-    n, queries = outcome.sample_count, outcome.query_count
+def figures(window: WindowEnergy, idle: WindowEnergy | None, n: int, queries: int, scenario: Scenario,
+            grid: float) -> dict[str, Any]:
+    """The energy block's figures for ``n`` samples in ``queries`` queries over ``window``, in MLPerf's unit
+    for ``scenario``; above idle where an idle baseline was measured."""
     per_inference_j = window.energy_j / n
     above_idle = None
     if idle is not None:
         above_idle = (window.energy_j - idle.avg_power_w * window.duration_s) / n * 1e3
-    if outcome.settings.scenario in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
+    if scenario in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM):
         mlperf = {"metric": "mJ/query", "mj_per_query": window.energy_j * 1e3 / queries}
     else:
         mlperf = {"metric": "W", "avg_power_w": window.avg_power_w, "samples_per_joule": n / window.energy_j}

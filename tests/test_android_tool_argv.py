@@ -28,7 +28,7 @@ def test_benchmark_model_takes_threads_delegates_shapes_and_both_minimums():
                                       shapes={"x": [1, 96, 96, 3]}),
                              _settings(min_duration_s=2.5, min_queries=300, max_duration_s=60))
     assert argv == [TOOL, "--graph=/data/local/tmp/edgeperf/m.tflite", "--use_xnnpack=false", "--num_runs=300",
-                    "--min_secs=2.5", "--max_secs=60", "--num_threads=4", "--use_gpu=true",
+                    "--min_secs=2.625", "--max_secs=60", "--num_threads=4", "--use_gpu=true",  # 2.5 s and the 5 % margin
                     "--external_delegate_path=/vendor/lib64/libQnnTFLiteDelegate.so", "--input_layer=x",
                     "--input_layer_shape=1,96,96,3"]
     quick = _settings()

@@ -66,15 +66,19 @@ def test_benchmark_model_output_without_its_summary_or_statistics_is_one_clear_e
     assert "\n" not in str(info.value)
 
 
-def _perf_test_output(latencies_s: list[float]) -> str:
-    """``onnxruntime_perf_test -v`` as performance_runner prints it (tests/fixtures/android/README.md)."""
-    lines = ["Session creation time cost: 0.0213 s"]
-    total = 0.0
-    for n, seconds in enumerate(latencies_s, start=1):
-        total += seconds
-        lines.append(f"iteration:{n},time_cost:{seconds!r}")
-    lines += [f"Total time cost:{total!r}", f"Total iterations:{len(latencies_s)}",
-              f"Average time cost:{total / len(latencies_s) * 1000!r} ms"]
+def _perf_test_output(latencies_s: list[float], current: bool = True) -> str:
+    """``onnxruntime_perf_test -v`` as performance_runner prints it, on a current build or an older one
+    (tests/fixtures/android/README.md)."""
+    lines = [f"iteration:{n},time_cost:{seconds!r}" for n, seconds in enumerate(latencies_s, start=1)]
+    total = sum(latencies_s)
+    if current:
+        lines += ["Session creation time cost: 0.0213 s", "First inference time cost: 3 ms",
+                  f"Total inference time cost: {total!r} s", f"Total inference requests: {len(latencies_s)}",
+                  f"Average inference time cost: {total / len(latencies_s) * 1000!r} ms", "Avg CPU usage: 97 %",
+                  "Peak working set size: 48234496 bytes"]
+    else:
+        lines += [f"Total time cost:{total!r}", f"Total iterations:{len(latencies_s)}",
+                  f"Average time cost:{total / len(latencies_s) * 1000!r} ms"]
     return "\n".join(lines) + "\n"
 
 
@@ -92,9 +96,12 @@ def _real_latencies(n: int) -> list[float]:
 
 def test_perf_test_per_run_latencies_give_loadgen_percentiles():
     seconds = _real_latencies(300)
-    runs = parse_perf_test(_perf_test_output(seconds))
-    assert runs == seconds
-    block = latency.from_runs(runs)
+    run = parse_perf_test(_perf_test_output(seconds))
+    assert run.runs_s == seconds
+    assert (run.session_s, run.first_inference_ms, run.peak_working_set_bytes) == (0.0213, 3.0, 48234496)
+    old = parse_perf_test(_perf_test_output(seconds, current=False))
+    assert old.runs_s == seconds and (old.session_s, old.first_inference_ms, old.peak_working_set_bytes) == (None, None, None)
+    block = latency.from_runs(run.runs_s)
     ordered = np.sort(np.round(np.asarray(seconds) * 1e9).astype(np.int64))
     for name, p in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99)):  # sorted[floor(n*p)], as the tool's DumpToFile
         assert block.latency_ms[name] == pytest.approx(ordered[int(len(ordered) * p)] / 1e6)

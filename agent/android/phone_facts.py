@@ -1,10 +1,13 @@
 """Reading a phone's facts over adb: its properties and the sysfs files ``agent.android.facts`` turns
-into device facts, in four round trips whatever the phone's number of cores and thermal zones.
+into device facts, in a few round trips whatever the phone's number of cores and thermal zones.
 
-The folders are listed first (``ls``), then every file is read in one command, each ``cat``
-preceded by a section line, so a phone with eight cores and forty thermal zones costs no more
-round trips than one with two. A file the phone does not let the shell read (``cat: …: Permission
-denied``, common for thermal zones on production builds) is left out, never guessed.
+The folders are listed first (``ls``), then the files are read in as few commands as adb allows
+(its client refuses a shell command longer than 4 KiB: "shell command too long"), each ``cat``
+preceded by a section line, so a phone with eight cores and forty thermal zones costs a handful
+of round trips, not a hundred. A file the phone does not let the shell read (``Permission denied``,
+common for thermal zones on production builds) is left out, never guessed: its ``cat`` fails, and
+the command says so with a marker of its own rather than with an error text that differs between
+Android's shells.
 """
 
 from __future__ import annotations
@@ -21,24 +24,36 @@ THERMAL_DIR = "/sys/class/thermal"
 BATTERY_DIR = "/sys/class/power_supply/battery"
 BATTERY_FILES = ("capacity", "status", "health", "temp", "current_now", "voltage_now", "charge_counter")
 SECTION = "__EDGEPERF_FILE="
+MAX_COMMAND = 3000  # adb 29 refuses a shell command over 4 KiB; the end marker and margin fit in the rest
+UNREADABLE = "__EDGEPERF_UNREADABLE"  # said by the phone for a file its shell may not read
 _CPU = re.compile(r"^cpu(\d+)$")
 _ZONE = re.compile(r"^thermal_zone(\d+)$")
 
 
-def _names(adb: Adb, folder: str) -> list[str]:
+def names(adb: Adb, folder: str) -> list[str]:
     out, status = adb.shell(f"ls {folder}", f"ls {folder}")
     return out.split() if status == 0 else []
 
 
+def _batches(paths: Sequence[str]) -> list[str]:
+    """One command per batch of files, each under adb's limit on a shell command."""
+    commands, current = [], ""
+    for path in paths:
+        part = f"echo {SECTION}{path}; cat {path} 2>/dev/null || echo {UNREADABLE}"
+        if current and len(current) + len(part) + 2 > MAX_COMMAND:
+            commands.append(current)
+            current = ""
+        current = f"{current}; {part}" if current else part
+    return [*commands, current] if current else commands
+
+
 def read_files(adb: Adb, paths: Sequence[str]) -> dict[str, str]:
-    """The text of every readable file of ``paths``, in one command; unreadable ones are left out."""
-    if not paths:
-        return {}
-    out, _ = adb.shell("; ".join(f"echo {SECTION}{path}; cat {path}" for path in paths), "read sysfs")
+    """The text of every readable file of ``paths``; unreadable ones are left out."""
+    out = "".join(adb.shell(command, "read sysfs")[0] for command in _batches(paths))
     found: dict[str, str] = {}
     for chunk in out.split(SECTION)[1:]:
         path, _, text = chunk.partition("\n")
-        if not text.startswith("cat: "):
+        if not text.endswith(f"{UNREADABLE}\n"):
             found[path.strip()] = text
     return found
 
@@ -47,8 +62,8 @@ def collect(adb: Adb) -> dict[str, Any]:
     """The phone's device facts (``agent.android.facts.phone_facts``) as the phone reports them now."""
     props = parse_getprop(adb.shell("getprop", "getprop")[0])
     kernel, status = adb.shell("uname -r", "uname")
-    cpus = sorted(int(m.group(1)) for name in _names(adb, CPU_DIR) if (m := _CPU.match(name)))
-    zones = sorted(int(m.group(1)) for name in _names(adb, THERMAL_DIR) if (m := _ZONE.match(name)))
+    cpus = sorted(int(m.group(1)) for name in names(adb, CPU_DIR) if (m := _CPU.match(name)))
+    zones = sorted(int(m.group(1)) for name in names(adb, THERMAL_DIR) if (m := _ZONE.match(name)))
     paths = [f"{CPU_DIR}/cpu{n}/cpufreq/{f}" for n in cpus for f in ("cpuinfo_max_freq", "scaling_governor")]
     paths += [f"{THERMAL_DIR}/thermal_zone{n}/{f}" for n in zones for f in ("type", "temp")]
     paths += [f"{BATTERY_DIR}/{f}" for f in BATTERY_FILES]

@@ -11,7 +11,9 @@ never approximated:
   samples) nor its Server (Poisson arrivals), so Offline, Server and MultiStream are refused with
   that reason. Accuracy runs need outputs the tools do not write here, and are refused too.
 - **Run length.** ``benchmark_model`` honours both of LoadGen's minimums itself (``--num_runs`` and
-  ``--min_secs``: at least N runs and at least S seconds) and a ``--max_secs`` cap.
+  ``--min_secs``: at least N runs and at least S seconds, asked with a 5 % margin: its clock counts
+  the time between runs, which the summed latencies the run is judged by do not) and a
+  ``--max_secs`` cap.
   ``perf_test`` has one or the other (``-m times -r N`` or ``-m duration -t S``): it runs for the
   minimum duration (whole seconds, rounded up), and the run is judged afterwards against the
   minimum query count.
@@ -36,6 +38,9 @@ ORT_PROVIDERS = {"CPUExecutionProvider": "cpu", "NnapiExecutionProvider": "nnapi
                  "XnnpackExecutionProvider": "xnnpack"}
 ORT_OPTIMIZATION = {"disable": "0", "basic": "1", "extended": "2", "all": "99"}
 DEFAULT_MAX_SECS = 150.0  # benchmark_model's own default cap
+# The run is judged by its runs' summed latency; the tools' own clocks also count the moments between runs,
+# so they are asked for this much more than the minimum duration, and a run they end on time is not short.
+DURATION_MARGIN = 1.05
 
 
 def _common(tool: str, options: RuntimeOptions, settings: RunSettings) -> None:
@@ -55,7 +60,7 @@ def benchmark_model(tool: str, model: str, options: RuntimeOptions, settings: Ru
     """``benchmark_model``'s command line for the model at ``model`` (a path on the phone)."""
     _common(BENCHMARK_MODEL, options, settings)
     argv = [tool, f"--graph={model}", f"--use_xnnpack={str(options.xnnpack).lower()}",
-            f"--num_runs={max(1, settings.min_query_count)}", f"--min_secs={settings.min_duration_ms / 1000:g}",
+            f"--num_runs={max(1, settings.min_query_count)}", f"--min_secs={settings.min_duration_ms / 1000 * DURATION_MARGIN:g}",
             f"--max_secs={(settings.max_duration_ms / 1000 if settings.max_duration_ms else DEFAULT_MAX_SECS):g}"]
     if options.threads is not None:
         argv.append(f"--num_threads={options.threads}")
@@ -89,15 +94,21 @@ def perf_test(tool: str, model: str, options: RuntimeOptions, settings: RunSetti
         what = f"no execution provider {unknown[0]!r}" if unknown else f"one execution provider at a time, not {providers}"
         raise SettingsError(f"onnxruntime_perf_test on a phone takes {what}; use one of {', '.join(ORT_PROVIDERS)}")
     argv = [tool, "-v", "-I", "-e", ORT_PROVIDERS[providers[0]], "-o", ORT_OPTIMIZATION[options.optimization_level],
-            "-m", "duration", "-t", str(max(1, math.ceil(settings.min_duration_ms / 1000)))]
+            "-m", "duration", "-t", str(max(1, math.ceil(settings.min_duration_ms / 1000 * DURATION_MARGIN)))]
     if options.threads is not None:
         argv += ["-x", str(options.threads)]
     return [*argv, model]
 
 
-def command(model_format: str, tool: str, model: str, options: RuntimeOptions, settings: RunSettings) -> list[str]:
-    """The tool's command line for a model of ``model_format`` (``tflite`` or ``onnx``); other formats refused."""
+def tool_for(model_format: str) -> str:
+    """The tool that runs a model of ``model_format`` on a phone; other formats refused."""
     if model_format not in TOOLS:
         raise SettingsError(f"a phone runs .tflite models (benchmark_model) and .onnx models (onnxruntime_perf_test), "
                             f"not {model_format}; convert the model or run it on a device with the agent")
+    return TOOLS[model_format]
+
+
+def command(model_format: str, tool: str, model: str, options: RuntimeOptions, settings: RunSettings) -> list[str]:
+    """The tool's command line for a model of ``model_format`` (``tflite`` or ``onnx``); other formats refused."""
+    tool_for(model_format)
     return (benchmark_model if model_format == "tflite" else perf_test)(tool, model, options, settings)

@@ -27,10 +27,12 @@ mean, and p50/p95 where the build prints them (``median``, ``p95``), and every o
 null — never derived from the mean and standard deviation.
 
 **ONNX Runtime ``onnxruntime_perf_test``** (``onnxruntime/test/perftest/performance_runner.{h,cc}``).
-With ``-v`` it prints every measured run, ``iteration:N,time_cost:SECONDS`` (``RunOneIteration``),
-and at the end ``Total time cost:…``, ``Total iterations:…``, ``Average time cost:… ms``. Those
-per-run latencies are the run's own, so its percentiles are computed here by LoadGen's nearest
-rank, the same ``sorted[floor(n·p)]`` the tool's own statistics use (``DumpToFile``).
+With ``-v`` it prints every measured run, ``iteration:N,time_cost:SECONDS`` (``RunOneIteration``).
+Current builds then print ``Session creation time cost: S s``, ``First inference time cost: N ms``
+(the warm-up run, whole milliseconds), ``Total inference requests: N`` and ``Peak working set
+size: N bytes``; older ones ``Total time cost:…``, ``Total iterations:…``, ``Average time cost:…
+ms``. The per-run latencies are the run's own, so its percentiles are computed here by LoadGen's
+nearest rank, the same ``sorted[floor(n·p)]`` the tool's own statistics use (``DumpToFile``).
 """
 
 from __future__ import annotations
@@ -49,7 +51,10 @@ _TIMINGS = re.compile(r"Inference timings in us: Init: ([0-9.eE+-]+), First infe
 _MEMORY = re.compile(r"(?:Memory footprint delta from the start of the tool|Peak memory footprint) \(MB\): "
                      r"init=([0-9.eE+-]+) overall=([0-9.eE+-]+)")
 _ITERATION = re.compile(r"^iteration:(\d+),time_cost:([0-9.eE+-]+)\s*$", re.MULTILINE)
-_TOTAL_ITERATIONS = re.compile(r"^Total iterations:(\d+)\s*$", re.MULTILINE)
+_TOTAL_RUNS = re.compile(r"^Total (?:iterations:|inference requests: )(\d+)\s*$", re.MULTILINE)
+_SESSION = re.compile(r"^Session creation time cost: ?([0-9.eE+-]+) s\s*$", re.MULTILINE)
+_FIRST = re.compile(r"^First inference time cost: ?([0-9.eE+-]+) ms\s*$", re.MULTILINE)
+_WORKING_SET = re.compile(r"^Peak working set size: ?(\d+) bytes\s*$", re.MULTILINE)
 
 
 class CutOff(EdgeperfError):
@@ -130,18 +135,37 @@ def parse_benchmark_model(text: str) -> BenchmarkModelRun:
     )
 
 
-def parse_perf_test(text: str) -> list[float]:
-    """The measured runs' latencies in seconds, in run order, from ``onnxruntime_perf_test -v``; ``InferenceError``
-    when they are missing or fewer than the tool says it ran (a cut output, or a run without ``-v``)."""
+@dataclass(frozen=True)
+class PerfTestRun:
+    """What ``onnxruntime_perf_test -v`` reported: every measured run's latency (s, in run order), and where
+    the build prints them, session creation (s), the warm-up run (whole ms) and the peak working set (bytes)."""
+
+    runs_s: list[float]
+    session_s: float | None = None
+    first_inference_ms: float | None = None
+    peak_working_set_bytes: int | None = None
+
+
+def _number(pattern: re.Pattern[str], text: str) -> float | None:
+    found = pattern.search(text)
+    return float(found.group(1)) if found else None
+
+
+def parse_perf_test(text: str) -> PerfTestRun:
+    """``onnxruntime_perf_test -v``'s output (the module docstring); ``InferenceError`` when the per-run lines are
+    missing or fewer than the tool says it ran (a cut output, or a run without ``-v``)."""
     runs = [(int(n), float(s)) for n, s in _ITERATION.findall(text)]
-    total = _TOTAL_ITERATIONS.search(text)
+    total = _TOTAL_RUNS.search(text)
     if not runs or total is None:
-        what = "no per-run 'iteration:N,time_cost:S' lines (run it with -v)" if not runs else "no 'Total iterations:' line"
+        what = ("no per-run 'iteration:N,time_cost:S' lines (run it with -v)" if not runs
+                else "no 'Total inference requests:' (or 'Total iterations:') line")
         raise InferenceError(f"onnxruntime_perf_test's output has {what}; its last line was {_last_line(text)!r}")
     if [n for n, _ in runs] != list(range(1, len(runs) + 1)) or len(runs) != int(total.group(1)):
         raise InferenceError(f"onnxruntime_perf_test printed {len(runs)} runs but says it ran {total.group(1)}: the "
                              "output is incomplete; run it again")
-    return [s for _, s in runs]
+    working_set = _number(_WORKING_SET, text)
+    return PerfTestRun([s for _, s in runs], _number(_SESSION, text), _number(_FIRST, text),
+                       None if working_set is None else int(working_set))
 
 
 def _last_line(text: str) -> str:

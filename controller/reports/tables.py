@@ -26,11 +26,20 @@ def devices(rows: Sequence[dict[str, Any]]) -> Table:
             row["state"] or "?",
             row["agent_version"] or "?",
             ", ".join(row["tags"]),
-            facts.get("board") or facts.get("cpu_model", "?"),
+            _hardware(facts),
             runtimes,
             heard,
         )
     return table
+
+
+def _hardware(facts: dict[str, Any]) -> str:
+    """The board (or CPU); for a phone, with its SoC, Android release and ABI, which tell two phones of one model apart."""
+    what = facts.get("board") or facts.get("cpu_model", "?")
+    if facts.get("os") == "Android":
+        extra = [str(facts[k]) for k in ("soc", "os_release", "abi") if facts.get(k)]
+        what += f" ({', '.join(extra)})" if extra else ""
+    return what
 
 
 FLAT_COLUMNS = (
