@@ -296,8 +296,18 @@ class PowerSource(_Body, frozen=True):
     _free: ClassVar[tuple[str, ...]] = ("detail",)
 
 
+class Measures(_Body, frozen=True):
+    """The only scenarios and modes a device can measure, and why (a phone's tools: SingleStream performance).
+    The controller marks a campaign's other jobs for it "not measured" with ``reason`` instead of sending them."""
+
+    scenarios: Annotated[tuple[Annotated[str, Meta(min_length=1, max_length=32)], ...], Meta(max_length=8)]
+    modes: Annotated[tuple[Annotated[str, Meta(min_length=1, max_length=32)], ...], Meta(max_length=8)]
+    reason: Text = ""
+
+
 class Info(_Body, frozen=True):
-    """Retained device facts: what a result will carry, what is installed, which power sources work."""
+    """Retained device facts: what a result will carry, what is installed, which power sources work, and
+    (``measures``) what a device that cannot run every scenario and mode can measure."""
 
     agent_version: Annotated[str, Meta(max_length=64)] = ""
     tags: Annotated[tuple[Tag, ...], Meta(max_length=MAX_TAGS)] = ()
@@ -305,6 +315,7 @@ class Info(_Body, frozen=True):
     installed: Annotated[dict[Name, Annotated[str, Meta(max_length=128)] | None], Meta(max_length=64)] = {}
     power_sources: Annotated[tuple[PowerSource, ...], Meta(max_length=32)] = ()
     max_payload_bytes: Annotated[int, Meta(ge=1024, le=1 << 30)] = MAX_PAYLOAD_BYTES
+    measures: Measures | None = None  # None: every scenario and mode
 
     _free: ClassVar[tuple[str, ...]] = ("facts",)
 

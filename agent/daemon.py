@@ -318,8 +318,8 @@ class AgentDaemon:
         self._send("status", self._envelope("status", self._status_data(self._state())))
 
     def _publish_presence(self) -> None:
-        """Status and device facts: after every (re)connect and when a controller announces itself."""
-        self._publish_status()
+        """Device facts, then status: after every (re)connect and when a controller announces itself. Facts first,
+        so a controller knows what a device is (and what it cannot measure) before its status makes it available."""
         if self._info is None:  # facts do not change while the agent runs: gathered once
             self._info = self.device_info()
         info = self._envelope("info", self._info)
@@ -328,6 +328,7 @@ class AgentDaemon:
                         self.conn.max_packet_bytes)
             info = self._envelope("info", msgspec.structs.replace(self._info, facts={}))
         self._send("info", info)
+        self._publish_status()
 
     def _resend(self, everything: bool = False) -> None:
         """Re-publish unacknowledged messages: all of them after a (re)connect, else those due."""

@@ -111,3 +111,16 @@ def fmnist_subset():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def phone_lab(tmp_path):
+    """An emulated Android phone with its tools and battery, reached through Debian's adb (``tests/phone_lab.py``)."""
+    from tests.phone_lab import make_lab
+
+    made, stops = make_lab(tmp_path)
+    try:
+        yield made
+    finally:
+        for stop in stops:
+            stop()

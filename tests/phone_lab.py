@@ -19,9 +19,10 @@ import pytest
 from agent.android.adb import Adb
 from agent.android.tools import Toolbox
 from controller.fleet.broker import free_port
-from devices.emulators import phone_tools
 from devices.emulators.adb_device import AdbDevice
 from devices.emulators.phone_battery import PhoneBattery
+from devices.emulators.phone_benchmark_model import benchmark_model
+from devices.emulators.phone_perf_test import onnxruntime_perf_test
 
 PROPS = {
     "ro.product.name": "panther", "ro.product.model": "Pixel 7", "ro.product.device": "panther",
@@ -55,8 +56,8 @@ class Lab:
 
     def install_tools(self, delegates: tuple[str, ...] = (), providers: tuple[str, ...] = ("cpu",)) -> None:
         """Register the phone's tools at the paths the bridge pushes the host's builds to."""
-        for name, program in (("benchmark_model", phone_tools.benchmark_model(delegates, self.battery)),
-                              ("onnxruntime_perf_test", phone_tools.onnxruntime_perf_test(providers, self.battery))):
+        for name, program in (("benchmark_model", benchmark_model(delegates, self.battery)),
+                              ("onnxruntime_perf_test", onnxruntime_perf_test(providers, self.battery))):
             self.device.commands[self.toolbox.find(name).phone_path] = program
 
     def throttle(self, cpu: int, khz: int) -> None:
@@ -96,13 +97,3 @@ def make_lab(tmp_path: Path, *, can_suspend: bool = True, charger: bool = True, 
     lab.install_tools(delegates, providers)
     return lab, [device.stop, battery.stop, lambda: subprocess.run(
         ["adb", "kill-server"], env={**os.environ, **env}, capture_output=True, timeout=15, check=False)]
-
-
-@pytest.fixture
-def lab(tmp_path):
-    made, stops = make_lab(tmp_path)
-    try:
-        yield made
-    finally:
-        for stop in stops:
-            stop()

@@ -1,5 +1,5 @@
-"""The emulated phone's benchmark tools (``devices/emulators/phone_tools.py``) and fuel gauge
-(``devices/emulators/phone_battery.py``).
+"""The emulated phone's benchmark tools (``devices/emulators/phone_benchmark_model.py``,
+``devices/emulators/phone_perf_test.py``) and fuel gauge (``devices/emulators/phone_battery.py``).
 
 The tools run the committed Fashion-MNIST CNN with the real runtimes on this host, called as the
 adb emulator calls an on-device program — ``program(argv, device)`` — on an ``AdbDevice`` that is
@@ -22,7 +22,8 @@ import pytest
 from agent.android.tool_output import parse_benchmark_model
 from devices.emulators.adb_device import AdbDevice
 from devices.emulators.phone_battery import PhoneBattery
-from devices.emulators.phone_tools import benchmark_model, onnxruntime_perf_test
+from devices.emulators.phone_benchmark_model import benchmark_model
+from devices.emulators.phone_perf_test import onnxruntime_perf_test
 
 ZOO = Path(__file__).resolve().parents[1] / "agent" / "zoo" / "fashion-mnist-cnn"
 TMP = "/data/local/tmp/edgeperf"

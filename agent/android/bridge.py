@@ -36,6 +36,9 @@ from agent.errors import EXIT_USAGE
 
 log = logging.getLogger("edgeperf.android")
 TAG = "android"
+MEASURES = contract.Measures(("SingleStream",), ("performance",), (
+    "a phone's tools (benchmark_model, onnxruntime_perf_test) run one inference after another on random inputs and "
+    "write no outputs to score (docs/phones.md)"))
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ class PhoneBridge(AgentDaemon):
         power = contract.PowerSource(SOURCE, gauge, "" if gauge else "the phone's battery exposes no current_now/voltage_now",
                                      {"battery": battery} if battery else {})
         return contract.Info(__version__, tuple(self.config.tags), facts, self.link.tools.describe(), (power,),
-                             MAX_PAYLOAD_BYTES)
+                             MAX_PAYLOAD_BYTES, MEASURES)
 
     def _telemetry(self) -> None:
         """None for a phone (module docstring)."""

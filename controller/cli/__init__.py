@@ -330,12 +330,17 @@ def _status(store: Store, ref: str) -> dict[str, Any]:
         "failed": [
             {"key": j.key, "device": j.device_id, "attempts": j.attempts, "error": j.error} for j in jobs if j.state == "failed"
         ],
+        "not_measured": [{"key": j.key, "device": j.device_id, "reason": j.error} for j in jobs if j.state == "not_measured"],
         "requeued": [{"key": j.key, "attempts": store.attempts(j.id)} for j in jobs if j.attempts > 1],
     }
 
 
 def _print_failures(summary: dict[str, Any]) -> None:
-    """One stderr line per failed job: its key, device, attempts and the last attempt's reason."""
+    """One stderr line per failed job (its key, device, attempts and the last attempt's reason), then one per job
+    its device cannot measure (a phone's accuracy runs), which is no failure but no number either."""
+    for skipped in summary["not_measured"]:
+        err_console.print(f"[yellow]not measured[/] {escape(skipped['key'])}: {escape(skipped['reason'] or '')}",
+                          highlight=False, soft_wrap=True)
     for failure in summary["failed"]:
         err_console.print(
             f"[red]failed[/] {escape(failure['key'])} on {escape(failure['device'])} after {failure['attempts']} attempt(s): "
@@ -355,10 +360,11 @@ def campaign_status(
         _print_json(summary)
         return
     table = Table(title=f"campaign {summary['name']} ({summary['id']}): {summary['state']}")
-    for name in ("device", "pending", "sent", "running", "done", "failed", "cancelled"):
-        table.add_column(name, justify="left" if name == "device" else "right")
+    states = ("pending", "sent", "running", "done", "failed", "cancelled", "not_measured")
+    for name in ("device", *states):
+        table.add_column(name.replace("_", " "), justify="left" if name == "device" else "right")
     for device, counts in summary["devices"].items():
-        table.add_row(device, *(str(counts.get(s, 0)) for s in ("pending", "sent", "running", "done", "failed", "cancelled")))
+        table.add_row(device, *(str(counts.get(s, 0)) for s in states))
     console.print(table)
     console.print(f"results stored: {summary['results']}")
     _print_failures(summary)

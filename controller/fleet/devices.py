@@ -39,6 +39,7 @@ class DeviceView:
     phase_details: dict[str, Any] = field(default_factory=dict)
     phase_since: float = 0.0
     telemetry: contract.Telemetry | None = None
+    measures: contract.Measures | None = None  # what a device that cannot measure everything can (its info)
     link: Link | None = None  # the controller's probe of the broker: silence counts only while the broker works
 
 

@@ -202,7 +202,7 @@ class Fleet:
 
     def _on_info(self, view: DeviceView, env: Envelope) -> None:
         info: contract.Info = env.data
-        view.tags = info.tags
+        view.tags, view.measures = info.tags, info.measures
         self.store.upsert_device(view.id, info=contract.to_builtins(info), tags=list(view.tags))
 
     def _on_telemetry(self, view: DeviceView, env: Envelope) -> None:
@@ -434,6 +434,11 @@ class Fleet:
                 self.notices.append(f"{job.key}: failed, {reason}")
             return False
         self._waiting_since.pop(job.device_id, None)
+        unmeasurable = _not_measurable(job, view.measures)
+        if unmeasurable:
+            self.store.fail_pending(job.id, unmeasurable, state="not_measured")
+            self.notices.append(f"{job.key}: not measured, {unmeasurable}")
+            return False
         if now < view.cooldown_until:
             return False
         changed = self._artifact_changed(job)
@@ -521,3 +526,12 @@ class Fleet:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.pump(wait_s=min(0.1, max(0.0, end - time.monotonic())))
+
+
+def _not_measurable(job: Job, limit: contract.Measures | None) -> str | None:
+    """Why ``job``'s device cannot measure it (its scenario or mode is not among those the device measures), or None."""
+    scenario, mode = job.spec["scenario"], job.spec["mode"]
+    if limit is None or (scenario in limit.scenarios and mode in limit.modes):
+        return None
+    return (f"{job.device_id} measures {'/'.join(limit.scenarios)} {'/'.join(limit.modes)} only, not {scenario} {mode}: "
+            f"{limit.reason}")

@@ -35,7 +35,7 @@ MIGRATIONS = {
     3: ["CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"],
     4: [_REFERENCE_ROWS],  # a table of its own: nothing stored before changes
 }
-TERMINAL = ("done", "failed", "cancelled")
+TERMINAL = ("done", "failed", "cancelled", "not_measured")
 # A campaign is ``running`` (a baseline stopped by Ctrl-C: ``interrupted``) until it ends in one of these:
 # every job done; every job settled but some failed (a result is still a result, but the campaign's exit
 # code is 1); or cancelled. Each stamps ``finished_at``; resuming sets ``running`` again.
@@ -321,11 +321,12 @@ class Store:
         """Attempts a device refused because it was running another job: they cost the job no retry."""
         return self.db.execute("SELECT COUNT(*) FROM attempts WHERE job_id = ? AND state = 'busy'", (job_id,)).fetchone()[0]
 
-    def fail_pending(self, job_id: str, reason: str) -> None:
-        """A job that never got an attempt (its device never came online) fails as it is."""
+    def fail_pending(self, job_id: str, reason: str, state: str = "failed") -> None:
+        """A job that never got an attempt settles as it is: ``failed`` (its device never came online), or
+        ``not_measured`` (its device cannot measure it)."""
         self.db.execute(
-            "UPDATE jobs SET state = 'failed', error = ?, finished_at = ? WHERE id = ? AND state = 'pending'",
-            (reason, time.time(), job_id),
+            "UPDATE jobs SET state = ?, error = ?, finished_at = ? WHERE id = ? AND state = 'pending'",
+            (state, reason, time.time(), job_id),
         )
 
     def cancel_pending(self, campaign_id: str, reason: str) -> int:
