@@ -5,6 +5,7 @@ Linux agent, the scorecard labels its rows, and an unplugged phone goes offline 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -13,11 +14,12 @@ import threading
 import time
 
 import pytest
+from rich.console import Console
 
 from agent.contract import Result
 from controller.analysis import scorecard
 from controller.fleet import campaign as campaign_file
-from controller.reports import render, views
+from controller.reports import render, tables, views
 from tests.cli_harness import edgeperf_here
 from tests.fleet_harness import AgentProcess, Mosquitto, wait_until
 from tests.phone_lab import make_lab
@@ -112,10 +114,13 @@ def test_a_phone_runs_a_campaign_beside_a_linux_agent_and_its_rows_say_how_they_
     assert [c["cores"] for c in facts["cpu_clusters"]] == [[6, 7], [4, 5], [0, 1, 2, 3]]
     assert "android" in devices[phone]["tags"] and devices[phone]["info"]["installed"]["benchmark_model"].startswith(
         "benchmark_model unknown (sha256 ")
-    assert "Google Pixel 7 (gs201, Android 14, arm64-v8a)" in table.stdout
+    assert table.returncode == 0 and "devices" in table.stdout
+    wide = Console(width=400, record=True, file=io.StringIO())
+    wide.print(tables.devices(list(devices.values())))  # the table `edgeperf devices` prints, at a width that needs no wrap
+    assert "Google Pixel 7 (gs201, Android 14, arm64-v8a)" in wide.export_text()
 
     card = edgeperf_here("scorecard", campaign_id, "--db", str(db))
-    assert card.returncode == 0 and "LoadGen)" in card.stdout, card.stderr
+    assert card.returncode == 0 and "scorecard: phones" in card.stdout, card.stderr
     lines = render.markdown(views.scorecard(scorecard.build(results), "phones")).splitlines()  # one line per row
     runs = {(line.split("|")[1].strip(), line.split("|")[2].strip()): line.split("|")[4].strip()
             for line in lines if phone in line or "pi-1" in line}
