@@ -74,7 +74,7 @@ def _cpufreq(root: Path) -> None:
             (folder / name).chmod(0o444)
 
 
-def make_lab(tmp_path: Path, *, can_suspend: bool = True, charger: bool = True, update_hz: float = 20.0,
+def make_lab(tmp_path: Path, *, can_suspend: bool = True, charger: bool = True, update_hz: float = 20.0, gauge: bool = True,
              delegates: tuple[str, ...] = (), providers: tuple[str, ...] = ("cpu",)) -> tuple[Lab, list]:
     """A started phone (and what to stop afterwards, in order)."""
     if shutil.which("adb") is None:
@@ -89,7 +89,7 @@ def make_lab(tmp_path: Path, *, can_suspend: bool = True, charger: bool = True, 
     tools.mkdir()
     for name in ("benchmark_model", "onnxruntime_perf_test"):  # the host's "builds": bytes with a hash of their own
         (tools / name).write_bytes(f"\x7fELF arm64 build of {name}\n".encode())
-    battery = PhoneBattery(root, update_hz=update_hz, can_suspend=can_suspend, charger=charger).start()
+    battery = PhoneBattery(root, update_hz=update_hz, can_suspend=can_suspend, charger=charger, gauge=gauge).start()
     device = AdbDevice(root, PROPS).start()
     storage = tmp_path / "bridge"
     storage.mkdir()

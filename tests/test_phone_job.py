@@ -136,6 +136,40 @@ def test_a_phone_on_battery_needs_no_suspension(tmp_path):
             stop()
 
 
+def test_a_phone_without_a_gauge_is_estimated_from_its_cpu_time_and_labelled_so(tmp_path):
+    gaugeless, stops = make_lab(tmp_path, gauge=False)
+    try:
+        job, model = _job("int8.tflite", power="estimate:idle_w=0.5,max_w=4.5")
+        doc = _run(gaugeless, job, model)
+        energy = contract.convert("result", doc).kpis.energy
+        busy = energy.source_detail["cpu_utilisation"]
+        assert energy.measured is False and energy.source == "estimate" and "estimated, not measured" in energy.warnings[0]
+        assert 0.05 < busy < 0.3  # one of the emulated phone's eight cores ran the tool
+        assert energy.avg_power_w == pytest.approx(0.5 + 4.0 * busy)
+        window_s = (doc["window"]["end_unix_ns"] - doc["window"]["begin_unix_ns"]) / 1e9
+        assert energy.energy_j == pytest.approx(energy.avg_power_w * window_s)
+        with pytest.raises(SettingsError, match=f"phone {gaugeless.serial} exposes no fuel gauge"):
+            _run(gaugeless, _job("int8.tflite", power="fuel-gauge")[0], model)
+        auto = _run(gaugeless, _job("int8.tflite", power="auto")[0], model)["kpis"]["energy"]
+        assert auto["energy_j"] is None and "for an estimate give power: estimate:idle_w=W,max_w=W" in auto["warnings"][0]
+    finally:
+        for stop in stops:
+            stop()
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("estimate", "an estimate on a phone needs both figures"),
+    ("estimate:idle_w=3,max_w=1", "0 <= idle_w <= max_w"),
+    ("fuel-gauge:rate=5", "takes no options on a phone"),
+    ("rapl", "names a source on a host"),
+])
+def test_a_phones_power_spec_is_checked_before_the_phone_is_touched(phone_lab, spec, message):
+    job, model = _job("int8.tflite", power=spec)
+    with pytest.raises(SettingsError, match=message):
+        _run(phone_lab, job, model)
+    assert not (phone_lab.device.root / "data/local/tmp/edgeperf").exists()
+
+
 def test_host_power_sources_are_refused_for_a_phone(phone_lab):
     job, model = _job("int8.tflite", power="ina219:bus=1")
     with pytest.raises(SettingsError, match="names a source on a host; a phone's energy comes from its own battery gauge"):

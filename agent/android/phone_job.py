@@ -3,8 +3,9 @@
 Everything that can be refused is refused before the phone is touched (``tool_argv``: scenario,
 mode, delegate, inputs; the tool's binary; the power source). Then, in one adb shell command:
 the gauge's sampling loop in the background, an idle stretch for the baseline, the tool between
-two clock stamps, the loop stopped (``gauge``); with energy asked for, charging is suspended
-around that command and restored after it, whatever happened (``charging``). What ends the job
+two clock stamps, the loop stopped (``gauge``); with the gauge measuring, charging is suspended
+around that command and restored after it, whatever happened (``charging``). A phone without a
+gauge has its CPU time read on either side of the tool instead, for an estimate (``phone_power``). What ends the job
 says why in its own words: the phone unplugged mid-run (``CutOff``: the end marker never came),
 the binary missing on the phone (the shell's "not found"), a delegate the phone cannot apply
 (the tool applied fewer delegates than it was given), a phone that will not stop charging.
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.android import charging, gauge, phone_facts, phone_thermals, tool_argv, tool_output
+from agent.android import charging, gauge, phone_facts, phone_power, phone_thermals, tool_argv, tool_output
 from agent.android.adb import Adb, PhoneError
 from agent.android.latency import Latencies, from_benchmark_model, from_runs
+from agent.android.phone_power import Estimate, PowerSpec
 from agent.android.result import Tool, document
 from agent.android.tools import PHONE_DIR, Toolbox, install
 from agent.contract import Job
@@ -32,7 +34,6 @@ from agent.jobs import settings_for
 from agent.model_file import ModelFile, resolve
 from agent.runtimes import precision
 
-POWER_SPECS = ("auto", gauge.SOURCE, "battery")
 DEFAULT_IDLE_S = 2.0
 TAIL_S = 0.3  # gauge readings kept after the tool ends, so the window's end lies between two of them
 NOT_FOUND = "inaccessible or not found"
@@ -66,20 +67,13 @@ def _precision(model: ModelFile) -> str:
     return "unknown"
 
 
-def _energy_wanted(job: Job) -> bool:
-    if job.power is None:
-        return False
-    if job.power.split(":")[0] not in POWER_SPECS:
-        raise SettingsError(f"power: {job.power} names a source on a host; a phone's energy comes from its own battery "
-                            f"gauge: use power: {gauge.SOURCE} (or auto) for phones")
-    return True
-
-
-def _command(tool_argv_: list[str], energy: bool, idle_s: float) -> str:
-    """The one shell command of the run (module docstring)."""
+def _command(tool_argv_: list[str], source: str | Estimate | None, idle_s: float) -> str:
+    """The one shell command of the run (module docstring): the gauge's loop around it, or the CPU time on either side."""
     run = [f"echo {gauge.T0}$EPOCHREALTIME", " ".join(shlex.quote(a) for a in tool_argv_) + " 2>&1",
            f"echo {gauge.TOOL_RC}$?", f"echo {gauge.T1}$EPOCHREALTIME"]
-    if not energy:
+    if isinstance(source, Estimate):
+        return "; ".join([f"cat {phone_power.STAT}", *run, f"cat {phone_power.STAT}"])
+    if source is None:
         return "; ".join(run)
     return " ".join([gauge.sampler(PHONE_DIR), f"sleep {idle_s:g};", "; ".join(run) + f"; sleep {TAIL_S:g};",
                      gauge.stop(PHONE_DIR)])
@@ -139,7 +133,7 @@ def run(phone: Phone, job: Job, model_path: Path, progress: Progress) -> dict[st
     binary = phone.tools.find(name)
     phone_model = f"{PHONE_DIR}/models/{model.sha256[:16]}.{model.format}"
     argv = tool_argv.command(model.format, binary.phone_path, phone_model, job.options, settings)
-    energy = _energy_wanted(job)
+    power = PowerSpec.parse(job.power) if job.power else None
     adb = phone.adb
     adb.connect()
     progress("preparing", {"tool": name})
@@ -149,13 +143,15 @@ def run(phone: Phone, job: Job, model_path: Path, progress: Progress) -> dict[st
         adb.push(model.path, phone_model)
     adb.shell(gauge.stop_stale(PHONE_DIR), "stop a sampling loop left by a cut-off run")
     facts = phone_facts.collect(adb)
+    has_gauge = {"current_now", "voltage_now"} <= facts.get("battery", {}).keys()
+    source = power.source(has_gauge, adb.serial) if power else None
     layout = phone_thermals.Layout.of(adb)
     before = phone_thermals.snapshot(adb, layout)
     idle_s = DEFAULT_IDLE_S if job.power_idle_s is None else job.power_idle_s
-    suspension = charging.suspend(adb, phone.storage) if energy else None
-    progress("running", {"tool": name, "energy": energy})
+    suspension = charging.suspend(adb, phone.storage) if source == gauge.SOURCE else None
+    progress("running", {"tool": name, "energy": str(source) if source else "none"})
     try:
-        output, _ = adb.shell(_command(argv, energy, idle_s), f"{name} on the phone", timeout_s=job.timeout_s)
+        output, _ = adb.shell(_command(argv, source, idle_s), f"{name} on the phone", timeout_s=job.timeout_s)
     finally:
         if suspension is not None:  # unreachable now: the pending record stays, and the bridge resumes it later
             with contextlib.suppress(PhoneError, tool_output.CutOff):
@@ -177,13 +173,19 @@ def run(phone: Phone, job: Job, model_path: Path, progress: Progress) -> dict[st
     if applied:
         doc["runtime"]["details"]["delegates_applied"] = applied
     doc["kpis"]["thermals"] = phone_thermals.block(before, after)
-    if energy and suspension is not None:
+    if suspension is not None:
         local = phone.storage / "jobs" / job.run_id / "gauge.txt"
         local.parent.mkdir(parents=True, exist_ok=True)
         adb.pull(f"{PHONE_DIR}/gauge.txt", local)
         readings = gauge.parse(local.read_text(errors="replace"))
         doc["kpis"]["energy"] = gauge.energy_block(readings, window, (t0 - idle_s, t0), latencies.runs, suspension.how,
                                                    DEFAULT_GRID_G_PER_KWH)
+    elif isinstance(source, Estimate):
+        busy = phone_power.utilisation(phone_power.cpu_times(output.partition(gauge.T0)[0]),
+                                       phone_power.cpu_times(output.rpartition(gauge.T1)[2]))
+        doc["kpis"]["energy"] = phone_power.estimated_block(source, busy, window, latencies.runs, DEFAULT_GRID_G_PER_KWH)
+    elif power is not None:
+        doc["kpis"]["energy"] = phone_power.unavailable_block(adb.serial, DEFAULT_GRID_G_PER_KWH)
     doc["job"] = {"campaign": job.campaign, "key": job.key, "attempt": job.attempt}
     return doc
 

@@ -1,6 +1,6 @@
-"""A phone's fuel gauge and thermal zones in the adb emulator's sysfs, so the bridge's battery
-power source (``devices/power/battery.py``) and its charging control can be tested against a
-phone whose true energy is known.
+"""A phone's fuel gauge, thermal zones and CPU time in the adb emulator's sysfs and procfs, so the
+bridge's energy measurement (the gauge), its estimate (the CPU time) and its charging control can
+be tested against a phone whose true energy is known.
 
 Why: a real phone reports its power only through the fuel gauge — ``current_now`` × ``voltage_now``
 under ``/sys/class/power_supply/battery/`` — which updates a few times a second, reads the
@@ -20,6 +20,10 @@ class (``Documentation/ABI/testing/sysfs-class-thermal``):
   "0" lets it charge). The adb emulator gives the shell user a file's *other* permission bits, so
   the node is 0666 when ``can_suspend`` (the shell may write it, as on a rooted or permissive
   phone) and 0444 when the phone refuses (the common case on a locked phone).
+- ``proc/stat``: the ``cpu`` line and one per core, in USER_HZ (100) ticks (``proc(5)``): one core
+  busy while ``busy()`` is held, 2 % of the cores otherwise. With ``gauge=False`` the battery has
+  no ``current_now``/``voltage_now`` (a driver that exposes no gauge), and the CPU time is what an
+  estimate has.
 - ``sys/class/thermal/thermal_zone0`` (``type`` cpu-0-0, ``temp`` in m°C: rising towards a hotter
   value while busy, cooling back when idle, first order) and ``thermal_zone1`` (``type`` battery).
 
@@ -59,6 +63,8 @@ SUPPLY = "sys/class/power_supply/battery"
 THERMAL = "sys/class/thermal"
 DESIGN_UAH = 4_000_000  # a 4000 mAh cell
 RIPPLE_UV = 1000
+PROC_STAT = "proc/stat"
+USER_HZ = 100  # the kernel's clock ticks per second in /proc/stat (sysconf(_SC_CLK_TCK) on Android)
 
 
 class PhoneBattery:
@@ -66,7 +72,7 @@ class PhoneBattery:
 
     def __init__(self, root: Path | str, update_hz: float = 10.0, voltage_v: float = 3.85, idle_a: float = 0.20,
                  busy_a: float = 0.90, charge_a: float = 1.0, charger: bool = True, can_suspend: bool = True,
-                 discharge_negative: bool = True) -> None:
+                 discharge_negative: bool = True, gauge: bool = True, cores: int = 8) -> None:
         if update_hz <= 0:
             raise ValueError("update_hz must be positive")
         self.root = Path(root)
@@ -78,6 +84,9 @@ class PhoneBattery:
         self.charger = charger
         self.can_suspend = can_suspend
         self.discharge_negative = discharge_negative
+        self.gauge = gauge  # False: a phone whose battery driver exposes no current_now/voltage_now
+        self.cores = cores
+        self._jiffies = [0.0, 0.0]  # /proc/stat's busy (user) and idle time over all cores, in USER_HZ ticks
         self._lock = threading.Lock()
         self._busy = 0
         self._timeline: list[tuple[float, float]] = []  # (time.time(), load in A) at start and every change
@@ -155,6 +164,7 @@ class PhoneBattery:
 
     def _setup(self) -> None:
         self.supply.mkdir(parents=True, exist_ok=True)
+        (self.root / PROC_STAT).parent.mkdir(parents=True, exist_ok=True)
         self._write(self.supply / "type", "Battery")
         self._write(self.supply / "health", "Good")
         suspend = self.supply / "input_suspend"
@@ -192,8 +202,15 @@ class PhoneBattery:
         target = 55_000.0 if busy else 35_000.0
         self._cpu_mc = target + (self._cpu_mc - target) * math.exp(-period / 5.0)
         battery_dc = round(300 + (self._cpu_mc - 35_000.0) / 200)
-        self._write(self.supply / "current_now", str(current_ua))
-        self._write(self.supply / "voltage_now", str(voltage_uv))
+        if self.gauge:
+            self._write(self.supply / "current_now", str(current_ua))
+            self._write(self.supply / "voltage_now", str(voltage_uv))
+        busy_cores = 1.0 if busy else 0.02 * self.cores  # a benchmark keeps one core busy; an idle phone ticks over
+        self._jiffies[0] += USER_HZ * period * busy_cores
+        self._jiffies[1] += USER_HZ * period * (self.cores - busy_cores)
+        user, idle = round(self._jiffies[0]), round(self._jiffies[1])
+        self._write(self.root / PROC_STAT, f"cpu  {user} 0 0 {idle} 0 0 0 0 0 0\n" + "".join(
+            f"cpu{n} {user // self.cores} 0 0 {idle // self.cores} 0 0 0 0 0 0\n" for n in range(self.cores)).rstrip("\n"))
         self._write(self.supply / "charge_counter", str(round(self._charge_uah)))
         self._write(self.supply / "capacity", str(round(100 * self._charge_uah / DESIGN_UAH)))
         self._write(self.supply / "status", status)
