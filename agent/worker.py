@@ -18,7 +18,8 @@ from agent.errors import EdgeperfError
 from agent.jobs import request_from_job
 
 
-def _progress(phase: str, details: dict[str, Any]) -> None:
+def progress(phase: str, details: dict[str, Any]) -> None:
+    """A phase of the job, as the JSON line the daemon reads from a worker's stdout."""
     print(json.dumps({"phase": phase} | details), flush=True)
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     job = contract.decode_body("job", args.job.read_bytes())  # written by the daemon from a checked job
     try:
-        doc = bench.run(request_from_job(job, args.model, args.log_dir, args.device_id, args.threads), _progress)
+        doc = bench.run(request_from_job(job, args.model, args.log_dir, args.device_id, args.threads), progress)
     except EdgeperfError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -162,8 +162,8 @@ def run(phone: Phone, job: Job, model_path: Path, progress: Progress) -> dict[st
     after = phone_thermals.snapshot(adb, layout)
     t0, t1 = gauge.stamp(output, gauge.T0), gauge.stamp(output, gauge.T1)
     if t0 is None or t1 is None:
-        raise InferenceError(f"{name}'s run on the phone has no clock stamps; the phone's shell has no $EPOCHREALTIME "
-                             "(mksh before R50): update the phone's Android")
+        raise InferenceError(f"{name}'s run on the phone has no clock stamps: the phone's shell did not expand "
+                             "$EPOCHREALTIME, which Android's mksh does; check that adb runs the phone's own /system/bin/sh")
     measured_s = (latencies.latency_ms["mean"] or 0.0) * latencies.runs / 1000
     window = gauge.measured_window(t1, min(measured_s, t1 - t0))
     tool = Tool(name, binary.sha256, binary.version, tuple(argv))
@@ -173,21 +173,28 @@ def run(phone: Phone, job: Job, model_path: Path, progress: Progress) -> dict[st
     if applied:
         doc["runtime"]["details"]["delegates_applied"] = applied
     doc["kpis"]["thermals"] = phone_thermals.block(before, after)
-    if suspension is not None:
-        local = phone.storage / "jobs" / job.run_id / "gauge.txt"
-        local.parent.mkdir(parents=True, exist_ok=True)
-        adb.pull(f"{PHONE_DIR}/gauge.txt", local)
-        readings = gauge.parse(local.read_text(errors="replace"))
-        doc["kpis"]["energy"] = gauge.energy_block(readings, window, (t0 - idle_s, t0), latencies.runs, suspension.how,
-                                                   DEFAULT_GRID_G_PER_KWH)
-    elif isinstance(source, Estimate):
-        busy = phone_power.utilisation(phone_power.cpu_times(output.partition(gauge.T0)[0]),
-                                       phone_power.cpu_times(output.rpartition(gauge.T1)[2]))
-        doc["kpis"]["energy"] = phone_power.estimated_block(source, busy, window, latencies.runs, DEFAULT_GRID_G_PER_KWH)
-    elif power is not None:
-        doc["kpis"]["energy"] = phone_power.unavailable_block(adb.serial, DEFAULT_GRID_G_PER_KWH)
+    if power is not None:
+        doc["kpis"]["energy"] = _energy(phone, job.run_id, source, suspension, output, window, (t0 - idle_s, t0),
+                                        latencies.runs)
     doc["job"] = {"campaign": job.campaign, "key": job.key, "attempt": job.attempt}
     return doc
+
+
+def _energy(phone: Phone, run_id: str, source: str | Estimate | None, suspension: charging.Suspension | None, output: str,
+            window: tuple[float, float], idle: tuple[float, float], runs: int) -> dict[str, Any]:
+    """The energy block: the gauge's readings pulled from the phone, the estimate from the CPU time in the output,
+    or (``auto`` on a phone with neither) a block that says why it has no energy."""
+    if suspension is not None:
+        local = phone.storage / "jobs" / run_id / "gauge.txt"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        phone.adb.pull(f"{PHONE_DIR}/gauge.txt", local)
+        readings = gauge.parse(local.read_text(errors="replace"))
+        return gauge.energy_block(readings, window, idle, runs, suspension.how, DEFAULT_GRID_G_PER_KWH)
+    if isinstance(source, Estimate):
+        busy = phone_power.utilisation(phone_power.cpu_times(output.partition(gauge.T0)[0]),
+                                       phone_power.cpu_times(output.rpartition(gauge.T1)[2]))
+        return phone_power.estimated_block(source, busy, window, runs, DEFAULT_GRID_G_PER_KWH)
+    return phone_power.unavailable_block(phone.adb.serial, DEFAULT_GRID_G_PER_KWH)
 
 
 def _accelerator(tool: str, job: Job) -> str:

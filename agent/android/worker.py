@@ -10,10 +10,8 @@ is back, rather than counting it as a job that can never run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from agent import contract, result
 from agent.android.adb import Adb, PhoneError
@@ -21,10 +19,7 @@ from agent.android.phone_job import Phone, run
 from agent.android.tool_output import CutOff
 from agent.android.tools import Toolbox
 from agent.errors import EXIT_UNREACHABLE, EdgeperfError
-
-
-def _progress(phase: str, details: dict[str, Any]) -> None:
-    print(json.dumps({"phase": phase} | details), flush=True)
+from agent.worker import progress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     job = contract.decode_body("job", args.job.read_bytes())  # written by the bridge from a checked job
     phone = Phone(Adb(args.serial, args.adb), args.storage, Toolbox(args.tools, args.phone_tools), args.device_id)
     try:
-        doc = run(phone, job, args.model, _progress)
+        doc = run(phone, job, args.model, progress)
     except (CutOff, PhoneError) as exc:
         print(f"retryable: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
