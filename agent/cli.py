@@ -82,11 +82,11 @@ def _flag_error(problem: str) -> str:
     return f"{flag}: {text[:1].lower()}{text[1:]} (see --help)"
 
 
-def _serve_options(parser: argparse.ArgumentParser) -> None:
+def _serve_options(parser: argparse.ArgumentParser, default_id: str = "hostname") -> None:
     """The options of a process that serves jobs from the fleet: an agent (``run``) or a phone's bridge (``android``)."""
     parser.add_argument("--config", type=Path, metavar="TOML", help="agent.toml ([agent] table); flags and EDGEPERF_* win")
     parser.add_argument("--broker", help="mqtt[s]://[user@]host[:port] (password: EDGEPERF_PASSWORD or the TOML file)")
-    parser.add_argument("--device-id", help="this device's id (default: hostname)")
+    parser.add_argument("--device-id", help=f"this device's id (default: {default_id})")
     parser.add_argument("--tag", dest="tags", action="append", default=[], help="a tag campaigns can select by (repeat)")
     parser.add_argument("--data-dir", type=Path, help="outbox and artifact cache (one per agent on a shared host)")
     parser.add_argument("--username", help="broker user name")
@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     android.add_argument("--sha256", help="for fetch: the tool's sha256, from its release")
     android.add_argument("--version", dest="tool_version", default="unknown", help="for fetch: the tool's version")
     android.add_argument("--to", type=Path, metavar="DIR", help="for fetch: the tools folder to put it in")
-    _serve_options(android)
+    _serve_options(android, default_id="android-SERIAL")
 
     power_cmd = sub.add_parser("power", help="power sources on this device")
     power_sub = power_cmd.add_subparsers(dest="power_command", required=True, parser_class=_Parser)
