@@ -142,6 +142,9 @@ def test_every_job_and_result_delivered_twice(tmp_path):
         try:
             started = time.time()
             assert fleet.run(campaign_id) == "finished", (fleet.notices, lab.logs())
+            # the campaign ends at the last result stored; the replayer's copy of it follows 50 ms later
+            jobs = len(fleet.store.jobs(campaign_id))
+            wait_until(lambda: replayer.replayed["results"] >= jobs, 10, "the last result's second copy")
         finally:
             replayer.stop.set()
             replayer.join(10)
