@@ -318,8 +318,12 @@ class AgentDaemon:
         self._send("status", self._envelope("status", self._status_data(self._state())))
 
     def _publish_presence(self) -> None:
-        """Device facts, then status: after every (re)connect and when a controller announces itself. Facts first,
-        so a controller knows what a device is (and what it cannot measure) before its status makes it available."""
+        """Status and device facts: after every (re)connect and when a controller announces itself. The status goes
+        first: gathering an agent's facts takes a child process, and the device is available meanwhile."""
+        self._publish_status()
+        self._publish_info()
+
+    def _publish_info(self) -> None:
         if self._info is None:  # facts do not change while the agent runs: gathered once
             self._info = self.device_info()
         info = self._envelope("info", self._info)
@@ -328,7 +332,6 @@ class AgentDaemon:
                         self.conn.max_packet_bytes)
             info = self._envelope("info", msgspec.structs.replace(self._info, facts={}))
         self._send("info", info)
-        self._publish_status()
 
     def _resend(self, everything: bool = False) -> None:
         """Re-publish unacknowledged messages: all of them after a (re)connect, else those due."""

@@ -129,6 +129,12 @@ class PhoneBridge(AgentDaemon):
         return contract.Info(__version__, tuple(self.config.tags), facts, self.link.tools.describe(), (power,),
                              MAX_PAYLOAD_BYTES, MEASURES)
 
+    def _publish_presence(self) -> None:
+        """Facts first, then status: a controller must know what a phone cannot measure (``contract.Measures``)
+        before the status makes the phone available for jobs; a phone's facts take a few adb round trips."""
+        self._publish_info()
+        self._publish_status()
+
     def _telemetry(self) -> None:
         """None for a phone (module docstring)."""
 
