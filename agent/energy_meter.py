@@ -22,6 +22,8 @@ from devices.power.integration import WindowEnergy, integrate
 
 DEFAULT_GRID_G_PER_KWH = 475.0  # world-average grid carbon intensity; set your own with --grid-intensity
 J_PER_KWH = 3.6e6
+DEFAULT_IDLE_S = 2.0  # the idle baseline measured before a run
+NO_ENERGY = {"avg_power_w": None, "energy_j": None, "energy_per_inference_mj": None, "inferences_per_joule": None}  # none usable
 TRACE_POINTS = 600  # the power trace kept in the result for reports: enough for a plot, small on the wire
 
 
@@ -34,7 +36,7 @@ class PowerPlan:
     """
 
     spec: str = "auto"
-    idle_s: float = 2.0
+    idle_s: float = DEFAULT_IDLE_S
     grid_g_per_kwh: float = DEFAULT_GRID_G_PER_KWH
     monitor: PowerMonitor | None = field(default=None, compare=False)
 
@@ -93,7 +95,7 @@ class EnergyMeter:
         block["trace"] = trace(samples, t0, t1)
         if window is None or window.energy_j <= 0 or outcome.sample_count == 0:
             block["warnings"].append("no usable power samples in the measured window; energy not reported")
-            return block | {"avg_power_w": None, "energy_j": None, "energy_per_inference_mj": None, "inferences_per_joule": None}
+            return block | NO_ENERGY
         return block | figures(window, self.idle, outcome.sample_count, outcome.query_count, outcome.settings.scenario,
                                self.plan.grid_g_per_kwh)
 

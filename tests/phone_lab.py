@@ -65,6 +65,22 @@ class Lab:
         (self.device.root / f"sys/devices/system/cpu/cpu{cpu}/cpufreq/scaling_max_freq").write_text(f"{khz}\n")
 
 
+def require_adb() -> str:
+    """The adb client's path; the test is skipped, naming the platform's lack, where there is none (CI installs it)."""
+    adb = shutil.which("adb")
+    if adb is None:
+        pytest.skip("platform: no adb client (apt-get install adb)")
+    return adb
+
+
+def adb_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a private adb server (its own port and home), so tests never share one."""
+    require_adb()
+    home = tmp_path / "adb-home"
+    home.mkdir(exist_ok=True)
+    return {"ANDROID_ADB_SERVER_PORT": str(free_port()), "HOME": str(home), "ANDROID_SDK_HOME": str(home)}
+
+
 def _cpufreq(root: Path) -> None:
     for n, (freq, governor) in enumerate(CLUSTERS):
         folder = root / f"sys/devices/system/cpu/cpu{n}/cpufreq"
@@ -77,11 +93,7 @@ def _cpufreq(root: Path) -> None:
 def make_lab(tmp_path: Path, *, can_suspend: bool = True, charger: bool = True, update_hz: float = 20.0, gauge: bool = True,
              delegates: tuple[str, ...] = (), providers: tuple[str, ...] = ("cpu",)) -> tuple[Lab, list]:
     """A started phone (and what to stop afterwards, in order)."""
-    if shutil.which("adb") is None:
-        pytest.skip("platform: no adb client (apt-get install adb)")
-    home = tmp_path / "adb-home"
-    home.mkdir(exist_ok=True)
-    env = {"ANDROID_ADB_SERVER_PORT": str(free_port()), "HOME": str(home), "ANDROID_SDK_HOME": str(home)}
+    env = adb_env(tmp_path)
     root = tmp_path / "phone"
     (root / "data" / "local" / "tmp").mkdir(parents=True)
     _cpufreq(root)

@@ -23,6 +23,7 @@ import pytest
 
 from controller.fleet.broker import free_port
 from devices.emulators.adb_device import AdbDevice
+from tests.phone_lab import require_adb
 
 ADB = shutil.which("adb")
 
@@ -93,8 +94,7 @@ class Adb:
 
 @pytest.fixture
 def adb(tmp_path):
-    if ADB is None:
-        pytest.skip("platform: no adb client (apt-get install adb)")
+    require_adb()
     home = tmp_path / "home"
     home.mkdir()
     client = Adb(home)

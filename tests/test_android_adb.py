@@ -5,7 +5,6 @@ unplugged mid-run whose cut-off output is never taken for a finished one."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 
@@ -14,18 +13,14 @@ import pytest
 from agent.android import phone_facts
 from agent.android.adb import Adb, PhoneError
 from agent.android.tool_output import CutOff
-from controller.fleet.broker import free_port
 from devices.emulators.adb_device import AdbDevice
+from tests.phone_lab import adb_env
 from tests.test_adb_device import PROPS, unplug_mid_run
 
 
 @pytest.fixture
 def phone(tmp_path):
-    if shutil.which("adb") is None:
-        pytest.skip("platform: no adb client (apt-get install adb)")
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {"ANDROID_ADB_SERVER_PORT": str(free_port()), "HOME": str(home), "ANDROID_SDK_HOME": str(home)}
+    env = adb_env(tmp_path)
     root = tmp_path / "phone"
     (root / "data" / "local" / "tmp").mkdir(parents=True)
     with AdbDevice(root, PROPS) as device:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent import __version__, contract
-from agent.android import charging, phone_facts
+from agent.android import charging, phone_facts, phone_power
 from agent.android.adb import Adb, PhoneError
 from agent.android.gauge import SOURCE
 from agent.android.tool_output import CutOff
@@ -122,8 +122,7 @@ class PhoneBridge(AgentDaemon):
                 self._facts_read = True
             except (PhoneError, CutOff) as exc:
                 log.warning("could not read the phone's facts: %s", exc)
-        battery = facts.get("battery", {})
-        gauge = "current_now" in battery and "voltage_now" in battery
+        battery, gauge = facts.get("battery", {}), phone_power.has_gauge(facts)
         power = contract.PowerSource(SOURCE, gauge, "" if gauge else "the phone's battery exposes no current_now/voltage_now",
                                      {"battery": battery} if battery else {})
         return contract.Info(__version__, tuple(self.config.tags), facts, self.link.tools.describe(), (power,),

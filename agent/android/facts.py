@@ -47,6 +47,11 @@ def _clusters(cpus: Mapping[int, Mapping[str, str]]) -> list[dict[str, Any]]:
             for freq, cores in sorted(by_freq.items(), reverse=True)]
 
 
+def temperatures_c(thermal: Mapping[str, str]) -> dict[str, float]:
+    """Zone type → °C from each zone's ``temp`` text (millidegrees); a zone whose text is not a number is left out."""
+    return {zone: int(text.strip()) / 1000.0 for zone, text in thermal.items() if text.strip().lstrip("-").isdigit()}
+
+
 def phone_facts(props: Mapping[str, str], cpus: Mapping[int, Mapping[str, str]] | None = None,
                 thermal: Mapping[str, str] | None = None, battery: Mapping[str, str] | None = None,
                 kernel: str = "") -> dict[str, Any]:
@@ -78,14 +83,8 @@ def phone_facts(props: Mapping[str, str], cpus: Mapping[int, Mapping[str, str]] 
         governors = sorted({c["governor"] for c in clusters if c["governor"]})
         if governors:
             facts["cpu_governor"] = ",".join(governors)
-    if thermal:
-        temps = {}
-        for zone, text in thermal.items():
-            value = text.strip().lstrip("-")
-            if value.isdigit():
-                temps[zone] = int(text.strip()) / 1000.0
-        if temps:
-            facts["temperatures_c"] = temps
+    if thermal and (temps := temperatures_c(thermal)):
+        facts["temperatures_c"] = temps
     if battery:
         facts["battery"] = {k: battery[k].strip() for k in sorted(battery) if battery[k].strip()}
     return facts

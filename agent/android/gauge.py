@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.energy_meter import NO_ENERGY, figures, trace
 from agent.scenarios.settings import Scenario
 from devices.power.base import PowerSample
 from devices.power.integration import WindowEnergy, integrate
@@ -111,8 +112,6 @@ def energy_block(readings: Sequence[Reading], window_s: tuple[float, float], idl
                  inferences: int, charging: str, grid_g_per_kwh: float) -> dict[str, Any]:
     """The result's ``kpis.energy`` for the window, measured by the gauge; ``charging`` says how the battery was
     made to power the phone alone (charging suspended, or already on battery)."""
-    from agent.energy_meter import figures, trace
-
     samples = [PowerSample(round(r.t_s * 1e9), r.watts, volts=r.voltage_uv * 1e-6, amps=abs(r.current_ua) * 1e-6)
                for r in readings]
     nominal = 1 / PERIOD_S
@@ -131,7 +130,7 @@ def energy_block(readings: Sequence[Reading], window_s: tuple[float, float], idl
     block["idle_power_w"] = idle.avg_power_w if idle else None
     if window is None or window.energy_j <= 0 or inferences == 0:
         block["warnings"].append("no usable gauge readings in the measured window; energy not reported")
-        return block | {"avg_power_w": None, "energy_j": None, "energy_per_inference_mj": None, "inferences_per_joule": None}
+        return block | NO_ENERGY
     block["warnings"] += window.warnings
     updates = rate_hz * window.duration_s if rate_hz else 0.0
     if updates < 10:

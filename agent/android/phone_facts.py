@@ -13,7 +13,8 @@ Android's shells.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from agent.android.adb import Adb
@@ -58,22 +59,41 @@ def read_files(adb: Adb, paths: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def collect(adb: Adb) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Layout:
+    """The phone's CPUs and thermal zones by number: listed once, read as often as needed."""
+
+    cpus: list[int]
+    zones: list[int]
+
+    @classmethod
+    def of(cls, adb: Adb) -> Layout:
+        return cls(sorted(int(m.group(1)) for name in names(adb, CPU_DIR) if (m := _CPU.match(name))),
+                   sorted(int(m.group(1)) for name in names(adb, THERMAL_DIR) if (m := _ZONE.match(name))))
+
+    def zone_files(self) -> list[str]:
+        return [f"{THERMAL_DIR}/thermal_zone{n}/{f}" for n in self.zones for f in ("type", "temp")]
+
+    def zone_texts(self, files: Mapping[str, str]) -> dict[str, str]:
+        """Zone type → its ``temp`` text, from ``read_files`` of ``zone_files``."""
+        out = {}
+        for n in self.zones:
+            kind, temp = files.get(f"{THERMAL_DIR}/thermal_zone{n}/type"), files.get(f"{THERMAL_DIR}/thermal_zone{n}/temp")
+            if kind and temp is not None:
+                out[kind.strip()] = temp
+        return out
+
+
+def collect(adb: Adb, layout: Layout | None = None) -> dict[str, Any]:
     """The phone's device facts (``agent.android.facts.phone_facts``) as the phone reports them now."""
     props = parse_getprop(adb.shell("getprop", "getprop")[0])
     kernel, status = adb.shell("uname -r", "uname")
-    cpus = sorted(int(m.group(1)) for name in names(adb, CPU_DIR) if (m := _CPU.match(name)))
-    zones = sorted(int(m.group(1)) for name in names(adb, THERMAL_DIR) if (m := _ZONE.match(name)))
-    paths = [f"{CPU_DIR}/cpu{n}/cpufreq/{f}" for n in cpus for f in ("cpuinfo_max_freq", "scaling_governor")]
-    paths += [f"{THERMAL_DIR}/thermal_zone{n}/{f}" for n in zones for f in ("type", "temp")]
-    paths += [f"{BATTERY_DIR}/{f}" for f in BATTERY_FILES]
+    layout = layout or Layout.of(adb)
+    paths = [f"{CPU_DIR}/cpu{n}/cpufreq/{f}" for n in layout.cpus for f in ("cpuinfo_max_freq", "scaling_governor")]
+    paths += layout.zone_files() + [f"{BATTERY_DIR}/{f}" for f in BATTERY_FILES]
     files = read_files(adb, paths)
     cpu_files = {n: {f: files[p] for f in ("cpuinfo_max_freq", "scaling_governor")
-                     if (p := f"{CPU_DIR}/cpu{n}/cpufreq/{f}") in files} for n in cpus}
-    thermal = {}
-    for n in zones:
-        kind, temp = files.get(f"{THERMAL_DIR}/thermal_zone{n}/type"), files.get(f"{THERMAL_DIR}/thermal_zone{n}/temp")
-        if kind and temp is not None:
-            thermal[kind.strip()] = temp
+                     if (p := f"{CPU_DIR}/cpu{n}/cpufreq/{f}") in files} for n in layout.cpus}
+    thermal = layout.zone_texts(files)
     battery = {f: files[p] for f in BATTERY_FILES if (p := f"{BATTERY_DIR}/{f}") in files}
     return phone_facts(props, cpu_files or None, thermal or None, battery or None, kernel if status == 0 else "")

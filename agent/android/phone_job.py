@@ -28,13 +28,12 @@ from agent.android.phone_power import Estimate, PowerSpec
 from agent.android.result import Tool, document
 from agent.android.tools import PHONE_DIR, Toolbox, install
 from agent.contract import Job
-from agent.energy_meter import DEFAULT_GRID_G_PER_KWH
+from agent.energy_meter import DEFAULT_GRID_G_PER_KWH, DEFAULT_IDLE_S
 from agent.errors import InferenceError, SettingsError
 from agent.jobs import settings_for
 from agent.model_file import ModelFile, resolve
 from agent.runtimes import precision
 
-DEFAULT_IDLE_S = 2.0
 TAIL_S = 0.3  # gauge readings kept after the tool ends, so the window's end lies between two of them
 NOT_FOUND = "inaccessible or not found"
 # benchmark_model's delegate providers' names (GetName()), as its "Explicitly applied NAME delegate" line says them
@@ -56,14 +55,14 @@ class Phone:
 def _precision(model: ModelFile) -> str:
     """The model's precision from its file, as an agent's runtime would name it; ``unknown`` without the parser."""
     if model.format == "tflite":
-        from agent.runtimes.litert import _weights_census
+        from agent.runtimes.litert import weights_census
 
-        census = _weights_census(model.path.read_bytes())
+        census = weights_census(model.path.read_bytes())
         return precision.classify(census[0], census[1]) if census else "unknown"
     if model.format == "onnx":
-        from agent.runtimes.onnx import _graph_census
+        from agent.runtimes.onnx import graph_census
 
-        return _graph_census(model.path)[0]
+        return graph_census(model.path)[0]
     return "unknown"
 
 
@@ -142,10 +141,9 @@ def run(phone: Phone, job: Job, model_path: Path, progress: Progress) -> dict[st
         adb.shell(f"mkdir -p {PHONE_DIR}/models", "make the models folder")
         adb.push(model.path, phone_model)
     adb.shell(gauge.stop_stale(PHONE_DIR), "stop a sampling loop left by a cut-off run")
-    facts = phone_facts.collect(adb)
-    has_gauge = {"current_now", "voltage_now"} <= facts.get("battery", {}).keys()
-    source = power.source(has_gauge, adb.serial) if power else None
-    layout = phone_thermals.Layout.of(adb)
+    layout = phone_facts.Layout.of(adb)
+    facts = phone_facts.collect(adb, layout)
+    source = power.source(phone_power.has_gauge(facts), adb.serial) if power else None
     before = phone_thermals.snapshot(adb, layout)
     idle_s = DEFAULT_IDLE_S if job.power_idle_s is None else job.power_idle_s
     suspension = charging.suspend(adb, phone.storage) if source == gauge.SOURCE else None

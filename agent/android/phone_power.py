@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.android import gauge
+from agent.energy_meter import NO_ENERGY
+from agent.energy_meter import figures as energy_figures
 from agent.errors import SettingsError
 from agent.scenarios.settings import Scenario
 from devices.power.integration import WindowEnergy
@@ -72,6 +74,11 @@ class PowerSpec:
                             f"{gauge.BATTERY}); use power: estimate:idle_w=W,max_w=W for an estimate, or drop power:")
 
 
+def has_gauge(facts: dict[str, Any]) -> bool:
+    """Whether the phone's facts show a fuel gauge: a battery whose ``current_now`` and ``voltage_now`` the shell can read."""
+    return {"current_now", "voltage_now"} <= facts.get("battery", {}).keys()
+
+
 def cpu_times(text: str) -> tuple[int, int] | None:
     """(busy, total) jiffies from ``/proc/stat``'s first ``cpu`` line; idle and iowait are not busy."""
     for line in text.splitlines():
@@ -93,8 +100,6 @@ def utilisation(before: tuple[int, int] | None, after: tuple[int, int] | None) -
 def estimated_block(figures: Estimate, busy: float | None, window_s: tuple[float, float], inferences: int,
                     grid_g_per_kwh: float) -> dict[str, Any]:
     """The result's ``kpis.energy`` for an estimate: labelled so, with the model and its inputs."""
-    from agent.energy_meter import figures as energy_figures
-
     detail = {"model": MODEL, "idle_w": figures.idle_w, "max_w": figures.max_w, "cpu_utilisation": busy}
     block: dict[str, Any] = {"source": "estimate", "measured": False, "rail": "the whole phone (estimated from its CPU time)",
                              "nominal_rate_hz": 0.0, "source_detail": detail, "samples": 0,
@@ -104,7 +109,7 @@ def estimated_block(figures: Estimate, busy: float | None, window_s: tuple[float
     duration = window_s[1] - window_s[0]
     if busy is None or duration <= 0 or inferences == 0:
         block["warnings"].append(f"no CPU time could be read from {STAT}; energy not reported")
-        return block | {"avg_power_w": None, "energy_j": None, "energy_per_inference_mj": None, "inferences_per_joule": None}
+        return block | NO_ENERGY
     watts = figures.idle_w + (figures.max_w - figures.idle_w) * busy
     window = WindowEnergy(watts * duration, watts, duration, 0, 0.0, duration, "estimate")
     idle = WindowEnergy(figures.idle_w * duration, figures.idle_w, duration, 0, 0.0, duration, "estimate")
@@ -113,7 +118,6 @@ def estimated_block(figures: Estimate, busy: float | None, window_s: tuple[float
 
 def unavailable_block(serial: str, grid_g_per_kwh: float) -> dict[str, Any]:
     """``auto`` on a phone with no gauge and no figures: a block that says why it holds no energy."""
+    why = f"phone {serial} exposes no fuel gauge; for an estimate give power: estimate:idle_w=W,max_w=W"
     return {"source": "none", "measured": False, "rail": "", "source_detail": {}, "samples": 0,
-            "grid_intensity_g_per_kwh": grid_g_per_kwh, "avg_power_w": None, "energy_j": None,
-            "energy_per_inference_mj": None, "inferences_per_joule": None,
-            "warnings": [f"phone {serial} exposes no fuel gauge; for an estimate give power: estimate:idle_w=W,max_w=W"]}
+            "grid_intensity_g_per_kwh": grid_g_per_kwh, "warnings": [why]} | NO_ENERGY

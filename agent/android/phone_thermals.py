@@ -8,15 +8,12 @@ ran into; on a cool phone the two are equal. Zones whose temperature the shell m
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from agent.android.adb import Adb
-from agent.android.phone_facts import CPU_DIR, THERMAL_DIR, names, read_files
-
-_CPU = re.compile(r"^cpu(\d+)$")
-_ZONE = re.compile(r"^thermal_zone(\d+)$")
+from agent.android.facts import temperatures_c
+from agent.android.phone_facts import CPU_DIR, Layout, read_files
 
 
 @dataclass(frozen=True)
@@ -27,29 +24,12 @@ class Snapshot:
     caps_khz: dict[int, tuple[int, int]]
 
 
-@dataclass(frozen=True)
-class Layout:
-    """The phone's CPUs and thermal zones, listed once per job."""
-
-    cpus: list[int]
-    zones: list[int]
-
-    @classmethod
-    def of(cls, adb: Adb) -> Layout:
-        return cls(sorted(int(m.group(1)) for n in names(adb, CPU_DIR) if (m := _CPU.match(n))),
-                   sorted(int(m.group(1)) for n in names(adb, THERMAL_DIR) if (m := _ZONE.match(n))))
-
-
 def snapshot(adb: Adb, layout: Layout) -> Snapshot:
     """The temperatures and frequency caps now, in one round trip."""
-    paths = [f"{THERMAL_DIR}/thermal_zone{n}/{f}" for n in layout.zones for f in ("type", "temp")]
+    paths = layout.zone_files()
     paths += [f"{CPU_DIR}/cpu{n}/cpufreq/{f}" for n in layout.cpus for f in ("scaling_max_freq", "cpuinfo_max_freq")]
     files = read_files(adb, paths)
-    temps = {}
-    for n in layout.zones:
-        kind, temp = files.get(f"{THERMAL_DIR}/thermal_zone{n}/type", ""), files.get(f"{THERMAL_DIR}/thermal_zone{n}/temp", "")
-        if kind.strip() and temp.strip().lstrip("-").isdigit():
-            temps[kind.strip()] = int(temp.strip()) / 1000.0
+    temps = temperatures_c(layout.zone_texts(files))
     caps = {}
     for n in layout.cpus:
         cap, top = (files.get(f"{CPU_DIR}/cpu{n}/cpufreq/{f}", "").strip() for f in ("scaling_max_freq", "cpuinfo_max_freq"))

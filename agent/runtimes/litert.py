@@ -67,7 +67,7 @@ def _spec(detail: dict[str, Any], signature: bool) -> TensorSpec:
     )
 
 
-def _weights_census(model_bytes: bytes) -> tuple[list[str], bool, int] | None:
+def weights_census(model_bytes: bytes) -> tuple[list[str], bool, int] | None:
     """Weight dtypes, whether activations are integer, and the parameter count, from the flatbuffer.
 
     Only ai-edge-litert ships the schema module; without it precision falls back to tensor dtypes.
@@ -178,7 +178,7 @@ class LiteRTSession:
         inputs = tuple(_spec(d, signature=False) for d in self._interp.get_input_details())
         outputs = tuple(_spec(d, signature=False) for d in self._interp.get_output_details())
 
-        census = _weights_census(model_bytes)
+        census = weights_census(model_bytes)
         if census is not None:
             weights, integer_acts, params = census
         else:

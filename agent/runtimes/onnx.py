@@ -61,7 +61,7 @@ def _graphs(graph: Any) -> Iterator[Any]:
                 yield from _graphs(sub)
 
 
-def _graph_census(path: Path) -> tuple[str, int | None]:
+def graph_census(path: Path) -> tuple[str, int | None]:
     """Precision and parameter count read from the graph and its subgraphs (needs ``onnx``).
 
     Scales and zero points of QuantizeLinear/DequantizeLinear are bookkeeping, not parameters.
@@ -172,7 +172,7 @@ class OnnxSession:
         self._out_names = [o.name for o in self._sess.get_outputs()]
         self._quiet = ort.RunOptions()  # a failed inference is reported once, by the SUT, not also logged by ORT
         self._quiet.log_severity_level = 4
-        model_precision, params = _graph_census(path)
+        model_precision, params = graph_census(path)
         used = self._sess.get_providers()
         placement = _placement(self._sess)
         self.info = SessionInfo(

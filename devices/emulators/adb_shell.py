@@ -51,6 +51,7 @@ Nothing here was captured from a real phone: every reply is built from the sourc
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -60,7 +61,7 @@ import shutil
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from devices.emulators.adb_closed import Closed
@@ -466,6 +467,13 @@ class _RedirectFailed(Exception):
     pass
 
 
+class _CommandEnds(Exception):
+    """A command ended before it ran (an unsupported word or redirection: 2; a file that cannot be opened: 1)."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
 class _Shell:
     """One mksh: ``run`` a -c string in the foreground; ``&`` starts a child shell (a forked subshell on the
     phone) on a thread of its own. ``fds`` maps 1 and 2 to writers (the stream, a file, /dev/null)."""
@@ -546,20 +554,30 @@ class _Shell:
     def _loop(self, node: _Loop, fds: dict) -> int:
         """exec.c TWHILE/TUNTIL: rv = 0; while ((execute(cond) == 0) == (type == TWHILE)) rv = execute(body)."""
         try:
-            inner, handles = self._redirect(node.redirs, fds)
+            with self._redirected(node.redirs, fds) as inner:
+                rv = 0
+                while True:
+                    self.check()
+                    if (self._list(node.cond, inner) == 0) == node.until:
+                        break
+                    rv = self._list(node.body, inner)
+                return rv
+        except _CommandEnds as ended:
+            return ended.status
+
+    @contextlib.contextmanager
+    def _redirected(self, redirs: list[tuple], fds: dict) -> Iterator[dict]:
+        """The descriptor table with ``redirs`` made (``_redirect``), its files closed when the command ends; a
+        redirection that cannot be made ends the command first (``_CommandEnds``)."""
+        try:
+            table, handles = self._redirect(redirs, fds)
         except _Unsupported as exc:
             fds[2](f"adb emulator: {exc} is not supported\n".encode())
-            return 2
+            raise _CommandEnds(2) from None
         except _RedirectFailed:
-            return 1
+            raise _CommandEnds(1) from None
         try:
-            rv = 0
-            while True:
-                self.check()
-                if (self._list(node.cond, inner) == 0) == node.until:
-                    break
-                rv = self._list(node.body, inner)
-            return rv
+            yield table
         finally:
             for handle in handles:
                 handle.close()
@@ -636,23 +654,20 @@ class _Shell:
     def _simple(self, node: _Simple, fds: dict) -> int:
         try:
             argv = [_expand(word, self.status) for word in node.words]
-            table, handles = self._redirect(node.redirs, fds)
         except _Unsupported as exc:
             fds[2](f"adb emulator: {exc} is not supported\n".encode())
             return 2
-        except _RedirectFailed:
-            return 1
         try:
-            if not argv:
-                return 0
-            try:
-                return self._exec(argv, table[1], table[2])
-            except _Unsupported as exc:
-                table[2](f"adb emulator: {exc} is not supported\n".encode())
-                return 2
-        finally:
-            for handle in handles:
-                handle.close()
+            with self._redirected(node.redirs, fds) as table:
+                if not argv:
+                    return 0
+                try:
+                    return self._exec(argv, table[1], table[2])
+                except _Unsupported as exc:
+                    table[2](f"adb emulator: {exc} is not supported\n".encode())
+                    return 2
+        except _CommandEnds as ended:
+            return ended.status
 
     def _exec(self, argv: list[str], out: Callable[[bytes], None], err: Callable[[bytes], None]) -> int:
         name = argv[0]
